@@ -1,0 +1,205 @@
+import Foundation
+
+/// A configuration error, naming the key and the source it came from.
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    public let key: String
+    public let reason: String
+    public init(key: String, reason: String) {
+        self.key = key
+        self.reason = reason
+    }
+    public var description: String { "configuration \(key): \(reason)" }
+}
+
+/// Reads dotted configuration keys (`kafka.brokers`) from, in order of precedence:
+/// command-line flags (`--kafka.brokers=X`, `--kafka-brokers X`), environment variables
+/// (`GEDGE_KAFKA_BROKERS`), a configuration file (`--config FILE` or `GEDGE_CONFIG`: JSON,
+/// nested or flat, or `key = value` lines), then the default given at the call.
+///
+/// A key ending in `.file` names a file holding a secret: `secret("postgres.password")`
+/// reads `postgres.password` or the contents of the file named by `postgres.password.file`.
+public struct ConfigReader: Sendable {
+    private var flags: [String: String]
+    private var environment: [String: String]
+    private var file: [String: String]
+    /// Positional arguments (those not starting with `--`).
+    public let arguments: [String]
+
+    public init(
+        commandLine: [String] = Array(CommandLine.arguments.dropFirst()),
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        fileValues: [String: String]? = nil
+    ) throws {
+        var flags: [String: String] = [:]
+        var positional: [String] = []
+        var i = 0
+        while i < commandLine.count {
+            let arg = commandLine[i]
+            if arg.hasPrefix("--") {
+                let body = arg.dropFirst(2)
+                if let eq = body.firstIndex(of: "=") {
+                    flags[Self.normalize(String(body[..<eq]))] = String(body[body.index(after: eq)...])
+                } else if i + 1 < commandLine.count, !commandLine[i + 1].hasPrefix("--") {
+                    flags[Self.normalize(String(body))] = commandLine[i + 1]
+                    i += 1
+                } else {
+                    flags[Self.normalize(String(body))] = "true"
+                }
+            } else {
+                positional.append(arg)
+            }
+            i += 1
+        }
+        self.flags = flags
+        self.arguments = positional
+        self.environment = environment
+        if let fileValues {
+            self.file = fileValues
+        } else if let path = flags["config"] ?? environment["GEDGE_CONFIG"] {
+            self.file = try Self.loadFile(path)
+        } else {
+            self.file = [:]
+        }
+    }
+
+    /// Flags may use dashes or dots between words: `--kafka-brokers` is `kafka.brokers`.
+    static func normalize(_ flag: String) -> String {
+        flag.replacingOccurrences(of: "-", with: ".").lowercased()
+    }
+
+    static func environmentName(_ key: String) -> String {
+        "GEDGE_" + key.uppercased().replacingOccurrences(of: ".", with: "_").replacingOccurrences(of: "-", with: "_")
+    }
+
+    static func loadFile(_ path: String) throws -> [String: String] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError(key: "config", reason: "cannot read configuration file \(path)")
+        }
+        let text = String(decoding: data, as: UTF8.self)
+        if text.trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("{") {
+            let json: JSONValue
+            do { json = try JSONValue.parse(Array(data)) } catch {
+                throw ConfigurationError(key: "config", reason: "\(path): \(error)")
+            }
+            var out: [String: String] = [:]
+            flatten(json, prefix: "", into: &out)
+            return out
+        }
+        var out: [String: String] = [:]
+        for (n, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            guard let eq = line.firstIndex(of: "=") else {
+                throw ConfigurationError(key: "config", reason: "\(path):\(n + 1): expected 'key = value'")
+            }
+            let key = line[..<eq].trimmingCharacters(in: .whitespaces).lowercased()
+            out[key] = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+        }
+        return out
+    }
+
+    static func flatten(_ value: JSONValue, prefix: String, into out: inout [String: String]) {
+        switch value {
+        case .object(let fields):
+            for (k, v) in fields { flatten(v, prefix: prefix.isEmpty ? k.lowercased() : "\(prefix).\(k.lowercased())", into: &out) }
+        case .array(let items):
+            out[prefix] = items.compactMap { item -> String? in
+                switch item {
+                case .string(let s): return s
+                case .number(let d): return d.rounded() == d ? String(Int64(d)) : String(d)
+                case .bool(let b): return String(b)
+                default: return nil
+                }
+            }.joined(separator: ",")
+        case .string(let s): out[prefix] = s
+        case .number(let d): out[prefix] = d.rounded() == d ? String(Int64(d)) : String(d)
+        case .bool(let b): out[prefix] = String(b)
+        case .null: break
+        }
+    }
+
+    /// The raw value of a key, from the highest-precedence source that has it.
+    public func value(_ key: String) -> String? {
+        let k = key.lowercased()
+        return flags[k] ?? environment[Self.environmentName(k)] ?? file[k]
+    }
+
+    public func string(_ key: String, default defaultValue: String) -> String {
+        value(key) ?? defaultValue
+    }
+
+    public func string(_ key: String) -> String? { value(key) }
+
+    public func int(_ key: String, default defaultValue: Int) throws -> Int {
+        guard let raw = value(key) else { return defaultValue }
+        guard let v = Int(raw.trimmingCharacters(in: .whitespaces)) else {
+            throw ConfigurationError(key: key, reason: "'\(raw)' is not a whole number")
+        }
+        return v
+    }
+
+    public func double(_ key: String, default defaultValue: Double) throws -> Double {
+        guard let raw = value(key) else { return defaultValue }
+        guard let v = Double(raw.trimmingCharacters(in: .whitespaces)) else {
+            throw ConfigurationError(key: key, reason: "'\(raw)' is not a number")
+        }
+        return v
+    }
+
+    public func bool(_ key: String, default defaultValue: Bool) throws -> Bool {
+        guard let raw = value(key) else { return defaultValue }
+        switch raw.lowercased() {
+        case "1", "true", "yes", "on": return true
+        case "0", "false", "no", "off": return false
+        default: throw ConfigurationError(key: key, reason: "'\(raw)' is not a boolean (true/false)")
+        }
+    }
+
+    /// A duration: a number with a unit (`250ms`, `5s`, `3m`, `1h`); a bare number is seconds.
+    public func duration(_ key: String, default defaultValue: Duration) throws -> Duration {
+        guard let raw = value(key) else { return defaultValue }
+        guard let d = Self.parseDuration(raw) else {
+            throw ConfigurationError(key: key, reason: "'\(raw)' is not a duration (e.g. 250ms, 5s, 3m)")
+        }
+        return d
+    }
+
+    public static func parseDuration(_ raw: String) -> Duration? {
+        let text = raw.trimmingCharacters(in: .whitespaces).lowercased()
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            guard let n = Double(text.dropLast(suffix.count)), n >= 0 else { return nil }
+            return .milliseconds(Int64((n * scale * 1000).rounded()))
+        }
+        guard let n = Double(text), n >= 0 else { return nil }
+        return .milliseconds(Int64((n * 1000).rounded()))
+    }
+
+    /// A comma-separated list.
+    public func list(_ key: String, default defaultValue: [String]) -> [String] {
+        guard let raw = value(key) else { return defaultValue }
+        return raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    /// A secret: the key's value, or the trimmed contents of the file named by `key.file`.
+    public func secret(_ key: String) throws -> String? {
+        if let direct = value(key) { return direct }
+        guard let path = value(key + ".file") else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError(key: key + ".file", reason: "cannot read secret file \(path)")
+        }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Whether a flag was given (`--once`).
+    public func flag(_ name: String) -> Bool {
+        (try? bool(name, default: false)) ?? false
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds.
+    public var milliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    }
+}

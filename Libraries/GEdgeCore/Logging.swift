@@ -1,0 +1,124 @@
+import Foundation
+import Logging
+
+/// Metadata keys used across the suite, in one place so that logs can be queried by them.
+public enum LogKeys {
+    public static let service = "service"
+    public static let component = "component"
+    public static let requestID = "request.id"
+    public static let kafkaTopic = "kafka.topic"
+    public static let kafkaPartition = "kafka.partition"
+    public static let kafkaOffset = "kafka.offset"
+    public static let kafkaGroup = "kafka.group"
+    public static let amqpQueue = "amqp.queue"
+    public static let dbTable = "db.table"
+    public static let error = "error"
+    public static let errorCode = "error.code"
+    public static let errorField = "error.field"
+    public static let state = "state"
+    public static let cluster = "cluster"
+    public static let node = "node"
+}
+
+/// Writes one JSON object per log record to standard error.
+public struct JSONLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level = .info
+    private let label: String
+
+    public init(label: String) { self.label = label }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        let level = event.level
+        let message = event.message
+        let explicit = event.metadata
+        var fields: [String: JSONValue] = [
+            "ts": .string(Self.timestamp()),
+            "level": .string(level.rawValue),
+            "logger": .string(label),
+            "msg": .string(message.description),
+        ]
+        let merged = metadata.merging(explicit ?? [:]) { _, new in new }
+        for (k, v) in merged { fields[k] = Self.json(v) }
+        if let error = event.error { fields[LogKeys.error] = .string("\(error)") }
+        var bytes = JSONValue.object(fields).serialized()
+        bytes.append(10)
+        bytes.withUnsafeBufferPointer { buf in
+            var offset = 0
+            while offset < buf.count {
+                let n = write(2, buf.baseAddress! + offset, buf.count - offset)
+                if n <= 0 { break }
+                offset += n
+            }
+        }
+    }
+
+    static func json(_ value: Logger.Metadata.Value) -> JSONValue {
+        switch value {
+        case .string(let s): .string(s)
+        case .stringConvertible(let c): .string(c.description)
+        case .array(let a): .array(a.map(json))
+        case .dictionary(let d): .object(d.mapValues(json))
+        }
+    }
+
+    static func timestamp() -> String {
+        var tv = timeval()
+        gettimeofday(&tv, nil)
+        var tmv = tm()
+        var secs = tv.tv_sec
+        gmtime_r(&secs, &tmv)
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tmv.tm_year + 1900, tmv.tm_mon + 1, tmv.tm_mday,
+            tmv.tm_hour, tmv.tm_min, tmv.tm_sec, Int(tv.tv_usec / 1000))
+    }
+}
+
+public enum GEdgeLogging {
+    /// Sets up swift-log from `log.level` (trace...critical, default info) and `log.format`
+    /// (`json`, the default, or `text`).
+    public static func bootstrap(_ config: ConfigReader) throws {
+        let levelName = config.string("log.level", default: "info")
+        guard let level = Logger.Level(rawValue: levelName.lowercased()) else {
+            throw ConfigurationError(key: "log.level", reason: "'\(levelName)' is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        let format = config.string("log.format", default: "json")
+        switch format {
+        case "json":
+            LoggingSystem.bootstrap { label in
+                var h = JSONLogHandler(label: label)
+                h.logLevel = level
+                return h
+            }
+        case "text":
+            LoggingSystem.bootstrap { label in
+                var h = StreamLogHandler.standardError(label: label)
+                h.logLevel = level
+                return h
+            }
+        default:
+            throw ConfigurationError(key: "log.format", reason: "'\(format)' is not json or text")
+        }
+    }
+}
+
+/// Unbuffered lines on standard output, for programs whose output other programs read.
+public enum Console {
+    public static func line(_ text: String) {
+        var bytes = Array(text.utf8)
+        bytes.append(10)
+        bytes.withUnsafeBytes { buf in
+            var off = 0
+            while off < buf.count {
+                let n = write(1, buf.baseAddress! + off, buf.count - off)
+                if n <= 0 { return }
+                off += n
+            }
+        }
+    }
+}

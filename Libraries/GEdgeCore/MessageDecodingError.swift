@@ -1,0 +1,104 @@
+/// Why a message could not be decoded, naming the field at fault (a dotted path such as
+/// `source.object` or `msg.policy`; empty for the document as a whole).
+public struct MessageDecodingError: Error, Sendable, Hashable, CustomStringConvertible {
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        let raw: String
+        public static let malformedJSON = Code(raw: "malformed_json")
+        public static let tooLarge = Code(raw: "too_large")
+        public static let missingField = Code(raw: "missing_field")
+        public static let unknownField = Code(raw: "unknown_field")
+        public static let wrongType = Code(raw: "wrong_type")
+        public static let invalidValue = Code(raw: "invalid_value")
+        public static let unknownCode = Code(raw: "unknown_code")
+        public var description: String { raw }
+    }
+
+    public let code: Code
+    public let field: String
+    public let reason: String
+
+    public init(_ code: Code, field: String, reason: String) {
+        self.code = code
+        self.field = field
+        self.reason = reason
+    }
+
+    public var description: String {
+        field.isEmpty ? "\(code): \(reason)" : "\(code) at \(field): \(reason)"
+    }
+
+    /// A decoding error is never retriable: the same bytes fail the same way.
+    public var isRetriable: Bool { false }
+}
+
+/// Reads typed fields out of a `JSONValue` object, building the error path as it goes.
+public struct FieldReader: Sendable {
+    public let path: String
+    public let fields: [String: JSONValue]
+
+    public init(_ value: JSONValue, path: String) throws(MessageDecodingError) {
+        guard case .object(let fields) = value else {
+            throw MessageDecodingError(.wrongType, field: path, reason: "expected an object, got \(value.kindName)")
+        }
+        self.path = path
+        self.fields = fields
+    }
+
+    public func childPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    /// Rejects any field not in `allowed`.
+    public func rejectUnknown(allowed: Set<String>) throws(MessageDecodingError) {
+        for key in fields.keys.sorted() where !allowed.contains(key) {
+            throw MessageDecodingError(.unknownField, field: childPath(key), reason: "unknown field '\(key)'")
+        }
+    }
+
+    public func required(_ key: String) throws(MessageDecodingError) -> JSONValue {
+        guard let value = fields[key], value != .null else {
+            throw MessageDecodingError(.missingField, field: childPath(key), reason: "required field '\(key)' is missing")
+        }
+        return value
+    }
+
+    public func string(_ key: String) throws(MessageDecodingError) -> String {
+        let value = try required(key)
+        guard case .string(let s) = value else {
+            throw MessageDecodingError(.wrongType, field: childPath(key), reason: "expected a string, got \(value.kindName)")
+        }
+        return s
+    }
+
+    public func optionalString(_ key: String) throws(MessageDecodingError) -> String? {
+        guard let value = fields[key], value != .null else { return nil }
+        guard case .string(let s) = value else {
+            throw MessageDecodingError(.wrongType, field: childPath(key), reason: "expected a string, got \(value.kindName)")
+        }
+        return s
+    }
+
+    public func optionalBool(_ key: String) throws(MessageDecodingError) -> Bool? {
+        guard let value = fields[key], value != .null else { return nil }
+        switch value {
+        case .bool(let b): return b
+        case .string("true"), .string("True"): return true
+        case .string("false"), .string("False"): return false
+        default:
+            throw MessageDecodingError(.wrongType, field: childPath(key), reason: "expected a boolean, got \(value.kindName)")
+        }
+    }
+
+    public func optionalStringList(_ key: String) throws(MessageDecodingError) -> [String]? {
+        guard let value = fields[key], value != .null else { return nil }
+        guard case .array(let items) = value else {
+            throw MessageDecodingError(.wrongType, field: childPath(key), reason: "expected a list of strings, got \(value.kindName)")
+        }
+        var out: [String] = []
+        for (i, item) in items.enumerated() {
+            guard case .string(let s) = item else {
+                throw MessageDecodingError(.wrongType, field: "\(childPath(key))[\(i)]", reason: "expected a string, got \(item.kindName)")
+            }
+            out.append(s)
+        }
+        return out
+    }
+}

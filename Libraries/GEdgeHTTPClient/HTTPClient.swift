@@ -1,0 +1,312 @@
+import CCurl
+import CGEdgeShims
+import Foundation
+import GEdgeCore
+import Logging
+
+/// An HTTP request.
+public struct HTTPRequest: Sendable {
+    public var method: String
+    public var url: String
+    public var headers: [(String, String)]
+    public var body: [UInt8]?
+    /// Overrides the client's timeout for this request.
+    public var timeout: Duration?
+    /// Sent as `Authorization: Bearer <token>`.
+    public var bearerToken: String?
+
+    public init(method: String = "GET", url: String, headers: [(String, String)] = [], body: [UInt8]? = nil, timeout: Duration? = nil, bearerToken: String? = nil) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.timeout = timeout
+        self.bearerToken = bearerToken
+    }
+
+    /// A request with a JSON body and `Content-Type: application/json`.
+    public static func json(_ method: String, _ url: String, _ value: JSONValue, contentType: String = "application/json", bearerToken: String? = nil) -> HTTPRequest {
+        HTTPRequest(method: method, url: url, headers: [("Content-Type", contentType), ("Accept", "application/json")], body: value.serialized(), bearerToken: bearerToken)
+    }
+}
+
+/// An HTTP response.
+public struct HTTPResponse: Sendable {
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+
+    public func header(_ name: String) -> String? {
+        headers.last { $0.0.caseInsensitiveCompare(name) == .orderedSame }?.1
+    }
+
+    public var bodyString: String { String(decoding: body, as: UTF8.self) }
+
+    public func json() throws -> JSONValue { try JSONValue.parse(body) }
+
+    public var isSuccess: Bool { (200..<300).contains(status) }
+}
+
+/// Why a request got no response.
+public struct HTTPClientError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        let raw: String
+        public static let invalidRequest = Code(raw: "invalid_request")
+        public static let connect = Code(raw: "connect")
+        public static let timeout = Code(raw: "timeout")
+        public static let tls = Code(raw: "tls")
+        public static let responseTooLarge = Code(raw: "response_too_large")
+        public static let transport = Code(raw: "transport")
+        public static let shutdown = Code(raw: "shutdown")
+        public var description: String { raw }
+    }
+    public let code: Code
+    /// libcurl's CURLcode, when it gave one.
+    public let curlCode: Int
+    public let message: String
+
+    public var isRetriable: Bool { code == .connect || code == .timeout || code == .transport }
+    public var description: String { "HTTPClientError(\(code)): \(message)" }
+}
+
+/// Client settings. Keys under a prefix (`kubernetes.`, `webhook.`...): `timeout` (30s),
+/// `connect.timeout` (5s), `tls.ca.file`, `tls.cert.file`, `tls.key.file`,
+/// `tls.insecure` (false).
+public struct HTTPClientConfiguration: Sendable {
+    public var timeout: Duration = .seconds(30)
+    public var connectTimeout: Duration = .seconds(5)
+    /// PEM bundle of the CAs to trust instead of the system's.
+    public var caFile: String?
+    /// Client certificate and key (PEM) for mutual TLS.
+    public var clientCertFile: String?
+    public var clientKeyFile: String?
+    /// Skips server certificate checks. For local tests only.
+    public var insecureSkipVerify = false
+    public var userAgent = "gedge/1.0"
+    public var maxResponseBytes = 32 << 20
+
+    public init() {}
+
+    public init(_ reader: ConfigReader, prefix: String) throws {
+        timeout = try reader.duration(prefix + "timeout", default: .seconds(30))
+        connectTimeout = try reader.duration(prefix + "connect.timeout", default: .seconds(5))
+        caFile = reader.string(prefix + "tls.ca.file")
+        clientCertFile = reader.string(prefix + "tls.cert.file")
+        clientKeyFile = reader.string(prefix + "tls.key.file")
+        insecureSkipVerify = try reader.bool(prefix + "tls.insecure", default: false)
+    }
+}
+
+private let curlGlobalInit: Void = {
+    curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+}()
+
+/// One transfer in flight: its response as it arrives and its completion.
+private final class Transfer {
+    var status = 0
+    var headers: [(String, String)] = []
+    var body: [UInt8] = []
+    var tooLarge = false
+    let maxBytes: Int
+    var headerList: UnsafeMutablePointer<curl_slist>?
+    let completion: (Result<HTTPResponse, HTTPClientError>) -> Void
+
+    init(maxBytes: Int, completion: @escaping (Result<HTTPResponse, HTTPClientError>) -> Void) {
+        self.maxBytes = maxBytes
+        self.completion = completion
+    }
+
+    deinit { curl_slist_free_all(headerList) }
+}
+
+private let writeCallback: gedge_curl_data_cb = { ptr, size, count, userdata in
+    let t = Unmanaged<Transfer>.fromOpaque(userdata!).takeUnretainedValue()
+    let n = size * count
+    if t.body.count + n > t.maxBytes {
+        t.tooLarge = true
+        return 0
+    }
+    if let ptr { t.body.append(contentsOf: UnsafeRawBufferPointer(start: ptr, count: n)) }
+    return n
+}
+
+private let headerCallback: gedge_curl_data_cb = { ptr, size, count, userdata in
+    let t = Unmanaged<Transfer>.fromOpaque(userdata!).takeUnretainedValue()
+    let n = size * count
+    guard let ptr else { return n }
+    let line = String(decoding: UnsafeRawBufferPointer(start: ptr, count: n), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    if line.hasPrefix("HTTP/") {
+        t.headers = []  // a new response (after 100-continue or a redirect)
+    } else if let colon = line.firstIndex(of: ":") {
+        t.headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+    }
+    return n
+}
+
+/// An HTTP client over libcurl's multi interface: one thread of its own drives every
+/// transfer, so many requests run at once without holding a thread each, and no blocking
+/// call runs on Swift's cooperative pool. For the Kubernetes API, Prometheus and webhooks.
+public final class HTTPClient: @unchecked Sendable {
+    public let configuration: HTTPClientConfiguration
+    private let logger: Logger
+    private let multi: UnsafeMutableRawPointer
+    private let lock = NSLock()
+    private var queued: [(HTTPRequest, Transfer)] = []
+    private let running = RunFlag(true)
+    private let stopped = DispatchSemaphore(value: 0)
+    // Confined to the transfer thread.
+    private var active: [UnsafeMutableRawPointer: Unmanaged<Transfer>] = [:]
+
+    public init(configuration: HTTPClientConfiguration = HTTPClientConfiguration(), logger: Logger) {
+        _ = curlGlobalInit
+        self.configuration = configuration
+        self.logger = logger
+        self.multi = curl_multi_init()
+        let thread = Thread { [unowned self] in self.loop() }
+        thread.name = "http-client"
+        thread.start()
+    }
+
+    deinit {
+        curl_multi_cleanup(multi)
+    }
+
+    /// Sends a request and returns the response, whatever its status.
+    public func execute(_ request: HTTPRequest) async throws -> HTTPResponse {
+        guard running.isSet else { throw HTTPClientError(code: .shutdown, curlCode: 0, message: "HTTP client is shut down") }
+        return try await withCheckedThrowingContinuation { (cont: CheckedContinuation<HTTPResponse, any Error>) in
+            let transfer = Transfer(maxBytes: configuration.maxResponseBytes) { cont.resume(with: $0.mapError { $0 as any Error }) }
+            lock.lock()
+            queued.append((request, transfer))
+            lock.unlock()
+            curl_multi_wakeup(multi)
+        }
+    }
+
+    /// Ends the transfer thread; transfers in flight fail with `.shutdown`.
+    public func shutdown() async {
+        guard running.exchange(false) else { return }
+        curl_multi_wakeup(multi)
+        await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                self.stopped.wait()
+                cont.resume()
+            }
+        }
+    }
+
+    private func loop() {
+        var stillRunning: Int32 = 0
+        while running.isSet {
+            lock.lock()
+            let incoming = queued
+            queued = []
+            lock.unlock()
+            for (request, transfer) in incoming { start(request, transfer) }
+            curl_multi_perform(multi, &stillRunning)
+            var left: Int32 = 0
+            while let msg = curl_multi_info_read(multi, &left) {
+                guard msg.pointee.msg == CURLMSG_DONE, let easy = msg.pointee.easy_handle else { continue }
+                finish(easy, code: msg.pointee.data.result)
+            }
+            curl_multi_poll(multi, nil, 0, 1000, nil)
+        }
+        let shutdownError = HTTPClientError(code: .shutdown, curlCode: 0, message: "HTTP client is shut down")
+        for (easy, t) in active {
+            curl_multi_remove_handle(multi, easy)
+            curl_easy_cleanup(easy)
+            t.takeRetainedValue().completion(.failure(shutdownError))
+        }
+        active = [:]
+        lock.lock()
+        let left = queued
+        queued = []
+        lock.unlock()
+        left.forEach { $0.1.completion(.failure(shutdownError)) }
+        stopped.signal()
+    }
+
+    private func start(_ request: HTTPRequest, _ transfer: Transfer) {
+        guard let easy = curl_easy_init() else {
+            transfer.completion(.failure(HTTPClientError(code: .transport, curlCode: 0, message: "curl_easy_init failed")))
+            return
+        }
+        let cfg = configuration
+        gedge_curl_setopt_string(easy, CURLOPT_URL, request.url)
+        gedge_curl_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
+        gedge_curl_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int((request.timeout ?? cfg.timeout).milliseconds))
+        gedge_curl_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(cfg.connectTimeout.milliseconds))
+        gedge_curl_setopt_string(easy, CURLOPT_USERAGENT, cfg.userAgent)
+        gedge_curl_setopt_long(easy, CURLOPT_PROTOCOLS, Int(CURLPROTO_HTTP | CURLPROTO_HTTPS))
+        if let ca = cfg.caFile { gedge_curl_setopt_string(easy, CURLOPT_CAINFO, ca) }
+        if let cert = cfg.clientCertFile { gedge_curl_setopt_string(easy, CURLOPT_SSLCERT, cert) }
+        if let key = cfg.clientKeyFile { gedge_curl_setopt_string(easy, CURLOPT_SSLKEY, key) }
+        if cfg.insecureSkipVerify {
+            gedge_curl_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 0)
+            gedge_curl_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 0)
+        }
+        let method = request.method.uppercased()
+        if let body = request.body {
+            gedge_curl_setopt_long(easy, CURLOPT_POSTFIELDSIZE, body.count)
+            body.withUnsafeBytes { buf in
+                _ = gedge_curl_setopt_pointer(easy, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: buf.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
+            }
+            if method != "POST" { gedge_curl_setopt_string(easy, CURLOPT_CUSTOMREQUEST, method) }
+        } else if method == "HEAD" {
+            gedge_curl_setopt_long(easy, CURLOPT_NOBODY, 1)
+        } else if method != "GET" {
+            gedge_curl_setopt_string(easy, CURLOPT_CUSTOMREQUEST, method)
+        }
+        var list: UnsafeMutablePointer<curl_slist>?
+        var headers = request.headers
+        if let token = request.bearerToken { headers.append(("Authorization", "Bearer \(token)")) }
+        // No "Expect: 100-continue" round trip for bodies.
+        headers.append(("Expect", ""))
+        for (name, value) in headers {
+            guard !name.contains(where: { $0 == "\r" || $0 == "\n" || $0 == ":" }), !value.contains(where: { $0 == "\r" || $0 == "\n" }) else {
+                curl_easy_cleanup(easy)
+                curl_slist_free_all(list)
+                transfer.completion(.failure(HTTPClientError(code: .invalidRequest, curlCode: 0, message: "header '\(name)' has a line break or colon")))
+                return
+            }
+            list = curl_slist_append(list, value.isEmpty ? "\(name):" : "\(name): \(value)")
+        }
+        transfer.headerList = list
+        gedge_curl_setopt_pointer(easy, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(list))
+        let box = Unmanaged.passRetained(transfer)
+        gedge_curl_setopt_write_cb(easy, CURLOPT_WRITEFUNCTION, writeCallback)
+        gedge_curl_setopt_pointer(easy, CURLOPT_WRITEDATA, box.toOpaque())
+        gedge_curl_setopt_write_cb(easy, CURLOPT_HEADERFUNCTION, headerCallback)
+        gedge_curl_setopt_pointer(easy, CURLOPT_HEADERDATA, box.toOpaque())
+        active[easy] = box
+        curl_multi_add_handle(multi, easy)
+    }
+
+    private func finish(_ easy: UnsafeMutableRawPointer, code: CURLcode) {
+        curl_multi_remove_handle(multi, easy)
+        guard let box = active.removeValue(forKey: easy) else {
+            curl_easy_cleanup(easy)
+            return
+        }
+        let t = box.takeRetainedValue()
+        var status = 0
+        gedge_curl_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+        curl_easy_cleanup(easy)
+        if code == CURLE_OK {
+            t.completion(.success(HTTPResponse(status: status, headers: t.headers, body: t.body)))
+            return
+        }
+        let message = String(cString: curl_easy_strerror(code))
+        let kind: HTTPClientError.Code
+        switch code {
+        case CURLE_OPERATION_TIMEDOUT: kind = .timeout
+        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: kind = .connect
+        case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_CIPHER, CURLE_SSL_ENGINE_NOTFOUND:
+            kind = .tls
+        case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL: kind = .invalidRequest
+        case CURLE_WRITE_ERROR where t.tooLarge: kind = .responseTooLarge
+        default: kind = .transport
+        }
+        t.completion(.failure(HTTPClientError(code: kind, curlCode: Int(code.rawValue), message: message)))
+    }
+}

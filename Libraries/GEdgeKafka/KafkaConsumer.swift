@@ -1,0 +1,265 @@
+import CRdKafka
+import Foundation
+import GEdgeCore
+import Logging
+import Metrics
+
+/// Consumer-group settings.
+///
+/// Offsets are at-least-once: nothing is marked done until the application calls
+/// `storeOffset` after processing; stored offsets are committed every
+/// `autoCommitInterval`, on rebalance and on `close()`.
+public struct KafkaConsumerConfiguration: Sendable {
+    public var client: KafkaConfiguration
+    public var groupID: String
+    public var topics: [String]
+    /// Where a group with no committed offset starts: `earliest` (the default) or `latest`.
+    public var autoOffsetReset = "earliest"
+    public var sessionTimeout: Duration = .seconds(10)
+    public var autoCommitInterval: Duration = .seconds(1)
+    /// `range,roundrobin` (eager) or `cooperative-sticky` (incremental).
+    public var assignmentStrategy = "range,roundrobin"
+    /// Messages buffered between the poll thread and the application.
+    public var bufferCapacity = 512
+
+    public init(client: KafkaConfiguration, groupID: String, topics: [String]) {
+        self.client = client
+        self.groupID = groupID
+        self.topics = topics
+    }
+
+    func properties() -> KafkaConfiguration {
+        var c = client
+        c["group.id"] = groupID
+        c["enable.auto.commit"] = "true"
+        c["enable.auto.offset.store"] = "false"
+        c["auto.commit.interval.ms"] = String(autoCommitInterval.milliseconds)
+        c["session.timeout.ms"] = c["session.timeout.ms"] ?? String(sessionTimeout.milliseconds)
+        c["heartbeat.interval.ms"] = c["heartbeat.interval.ms"] ?? String(max(100, sessionTimeout.milliseconds / 5))
+        c["auto.offset.reset"] = c["auto.offset.reset"] ?? autoOffsetReset
+        c["partition.assignment.strategy"] = c["partition.assignment.strategy"] ?? assignmentStrategy
+        c["enable.partition.eof"] = "false"
+        return c
+    }
+}
+
+
+private let rebalanceCallback: @convention(c) (OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?) -> Void = {
+    rk, err, partitions, _ in
+    guard let rk, let context = KafkaClientContext.from(rk) else { return }
+    let list = [KafkaTopicPartition](list: partitions)
+    let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+    if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+        if cooperative {
+            if let e = rd_kafka_incremental_assign(rk, partitions) { _ = KafkaError(taking: e) }
+        } else {
+            rd_kafka_assign(rk, partitions)
+        }
+        context.logger.info("partitions assigned", metadata: ["kafka.partitions": "\(list)"])
+        context.rebalanceHandler?(.assigned(list))
+    } else {
+        // Commit what was processed before the partitions go to another member.
+        let commitErr = rd_kafka_commit(rk, nil, 0)
+        if commitErr != RD_KAFKA_RESP_ERR_NO_ERROR && commitErr != RD_KAFKA_RESP_ERR__NO_OFFSET {
+            context.logger.warning("commit on revoke failed", metadata: [LogKeys.error: "\(KafkaError(commitErr))"])
+        }
+        if cooperative {
+            if let e = rd_kafka_incremental_unassign(rk, partitions) { _ = KafkaError(taking: e) }
+        } else {
+            rd_kafka_assign(rk, nil)
+        }
+        context.logger.info("partitions revoked", metadata: ["kafka.partitions": "\(list)"])
+        context.rebalanceHandler?(.revoked(list))
+    }
+}
+
+/// A consumer-group member over librdkafka, read as an `AsyncSequence` of messages.
+///
+/// A thread of its own polls librdkafka (serving rebalances and errors) and hands messages
+/// through a bounded buffer: when the application is slow the poll thread waits, and nothing
+/// is dropped. Typical use:
+///
+/// ```swift
+/// for await message in consumer {
+///     try await handle(message)
+///     try consumer.storeOffset(message)
+/// }
+/// try await consumer.close()
+/// ```
+public final class KafkaConsumer: AsyncSequence, Sendable {
+    public typealias Element = KafkaMessage
+
+    nonisolated(unsafe) let handle: OpaquePointer
+    private let context: KafkaClientContext
+    private let channel: BoundedChannel<KafkaMessage>
+    private let polling = RunFlag(true)
+    private let closed = RunFlag(false)
+    private let pollThread: DedicatedThread
+    private let blocking: DedicatedThread
+    private let logger: Logger
+    public let groupID: String
+    private let consumedCounter: Counter
+
+    public init(
+        configuration: KafkaConsumerConfiguration, logger: Logger,
+        onRebalance: (@Sendable (KafkaRebalanceEvent) -> Void)? = nil
+    ) throws(KafkaError) {
+        var logger = logger
+        logger[metadataKey: LogKeys.kafkaGroup] = .string(configuration.groupID)
+        self.logger = logger
+        self.groupID = configuration.groupID
+        self.consumedCounter = Counter(label: "gedge_kafka_consumed_total", dimensions: [("group", configuration.groupID)])
+        let context = KafkaClientContext(logger: logger)
+        context.rebalanceHandler = onRebalance
+        self.context = context
+        let conf = try configuration.properties().makeConf()
+        rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback)
+        self.handle = try makeKafkaHandle(type: RD_KAFKA_CONSUMER, conf: conf, context: context)
+        rd_kafka_poll_set_consumer(handle)
+        guard let list = rd_kafka_topic_partition_list_new(Int32(configuration.topics.count)) else {
+            rd_kafka_destroy(handle)
+            throw .configuration("cannot allocate topic list")
+        }
+        for topic in configuration.topics {
+            rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA)
+        }
+        let err = rd_kafka_subscribe(handle, list)
+        rd_kafka_topic_partition_list_destroy(list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            rd_kafka_destroy(handle)
+            throw KafkaError(err, context: "subscribe to \(configuration.topics)")
+        }
+        self.channel = BoundedChannel(capacity: configuration.bufferCapacity)
+        self.pollThread = DedicatedThread(name: "kafka-consumer-poll")
+        self.blocking = DedicatedThread(name: "kafka-consumer-blocking")
+        nonisolated(unsafe) let rk = handle
+        pollThread.submit { [polling, channel, logger, consumedCounter] in
+            while polling.isSet {
+                guard let m = rd_kafka_consumer_poll(rk, 100) else { continue }
+                if m.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    let error = KafkaError(m.pointee.err, context: "consume")
+                    rd_kafka_message_destroy(m)
+                    if error.isFatal {
+                        logger.critical("fatal consumer error", metadata: [LogKeys.error: "\(error)"])
+                        break
+                    }
+                    logger.warning("consumer error", metadata: [LogKeys.error: "\(error)"])
+                    continue
+                }
+                let message = KafkaMessage(copying: m)
+                rd_kafka_message_destroy(m)
+                consumedCounter.increment()
+                if !channel.push(message) { break }
+            }
+            channel.close()
+        }
+    }
+
+    deinit {
+        polling.set(false)
+        channel.close()
+        pollThread.stop()
+        if !closed.exchange(true) {
+            rd_kafka_consumer_close(handle)
+        }
+        blocking.stop()
+        rd_kafka_destroy(handle)
+    }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let channel: BoundedChannel<KafkaMessage>
+        public mutating func next() async -> KafkaMessage? { await channel.next() }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(channel: channel) }
+
+    /// Marks `message` processed: its offset + 1 is committed with the next commit.
+    /// Throws if the partition is no longer assigned to this member (it will be redelivered
+    /// to the new owner).
+    public func storeOffset(_ message: KafkaMessage) throws(KafkaError) {
+        try storeOffsets([KafkaTopicPartition(topic: message.topic, partition: message.partition): message.offset + 1])
+    }
+
+    /// Stores the next offsets to commit for several partitions at once.
+    public func storeOffsets(_ next: [KafkaTopicPartition: Int64]) throws(KafkaError) {
+        guard let list = rd_kafka_topic_partition_list_new(Int32(next.count)) else { return }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for (tp, offset) in next {
+            rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition).pointee.offset = offset
+        }
+        let err = rd_kafka_offsets_store(handle, list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(err, context: "store offsets")
+        }
+        for i in 0..<Int(list.pointee.cnt) where list.pointee.elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(list.pointee.elems[i].err, context: "store offset of \(String(cString: list.pointee.elems[i].topic))[\(list.pointee.elems[i].partition)]")
+        }
+    }
+
+    /// Commits the stored offsets now, waiting for the broker.
+    public func commit() async throws {
+        nonisolated(unsafe) let rk = handle
+        let err = try await blocking.run { rd_kafka_commit(rk, nil, 0) }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET {
+            throw KafkaError(err, context: "commit")
+        }
+    }
+
+    /// The partitions this member owns now.
+    public func assignment() throws(KafkaError) -> [KafkaTopicPartition] {
+        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        let err = rd_kafka_assignment(handle, &list)
+        defer { if let list { rd_kafka_topic_partition_list_destroy(list) } }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "assignment") }
+        return [KafkaTopicPartition](list: list)
+    }
+
+    /// Stops fetching from these partitions (all assigned ones when nil) until `resume`.
+    public func pause(_ partitions: [KafkaTopicPartition]? = nil) throws(KafkaError) {
+        let list: [KafkaTopicPartition]
+        if let partitions { list = partitions } else { list = try assignment() }
+        try withPartitionList(list) { rd_kafka_pause_partitions(handle, $0) }
+    }
+
+    /// Resumes fetching from paused partitions (all assigned ones when nil).
+    public func resume(_ partitions: [KafkaTopicPartition]? = nil) throws(KafkaError) {
+        let list: [KafkaTopicPartition]
+        if let partitions { list = partitions } else { list = try assignment() }
+        try withPartitionList(list) { rd_kafka_resume_partitions(handle, $0) }
+    }
+
+    private func withPartitionList(
+        _ partitions: [KafkaTopicPartition], _ body: (UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> rd_kafka_resp_err_t
+    ) throws(KafkaError) {
+        guard let list = rd_kafka_topic_partition_list_new(Int32(partitions.count)) else { return }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for tp in partitions { rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition) }
+        let err = body(list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "pause/resume") }
+    }
+
+    /// Stops fetching. Messages already buffered are still delivered to the iterator, which
+    /// then ends. Safe to call from a signal or shutdown handler, more than once.
+    public func stopPolling() {
+        polling.set(false)
+    }
+
+    /// Ends consumption: stops polling, commits the stored offsets, and leaves the group
+    /// (its partitions are reassigned at once, not after the session timeout).
+    public func close() async throws {
+        stopPolling()
+        guard !closed.exchange(true) else { return }
+        pollThread.stop()
+        channel.close()
+        nonisolated(unsafe) let rk = handle
+        let (commitErr, closeErr) = try await blocking.run {
+            let c = rd_kafka_commit(rk, nil, 0)
+            let e = rd_kafka_consumer_close(rk)
+            return (c, e)
+        }
+        if commitErr != RD_KAFKA_RESP_ERR_NO_ERROR && commitErr != RD_KAFKA_RESP_ERR__NO_OFFSET {
+            logger.warning("final commit failed", metadata: [LogKeys.error: "\(KafkaError(commitErr))"])
+        }
+        if closeErr != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(closeErr, context: "close") }
+    }
+}

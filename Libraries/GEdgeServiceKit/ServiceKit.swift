@@ -1,0 +1,101 @@
+import GEdgeCore
+import Hummingbird
+import Logging
+import Metrics
+import NIOCore
+import Prometheus
+import ServiceLifecycle
+
+/// A readiness check: the service is ready when every check passes.
+public struct ReadinessCheck: Sendable {
+    public var name: String
+    public var check: @Sendable () async -> Bool
+    public init(name: String, check: @escaping @Sendable () async -> Bool) {
+        self.name = name
+        self.check = check
+    }
+}
+
+/// Settings of a service's ops endpoints. Keys: `http.host` (default 127.0.0.1; 0.0.0.0 in
+/// containers), `http.port` (each service has its own default).
+public struct OpsServerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+
+    public init(host: String = "127.0.0.1", port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    public init(_ reader: ConfigReader, defaultPort: Int) throws {
+        self.init(host: reader.string("http.host", default: "127.0.0.1"), port: try reader.int("http.port", default: defaultPort))
+    }
+}
+
+/// What every executable of the suite shares: logging and metrics set up from configuration,
+/// the ops endpoints, and one `ServiceGroup` with graceful shutdown on SIGTERM and SIGINT.
+public enum ServiceKit {
+    /// Bootstraps logging (`log.level`, `log.format`) and the Prometheus metrics registry.
+    public static func bootstrap(service: String, config: ConfigReader) throws -> (Logger, PrometheusCollectorRegistry) {
+        try GEdgeLogging.bootstrap(config)
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        var logger = Logger(label: service)
+        logger[metadataKey: LogKeys.service] = .string(service)
+        return (logger, registry)
+    }
+
+    /// The router of the ops endpoints: `/healthz` (the process is up), `/readyz` (every
+    /// readiness check passes; 503 with the failing ones otherwise) and `/metrics`
+    /// (Prometheus text format).
+    public static func opsRouter(registry: PrometheusCollectorRegistry, readiness: [ReadinessCheck]) -> Router<BasicRequestContext> {
+        let router = Router()
+        addOpsRoutes(to: router, registry: registry, readiness: readiness)
+        return router
+    }
+
+    /// Adds the ops endpoints to a service's own router.
+    public static func addOpsRoutes<Context: RequestContext>(to router: Router<Context>, registry: PrometheusCollectorRegistry, readiness: [ReadinessCheck]) {
+        router.get("/healthz") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
+        }
+        router.get("/readyz") { _, _ in
+            var failing: [String] = []
+            for check in readiness where !(await check.check()) { failing.append(check.name) }
+            if failing.isEmpty {
+                return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ready\n")))
+            }
+            return Response(
+                status: .serviceUnavailable, headers: [.contentType: "text/plain"],
+                body: .init(byteBuffer: ByteBuffer(string: "not ready: \(failing.joined(separator: ", "))\n")))
+        }
+        router.get("/metrics") { _, _ in
+            var buffer: [UInt8] = []
+            registry.emit(into: &buffer)
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
+        }
+    }
+
+    /// An HTTP server of the ops endpoints alone, for services that serve nothing else.
+    public static func opsServer(
+        _ configuration: OpsServerConfiguration, registry: PrometheusCollectorRegistry, readiness: [ReadinessCheck], logger: Logger
+    ) -> some Service {
+        Application(
+            router: opsRouter(registry: registry, readiness: readiness),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: logger.label),
+            logger: logger)
+    }
+
+    /// Runs the services in one group, in order (dependencies first); SIGTERM or SIGINT
+    /// shuts them down gracefully in reverse order.
+    public static func run(_ services: [any Service], logger: Logger) async throws {
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+}

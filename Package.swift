@@ -1,0 +1,123 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "gedge",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "scheduler", targets: ["scheduler"]),
+        .executable(name: "gedge-kafka-dev", targets: ["gedge-kafka-dev"]),
+        .executable(name: "gedge-demo", targets: ["gedge-demo"]),
+        .executable(name: "gedge-bench", targets: ["gedge-bench"]),
+        .library(name: "GEdgeCore", targets: ["GEdgeCore"]),
+        .library(name: "GEdgeKafka", targets: ["GEdgeKafka"]),
+        .library(name: "GEdgeAMQP", targets: ["GEdgeAMQP"]),
+        .library(name: "GEdgePostgres", targets: ["GEdgePostgres"]),
+        .library(name: "GEdgeHTTPClient", targets: ["GEdgeHTTPClient"]),
+        .library(name: "GEdgeServiceKit", targets: ["GEdgeServiceKit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+    ],
+    targets: [
+        // C libraries from Debian's -dev packages.
+        .systemLibrary(
+            name: "CRdKafka", path: "Libraries/CRdKafka", pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"]), .brew(["librdkafka"])]),
+        .systemLibrary(
+            name: "CRabbitMQ", path: "Libraries/CRabbitMQ", pkgConfig: "librabbitmq",
+            providers: [.apt(["librabbitmq-dev"]), .brew(["rabbitmq-c"])]),
+        .systemLibrary(
+            name: "CLibPQ", path: "Libraries/CLibPQ", pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"]), .brew(["libpq"])]),
+        .systemLibrary(
+            name: "CCurl", path: "Libraries/CCurl", pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"]), .brew(["curl"])]),
+        .target(name: "CGEdgeShims", dependencies: ["CCurl", "CRabbitMQ"], path: "Libraries/CGEdgeShims"),
+
+        // Swift libraries: one module per concern. None of these pulls in Hummingbird.
+        .target(
+            name: "GEdgeCore",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            path: "Libraries/GEdgeCore", swiftSettings: swiftSettings),
+        .target(
+            name: "GEdgeKafka",
+            dependencies: ["CRdKafka", "GEdgeCore", .product(name: "Logging", package: "swift-log")],
+            path: "Libraries/GEdgeKafka", swiftSettings: swiftSettings),
+        .target(
+            name: "GEdgeAMQP",
+            dependencies: ["CRabbitMQ", "CGEdgeShims", "GEdgeCore", .product(name: "Logging", package: "swift-log")],
+            path: "Libraries/GEdgeAMQP", swiftSettings: swiftSettings),
+        .target(
+            name: "GEdgePostgres",
+            dependencies: ["CLibPQ", "GEdgeCore", .product(name: "Logging", package: "swift-log")],
+            path: "Libraries/GEdgePostgres", swiftSettings: swiftSettings),
+        .target(
+            name: "GEdgeHTTPClient",
+            dependencies: ["CCurl", "CGEdgeShims", "GEdgeCore", .product(name: "Logging", package: "swift-log")],
+            path: "Libraries/GEdgeHTTPClient", swiftSettings: swiftSettings),
+        .target(
+            name: "GEdgeScheduler",
+            dependencies: [
+                "GEdgeCore", "GEdgeKafka", "GEdgePostgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Libraries/GEdgeScheduler",
+            resources: [.copy("Migrations")],
+            swiftSettings: swiftSettings),
+        // The only library with Hummingbird: the ops endpoints and the service runner.
+        .target(
+            name: "GEdgeServiceKit",
+            dependencies: [
+                "GEdgeCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            path: "Libraries/GEdgeServiceKit", swiftSettings: swiftSettings),
+
+        // Thin executables.
+        .executableTarget(
+            name: "scheduler", dependencies: ["GEdgeScheduler", "GEdgeServiceKit"],
+            path: "Services/scheduler", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "gedge-kafka-dev", dependencies: ["GEdgeKafka"],
+            path: "Services/gedge-kafka-dev", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "gedge-demo", dependencies: ["GEdgeCore", "GEdgeKafka", "GEdgePostgres", "GEdgeScheduler"],
+            path: "Services/gedge-demo", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "gedge-testkit", dependencies: ["GEdgeCore", "GEdgeKafka", "GEdgeAMQP"],
+            path: "Services/gedge-testkit", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "gedge-bench", dependencies: ["GEdgeCore", "GEdgeKafka", "GEdgePostgres"],
+            path: "Services/gedge-bench", swiftSettings: swiftSettings),
+
+        // Tests: unit tests need no servers; integration tests need the local stack.
+        .testTarget(
+            name: "GEdgeCoreTests", dependencies: ["GEdgeCore"],
+            path: "Tests/GEdgeCoreTests", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "GEdgeIntegrationTests",
+            dependencies: [
+                "GEdgeCore", "GEdgeKafka", "GEdgeAMQP", "GEdgePostgres", "GEdgeHTTPClient",
+                "GEdgeScheduler", "GEdgeServiceKit",
+            ],
+            path: "Tests/GEdgeIntegrationTests", swiftSettings: swiftSettings),
+    ]
+)

@@ -1,0 +1,57 @@
+import Dispatch
+import Foundation
+import GEdgeCore
+import GEdgeKafka
+import Logging
+
+// The local and test Kafka endpoint: librdkafka's mock cluster of several brokers, with a
+// fixed bootstrap port on loopback and the suite's topics created with their partitions.
+//
+// Keys: kafka.dev.brokers (3), kafka.dev.host (127.0.0.1), kafka.dev.port (9092),
+// kafka.dev.topics ("name:partitions,..."), kafka.dev.bootstrap.file (a file to write the
+// bootstrap address to once ready).
+
+let config = try ConfigReader()
+try GEdgeLogging.bootstrap(config)
+let logger = Logger(label: "gedge-kafka-dev")
+
+let defaultTopics = "\(Topics.scheduleRequests):8,\(Topics.deadLetter(for: Topics.scheduleRequests)):1"
+let brokerCount = try config.int("kafka.dev.brokers", default: 3)
+let host = config.string("kafka.dev.host", default: "127.0.0.1")
+let port = try config.int("kafka.dev.port", default: 9092)
+
+let cluster = try KafkaMockCluster(brokers: brokerCount, logger: logger)
+for spec in config.list("kafka.dev.topics", default: defaultTopics.split(separator: ",").map(String.init)) {
+    let parts = spec.split(separator: ":")
+    guard let name = parts.first, let partitions = Int32(parts.count > 1 ? parts[1] : "1") else {
+        throw ConfigurationError(key: "kafka.dev.topics", reason: "'\(spec)' is not name:partitions")
+    }
+    try cluster.createTopic(String(name), partitions: partitions, replicationFactor: Int32(min(brokerCount, 3)))
+}
+let firstBroker = cluster.bootstrapServers.split(separator: ",")[0]
+guard let brokerPort = UInt16(firstBroker.split(separator: ":").last ?? "") else {
+    throw ConfigurationError(key: "kafka.dev", reason: "unexpected bootstrap address \(firstBroker)")
+}
+let forwarder = try TCPForwarder(host: host, port: UInt16(port), targetPort: brokerPort, logger: logger)
+let bootstrap = "\(host):\(forwarder.port)"
+if let file = config.string("kafka.dev.bootstrap.file") {
+    try bootstrap.write(toFile: file, atomically: true, encoding: .utf8)
+}
+logger.info(
+    "mock Kafka cluster ready",
+    metadata: ["bootstrap": .string(bootstrap), "brokers": .string(cluster.bootstrapServers), "broker.count": "\(brokerCount)"])
+Console.line("gedge-kafka-dev: bootstrap \(bootstrap) (brokers \(cluster.bootstrapServers))")
+
+signal(SIGTERM, SIG_IGN)
+signal(SIGINT, SIG_IGN)
+let done = DispatchSemaphore(value: 0)
+let sources = [SIGTERM, SIGINT].map { sig in
+    let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+    s.setEventHandler { done.signal() }
+    s.resume()
+    return s
+}
+done.wait()
+logger.info("shutting down")
+forwarder.stop()
+_ = sources
