@@ -27,7 +27,6 @@ public final class AMQPClient: @unchecked Sendable {
     // Shared with callers, under `lock`.
     private let lock = NSLock()
     private var jobs: [Job] = []
-    private var connectedWaiters: [CheckedContinuation<Void, Never>] = []
     private var isConnectedShared = false
 
     // Confined to the connection thread.
@@ -95,25 +94,13 @@ public final class AMQPClient: @unchecked Sendable {
 
     /// Waits until the client is connected (the first connection is made in the background).
     public func waitUntilConnected(timeout: Duration = .seconds(10)) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
-                    self.lock.lock()
-                    if self.isConnectedShared || !self.running.isSet {
-                        self.lock.unlock()
-                        cont.resume()
-                    } else {
-                        self.connectedWaiters.append(cont)
-                        self.lock.unlock()
-                    }
-                }
+        let deadline = ContinuousClock.now + timeout
+        while !isConnected {
+            guard running.isSet else { throw AMQPError(.closed, message: "client is closed") }
+            guard ContinuousClock.now < deadline else {
+                throw AMQPError(.timeout, message: "not connected to \(configuration.host):\(configuration.port) after \(timeout)")
             }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                throw AMQPError(.timeout, message: "not connected to \(self.configuration.host):\(self.configuration.port) after \(timeout)")
-            }
-            try await group.next()
-            group.cancelAll()
+            try await Task.sleep(for: .milliseconds(10))
         }
     }
 
@@ -360,12 +347,9 @@ public final class AMQPClient: @unchecked Sendable {
         lock.lock()
         let left = jobs
         jobs = []
-        let waiters = connectedWaiters
-        connectedWaiters = []
         lock.unlock()
         let closedError = AMQPError(.closed, message: "client is closed")
         left.forEach { $0.cancel(closedError) }
-        waiters.forEach { $0.resume() }
         for tag in pendingOrder { pending[tag]?.completion(.failure(closedError)) }
         pending = [:]
         pendingOrder = []
@@ -387,10 +371,7 @@ public final class AMQPClient: @unchecked Sendable {
     private func setConnected(_ value: Bool) {
         lock.lock()
         isConnectedShared = value
-        let waiters = value ? connectedWaiters : []
-        if value { connectedWaiters = [] }
         lock.unlock()
-        waiters.forEach { $0.resume() }
     }
 
     private func connectOnThread() throws {

@@ -263,7 +263,7 @@ public final class HTTPClient: @unchecked Sendable {
         // No "Expect: 100-continue" round trip for bodies.
         headers.append(("Expect", ""))
         for (name, value) in headers {
-            guard !name.contains(where: { $0 == "\r" || $0 == "\n" || $0 == ":" }), !value.contains(where: { $0 == "\r" || $0 == "\n" }) else {
+            guard !name.utf8.contains(where: { $0 == 13 || $0 == 10 || $0 == 58 }), !value.utf8.contains(where: { $0 == 13 || $0 == 10 }) else {
                 curl_easy_cleanup(easy)
                 curl_slist_free_all(list)
                 transfer.completion(.failure(HTTPClientError(code: .invalidRequest, curlCode: 0, message: "header '\(name)' has a line break or colon")))

@@ -32,8 +32,23 @@ public struct KafkaProducerConfiguration: Sendable {
 
 /// Holds the completion of one produced message until its delivery report arrives.
 final class DeliveryCompletion {
-    let complete: @Sendable (Result<KafkaDeliveryReport, KafkaError>) -> Void
-    init(_ complete: @escaping @Sendable (Result<KafkaDeliveryReport, KafkaError>) -> Void) { self.complete = complete }
+    let topic: String
+    let onDelivery: @Sendable (Result<KafkaDeliveryReport, KafkaError>) -> Void
+    let sent: Counter
+    let failed: Counter
+    init(topic: String, _ onDelivery: @escaping @Sendable (Result<KafkaDeliveryReport, KafkaError>) -> Void, sent: Counter, failed: Counter) {
+        self.topic = topic
+        self.onDelivery = onDelivery
+        self.sent = sent
+        self.failed = failed
+    }
+    func complete(_ result: Result<KafkaDeliveryReport, KafkaError>) {
+        switch result {
+        case .success: sent.increment()
+        case .failure: failed.increment()
+        }
+        onDelivery(result)
+    }
 }
 
 private let deliveryReportCallback: @convention(c) (OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?) -> Void = {
@@ -42,8 +57,7 @@ private let deliveryReportCallback: @convention(c) (OpaquePointer?, UnsafePointe
     let completion = Unmanaged<DeliveryCompletion>.fromOpaque(opaque).takeRetainedValue()
     let m = message.pointee
     if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
-        completion.complete(.success(KafkaDeliveryReport(
-            topic: String(cString: rd_kafka_topic_name(m.rkt)), partition: m.partition, offset: m.offset)))
+        completion.complete(.success(KafkaDeliveryReport(topic: completion.topic, partition: m.partition, offset: m.offset)))
     } else {
         completion.complete(.failure(KafkaError(m.err, context: "delivery failed")))
     }
@@ -62,6 +76,7 @@ public final class KafkaProducer: Sendable {
     private let pollThread: DedicatedThread
     private let blocking: DedicatedThread
     private let logger: Logger
+    private let topics = TopicHandles()
     private let sentCounter = Counter(label: "gedge_kafka_produced_total")
     private let failedCounter = Counter(label: "gedge_kafka_delivery_failures_total")
 
@@ -89,6 +104,7 @@ public final class KafkaProducer: Sendable {
             rd_kafka_poll(handle, 0)
         }
         blocking.stop()
+        topics.destroyAll()
         rd_kafka_destroy(handle)
     }
 
@@ -99,34 +115,30 @@ public final class KafkaProducer: Sendable {
         onDelivery: @escaping @Sendable (Result<KafkaDeliveryReport, KafkaError>) -> Void
     ) throws(KafkaError) {
         guard accepting.isSet else { throw .shutDown("producer") }
-        let completion = Unmanaged.passRetained(DeliveryCompletion { [sentCounter, failedCounter] result in
-            switch result {
-            case .success: sentCounter.increment()
-            case .failure: failedCounter.increment()
-            }
-            onDelivery(result)
-        })
-        let error: OpaquePointer? = record.topic.withCString { topic in
-            record.value.withUnsafeBytes { value in
+        let completion = Unmanaged.passRetained(DeliveryCompletion(topic: record.topic, onDelivery, sent: sentCounter, failed: failedCounter))
+        let rkt = topics.handle(record.topic, client: handle)
+        let error: OpaquePointer? = record.value.withUnsafeBytes { value in
                 withOptionalBytes(record.key) { key in
-                    var vus: [rd_kafka_vu_t] = []
-                    vus.reserveCapacity(6 + record.headers.count)
-                    vus.append(rd_kafka_vu_t(vtype: RD_KAFKA_VTYPE_TOPIC, u: .init(cstr: topic)))
-                    vus.append(rd_kafka_vu_t(vtype: RD_KAFKA_VTYPE_VALUE, u: .init(mem: .init(ptr: UnsafeMutableRawPointer(mutating: value.baseAddress), size: value.count))))
-                    if let key {
-                        vus.append(rd_kafka_vu_t(vtype: RD_KAFKA_VTYPE_KEY, u: .init(mem: .init(ptr: UnsafeMutableRawPointer(mutating: key.baseAddress), size: key.count))))
-                    }
-                    if let partition = record.partition {
-                        vus.append(rd_kafka_vu_t(vtype: RD_KAFKA_VTYPE_PARTITION, u: .init(i32: partition)))
-                    }
-                    vus.append(rd_kafka_vu_t(vtype: RD_KAFKA_VTYPE_MSGFLAGS, u: .init(i: RD_KAFKA_MSG_F_COPY)))
-                    vus.append(rd_kafka_vu_t(vtype: RD_KAFKA_VTYPE_OPAQUE, u: .init(ptr: completion.toOpaque())))
-                    return withHeaders(record.headers) { headerVUs in
-                        vus.append(contentsOf: headerVUs)
-                        return rd_kafka_produceva(handle, vus, vus.count)
+                    withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 6) { vus in
+                        var n = 0
+                        vus[n] = rd_kafka_vu_t(vtype: RD_KAFKA_VTYPE_RKT, u: .init(rkt: rkt)); n += 1
+                        vus[n] = rd_kafka_vu_t(vtype: RD_KAFKA_VTYPE_VALUE, u: .init(mem: .init(ptr: UnsafeMutableRawPointer(mutating: value.baseAddress), size: value.count))); n += 1
+                        if let key {
+                            vus[n] = rd_kafka_vu_t(vtype: RD_KAFKA_VTYPE_KEY, u: .init(mem: .init(ptr: UnsafeMutableRawPointer(mutating: key.baseAddress), size: key.count))); n += 1
+                        }
+                        if let partition = record.partition {
+                            vus[n] = rd_kafka_vu_t(vtype: RD_KAFKA_VTYPE_PARTITION, u: .init(i32: partition)); n += 1
+                        }
+                        vus[n] = rd_kafka_vu_t(vtype: RD_KAFKA_VTYPE_MSGFLAGS, u: .init(i: RD_KAFKA_MSG_F_COPY)); n += 1
+                        vus[n] = rd_kafka_vu_t(vtype: RD_KAFKA_VTYPE_OPAQUE, u: .init(ptr: completion.toOpaque())); n += 1
+                        if record.headers.isEmpty {
+                            return rd_kafka_produceva(handle, vus.baseAddress, n)
+                        }
+                        return withHeaders(record.headers) { headerVUs in
+                            rd_kafka_produceva(handle, Array(vus[0..<n]) + headerVUs, n + headerVUs.count)
+                        }
                     }
                 }
-            }
         }
         if let error {
             completion.release()
@@ -209,4 +221,27 @@ func withHeaders<R>(_ headers: [KafkaHeader], _ body: ([rd_kafka_vu_t]) -> R) ->
             u: .init(header: .init(name: names[i], val: values[i], size: headers[i].value.map { $0.count } ?? -1)))
     }
     return body(vus)
+}
+
+/// librdkafka topic handles by name, made once per topic: producing by handle saves a
+/// lookup per message.
+final class TopicHandles: @unchecked Sendable {
+    private let lock = NSLock()
+    private var handles: [String: OpaquePointer] = [:]
+
+    func handle(_ name: String, client: OpaquePointer) -> OpaquePointer {
+        lock.lock()
+        defer { lock.unlock() }
+        if let h = handles[name] { return h }
+        let h = rd_kafka_topic_new(client, name, nil)!
+        handles[name] = h
+        return h
+    }
+
+    func destroyAll() {
+        lock.lock()
+        defer { lock.unlock() }
+        handles.values.forEach { rd_kafka_topic_destroy($0) }
+        handles = [:]
+    }
 }

@@ -20,6 +20,14 @@ let brokerCount = try config.int("kafka.dev.brokers", default: 3)
 let host = config.string("kafka.dev.host", default: "127.0.0.1")
 let port = try config.int("kafka.dev.port", default: 9092)
 
+// Block SIGTERM and SIGINT in every thread (the mock cluster's threads inherit the mask and
+// must not see EINTR); the main thread takes them with sigwait.
+var stopSignals = sigset_t()
+sigemptyset(&stopSignals)
+sigaddset(&stopSignals, SIGTERM)
+sigaddset(&stopSignals, SIGINT)
+pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
+
 let cluster = try KafkaMockCluster(brokers: brokerCount, logger: logger)
 for spec in config.list("kafka.dev.topics", default: defaultTopics.split(separator: ",").map(String.init)) {
     let parts = spec.split(separator: ":")
@@ -42,16 +50,7 @@ logger.info(
     metadata: ["bootstrap": .string(bootstrap), "brokers": .string(cluster.bootstrapServers), "broker.count": "\(brokerCount)"])
 Console.line("gedge-kafka-dev: bootstrap \(bootstrap) (brokers \(cluster.bootstrapServers))")
 
-signal(SIGTERM, SIG_IGN)
-signal(SIGINT, SIG_IGN)
-let done = DispatchSemaphore(value: 0)
-let sources = [SIGTERM, SIGINT].map { sig in
-    let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-    s.setEventHandler { done.signal() }
-    s.resume()
-    return s
-}
-done.wait()
-logger.info("shutting down")
+var received: Int32 = 0
+sigwait(&stopSignals, &received)
+logger.info("shutting down", metadata: ["signal": "\(received)"])
 forwarder.stop()
-_ = sources

@@ -1,0 +1,43 @@
+# GEdge in Swift. `make demo` runs the whole system locally; `make test` runs every test.
+SHELL := /bin/bash
+BIN := .build/debug
+
+.PHONY: all deps build up down status demo test bench release clean
+
+all: build
+
+deps:
+	bash scripts/install-deps.sh
+
+build: deps
+	swift build
+
+up: build
+	bash scripts/stack.sh up
+
+down:
+	bash scripts/stack.sh down
+
+status:
+	bash scripts/stack.sh status
+
+demo: up
+	bash scripts/demo.sh
+
+# Unit tests need nothing; integration tests need the stack, which this starts.
+test: deps
+	swift build --build-tests
+	bash scripts/stack.sh up
+	GEDGE_INTEGRATION=1 GEDGE_BIN_DIR=$(abspath $(BIN)) swift test --skip-build
+
+bench: deps
+	swift build -c release --product gedge-bench
+	swift build -c release --product gedge-kafka-dev
+	bash scripts/stack.sh up
+	.build/release/gedge-bench
+
+release: deps
+	swift build -c release
+
+clean:
+	swift package clean

@@ -1,0 +1,59 @@
+import Foundation
+import GEdgeAMQP
+import GEdgeCore
+import GEdgeKafka
+import Logging
+
+// Helper processes for the integration tests, which start, watch and kill them:
+//
+//   gedge-testkit kafka-consume --brokers B --group G --topic T [--store true|false]
+//       prints "ASSIGNED <partitions>" on each assignment and "MSG <partition> <offset> <key>"
+//       per message; stores offsets after each message when --store is true; stops
+//       gracefully (commit, leave) on SIGTERM.
+//   gedge-testkit amqp-consume --url U --queue Q [--prefetch N]
+//       prints "MSG <redelivered> <body>" per delivery and never acks.
+
+let config = try ConfigReader()
+LoggingSystem.bootstrap { label in
+    var h = StreamLogHandler.standardError(label: label)
+    h.logLevel = .warning
+    return h
+}
+let logger = Logger(label: "gedge-testkit")
+signal(SIGTERM, SIG_IGN)
+let term = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
+
+switch config.arguments.first {
+case "kafka-consume":
+    var consumerConfig = KafkaConsumerConfiguration(
+        client: KafkaConfiguration(brokers: config.string("brokers", default: "127.0.0.1:9092"), clientID: "gedge-testkit"),
+        groupID: config.string("group", default: "gedge-testkit"), topics: [config.string("topic", default: "test")])
+    consumerConfig.sessionTimeout = try config.duration("session.timeout", default: .seconds(6))
+    let store = try config.bool("store", default: true)
+    let consumer = try KafkaConsumer(configuration: consumerConfig, logger: logger) { event in
+        if case .assigned(let parts) = event {
+            Console.line("ASSIGNED " + parts.map { "\($0.partition)" }.joined(separator: ","))
+        }
+    }
+    term.setEventHandler { consumer.stopPolling() }
+    term.resume()
+    for await m in consumer {
+        Console.line("MSG \(m.partition) \(m.offset) \(m.keyString ?? "")")
+        if store { try consumer.storeOffset(m) }
+    }
+    try await consumer.close()
+    Console.line("CLOSED")
+case "amqp-consume":
+    let client = AMQPClient(configuration: try AMQPConfiguration(url: config.string("url", default: "amqp://guest:guest@127.0.0.1:5672/")), logger: logger)
+    try await client.waitUntilConnected()
+    let deliveries = try await client.consume(queue: config.string("queue", default: "test"), prefetch: UInt16(try config.int("prefetch", default: 100)))
+    Console.line("CONSUMING")
+    term.setEventHandler { Task { await client.close() } }
+    term.resume()
+    for await d in deliveries {
+        Console.line("MSG \(d.redelivered) \(String(decoding: d.message.body, as: UTF8.self))")
+    }
+default:
+    FileHandle.standardError.write(Data("usage: gedge-testkit kafka-consume|amqp-consume [--key value ...]\n".utf8))
+    exit(2)
+}

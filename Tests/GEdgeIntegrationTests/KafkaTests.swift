@@ -1,0 +1,287 @@
+import Foundation
+import GEdgeCore
+import GEdgeKafka
+import Synchronization
+import Testing
+
+/// Each test runs its own librdkafka mock cluster: real Kafka protocol over TCP on loopback,
+/// with fault injection.
+@Suite("Kafka", .enabled(if: TestEnv.integration), .serialized, .timeLimit(.minutes(3)))
+struct KafkaTests {
+    let logger = TestEnv.logger
+
+    func consumerConfig(_ cluster: KafkaMockCluster, group: String, topic: String) -> KafkaConsumerConfiguration {
+        var c = KafkaConsumerConfiguration(client: KafkaConfiguration(brokers: cluster.bootstrapServers, clientID: "test"), groupID: group, topics: [topic])
+        c.sessionTimeout = .seconds(6)
+        return c
+    }
+
+    func producer(_ cluster: KafkaMockCluster) throws -> KafkaProducer {
+        try KafkaProducer(configuration: KafkaProducerConfiguration(client: KafkaConfiguration(brokers: cluster.bootstrapServers, clientID: "test")), logger: logger)
+    }
+
+    /// Reads messages until `count` have arrived or the time is up.
+    func collect(_ consumer: KafkaConsumer, count: Int, timeout: Duration = .seconds(30), store: Bool = true) async throws -> [KafkaMessage] {
+        let watchdog = Task {
+            try await Task.sleep(for: timeout)
+            consumer.stopPolling()
+        }
+        defer { watchdog.cancel() }
+        var out: [KafkaMessage] = []
+        for await m in consumer {
+            out.append(m)
+            if store { try consumer.storeOffset(m) }
+            if out.count >= count { break }
+        }
+        return out
+    }
+
+    @Test func producesAndConsumesWithKeysHeadersAndDeliveryReports() async throws {
+        let cluster = try KafkaMockCluster(brokers: 3, logger: logger)
+        let topic = TestEnv.unique("roundtrip")
+        try cluster.createTopic(topic, partitions: 4)
+        let p = try producer(cluster)
+        var reports: [KafkaDeliveryReport] = []
+        for i in 0..<20 {
+            reports.append(try await p.send(KafkaRecord(topic: topic, key: "key-\(i % 5)", value: Array("value-\(i)".utf8), headers: [KafkaHeader(key: "h", string: "\(i)")])))
+        }
+        #expect(reports.allSatisfy { $0.topic == topic && $0.offset >= 0 })
+        // One key, one partition: order per key holds.
+        let byKey = Dictionary(grouping: zip(0..<20, reports), by: { $0.0 % 5 })
+        for (_, entries) in byKey { #expect(Set(entries.map { $0.1.partition }).count == 1) }
+
+        let consumer = try KafkaConsumer(configuration: consumerConfig(cluster, group: TestEnv.unique("g"), topic: topic), logger: logger)
+        let got = try await collect(consumer, count: 20)
+        #expect(Set(got.map { String(decoding: $0.value, as: UTF8.self) }) == Set((0..<20).map { "value-\($0)" }))
+        for m in got {
+            let i = Int(String(decoding: m.value, as: UTF8.self).dropFirst(6))!
+            #expect(m.keyString == "key-\(i % 5)")
+            #expect(m.header("h") == Array("\(i)".utf8))
+        }
+        try await consumer.close()
+        await p.shutdown()
+    }
+
+    @Test func twoConsumerProcessesInOneGroupSharePartitions() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, logger: logger)
+        let topic = TestEnv.unique("shared")
+        try cluster.createTopic(topic, partitions: 6)
+        let group = TestEnv.unique("group")
+        let args = ["kafka-consume", "--brokers", cluster.bootstrapServers, "--group", group, "--topic", topic]
+        let a = try ChildProcess("gedge-testkit", args)
+        let b = try ChildProcess("gedge-testkit", args)
+        // Wait for the group to settle with both members holding partitions.
+        try await eventually("both members assigned", timeout: .seconds(40)) {
+            func owned(_ p: ChildProcess) -> Set<String> {
+                Set(p.lines(prefix: "ASSIGNED ").last.map { $0.dropFirst(9).split(separator: ",").map(String.init) } ?? [])
+            }
+            let (pa, pb) = (owned(a), owned(b))
+            return !pa.isEmpty && !pb.isEmpty && pa.isDisjoint(with: pb) && pa.union(pb).count == 6
+        }
+        let p = try producer(cluster)
+        for i in 0..<120 {
+            _ = try await p.send(KafkaRecord(topic: topic, key: "k\(i)", value: Array("\(i)".utf8)))
+        }
+        try await eventually("all 120 consumed") { a.lines(prefix: "MSG ").count + b.lines(prefix: "MSG ").count >= 120 }
+        let keysA = Set(a.lines(prefix: "MSG ").map { $0.split(separator: " ")[3] })
+        let keysB = Set(b.lines(prefix: "MSG ").map { $0.split(separator: " ")[3] })
+        let partsA = Set(a.lines(prefix: "MSG ").map { $0.split(separator: " ")[1] })
+        let partsB = Set(b.lines(prefix: "MSG ").map { $0.split(separator: " ")[1] })
+        #expect(!keysA.isEmpty && !keysB.isEmpty, "both members consumed")
+        #expect(keysA.isDisjoint(with: keysB), "no message went to both")
+        #expect(partsA.isDisjoint(with: partsB), "no partition was read by both")
+        #expect(keysA.union(keysB).count == 120)
+        a.kill(SIGTERM)
+        b.kill(SIGTERM)
+        try await a.waitForExit()
+        try await b.waitForExit()
+        #expect(a.lines.contains("CLOSED") && b.lines.contains("CLOSED"), "graceful close on SIGTERM")
+        await p.shutdown()
+    }
+
+    @Test func aConsumerKilledBeforeCommitLeavesItsMessagesToBeRedelivered() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, logger: logger)
+        let topic = TestEnv.unique("redeliver")
+        try cluster.createTopic(topic, partitions: 2)
+        let group = TestEnv.unique("group")
+        let p = try producer(cluster)
+        for i in 0..<10 { _ = try await p.send(KafkaRecord(topic: topic, key: "k\(i)", value: Array("m\(i)".utf8))) }
+
+        // The child reads all ten but never stores an offset, then dies hard.
+        let child = try ChildProcess("gedge-testkit", ["kafka-consume", "--brokers", cluster.bootstrapServers, "--group", group, "--topic", topic, "--store", "false", "--session.timeout", "3s"])
+        try await eventually("child read all ten") { child.lines(prefix: "MSG ").count >= 10 }
+        try await Task.sleep(for: .milliseconds(1500))  // past an auto-commit interval: nothing was stored, nothing commits
+        child.kill(SIGKILL)
+        try await child.waitForExit()
+
+        let consumer = try KafkaConsumer(configuration: consumerConfig(cluster, group: group, topic: topic), logger: logger)
+        let again = try await collect(consumer, count: 10, timeout: .seconds(40))
+        #expect(Set(again.map { $0.keyString ?? "" }) == Set((0..<10).map { "k\($0)" }))
+        try await consumer.close()
+
+        // Those were stored and committed on close: a new member of the group sees none of them.
+        for i in 10..<12 { _ = try await p.send(KafkaRecord(topic: topic, key: "k\(i)", value: Array("m\(i)".utf8))) }
+        let next = try KafkaConsumer(configuration: consumerConfig(cluster, group: group, topic: topic), logger: logger)
+        let rest = try await collect(next, count: 2)
+        #expect(Set(rest.map { $0.keyString ?? "" }) == ["k10", "k11"])
+        try await next.close()
+        await p.shutdown()
+    }
+
+    @Test func aBrokerTakenDownAndUpLosesNothing() async throws {
+        let cluster = try KafkaMockCluster(brokers: 3, logger: logger)
+        let topic = TestEnv.unique("faults")
+        try cluster.createTopic(topic, partitions: 6, replicationFactor: 3)
+        let p = try producer(cluster)
+        let total = 300
+        let failed = RunFlag(false)
+        // Sends run while broker 1 (leader of some partitions) goes down and comes back.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await Task.sleep(for: .milliseconds(100))
+                try cluster.setBrokerDown(1)
+                try await Task.sleep(for: .seconds(2))
+                try cluster.setBrokerUp(1)
+            }
+            for i in 0..<total {
+                group.addTask {
+                    do {
+                        _ = try await p.send(KafkaRecord(topic: topic, key: "k\(i)", value: Array("\(i)".utf8)))
+                    } catch {
+                        failed.set(true)
+                    }
+                }
+                if i % 50 == 0 { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            try await group.waitForAll()
+        }
+        #expect(!failed.isSet, "every send was delivered")
+        let consumer = try KafkaConsumer(configuration: consumerConfig(cluster, group: TestEnv.unique("g"), topic: topic), logger: logger)
+        let got = try await collect(consumer, count: total, timeout: .seconds(60))
+        let values = got.map { String(decoding: $0.value, as: UTF8.self) }
+        #expect(Set(values) == Set((0..<total).map(String.init)), "every message arrived")
+        #expect(values.count == total, "no duplicates (idempotent producer)")
+        try await consumer.close()
+        await p.shutdown()
+    }
+
+    @Test func pauseHoldsDeliveryAndResumeReleasesIt() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, logger: logger)
+        let topic = TestEnv.unique("pause")
+        try cluster.createTopic(topic, partitions: 2)
+        let assigned = Mutex(false)
+        let consumer = try KafkaConsumer(configuration: consumerConfig(cluster, group: TestEnv.unique("g"), topic: topic), logger: logger) { event in
+            if case .assigned(let parts) = event, !parts.isEmpty { assigned.withLock { $0 = true } }
+        }
+        try await eventually("assignment") { assigned.withLock { $0 } }
+        try consumer.pause()
+        let p = try producer(cluster)
+        for i in 0..<5 { _ = try await p.send(KafkaRecord(topic: topic, key: "k\(i)", value: [UInt8(i)])) }
+        let early = try await collect(consumer, count: 1, timeout: .seconds(2))
+        #expect(early.isEmpty, "nothing is delivered while paused")
+        // collect stopped polling on its timeout; a new consumer in the same group resumes.
+        try await consumer.close()
+
+        let resumed = try KafkaConsumer(configuration: consumerConfig(cluster, group: consumer.groupID, topic: topic), logger: logger)
+        try? resumed.pause()
+        try? resumed.resume()
+        let got = try await collect(resumed, count: 5)
+        #expect(got.count == 5)
+        try await resumed.close()
+        await p.shutdown()
+    }
+
+    @Test func pausedPartitionsResumeInTheSameMember() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, logger: logger)
+        let topic = TestEnv.unique("resume")
+        try cluster.createTopic(topic, partitions: 1)
+        let assigned = Mutex(false)
+        let consumer = try KafkaConsumer(configuration: consumerConfig(cluster, group: TestEnv.unique("g"), topic: topic), logger: logger) { event in
+            if case .assigned(let parts) = event, !parts.isEmpty { assigned.withLock { $0 = true } }
+        }
+        try await eventually("assignment") { assigned.withLock { $0 } }
+        try consumer.pause()
+        let p = try producer(cluster)
+        for i in 0..<3 { _ = try await p.send(KafkaRecord(topic: topic, key: "k\(i)", value: [UInt8(i)])) }
+        let received = Mutex(0)
+        let reader = Task {
+            for await m in consumer {
+                try consumer.storeOffset(m)
+                let n = received.withLock { $0 += 1; return $0 }
+                if n == 3 { break }
+            }
+        }
+        try await Task.sleep(for: .seconds(1))
+        #expect(received.withLock { $0 } == 0, "nothing while paused")
+        try consumer.resume()
+        try await eventually("delivery after resume") { received.withLock { $0 } == 3 }
+        try await reader.value
+        try await consumer.close()
+        await p.shutdown()
+    }
+
+    @Test func rebalanceMovesPartitionsWhenAMemberLeaves() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, logger: logger)
+        let topic = TestEnv.unique("rebalance")
+        try cluster.createTopic(topic, partitions: 4)
+        let group = TestEnv.unique("g")
+        let eventsA = Mutex<[KafkaRebalanceEvent]>([])
+        let a = try KafkaConsumer(configuration: consumerConfig(cluster, group: group, topic: topic), logger: logger) { e in eventsA.withLock { $0.append(e) } }
+        try await eventually("a owns all four") { (try? a.assignment().count) == 4 }
+        let b = try KafkaConsumer(configuration: consumerConfig(cluster, group: group, topic: topic), logger: logger)
+        try await eventually("partitions split", timeout: .seconds(40)) {
+            let (na, nb) = ((try? a.assignment().count) ?? 0, (try? b.assignment().count) ?? 0)
+            return na > 0 && nb > 0 && na + nb == 4
+        }
+        #expect(eventsA.withLock { $0.contains { if case .revoked = $0 { true } else { false } } }, "a saw its partitions revoked")
+        try await b.close()
+        try await eventually("a owns all four again", timeout: .seconds(40)) { (try? a.assignment().count) == 4 }
+        try await a.close()
+    }
+
+    @Test func undecodableMessagesGoToTheDeadLetterTopic() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, logger: logger)
+        let topic = TestEnv.unique("in")
+        try cluster.createTopic(topic, partitions: 1)
+        try cluster.createTopic(Topics.deadLetter(for: topic), partitions: 1)
+        let p = try producer(cluster)
+        _ = try await p.send(KafkaRecord(topic: topic, key: "bad", value: Array("{not json".utf8)))
+        let consumer = try KafkaConsumer(configuration: consumerConfig(cluster, group: TestEnv.unique("g"), topic: topic), logger: logger)
+        let dlq = KafkaDeadLetterPublisher(producer: p, logger: logger)
+        let codec = EnvelopeCodec()
+        for m in try await collect(consumer, count: 1, store: false) {
+            do {
+                _ = try codec.decode(m.value)
+                Issue.record("decoded garbage")
+            } catch {
+                try await dlq.deadLetter(m, error: error, code: error.code.description, field: error.field)
+            }
+            try consumer.storeOffset(m)
+        }
+        try await consumer.close()
+        let reader = try KafkaConsumer(configuration: consumerConfig(cluster, group: TestEnv.unique("g"), topic: Topics.deadLetter(for: topic)), logger: logger)
+        let dead = try await collect(reader, count: 1)
+        #expect(dead.first?.keyString == "bad")
+        #expect(dead.first?.value == Array("{not json".utf8))
+        #expect(dead.first?.header(MessageHeaders.errorCode) == Array("malformed_json".utf8))
+        #expect(dead.first?.header(MessageHeaders.originalTopic) == Array(topic.utf8))
+        try await reader.close()
+        await p.shutdown()
+    }
+
+    @Test func producerShutdownFlushesQueuedMessages() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, logger: logger)
+        let topic = TestEnv.unique("flush")
+        try cluster.createTopic(topic, partitions: 1)
+        let p = try producer(cluster)
+        let delivered = Mutex(0)
+        for i in 0..<500 {
+            try p.enqueue(KafkaRecord(topic: topic, key: nil, value: Array("\(i)".utf8))) { result in
+                if case .success = result { delivered.withLock { $0 += 1 } }
+            }
+        }
+        await p.shutdown()
+        #expect(delivered.withLock { $0 } == 500)
+        #expect(throws: KafkaError.self) { try p.enqueue(KafkaRecord(topic: topic, key: nil, value: [1])) { _ in } }
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import GEdgeCore
+import GEdgeHTTPClient
+import GEdgeServiceKit
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+import Testing
+
+func freeLoopbackPort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = 0
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+/// Stops a service group from a test.
+struct Trigger: Service {
+    let flag: RunFlag
+    func run() async throws {
+        while flag.isSet { try await Task.sleep(for: .milliseconds(20)) }
+    }
+}
+
+@Suite("Service kit", .enabled(if: TestEnv.integration), .serialized, .timeLimit(.minutes(1)))
+struct ServiceKitTests {
+    @Test func opsEndpointsServeHealthReadinessAndMetrics() async throws {
+        let registry = PrometheusCollectorRegistry()
+        let counter = registry.makeCounter(name: "gedge_test_events_total")
+        counter.increment(by: Int64(3))
+        let ready = RunFlag(false)
+        let port = freeLoopbackPort()
+        let ops = ServiceKit.opsServer(
+            OpsServerConfiguration(host: "127.0.0.1", port: port), registry: registry,
+            readiness: [ReadinessCheck(name: "database") { ready.isSet }], logger: TestEnv.logger)
+        let keepRunning = RunFlag(true)
+        let group = ServiceGroup(services: [ops, Trigger(flag: keepRunning)], logger: TestEnv.logger)
+        let running = Task { try await group.run() }
+        let client = HTTPClient(logger: TestEnv.logger)
+        let base = "http://127.0.0.1:\(port)"
+        try await eventually("server up") { (try? await client.execute(HTTPRequest(url: base + "/healthz")))?.status == 200 }
+
+        let notReady = try await client.execute(HTTPRequest(url: base + "/readyz"))
+        #expect(notReady.status == 503)
+        #expect(notReady.bodyString.contains("database"))
+        ready.set(true)
+        #expect(try await client.execute(HTTPRequest(url: base + "/readyz")).status == 200)
+        let metrics = try await client.execute(HTTPRequest(url: base + "/metrics"))
+        #expect(metrics.status == 200)
+        #expect(metrics.bodyString.contains("gedge_test_events_total 3"))
+
+        await group.triggerGracefulShutdown()
+        keepRunning.set(false)
+        try await running.value
+        await #expect(throws: HTTPClientError.self, "the server is gone after shutdown") {
+            try await client.execute(HTTPRequest(url: base + "/healthz", timeout: .seconds(2)))
+        }
+        await client.shutdown()
+    }
+}
