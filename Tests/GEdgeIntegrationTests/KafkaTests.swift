@@ -284,4 +284,15 @@ struct KafkaTests {
         #expect(delivered.withLock { $0 } == 500)
         #expect(throws: KafkaError.self) { try p.enqueue(KafkaRecord(topic: topic, key: nil, value: [1])) { _ in } }
     }
+
+    /// librdkafka 2.0.2's mock cluster answers metadata but has no controller, so the
+    /// CreateTopics admin call cannot run against it; the dev broker creates its topics
+    /// through the mock's own API. Here: partitions as the cluster reports them.
+    @Test func adminReadsPartitionCounts() async throws {
+        let cluster = try KafkaMockCluster(brokers: 3, logger: logger)
+        let topic = TestEnv.unique("created")
+        try cluster.createTopic(topic, partitions: 5, replicationFactor: 3)
+        let admin = try KafkaAdmin(configuration: KafkaConfiguration(brokers: cluster.bootstrapServers, clientID: "test"), logger: logger)
+        #expect(try await admin.partitionCount(topic: topic) == 5)
+    }
 }
