@@ -4,7 +4,7 @@ set -euo pipefail
 
 packages=(
   librdkafka-dev librabbitmq-dev libpq-dev libcurl4-openssl-dev pkg-config
-  postgresql rabbitmq-server kcat python3 openssl procps
+  postgresql rabbitmq-server kcat python3 openssl procps curl
 )
 missing=()
 for p in "${packages[@]}"; do
