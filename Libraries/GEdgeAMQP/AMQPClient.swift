@@ -204,23 +204,30 @@ public final class AMQPClient: @unchecked Sendable {
         return AMQPDeliveries(channel: channel)
     }
 
-    /// Acknowledges a delivery. An ack for a delivery from a connection since lost is dropped:
-    /// the broker has requeued that message already.
+    /// Acknowledges a delivery. An ack for a delivery from a connection since lost is
+    /// dropped, as is one that fails because the connection is failing now: either way the
+    /// broker requeues that message itself.
     public func ack(_ delivery: AMQPDelivery) async throws {
-        try await call(retry: false) { client, c in
-            guard delivery.generation == client.generation else { return }
-            let status = amqp_basic_ack(c, 1, delivery.deliveryTag, 0)
-            if status != 0 { throw AMQPError(.connection, replyCode: Int(status), message: "ack: \(String(cString: amqp_error_string2(status)))") }
-        }
+        try await settle(delivery, "ack") { c in amqp_basic_ack(c, 1, delivery.deliveryTag, 0) }
     }
 
     /// Rejects a delivery: requeued, or (without `requeue`) dead-lettered if the queue has a
-    /// dead-letter exchange, else dropped.
+    /// dead-letter exchange, else dropped. Lost connections are handled as for `ack`.
     public func nack(_ delivery: AMQPDelivery, requeue: Bool) async throws {
-        try await call(retry: false) { client, c in
-            guard delivery.generation == client.generation else { return }
-            let status = amqp_basic_nack(c, 1, delivery.deliveryTag, 0, requeue ? 1 : 0)
-            if status != 0 { throw AMQPError(.connection, replyCode: Int(status), message: "nack: \(String(cString: amqp_error_string2(status)))") }
+        try await settle(delivery, "nack") { c in amqp_basic_nack(c, 1, delivery.deliveryTag, 0, requeue ? 1 : 0) }
+    }
+
+    private func settle(_ delivery: AMQPDelivery, _ what: String, _ send: @escaping (OpaquePointer) -> Int32) async throws {
+        do {
+            try await call(retry: false) { client, c in
+                guard delivery.generation == client.generation else { return }
+                let status = send(c)
+                if status != 0 {
+                    throw AMQPError(.connection, replyCode: Int(status), message: "\(what): \(String(cString: amqp_error_string2(status)))")
+                }
+            }
+        } catch let e as AMQPError where e.code == .connection {
+            logger.debug("\(what) dropped with the connection; the broker requeues the message", metadata: [LogKeys.error: "\(e)"])
         }
     }
 

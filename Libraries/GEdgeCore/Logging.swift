@@ -80,6 +80,15 @@ public struct JSONLogHandler: LogHandler {
 }
 
 public enum GEdgeLogging {
+    /// Plain text logs on standard error at `level`, for command-line programs.
+    public static func bootstrapConsole(level: Logger.Level) {
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+    }
+
     /// Sets up swift-log from `log.level` (trace...critical, default info) and `log.format`
     /// (`json`, the default, or `text`).
     public static func bootstrap(_ config: ConfigReader) throws {

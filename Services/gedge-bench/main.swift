@@ -46,11 +46,7 @@ func row(_ name: String, _ n: Int, _ d: Duration, bytes: Int? = nil) -> (String,
 
 func run() async throws {
     let config = try ConfigReader()
-    LoggingSystem.bootstrap { label in
-        var h = StreamLogHandler.standardError(label: label)
-        h.logLevel = .error
-        return h
-    }
+    GEdgeLogging.bootstrapConsole(level: .error)
     let logger = Logger(label: "gedge-bench")
     let count = try config.int("bench.messages", default: 300_000)
 let consumeCount = try config.int("bench.consume.messages", default: 10_000)

@@ -13,11 +13,7 @@ import Logging
 // Keys: kafka.brokers, postgres.url, scheduler.topic, demo.timeout (30s).
 
 let config = try ConfigReader()
-LoggingSystem.bootstrap { label in
-    var h = StreamLogHandler.standardError(label: label)
-    h.logLevel = .warning
-    return h
-}
+GEdgeLogging.bootstrapConsole(level: .warning)
 let logger = Logger(label: "gedge-demo")
 let topic = config.string("scheduler.topic", default: Topics.scheduleRequests)
 let timeout = try config.duration("demo.timeout", default: .seconds(30))

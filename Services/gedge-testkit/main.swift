@@ -14,11 +14,7 @@ import Logging
 //       prints "MSG <redelivered> <body>" per delivery and never acks.
 
 let config = try ConfigReader()
-LoggingSystem.bootstrap { label in
-    var h = StreamLogHandler.standardError(label: label)
-    h.logLevel = .warning
-    return h
-}
+GEdgeLogging.bootstrapConsole(level: .warning)
 let logger = Logger(label: "gedge-testkit")
 signal(SIGTERM, SIG_IGN)
 let term = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())

@@ -131,8 +131,12 @@ struct AMQPTests {
 
         try await consumer.dropConnectionForTesting()
         try await publisher.dropConnectionForTesting()
-        // Publishing during the outage waits for the reconnect and is confirmed after it.
-        try await eventually("consumer back") { consumer.isConnected }
+        // The auto-delete queue went with the old connection: it is back only if the client
+        // declared it again and resumed consuming on its own. (The publisher's call waits for
+        // its own reconnect.)
+        try await eventually("queue redeclared with its consumer") {
+            (try? await publisher.queueInfo(q))?.consumerCount == 1
+        }
         try await publisher.publish(routingKey: q, message: message("after"))
         let second = try #require(await it.next())
         #expect(String(decoding: second.message.body, as: UTF8.self) == "after")
@@ -150,7 +154,7 @@ struct AMQPTests {
         var it = try await consumer.consume(queue: q).makeAsyncIterator()
         let d = try #require(await it.next())
         try await consumer.dropConnectionForTesting()
-        try await eventually("reconnected") { consumer.isConnected }
+        _ = try await consumer.queueInfo(q)  // runs on the new connection, once there is one
         try await consumer.ack(d)  // for the old connection: dropped
         let again = try #require(await it.next())
         #expect(again.redelivered)

@@ -165,32 +165,6 @@ struct KafkaTests {
         await p.shutdown()
     }
 
-    @Test func pauseHoldsDeliveryAndResumeReleasesIt() async throws {
-        let cluster = try KafkaMockCluster(brokers: 1, logger: logger)
-        let topic = TestEnv.unique("pause")
-        try cluster.createTopic(topic, partitions: 2)
-        let assigned = Mutex(false)
-        let consumer = try KafkaConsumer(configuration: consumerConfig(cluster, group: TestEnv.unique("g"), topic: topic), logger: logger) { event in
-            if case .assigned(let parts) = event, !parts.isEmpty { assigned.withLock { $0 = true } }
-        }
-        try await eventually("assignment") { assigned.withLock { $0 } }
-        try consumer.pause()
-        let p = try producer(cluster)
-        for i in 0..<5 { _ = try await p.send(KafkaRecord(topic: topic, key: "k\(i)", value: [UInt8(i)])) }
-        let early = try await collect(consumer, count: 1, timeout: .seconds(2))
-        #expect(early.isEmpty, "nothing is delivered while paused")
-        // collect stopped polling on its timeout; a new consumer in the same group resumes.
-        try await consumer.close()
-
-        let resumed = try KafkaConsumer(configuration: consumerConfig(cluster, group: consumer.groupID, topic: topic), logger: logger)
-        try? resumed.pause()
-        try? resumed.resume()
-        let got = try await collect(resumed, count: 5)
-        #expect(got.count == 5)
-        try await resumed.close()
-        await p.shutdown()
-    }
-
     @Test func pausedPartitionsResumeInTheSameMember() async throws {
         let cluster = try KafkaMockCluster(brokers: 1, logger: logger)
         let topic = TestEnv.unique("resume")
