@@ -12,7 +12,7 @@ import Logging
 //      that). Produce runs in alternating rounds; the medians are compared..
 //   2. PostgreSQL inserts row by row versus pipelined batches.
 //
-// Keys: bench.messages (300000, produced per round), bench.rounds (3), bench.consume.messages (10000), bench.message.bytes (1024), bench.partitions (32),
+// Keys: bench.messages (300000, produced per round), bench.rounds (5), bench.consume.messages (10000), bench.message.bytes (1024), bench.partitions (32),
 // bench.kafka.port (19092), postgres.url, bench.rows (20000).
 
 func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
@@ -50,7 +50,7 @@ func run() async throws {
     let logger = Logger(label: "gedge-bench")
     let count = try config.int("bench.messages", default: 300_000)
 let consumeCount = try config.int("bench.consume.messages", default: 10_000)
-let rounds = try config.int("bench.rounds", default: 3)
+let rounds = try config.int("bench.rounds", default: 5)
     let size = try config.int("bench.message.bytes", default: 1024)
     let rowsWanted = try config.int("bench.rows", default: 20_000)
     let runID = String(RequestID.make().prefix(8))
@@ -90,18 +90,21 @@ let rounds = try config.int("bench.rounds", default: 3)
     let brokers = "127.0.0.1:\(port)"
     Console.line("Kafka: \(count) messages of \(size) bytes, dev broker process on \(brokers), \(partitions) partitions per topic")
 
-    // Produce, in alternating rounds, each to a fresh topic.
-    let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: KafkaConfiguration(brokers: brokers, clientID: "bench")), logger: logger)
-    var kcatTimes: [Duration] = []
-    var libTimes: [Duration] = []
-    for round in 0..<rounds {
-        kcatTimes.append(try timeCommand(kcat, ["-P", "-b", brokers, "-t", "\(kcatTopic)-\(round)", "-X", "linger.ms=5"], stdin: file))
-        let topic = "\(libTopic)-\(round)"
+    // Produce, in alternating rounds, each to a fresh topic: kcat, then the library with
+    // kcat's settings (acks=all, no idempotence), then the library as the suite runs it
+    // (idempotent).
+    var plainConfig = KafkaProducerConfiguration(client: KafkaConfiguration(brokers: brokers, clientID: "bench"))
+    plainConfig.idempotent = false
+    plainConfig.client["acks"] = "all"
+    let plain = try KafkaProducer(configuration: plainConfig, logger: logger)
+    let idempotent = try KafkaProducer(configuration: KafkaProducerConfiguration(client: KafkaConfiguration(brokers: brokers, clientID: "bench")), logger: logger)
+
+    func produceAll(_ producer: KafkaProducer, topic: String) async throws -> Duration {
         // Warm the connection and the topic's metadata, as kcat does before its first message.
         _ = try await producer.send(KafkaRecord(topic: topic, key: nil, value: Array("warmup".utf8)))
         let delivered = RunFlag(false)
         let done = Counter()
-        let libStart = ContinuousClock.now
+        let start = ContinuousClock.now
         for m in messages {
             while true {
                 do {
@@ -117,15 +120,26 @@ let rounds = try config.int("bench.rounds", default: 3)
             }
         }
         while !delivered.isSet { try await Task.sleep(for: .milliseconds(1)) }
-        libTimes.append(ContinuousClock.now - libStart)
+        return ContinuousClock.now - start
     }
-    let kcatProduce = kcatTimes.sorted()[rounds / 2]
-    let libProduce = libTimes.sorted()[rounds / 2]
-    Console.line("  produce, median of \(rounds) rounds (acks=all; the library also idempotent)")
-    Console.line("    kcat rounds: " + kcatTimes.map { String(format: "%.3f s", seconds($0)) }.joined(separator: ", ") + "; library rounds: " + libTimes.map { String(format: "%.3f s", seconds($0)) }.joined(separator: ", "))
-    let (_, kp) = row("kcat -P", count, kcatProduce, bytes: size)
-    let (_, lp) = row("GEdgeKafka KafkaProducer.enqueue", count, libProduce, bytes: size)
-    Console.line(String(format: "  library / kcat: %.0f%%", lp / kp * 100))
+
+    var kcatTimes: [Duration] = []
+    var plainTimes: [Duration] = []
+    var idemTimes: [Duration] = []
+    for round in 0..<rounds {
+        kcatTimes.append(try timeCommand(kcat, ["-P", "-b", brokers, "-t", "\(kcatTopic)-\(round)", "-X", "linger.ms=5"], stdin: file))
+        plainTimes.append(try await produceAll(plain, topic: "\(libTopic)-plain-\(round)"))
+        idemTimes.append(try await produceAll(idempotent, topic: "\(libTopic)-idem-\(round)"))
+    }
+    func median(_ xs: [Duration]) -> Duration { xs.sorted()[xs.count / 2] }
+    func list(_ xs: [Duration]) -> String { xs.map { String(format: "%.3f", seconds($0)) }.joined(separator: " ") }
+    Console.line("  produce, median of \(rounds) alternating rounds (s: kcat \(list(kcatTimes)); library \(list(plainTimes)); idempotent \(list(idemTimes)))")
+    let (_, kp) = row("kcat -P (acks=all)", count, median(kcatTimes), bytes: size)
+    let (_, lp) = row("KafkaProducer (acks=all)", count, median(plainTimes), bytes: size)
+    let (_, ip) = row("KafkaProducer (idempotent)", count, median(idemTimes), bytes: size)
+    Console.line(String(format: "  library / kcat: %.0f%% with kcat's settings, %.0f%% idempotent", lp / kp * 100, ip / kp * 100))
+    await plain.shutdown()
+    let producer = idempotent
 
     // Consume: kcat writes the first consumeCount messages to one topic, then kcat and the
     // library each read that same topic from the beginning.
