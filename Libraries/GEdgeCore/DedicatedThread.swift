@@ -64,27 +64,6 @@ public final class DedicatedThread: @unchecked Sendable {
         }
     }
 
-    /// Runs `body` on this thread, waiting synchronously (for use from other plain threads).
-    public func runSync<T>(_ body: @escaping () -> T) -> T {
-        if Thread.current === thread { return body() }
-        let done = NSCondition()
-        nonisolated(unsafe) var result: T?
-        condition.lock()
-        jobs.append {
-            let r = body()
-            done.lock()
-            result = r
-            done.signal()
-            done.unlock()
-        }
-        condition.signal()
-        condition.unlock()
-        done.lock()
-        while result == nil { done.wait() }
-        done.unlock()
-        return result!
-    }
-
     /// Finishes the queued jobs, then ends the thread. Returns once it has ended.
     public func stop() {
         condition.lock()
@@ -132,13 +111,6 @@ public final class BoundedChannel<Element: Sendable>: @unchecked Sendable {
         buffer.append(element)
         condition.unlock()
         return true
-    }
-
-    /// Whether the buffer is full (the producer would block).
-    public var isFull: Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        return count >= capacity
     }
 
     /// The next element, or nil once the channel is closed and drained.
