@@ -12,7 +12,7 @@ COPY Services Services
 COPY Tests Tests
 RUN swift build -c release --static-swift-stdlib \
     && mkdir /out \
-    && for p in scheduler gedge-kafka-dev; do cp .build/release/$p /out/; done \
+    && for p in scheduler accelerator-monitor gedge-kafka-dev; do cp .build/release/$p /out/; done \
     && cp -R .build/release/*.resources /out/
 
 FROM debian:bookworm-slim

@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "scheduler", targets: ["scheduler"]),
+        .executable(name: "accelerator-monitor", targets: ["accelerator-monitor"]),
         .executable(name: "gedge-kafka-dev", targets: ["gedge-kafka-dev"]),
         .executable(name: "gedge-demo", targets: ["gedge-demo"]),
         .executable(name: "gedge-bench", targets: ["gedge-bench"]),
@@ -78,6 +79,15 @@ let package = Package(
             path: "Libraries/GEdgeScheduler",
             resources: [.copy("Migrations")],
             swiftSettings: swiftSettings),
+        .target(
+            name: "GEdgeAccelerators",
+            dependencies: [
+                "GEdgeCore", "GEdgeHTTPClient", "GEdgeKafka",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Libraries/GEdgeAccelerators", swiftSettings: swiftSettings),
         // The only library with Hummingbird: the ops endpoints and the service runner.
         .target(
             name: "GEdgeServiceKit",
@@ -96,6 +106,9 @@ let package = Package(
             name: "scheduler", dependencies: ["GEdgeScheduler", "GEdgeServiceKit"],
             path: "Services/scheduler", swiftSettings: swiftSettings),
         .executableTarget(
+            name: "accelerator-monitor", dependencies: ["GEdgeAccelerators", "GEdgeServiceKit"],
+            path: "Services/accelerator-monitor", swiftSettings: swiftSettings),
+        .executableTarget(
             name: "gedge-kafka-dev", dependencies: ["GEdgeKafka"],
             path: "Services/gedge-kafka-dev", swiftSettings: swiftSettings),
         .executableTarget(
@@ -113,10 +126,14 @@ let package = Package(
             name: "GEdgeCoreTests", dependencies: ["GEdgeCore"],
             path: "Tests/GEdgeCoreTests", swiftSettings: swiftSettings),
         .testTarget(
+            name: "GEdgeAcceleratorsTests", dependencies: ["GEdgeAccelerators", "GEdgeCore"],
+            path: "Tests/GEdgeAcceleratorsTests", swiftSettings: swiftSettings),
+        .testTarget(
             name: "GEdgeIntegrationTests",
             dependencies: [
                 "GEdgeCore", "GEdgeKafka", "GEdgeAMQP", "GEdgePostgres", "GEdgeHTTPClient",
-                "GEdgeScheduler", "GEdgeServiceKit",
+                "GEdgeScheduler", "GEdgeServiceKit", "GEdgeAccelerators",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Tests/GEdgeIntegrationTests", swiftSettings: swiftSettings),
     ]

@@ -21,6 +21,8 @@ public struct HCode: Sendable, Hashable, Comparable, CustomStringConvertible {
     public static let projectNamespace = HCode(520)
     /// Which node hosts a pod.
     public static let nodeOfPod = HCode(530)
+    /// A node's accelerators, published by the accelerator monitor (new in this suite).
+    public static let nodeAccelerators = HCode(610)
     /// An error reply.
     public static let error = HCode(900)
 
@@ -34,6 +36,7 @@ public struct HCode: Sendable, Hashable, Comparable, CustomStringConvertible {
         .applySelectedCluster: "apply-selected-cluster",
         .projectNamespace: "project-namespace",
         .nodeOfPod: "node-of-pod",
+        .nodeAccelerators: "node-accelerators",
         .error: "error",
     ]
 

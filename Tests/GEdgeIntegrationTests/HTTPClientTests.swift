@@ -3,15 +3,20 @@ import GEdgeCore
 import GEdgeHTTPClient
 import Testing
 
-/// A fixture server (Tests/Fixtures/echo_server.py) on loopback.
+/// A fixture server of Tests/Fixtures (echo_server.py, fake_kube.py) on loopback.
 final class EchoServer: @unchecked Sendable {
     let process = Process()
     let port: Int
 
-    init(tls: (cert: String, key: String, ca: String)? = nil) throws {
+    convenience init(tls: (cert: String, key: String, ca: String)? = nil) throws {
+        try self.init(script: "echo_server.py", arguments: tls.map { ["--tls", $0.cert, $0.key, $0.ca] } ?? [])
+    }
+
+    /// Starts a fixture script of Tests/Fixtures that prints "READY <port>".
+    init(script: String, arguments: [String]) throws {
         let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures").standardized
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", fixtures.appendingPathComponent("echo_server.py").path] + (tls.map { ["--tls", $0.cert, $0.key, $0.ca] } ?? [])
+        process.arguments = ["python3", fixtures.appendingPathComponent(script).path] + arguments
         let pipe = Pipe()
         process.standardOutput = pipe
         try process.run()

@@ -1,0 +1,66 @@
+import Foundation
+import GEdgeCore
+import GEdgeKafka
+import Logging
+import Metrics
+import ServiceLifecycle
+
+/// The monitor's loop: scan, label the node, publish the inventory when it changed; again
+/// every `interval` until shutdown.
+public struct AcceleratorMonitor: Service {
+    public static let topic = "gedge.node.accelerators"
+
+    let scanner: AcceleratorScanner
+    let labeler: NodeLabeler
+    let producer: KafkaProducer?
+    let node: String
+    let cluster: String
+    let interval: Duration
+    let logger: Logger
+    let scans = Counter(label: "gedge_accelerator_scans_total")
+    let patches = Counter(label: "gedge_accelerator_label_patches_total")
+    let failures = Counter(label: "gedge_accelerator_failures_total")
+
+    public init(scanner: AcceleratorScanner, labeler: NodeLabeler, producer: KafkaProducer?, node: String, cluster: String, interval: Duration, logger: Logger) {
+        self.scanner = scanner
+        self.labeler = labeler
+        self.producer = producer
+        self.node = node
+        self.cluster = cluster
+        self.interval = interval
+        self.logger = logger
+    }
+
+    /// The envelope announcing a node's accelerators (hcode 610).
+    public static func envelope(_ inventory: AcceleratorInventory, cluster: String) -> Envelope {
+        Envelope(
+            source: .node(cluster: cluster, node: inventory.node), target: .cluster("scheduler"),
+            hcode: .nodeAccelerators, lcode: .request, msg: inventory.json)
+    }
+
+    public func run() async throws {
+        var published: AcceleratorInventory?
+        while !Task.isShuttingDownGracefully {
+            let inventory = scanner.scan(node: node)
+            scans.increment()
+            do {
+                switch try await labeler.apply(inventory) {
+                case .unchanged:
+                    logger.debug("labels up to date", metadata: [LogKeys.node: .string(node)])
+                case .patched(let set, let removed):
+                    patches.increment()
+                    logger.info("node labels updated", metadata: [LogKeys.node: .string(node), "labels.set": "\(set)", "labels.removed": "\(removed)"])
+                }
+                if let producer, inventory != published {
+                    let codec = EnvelopeCodec()
+                    _ = try await producer.send(KafkaRecord(topic: Self.topic, key: node, value: codec.encode(Self.envelope(inventory, cluster: cluster))))
+                    published = inventory
+                }
+            } catch {
+                failures.increment()
+                logger.error("labelling failed; retrying next scan", metadata: [LogKeys.node: .string(node), LogKeys.error: "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+}

@@ -1,0 +1,213 @@
+import Foundation
+import GEdgeAccelerators
+import GEdgeCore
+import Testing
+
+@Suite("Accelerator detection")
+struct ScannerTests {
+    func scan(_ t: FixtureTree) -> AcceleratorInventory {
+        AcceleratorScanner(hostRoot: t.root).scan(node: "n1")
+    }
+
+    @Test func nvidiaGPUsWithNamesDriverAndMemory() {
+        let t = FixtureTree()
+        t.pciIDs()
+        t.pci("0000:3b:00.0", vendor: "10de", device: "1db4", class: "030200")
+        t.pci("0000:d8:00.0", vendor: "10de", device: "1db4", class: "030200")
+        t.pci("0000:00:1f.0", vendor: "8086", device: "a1c1", class: "060100")  // an ISA bridge: not an accelerator
+        t.file("proc/driver/nvidia/version", "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 01:15:15 UTC 2023\nGCC version:  gcc version 12.2.0\n")
+        t.file("proc/driver/nvidia/gpus/0000:3b:00.0/information", "Model: \t\t Tesla V100-PCIE-16GB\nVideo Memory: \t 16384 MB\n")
+        let inv = scan(t)
+        let gpus = inv.of(.nvidiaGPU)
+        #expect(gpus.count == 2)
+        #expect(inv.accelerators.count == 2)
+        #expect(gpus.allSatisfy { $0.model == "GV100GL [Tesla V100 PCIe 16GB]" && $0.vendor == "NVIDIA Corporation" && $0.driverVersion == "535.104.05" })
+        #expect(gpus.first { $0.location == "0000:3b:00.0" }?.memoryMiB == 16384)
+        #expect(gpus.first { $0.location == "0000:d8:00.0" }?.memoryMiB == nil)
+    }
+
+    @Test func amdIntelAndOtherAcceleratorsByPCIClass() {
+        let t = FixtureTree()
+        t.pciIDs()
+        t.pci("0000:03:00.0", vendor: "1002", device: "740f", class: "038000")
+        t.pci("0000:04:00.0", vendor: "8086", device: "56c0", class: "038000")
+        t.pci("0000:05:00.0", vendor: "1e52", device: "401e", class: "120000")  // processing accelerator
+        t.pci("0000:06:00.0", vendor: "1234", device: "0001", class: "0b4000")  // co-processor
+        let inv = scan(t)
+        #expect(inv.of(.amdGPU).first?.model == "Aldebaran/MI200 [Instinct MI210]")
+        #expect(inv.of(.intelGPU).first?.model == "ATS-M [Data Center GPU Flex 170]")
+        #expect(inv.of(.other).map(\.location) == ["0000:05:00.0", "0000:06:00.0"])
+        #expect(inv.of(.other).first?.vendor == "Tenstorrent Inc")
+        #expect(inv.of(.other).last?.model == nil, "no name in pci.ids: the IDs stand")
+    }
+
+    @Test(arguments: [
+        ("NVIDIA Jetson TX1 Developer Kit", "TX1"), ("quill", nil), ("NVIDIA Jetson TX2", "TX2"),
+        ("NVIDIA Jetson Nano Developer Kit", "Nano"), ("NVIDIA Jetson Xavier NX Developer Kit", "Xavier NX"),
+        ("Jetson-AGX", "AGX Xavier"), ("NVIDIA Jetson AGX Xavier [16GB]", "AGX Xavier"),
+        ("NVIDIA Jetson AGX Orin Developer Kit", "AGX Orin"), ("NVIDIA Jetson Orin Nano Developer Kit", "Orin Nano"),
+    ] as [(String, String?)])
+    func jetsonModels(model: String, family: String?) {
+        let t = FixtureTree()
+        t.file("proc/device-tree/model", model + "\0")
+        t.file("etc/nv_tegra_release", "# R32 (release), REVISION: 7.1, GCID: 29818004, BOARD: t186ref, EABI: aarch64, DATE: Sat Feb 19 17:05:08 UTC 2022\n")
+        let jetson = scan(t).of(.jetson)
+        if model == "quill" {
+            #expect(jetson.isEmpty, "a device tree that is not a Jetson")
+            return
+        }
+        #expect(jetson.first?.model == family)
+        #expect(jetson.first?.detail == "32.7.1")
+    }
+
+    @Test func coralUSBBeforeAndAfterFirmwareAndCoralPCIe() {
+        let t = FixtureTree()
+        t.usb("2-1", vendor: "1a6e", product: "089a")
+        t.usb("2-2", vendor: "18d1", product: "9302")
+        t.usb("1-1", vendor: "046d", product: "c52b")  // a keyboard receiver
+        t.pciIDs()
+        t.pci("0000:01:00.0", vendor: "1ac1", device: "089a", class: "088000")
+        t.file("dev/apex_0", "")
+        let inv = scan(t)
+        #expect(inv.of(.coralUSB).map(\.detail) == ["bootloader", "ready"])
+        #expect(inv.of(.coralPCIe).first?.detail == "apex_0")
+        #expect(inv.of(.coralPCIe).first?.model == "Coral Edge TPU")
+        #expect(inv.accelerators.count == 3)
+    }
+
+    @Test func brokenFilesNeverStopAScan() {
+        let t = FixtureTree()
+        t.pci("0000:3b:00.0", vendor: "10de", device: "1db4", class: "030200")
+        t.file("sys/bus/pci/devices/0000:3c:00.0/vendor", "0x10de\n")
+        t.file("sys/bus/pci/devices/0000:3c:00.0/device", "\u{1}\u{2}garbage")
+        t.file("sys/bus/pci/devices/0000:3c:00.0/class", "0x030200\n")
+        t.dir("sys/bus/pci/devices/0000:3d:00.0/vendor")  // a folder where a file belongs
+        t.file("sys/bus/pci/devices/0000:3d:00.0/class", "0x0302")
+        t.file("proc/driver/nvidia/version", "no version here\n")
+        t.file("proc/device-tree/model", "NVIDIA Jetson Nano\0")
+        t.file("etc/nv_tegra_release", "\u{0}\u{0}\u{ff}")
+        t.file("sys/bus/usb/devices/3-1/idVendor", "zzzz")
+        t.file("sys/bus/usb/devices/3-1/idProduct", "")
+        let inv = scan(t)
+        #expect(inv.of(.nvidiaGPU).count == 1)
+        #expect(inv.of(.nvidiaGPU).first?.driverVersion == nil)
+        let unknown = inv.of(.unknown)
+        #expect(unknown.map(\.location) == ["0000:3c:00.0", "0000:3d:00.0"])
+        #expect(unknown.allSatisfy { $0.problem != nil })
+        #expect(inv.of(.jetson).first?.model == "Nano")
+        #expect(inv.of(.jetson).first?.detail == nil)
+        #expect(inv.of(.coralUSB).isEmpty)
+    }
+
+    @Test func nvidiaSMIFillsNameMemoryAndDriverWhenTheFilesDoNot() throws {
+        let t = FixtureTree()
+        t.pci("0000:3b:00.0", vendor: "10de", device: "2330", class: "030200")
+        t.file("bin/nvidia-smi", "#!/bin/sh\necho '00000000:3B:00.0, NVIDIA H100 80GB HBM3, 81559, 550.54.15'\n")
+        let smi = t.root.appendingPathComponent("bin/nvidia-smi").path
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: smi)
+        let gpu = AcceleratorScanner(hostRoot: t.root, nvidiaSMI: smi).scan(node: "n").of(.nvidiaGPU).first
+        #expect(gpu?.memoryMiB == 81559)
+        #expect(gpu?.driverVersion == "550.54.15")
+        #expect(gpu?.model == "NVIDIA H100 80GB HBM3", "no pci.ids here: the name comes from nvidia-smi")
+        // A failing nvidia-smi leaves them unknown rather than failing the scan.
+        t.file("bin/nvidia-smi", "#!/bin/sh\nexit 9\n")
+        let none = AcceleratorScanner(hostRoot: t.root, nvidiaSMI: smi).scan(node: "n").of(.nvidiaGPU).first
+        #expect(none?.memoryMiB == nil)
+    }
+
+    @Test func aMixedNode() {
+        let t = FixtureTree()
+        t.pciIDs()
+        t.pci("0000:3b:00.0", vendor: "10de", device: "2204", class: "030000")
+        t.pci("0000:03:00.0", vendor: "1002", device: "740f", class: "038000")
+        t.pci("0000:01:00.0", vendor: "1ac1", device: "089a", class: "088000")
+        t.usb("2-1", vendor: "18d1", product: "9302")
+        t.file("proc/device-tree/model", "NVIDIA Jetson AGX Orin\0")
+        let inv = AcceleratorScanner(hostRoot: t.root).scan(node: "n")
+        #expect(Set(inv.accelerators.map(\.kind)) == [.nvidiaGPU, .amdGPU, .coralPCIe, .coralUSB, .jetson])
+        let labels = AcceleratorLabels.labels(for: inv)
+        for kind in ["nvidia-gpu", "amd-gpu", "coral-pcie", "coral-usb", "jetson"] {
+            #expect(labels["accelerator.gedge.io/\(kind).count"] == "1")
+        }
+        #expect(labels["feature.node.kubernetes.io/pci-0300_10de.present"] == "true")
+        #expect(labels["feature.node.kubernetes.io/pci-0380_1002.present"] == "true")
+        #expect(labels["gpu.product.id"] == "2204", "reActor's labels describe the discrete GPU first")
+    }
+
+    @Test func anEmptyOrMissingRootFindsNothing() {
+        #expect(AcceleratorScanner(hostRoot: URL(fileURLWithPath: "/nonexistent-\(UUID().uuidString)")).scan(node: "n").accelerators.isEmpty)
+    }
+}
+
+@Suite("Accelerator labels")
+struct LabelTests {
+    @Test(arguments: [
+        ("GV100GL [Tesla V100 PCIe 16GB]", "GV100GL-Tesla-V100-PCIe-16GB"),
+        ("  --weird__", "weird"),
+        ("Ünïcode GPU", "n-code-GPU"),
+        (String(repeating: "a", count: 70), String(repeating: "a", count: 63)),
+        ("535.104.05", "535.104.05"),
+    ])
+    func valuesAreValidLabelValues(input: String, expected: String) {
+        let v = AcceleratorLabels.value(input)
+        #expect(v == expected)
+        #expect(v.count <= 63)
+    }
+
+    @Test func threeFamiliesForAGPUNode() {
+        let t = FixtureTree()
+        t.pciIDs()
+        t.pci("0000:3b:00.0", vendor: "10de", device: "1db4", class: "030200")
+        t.pci("0000:d8:00.0", vendor: "10de", device: "1db4", class: "030200")
+        t.file("proc/driver/nvidia/version", "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  x\n")
+        t.file("proc/driver/nvidia/gpus/0000:3b:00.0/information", "Video Memory: 16384 MB\n")
+        let labels = AcceleratorLabels.labels(for: AcceleratorScanner(hostRoot: t.root).scan(node: "n1"))
+        #expect(labels == [
+            "accelerator.gedge.io/nvidia-gpu.count": "2",
+            "accelerator.gedge.io/nvidia-gpu.model": "GV100GL-Tesla-V100-PCIe-16GB",
+            "accelerator.gedge.io/nvidia-gpu.vendor": "NVIDIA-Corporation",
+            "accelerator.gedge.io/nvidia-gpu.driver": "535.104.05",
+            "accelerator.gedge.io/nvidia-gpu.memory": "16384",
+            "feature.node.kubernetes.io/pci-0302_10de.present": "true",
+            "nvidia.com/gpu.count": "2",
+            "nvidia.com/gpu.product": "GV100GL-Tesla-V100-PCIe-16GB",
+            "nvidia.com/gpu.memory": "16384",
+            "nvidia.com/cuda.driver.major": "535",
+            "nvidia.com/cuda.driver.minor": "104",
+            "nvidia.com/cuda.driver.rev": "05",
+            "gpu.model": "GV100GL-Tesla-V100-PCIe-16GB",
+            "gpu.driver": "535.104.05",
+            "gpu.vendor.id": "10de",
+            "gpu.product.id": "1db4",
+            "gpu.resource": "nvidia.com-gpu",
+        ])
+    }
+
+    @Test func jetsonAndCoralGetReActorLabels() {
+        let t = FixtureTree()
+        t.file("proc/device-tree/model", "NVIDIA Jetson Xavier NX Developer Kit\0")
+        t.file("etc/nv_tegra_release", "# R35 (release), REVISION: 4.1, GCID: 1\n")
+        let jetson = AcceleratorLabels.labels(for: AcceleratorScanner(hostRoot: t.root).scan(node: "n"))
+        #expect(jetson["gpu.model"] == "Xavier-NX")
+        #expect(jetson["gpu.driver"] == "35.4.1")
+        #expect(jetson["accelerator.gedge.io/jetson.count"] == "1")
+
+        let c = FixtureTree()
+        c.usb("2-1", vendor: "18d1", product: "9302")
+        let coral = AcceleratorLabels.labels(for: AcceleratorScanner(hostRoot: c.root).scan(node: "n"))
+        #expect(coral["gpu.vendor.id"] == "18d1")
+        #expect(coral["gpu.product.id"] == "9302")
+        #expect(coral["accelerator.gedge.io/coral-usb.state"] == "ready")
+    }
+
+    @Test func theInventoryEnvelopeDecodes() throws {
+        let t = FixtureTree()
+        t.usb("2-1", vendor: "18d1", product: "9302")
+        let inv = AcceleratorScanner(hostRoot: t.root).scan(node: "edge-n1")
+        let codec = EnvelopeCodec()
+        let e = try codec.decode(codec.encode(AcceleratorMonitor.envelope(inv, cluster: "edge1")))
+        #expect(e.hcode == .nodeAccelerators)
+        #expect(e.source == .node(cluster: "edge1", node: "edge-n1"))
+        #expect(e.msg["accelerators"] == inv.json["accelerators"])
+    }
+}
