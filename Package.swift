@@ -69,6 +69,9 @@ let package = Package(
             dependencies: ["CCurl", "CGEdgeShims", "GEdgeCore", .product(name: "Logging", package: "swift-log")],
             path: "Libraries/GEdgeHTTPClient", swiftSettings: swiftSettings),
         .target(
+            name: "GEdgePlacement", dependencies: ["GEdgeCore"],
+            path: "Libraries/GEdgePlacement", swiftSettings: swiftSettings),
+        .target(
             name: "GEdgeScheduler",
             dependencies: [
                 "GEdgeCore", "GEdgeKafka", "GEdgePostgres",
@@ -128,6 +131,9 @@ let package = Package(
         .testTarget(
             name: "GEdgeAcceleratorsTests", dependencies: ["GEdgeAccelerators", "GEdgeCore"],
             path: "Tests/GEdgeAcceleratorsTests", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "GEdgePlacementTests", dependencies: ["GEdgePlacement", "GEdgeCore"],
+            path: "Tests/GEdgePlacementTests", swiftSettings: swiftSettings),
         .testTarget(
             name: "GEdgeIntegrationTests",
             dependencies: [

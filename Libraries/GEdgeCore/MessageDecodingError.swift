@@ -101,4 +101,51 @@ public struct FieldReader: Sendable {
         }
         return out
     }
+
+    public func optionalNumber(_ key: String) throws(MessageDecodingError) -> Double? {
+        guard let value = fields[key], value != .null else { return nil }
+        switch value {
+        case .number(let d): return d
+        case .string(let s) where Double(s) != nil: return Double(s)
+        default:
+            throw MessageDecodingError(.wrongType, field: childPath(key), reason: "expected a number, got \(value.kindName)")
+        }
+    }
+
+    public func optionalInt(_ key: String) throws(MessageDecodingError) -> Int? {
+        guard let d = try optionalNumber(key) else { return nil }
+        guard d.rounded() == d, abs(d) < 9.0e15 else {
+            throw MessageDecodingError(.invalidValue, field: childPath(key), reason: "expected a whole number, got \(d)")
+        }
+        return Int(d)
+    }
+
+    public func optionalObject(_ key: String) throws(MessageDecodingError) -> FieldReader? {
+        guard let value = fields[key], value != .null else { return nil }
+        return try FieldReader(value, path: childPath(key))
+    }
+
+    public func optionalList(_ key: String) throws(MessageDecodingError) -> [JSONValue]? {
+        guard let value = fields[key], value != .null else { return nil }
+        guard case .array(let items) = value else {
+            throw MessageDecodingError(.wrongType, field: childPath(key), reason: "expected a list, got \(value.kindName)")
+        }
+        return items
+    }
+
+    /// A map of string values (labels, selectors).
+    public func optionalStringMap(_ key: String) throws(MessageDecodingError) -> [String: String]? {
+        guard let reader = try optionalObject(key) else { return nil }
+        var out: [String: String] = [:]
+        for (k, v) in reader.fields {
+            switch v {
+            case .string(let s): out[k] = s
+            case .number(let d): out[k] = d.rounded() == d ? String(Int64(d)) : String(d)
+            case .bool(let b): out[k] = String(b)
+            default:
+                throw MessageDecodingError(.wrongType, field: reader.childPath(k), reason: "expected a string, got \(v.kindName)")
+            }
+        }
+        return out
+    }
 }

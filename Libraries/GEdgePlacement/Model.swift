@@ -1,0 +1,300 @@
+import Foundation
+import GEdgeCore
+
+/// Schedulable resources: CPU in millicores, memory in bytes, NVIDIA GPUs, and any other
+/// extended resource (`amd.com/gpu`, `google.com/tpu`, ...) by its Kubernetes name.
+public struct Resources: Sendable, Hashable {
+    public var cpuMilli: Int64
+    public var memory: Int64
+    public var gpu: Int64
+    public var extended: [String: Int64]
+
+    public init(cpuMilli: Int64 = 0, memory: Int64 = 0, gpu: Int64 = 0, extended: [String: Int64] = [:]) {
+        self.cpuMilli = cpuMilli
+        self.memory = memory
+        self.gpu = gpu
+        self.extended = extended
+    }
+
+    public static let zero = Resources()
+    public static let gpuResourceName = "nvidia.com/gpu"
+
+    public var isZero: Bool { cpuMilli == 0 && memory == 0 && gpu == 0 && extended.values.allSatisfy { $0 == 0 } }
+
+    public static func + (a: Resources, b: Resources) -> Resources {
+        var e = a.extended
+        for (k, v) in b.extended { e[k, default: 0] += v }
+        return Resources(cpuMilli: a.cpuMilli + b.cpuMilli, memory: a.memory + b.memory, gpu: a.gpu + b.gpu, extended: e)
+    }
+
+    public static func - (a: Resources, b: Resources) -> Resources {
+        var e = a.extended
+        for (k, v) in b.extended { e[k, default: 0] -= v }
+        return Resources(cpuMilli: a.cpuMilli - b.cpuMilli, memory: a.memory - b.memory, gpu: a.gpu - b.gpu, extended: e)
+    }
+
+    public static func * (a: Resources, n: Int) -> Resources {
+        let m = Int64(n)
+        return Resources(cpuMilli: a.cpuMilli * m, memory: a.memory * m, gpu: a.gpu * m, extended: a.extended.mapValues { $0 * m })
+    }
+
+    /// Whether `self` (what is asked) fits within `free`, resource by resource.
+    @inline(__always)
+    public func fits(in free: Resources) -> Bool {
+        guard cpuMilli <= free.cpuMilli, memory <= free.memory, gpu <= free.gpu else { return false }
+        if extended.isEmpty { return true }
+        for (k, v) in extended where v > 0 && v > free.extended[k, default: 0] { return false }
+        return true
+    }
+
+    /// How many copies of `self` fit in `free` (Int.max when nothing is asked).
+    public func copies(in free: Resources) -> Int {
+        var n = Int64.max
+        if cpuMilli > 0 { n = min(n, max(0, free.cpuMilli) / cpuMilli) }
+        if memory > 0 { n = min(n, max(0, free.memory) / memory) }
+        if gpu > 0 { n = min(n, max(0, free.gpu) / gpu) }
+        for (k, v) in extended where v > 0 { n = min(n, max(0, free.extended[k, default: 0]) / v) }
+        return n == .max ? Int.max : Int(n)
+    }
+
+    /// Kubernetes form: `{"cpu":"500m","memory":"1073741824","nvidia.com/gpu":"1",...}`.
+    public var json: JSONValue {
+        var f: [String: JSONValue] = ["cpu": .string("\(cpuMilli)m"), "memory": .string(String(memory))]
+        if gpu != 0 { f[Resources.gpuResourceName] = .string(String(gpu)) }
+        for (k, v) in extended { f[k] = .string(String(v)) }
+        return .object(f)
+    }
+
+    /// Reads a Kubernetes resource list (`{"cpu":"2","memory":"4Gi","nvidia.com/gpu":1}`).
+    public static func decode(_ value: JSONValue, path: String) throws(MessageDecodingError) -> Resources {
+        let r = try FieldReader(value, path: path)
+        var out = Resources()
+        for (name, v) in r.fields {
+            let field = r.childPath(name)
+            let text: String
+            switch v {
+            case .string(let s): text = s
+            case .number(let d): text = d.rounded() == d ? String(Int64(d)) : String(d)
+            default: throw MessageDecodingError(.wrongType, field: field, reason: "expected a quantity, got \(v.kindName)")
+            }
+            switch name {
+            case "cpu":
+                guard let q = Quantity.milli(text) else { throw MessageDecodingError(.invalidValue, field: field, reason: "'\(text)' is not a CPU quantity") }
+                out.cpuMilli = q
+            case "memory":
+                guard let q = Quantity.value(text) else { throw MessageDecodingError(.invalidValue, field: field, reason: "'\(text)' is not a memory quantity") }
+                out.memory = q
+            default:
+                guard let q = Quantity.value(text) else { throw MessageDecodingError(.invalidValue, field: field, reason: "'\(text)' is not a quantity") }
+                if name == gpuResourceName { out.gpu = q } else { out.extended[name] = q }
+            }
+        }
+        return out
+    }
+}
+
+/// Kubernetes resource quantities: `500m`, `2`, `1.5`, `128Mi`, `1G`, `1e3`.
+public enum Quantity {
+    static let binary: [String: Double] = ["Ki": 0x1p10, "Mi": 0x1p20, "Gi": 0x1p30, "Ti": 0x1p40, "Pi": 0x1p50, "Ei": 0x1p60]
+    static let decimal: [String: Double] = ["n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18]
+
+    static func parse(_ raw: String) -> Double? {
+        let s = raw.trimmingCharacters(in: .whitespaces)
+        guard !s.isEmpty else { return nil }
+        func number(_ text: Substring) -> Double? {
+            guard let n = Double(text), n >= 0, n.isFinite, text.first != "+" else { return nil }
+            return n
+        }
+        for (suffix, mult) in binary where s.hasSuffix(suffix) {
+            return number(s.dropLast(suffix.count)).map { $0 * mult }
+        }
+        // A plain number, exponents included ("1e3"); then a decimal suffix ("1E" is exa).
+        if let n = number(Substring(s)) { return n }
+        guard let last = s.last, let mult = decimal[String(last)] else { return nil }
+        return number(s.dropLast()).map { $0 * mult }
+    }
+
+    /// The quantity in thousandths, rounded up (Kubernetes rounds CPU up to 1m).
+    public static func milli(_ s: String) -> Int64? {
+        guard let d = parse(s), d * 1000 < 9e18 else { return nil }
+        return Int64((d * 1000 - 1e-9).rounded(.up))
+    }
+
+    /// The quantity as a whole number, rounded up.
+    public static func value(_ s: String) -> Int64? {
+        guard let d = parse(s), d < 9e18 else { return nil }
+        return Int64((d - 1e-9).rounded(.up))
+    }
+}
+
+public struct Taint: Sendable, Hashable {
+    public enum Effect: String, Sendable { case noSchedule = "NoSchedule", preferNoSchedule = "PreferNoSchedule", noExecute = "NoExecute" }
+    public var key: String
+    public var value: String?
+    public var effect: Effect
+    public init(key: String, value: String? = nil, effect: Effect) {
+        self.key = key
+        self.value = value
+        self.effect = effect
+    }
+}
+
+public struct Toleration: Sendable, Hashable {
+    public var key: String?
+    /// `Equal` (the default) or `Exists`.
+    public var exists: Bool
+    public var value: String?
+    public var effect: Taint.Effect?
+    public init(key: String?, exists: Bool = false, value: String? = nil, effect: Taint.Effect? = nil) {
+        self.key = key
+        self.exists = exists
+        self.value = value
+        self.effect = effect
+    }
+
+    public func tolerates(_ t: Taint) -> Bool {
+        if let effect, effect != t.effect { return false }
+        guard let key else { return exists } // an empty key with Exists tolerates everything
+        guard key == t.key else { return false }
+        return exists || (value ?? "") == (t.value ?? "")
+    }
+}
+
+/// A node as its cluster's agent reports it.
+public struct NodeState: Sendable, Hashable {
+    public var name: String
+    public var ready: Bool
+    public var unschedulable: Bool
+    public var allocatable: Resources
+    public var requested: Resources
+    public var labels: [String: String]
+    public var taints: [Taint]
+    /// Measured round-trip latency in milliseconds from this node to other clusters, by cluster name.
+    public var latencyMs: [String: Double]
+
+    public init(
+        name: String, ready: Bool = true, unschedulable: Bool = false, allocatable: Resources, requested: Resources = .zero,
+        labels: [String: String] = [:], taints: [Taint] = [], latencyMs: [String: Double] = [:]
+    ) {
+        self.name = name
+        self.ready = ready
+        self.unschedulable = unschedulable
+        self.allocatable = allocatable
+        self.requested = requested
+        self.labels = labels
+        self.taints = taints
+        self.latencyMs = latencyMs
+    }
+
+    public var free: Resources { allocatable - requested }
+}
+
+/// Where a cluster sits, for `scheduleHint.preferred`.
+public enum ClusterKind: String, Sendable, Hashable {
+    case edge, cloud
+}
+
+/// A cluster as its agent reports it (hcode 600 on the cluster-status topic).
+public struct ClusterState: Sendable, Hashable {
+    public var name: String
+    public var kind: ClusterKind
+    public var nodes: [NodeState]
+    /// Increases with every report of this agent; older reports are ignored.
+    public var sequence: Int64
+    public var reportedAt: Date
+
+    public init(name: String, kind: ClusterKind = .edge, nodes: [NodeState], sequence: Int64 = 0, reportedAt: Date = Date()) {
+        self.name = name
+        self.kind = kind
+        self.nodes = nodes
+        self.sequence = sequence
+        self.reportedAt = reportedAt
+    }
+
+    /// Latency from this cluster to another: the median over its ready nodes that measured it.
+    public func latency(to cluster: String) -> Double? {
+        if cluster == name { return 0 }
+        let values = nodes.compactMap { $0.ready ? $0.latencyMs[cluster] : nil }.sorted()
+        guard !values.isEmpty else { return nil }
+        return values[values.count / 2]
+    }
+}
+
+// MARK: - Wire form
+
+extension ClusterState {
+    public var json: JSONValue {
+        .object([
+            "cluster": .string(name),
+            "kind": .string(kind.rawValue),
+            "sequence": .number(Double(sequence)),
+            "reported_at": .number((reportedAt.timeIntervalSince1970 * 1000).rounded()),
+            "nodes": .array(nodes.map(\.json)),
+        ])
+    }
+
+    public static func decode(_ value: JSONValue, path: String = "msg") throws(MessageDecodingError) -> ClusterState {
+        let r = try FieldReader(value, path: path)
+        try r.rejectUnknown(allowed: ["cluster", "kind", "sequence", "reported_at", "nodes"])
+        let name = try r.string("cluster")
+        let kindName = try r.optionalString("kind") ?? "edge"
+        guard let kind = ClusterKind(rawValue: kindName) else {
+            throw MessageDecodingError(.invalidValue, field: r.childPath("kind"), reason: "'\(kindName)' is not edge or cloud")
+        }
+        var nodes: [NodeState] = []
+        for (i, n) in (try r.optionalList("nodes") ?? []).enumerated() {
+            nodes.append(try NodeState.decode(n, path: "\(r.childPath("nodes"))[\(i)]"))
+        }
+        let millis = try r.optionalNumber("reported_at") ?? Date().timeIntervalSince1970 * 1000
+        return ClusterState(
+            name: name, kind: kind, nodes: nodes, sequence: Int64(try r.optionalInt("sequence") ?? 0),
+            reportedAt: Date(timeIntervalSince1970: millis / 1000))
+    }
+}
+
+extension NodeState {
+    public var json: JSONValue {
+        var f: [String: JSONValue] = [
+            "name": .string(name), "ready": .bool(ready), "allocatable": allocatable.json, "requested": requested.json,
+            "labels": .object(labels.mapValues(JSONValue.string)),
+            "latency_ms": .object(latencyMs.mapValues(JSONValue.number)),
+        ]
+        if unschedulable { f["unschedulable"] = .bool(true) }
+        if !taints.isEmpty {
+            f["taints"] = .array(taints.map { t in
+                var o: [String: JSONValue] = ["key": .string(t.key), "effect": .string(t.effect.rawValue)]
+                if let v = t.value { o["value"] = .string(v) }
+                return .object(o)
+            })
+        }
+        return .object(f)
+    }
+
+    public static func decode(_ value: JSONValue, path: String) throws(MessageDecodingError) -> NodeState {
+        let r = try FieldReader(value, path: path)
+        try r.rejectUnknown(allowed: ["name", "ready", "unschedulable", "allocatable", "requested", "labels", "taints", "latency_ms"])
+        var latency: [String: Double] = [:]
+        if let l = try r.optionalObject("latency_ms") {
+            for key in l.fields.keys { latency[key] = try l.optionalNumber(key) }
+        }
+        var taints: [Taint] = []
+        for (i, t) in (try r.optionalList("taints") ?? []).enumerated() {
+            taints.append(try Self.decodeTaint(t, path: "\(r.childPath("taints"))[\(i)]"))
+        }
+        return NodeState(
+            name: try r.string("name"), ready: try r.optionalBool("ready") ?? false,
+            unschedulable: try r.optionalBool("unschedulable") ?? false,
+            allocatable: try Resources.decode(try r.required("allocatable"), path: r.childPath("allocatable")),
+            requested: try r.fields["requested"].map { v throws(MessageDecodingError) in try Resources.decode(v, path: r.childPath("requested")) } ?? .zero,
+            labels: try r.optionalStringMap("labels") ?? [:], taints: taints, latencyMs: latency)
+    }
+
+    public static func decodeTaint(_ value: JSONValue, path: String) throws(MessageDecodingError) -> Taint {
+        let t = try FieldReader(value, path: path)
+        let effectName = try t.string("effect")
+        guard let effect = Taint.Effect(rawValue: effectName) else {
+            throw MessageDecodingError(.invalidValue, field: t.childPath("effect"), reason: "'\(effectName)' is not NoSchedule, PreferNoSchedule or NoExecute")
+        }
+        return Taint(key: try t.string("key"), value: try t.optionalString("value"), effect: effect)
+    }
+}

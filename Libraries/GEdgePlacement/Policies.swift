@@ -1,0 +1,482 @@
+import Foundation
+import GEdgeCore
+
+/// Where a request comes from, for latency ranking and `preferred: local|neighbor`.
+/// A pod source is resolved to its node (hcode 530) before the policy runs.
+public struct PlacementSource: Sendable, Hashable {
+    public var cluster: String?
+    public var node: String?
+    public init(cluster: String? = nil, node: String? = nil) {
+        self.cluster = cluster
+        self.node = node
+    }
+}
+
+/// One cluster's share of a placement. A `node` pins the replicas to that node; without it
+/// the cluster's own scheduler spreads them.
+public struct PlacementPart: Sendable, Hashable {
+    public var cluster: String
+    public var node: String?
+    public var replicas: Int
+    public init(cluster: String, node: String?, replicas: Int) {
+        self.cluster = cluster
+        self.node = node
+        self.replicas = replicas
+    }
+
+    public var json: JSONValue {
+        var f: [String: JSONValue] = ["cluster": .string(cluster), "replicas": .number(Double(replicas))]
+        if let node { f["node"] = .string(node) }
+        return .object(f)
+    }
+
+    public static func decode(_ v: JSONValue) throws(MessageDecodingError) -> PlacementPart {
+        let r = try FieldReader(v, path: "placement")
+        return PlacementPart(cluster: try r.string("cluster"), node: try r.optionalString("node"), replicas: try r.optionalInt("replicas") ?? 1)
+    }
+}
+
+/// A complete placement: every part must be applied for the request to complete.
+public struct PlacementPlan: Sendable, Hashable {
+    public var parts: [PlacementPart]
+    public var score: Double
+    public init(parts: [PlacementPart], score: Double = 0) {
+        self.parts = parts
+        self.score = score
+    }
+
+    public var json: JSONValue { .object(["parts": .array(parts.map(\.json)), "score": .number(score)]) }
+
+    public static func decode(_ v: JSONValue) throws(MessageDecodingError) -> PlacementPlan {
+        let r = try FieldReader(v, path: "plan")
+        var parts: [PlacementPart] = []
+        for p in try r.optionalList("parts") ?? [] { parts.append(try PlacementPart.decode(p)) }
+        return PlacementPlan(parts: parts, score: try r.optionalNumber("score") ?? 0)
+    }
+
+    public var summary: String {
+        parts.map { p in "\(p.cluster)" + (p.node.map { "/\($0)" } ?? "") + (p.replicas != 1 ? "×\(p.replicas)" : "") }.joined(separator: ", ")
+    }
+}
+
+public enum PlacementDecision: Sendable, Hashable {
+    /// Candidate plans, best first; the scheduler tries them in order until one applies.
+    case placed([PlacementPlan])
+    /// Nothing fits now; the request waits and is tried again.
+    case unschedulable(String)
+    /// The request can never be placed as asked (a foreign cluster, a malformed selection).
+    case rejected(String)
+}
+
+/// What a policy is asked.
+public struct PlacementInput: Sendable {
+    public var policy: SchedulingPolicy
+    public var requirements: WorkloadRequirements
+    /// The request's `parameters`: `select_clusters`, `mode`, `select_cluster`, `select_node`, `clusters`, `weights`, ...
+    public var parameters: JSONValue
+    public var source: PlacementSource
+    /// The clusters of the requester's project; nil means no restriction.
+    public var allowedClusters: Set<String>?
+    public var maxCandidates: Int
+
+    public init(
+        policy: SchedulingPolicy, requirements: WorkloadRequirements, parameters: JSONValue = .object([:]),
+        source: PlacementSource = PlacementSource(), allowedClusters: Set<String>? = nil, maxCandidates: Int = 3
+    ) {
+        self.policy = policy
+        self.requirements = requirements
+        self.parameters = parameters
+        self.source = source
+        self.allowedClusters = allowedClusters
+        self.maxCandidates = max(1, maxCandidates)
+    }
+}
+
+/// The placement policies. Pure functions of the request and the clusters' reported state.
+public enum Placer {
+    public static func decide(_ input: PlacementInput, clusters all: [ClusterState]) -> PlacementDecision {
+        let clusters = input.allowedClusters.map { allowed in all.filter { allowed.contains($0.name) } } ?? all
+        switch input.policy {
+        case .lowLatency: return lowLatency(input, clusters)
+        case .mostRequested: return scored(input, clusters, score: mostRequestedScore)
+        case .mostAllocated: return scored(input, clusters, score: mostAllocatedScore)
+        case .selectedCluster: return selected(input, clusters, all: all)
+        case .setClusters: return setClusters(input, clusters)
+        }
+    }
+
+    // MARK: preferred location
+
+    /// Orders clusters so that those matching `scheduleHint.preferred` come first, keeping the
+    /// policy's order within each group. A preference, not a filter: others stay as fallbacks.
+    static func preferredFirst(_ ranked: [ClusterState], _ input: PlacementInput) -> [ClusterState] {
+        guard let pref = input.requirements.preferred else { return ranked }
+        let src = input.source.cluster
+        func matches(_ c: ClusterState) -> Bool {
+            switch pref {
+            case .local: return c.name == src
+            case .cloud: return c.kind == .cloud
+            case .neighbor: return c.kind == .edge && c.name != src
+            }
+        }
+        return ranked.filter(matches) + ranked.filter { !matches($0) }
+    }
+
+    static func unschedulable(_ input: PlacementInput, _ clusters: [ClusterState]) -> PlacementDecision {
+        if clusters.isEmpty {
+            return .unschedulable("no cluster of the project has reported a fresh status")
+        }
+        return .unschedulable(NodeFilter.explain(clusters, input.requirements, copies: input.requirements.replicas))
+    }
+
+    // MARK: GLowLatencyPriority
+
+    /// Latency from the source to a cluster: the source node's own measurement when the source
+    /// is a node, else the source cluster's median, else the candidate's own measurement back.
+    static func latency(from source: PlacementSource, _ byName: [String: ClusterState], to target: ClusterState) -> Double {
+        guard let s = source.cluster else { return .infinity }
+        if s == target.name { return 0 }
+        if let sc = byName[s] {
+            if let n = source.node, let node = sc.nodes.first(where: { $0.name == n }), let l = node.latencyMs[target.name] { return l }
+            if let l = sc.latency(to: target.name) { return l }
+        }
+        return target.latency(to: s) ?? .infinity
+    }
+
+    static func lowLatency(_ input: PlacementInput, _ clusters: [ClusterState]) -> PlacementDecision {
+        guard let src = input.source.cluster else {
+            return .rejected("GLowLatencyPriority needs a source: source_cluster, source_node or pod_name")
+        }
+        var byName: [String: ClusterState] = [:]
+        for c in clusters { byName[c.name] = c }
+        let req = input.requirements
+        let ranked = clusters
+            .map { ($0, latency(from: input.source, byName, to: $0)) }
+            .sorted { $0.1 != $1.1 ? $0.1 < $1.1 : $0.0.name < $1.0.name }
+        let ordered = preferredFirst(ranked.map(\.0), input)
+        let latencyOf = Dictionary(uniqueKeysWithValues: ranked.map { ($0.0.name, $0.1) })
+        var plans: [PlacementPlan] = []
+        for c in ordered {
+            var best: (NodeState, Double)?
+            for n in c.nodes where NodeFilter.check(n, req, copies: req.replicas) == nil {
+                // In the source cluster the source node itself comes first.
+                let l: Double = c.name == src ? (n.name == input.source.node ? -1 : n.latencyMs[src] ?? 0) : n.latencyMs[src] ?? latencyOf[c.name] ?? .infinity
+                if best == nil || l < best!.1 || (l == best!.1 && n.name < best!.0.name) { best = (n, l) }
+            }
+            if let (n, l) = best {
+                plans.append(PlacementPlan(parts: [PlacementPart(cluster: c.name, node: n.name, replicas: req.replicas)], score: -max(0, l)))
+                if plans.count >= input.maxCandidates { break }
+            }
+        }
+        return plans.isEmpty ? unschedulable(input, clusters) : .placed(plans)
+    }
+
+    // MARK: GMostRequestedPriority and GMostAllocated
+
+    /// GS-Scheduler's score: (100 - cpu%) + (100 - mem%), plus 200 per free GPU when the
+    /// workload needs GPUs, with % = requested / allocatable. Despite its name it prefers the
+    /// node with the *most free* capacity (it spreads).
+    public static func mostRequestedScore(_ n: NodeState, _ req: WorkloadRequirements) -> Double {
+        let cpu = n.allocatable.cpuMilli > 0 ? Double(n.requested.cpuMilli) / Double(n.allocatable.cpuMilli) * 100 : 100
+        let mem = n.allocatable.memory > 0 ? Double(n.requested.memory) / Double(n.allocatable.memory) * 100 : 100
+        var score = (100 - cpu) + (100 - mem)
+        if req.needsGPU { score += 200 * Double(max(0, n.allocatable.gpu - n.requested.gpu)) }
+        return score
+    }
+
+    /// kube-scheduler's MostAllocated (NodeResourcesFit, bin-packing): the mean over CPU and
+    /// memory (and GPUs when asked) of (requested + asked) / allocatable x 100. Fuller wins.
+    public static func mostAllocatedScore(_ n: NodeState, _ req: WorkloadRequirements) -> Double {
+        let total = req.total
+        func frac(_ used: Int64, _ ask: Int64, _ cap: Int64) -> Double { cap > 0 ? min(1, Double(used + ask) / Double(cap)) * 100 : 0 }
+        var sum = frac(n.requested.cpuMilli, total.cpuMilli, n.allocatable.cpuMilli) + frac(n.requested.memory, total.memory, n.allocatable.memory)
+        var weights = 2.0
+        if total.gpu > 0 {
+            sum += frac(n.requested.gpu, total.gpu, n.allocatable.gpu)
+            weights += 1
+        }
+        return sum / weights
+    }
+
+    static func scored(_ input: PlacementInput, _ clusters: [ClusterState], score: (NodeState, WorkloadRequirements) -> Double) -> PlacementDecision {
+        let req = input.requirements
+        var perCluster: [(ClusterState, NodeState, Double)] = []
+        for c in clusters {
+            var best: (NodeState, Double)?
+            for n in c.nodes where NodeFilter.check(n, req, copies: req.replicas) == nil {
+                let s = score(n, req)
+                if best == nil || s > best!.1 || (s == best!.1 && n.name < best!.0.name) { best = (n, s) }
+            }
+            if let (n, s) = best { perCluster.append((c, n, s)) }
+        }
+        guard !perCluster.isEmpty else { return unschedulable(input, clusters) }
+        perCluster.sort { $0.2 != $1.2 ? $0.2 > $1.2 : $0.0.name < $1.0.name }
+        let bestNode = Dictionary(uniqueKeysWithValues: perCluster.map { ($0.0.name, ($0.1, $0.2)) })
+        let ordered = preferredFirst(perCluster.map(\.0), input)
+        let plans = ordered.prefix(input.maxCandidates).map { c in
+            let (n, s) = bestNode[c.name]!
+            return PlacementPlan(parts: [PlacementPart(cluster: c.name, node: n.name, replicas: req.replicas)], score: s)
+        }
+        return .placed(plans)
+    }
+
+    // MARK: GSelectedCluster
+
+    /// One level of `select_clusters`: a cluster, or a group ranked and tried in rank order.
+    public enum Selection: Sendable, Hashable {
+        case cluster(String)
+        case group([String])
+    }
+
+    /// Reads `select_clusters` as a JSON list (`["c1", ["c2", "c3"], "c4"]`) or as the seed's
+    /// string form (`"[cluster1,[cluster2,cluster3]]"`, names quoted or not). Only names and
+    /// brackets are read; nothing is evaluated.
+    public static func parseSelection(_ value: JSONValue, field: String) throws(MessageDecodingError) -> [Selection] {
+        switch value {
+        case .string(let text): return try parseSelection(try SelectionText.parse(text, field: field), field: field)
+        case .array(let items):
+            var out: [Selection] = []
+            for (i, item) in items.enumerated() {
+                switch item {
+                case .string(let s) where !s.isEmpty: out.append(.cluster(s))
+                case .array(let group):
+                    var names: [String] = []
+                    for (j, g) in group.enumerated() {
+                        guard case .string(let s) = g, !s.isEmpty else {
+                            throw MessageDecodingError(.wrongType, field: "\(field)[\(i)][\(j)]", reason: "a group holds cluster names only (one level of nesting), got \(g.kindName)")
+                        }
+                        names.append(s)
+                    }
+                    guard !names.isEmpty else { throw MessageDecodingError(.invalidValue, field: "\(field)[\(i)]", reason: "an empty group") }
+                    out.append(.group(names))
+                default:
+                    throw MessageDecodingError(.wrongType, field: "\(field)[\(i)]", reason: "expected a cluster name or a list of names, got \(item.kindName)")
+                }
+            }
+            guard !out.isEmpty else { throw MessageDecodingError(.invalidValue, field: field, reason: "no clusters selected") }
+            return out
+        default:
+            throw MessageDecodingError(.wrongType, field: field, reason: "expected a list of clusters, got \(value.kindName)")
+        }
+    }
+
+    /// A parameter under any of the spellings GS-Scheduler's clients used (`select_clusters`,
+    /// `select clusters`, `selectClusters`).
+    static func parameter(_ p: JSONValue, _ names: String...) -> (String, JSONValue)? {
+        for n in names { if let v = p[n], v != .null { return (n, v) } }
+        return nil
+    }
+
+    static func selected(_ input: PlacementInput, _ clusters: [ClusterState], all: [ClusterState]) -> PlacementDecision {
+        let p = input.parameters
+        let req = input.requirements
+        let mode = (p["mode"]?.stringValue ?? "cluster").lowercased()
+        var byName: [String: ClusterState] = [:]
+        for c in clusters { byName[c.name] = c }
+        func allowed(_ name: String) -> Bool { input.allowedClusters?.contains(name) ?? true }
+        switch mode {
+        case "node":
+            guard let (_, cv) = parameter(p, "select_cluster", "select cluster", "selectCluster"), let cluster = cv.stringValue, !cluster.isEmpty else {
+                return .rejected("node mode needs parameters.select_cluster")
+            }
+            guard let (_, nv) = parameter(p, "select_node", "select node", "selectNode"), let node = nv.stringValue, !node.isEmpty else {
+                return .rejected("node mode needs parameters.select_node")
+            }
+            guard allowed(cluster) else { return .rejected("cluster '\(cluster)' does not belong to the project") }
+            guard let c = byName[cluster] else { return .unschedulable("cluster '\(cluster)' has no fresh status") }
+            guard let n = c.nodes.first(where: { $0.name == node }) else { return .rejected("node '\(node)' is not in cluster '\(cluster)'") }
+            if let f = NodeFilter.check(n, req, copies: req.replicas) { return .unschedulable("node '\(node)' of '\(cluster)': \(f.rawValue)") }
+            return .placed([PlacementPlan(parts: [PlacementPart(cluster: cluster, node: node, replicas: req.replicas)], score: mostRequestedScore(n, req))])
+        case "cluster":
+            guard let (name, v) = parameter(p, "select_clusters", "select clusters", "selectClusters", "targetClusters") else {
+                return .rejected("cluster mode needs parameters.select_clusters")
+            }
+            let levels: [Selection]
+            do { levels = try parseSelection(v, field: "msg.parameters.\(name)") } catch { return .rejected(error.description) }
+            for level in levels {
+                let names: [String] = switch level { case .cluster(let c): [c]; case .group(let g): g }
+                for n in names where !allowed(n) { return .rejected("cluster '\(n)' does not belong to the project") }
+            }
+            var byAll: [String: ClusterState] = [:]
+            for c in all { byAll[c.name] = c }
+            var plans: [PlacementPlan] = []
+            var notes: [String] = []
+            func plan(for name: String) -> PlacementPlan? {
+                guard let c = byName[name] else {
+                    notes.append("\(name): no fresh status")
+                    return nil
+                }
+                var best: (NodeState, Double)?
+                for n in c.nodes where NodeFilter.check(n, req, copies: req.replicas) == nil {
+                    let s = mostRequestedScore(n, req)
+                    if best == nil || s > best!.1 { best = (n, s) }
+                }
+                guard let (n, s) = best else {
+                    notes.append("\(name): " + NodeFilter.explain([c], req, copies: req.replicas))
+                    return nil
+                }
+                return PlacementPlan(parts: [PlacementPart(cluster: name, node: n.name, replicas: req.replicas)], score: s)
+            }
+            for level in levels {
+                switch level {
+                case .cluster(let c):
+                    if let pl = plan(for: c) { plans.append(pl) }
+                case .group(let g):
+                    // A group is ranked: by latency from the source when there is one, else by free capacity.
+                    // Ties keep the order the user wrote.
+                    let ps = Array(g.compactMap(plan(for:)).enumerated())
+                    let key: (PlacementPlan) -> Double
+                    if input.source.cluster != nil {
+                        key = { pl in byName[pl.parts[0].cluster].map { -latency(from: input.source, byAll, to: $0) } ?? -.infinity }
+                    } else {
+                        key = { $0.score }
+                    }
+                    plans += ps.sorted { a, b in key(a.element) != key(b.element) ? key(a.element) > key(b.element) : a.offset < b.offset }.map(\.element)
+                }
+            }
+            return plans.isEmpty ? .unschedulable("no selected cluster fits: " + notes.joined(separator: "; ")) : .placed(plans)
+        default:
+            return .rejected("mode '\(mode)' is not cluster or node")
+        }
+    }
+
+    // MARK: GSetClusters
+
+    /// One workload over several clusters: `mode` duplicate (every cluster runs all replicas),
+    /// weighted (replicas divided by `weights`), or capacity (divided by what each can hold).
+    static func setClusters(_ input: PlacementInput, _ clusters: [ClusterState]) -> PlacementDecision {
+        let p = input.parameters
+        let req = input.requirements
+        let mode = (p["mode"]?.stringValue ?? "duplicate").lowercased()
+        var byName: [String: ClusterState] = [:]
+        for c in clusters { byName[c.name] = c }
+        var names: [String]
+        if let (_, v) = parameter(p, "clusters", "select_clusters") {
+            guard case .array(let items) = v else { return .rejected("parameters.clusters must be a list of cluster names") }
+            names = []
+            for item in items {
+                guard let s = item.stringValue, !s.isEmpty else { return .rejected("parameters.clusters must be a list of cluster names") }
+                guard input.allowedClusters?.contains(s) ?? true else { return .rejected("cluster '\(s)' does not belong to the project") }
+                names.append(s)
+            }
+        } else {
+            names = clusters.map(\.name).sorted()
+        }
+        guard !names.isEmpty else { return .unschedulable("no cluster to spread over") }
+        for n in names where byName[n] == nil { return .unschedulable("cluster '\(n)' has no fresh status") }
+        func capacity(_ name: String) -> Int {
+            var total = 0
+            for n in byName[name]!.nodes where NodeFilter.eligible(n, req) {
+                let k = req.perReplica.copies(in: n.free)
+                if k == .max { return .max }
+                total += k
+            }
+            return total
+        }
+        var shares: [String: Int] = [:]
+        switch mode {
+        case "duplicate":
+            for n in names { shares[n] = req.replicas }
+        case "weighted":
+            guard let w = p["weights"], case .object(let wf) = w else { return .rejected("weighted mode needs parameters.weights {cluster: weight}") }
+            var weights: [Double] = []
+            for n in names {
+                guard case .number(let d)? = wf[n], d >= 0 else { return .rejected("parameters.weights.\(n) must be a non-negative number") }
+                weights.append(d)
+            }
+            guard weights.reduce(0, +) > 0 else { return .rejected("parameters.weights are all zero") }
+            for (n, s) in zip(names, divide(req.replicas, weights: weights)) { shares[n] = s }
+        case "capacity":
+            let caps = names.map(capacity)
+            let total = caps.reduce(0) { $0 == .max || $1 == .max ? .max : $0 + $1 }
+            guard total >= req.replicas else {
+                return .unschedulable("the clusters hold \(total) of \(req.replicas) replicas")
+            }
+            let weights = caps.map { $0 == .max ? 1e12 : Double($0) }
+            var split = divide(req.replicas, weights: weights)
+            // Never beyond a cluster's capacity: move the overflow to clusters with room.
+            var overflow = 0
+            for i in split.indices where split[i] > caps[i] {
+                overflow += split[i] - caps[i]
+                split[i] = caps[i]
+            }
+            for i in split.indices where overflow > 0 {
+                let room = caps[i] == .max ? overflow : min(overflow, caps[i] - split[i])
+                split[i] += room
+                overflow -= room
+            }
+            for (n, s) in zip(names, split) { shares[n] = s }
+        default:
+            return .rejected("mode '\(mode)' is not duplicate, weighted or capacity")
+        }
+        var parts: [PlacementPart] = []
+        for n in names {
+            let share = shares[n] ?? 0
+            guard share > 0 else { continue }
+            let cap = capacity(n)
+            if cap < share { return .unschedulable("cluster '\(n)' holds \(cap) of its \(share) replicas") }
+            parts.append(PlacementPart(cluster: n, node: nil, replicas: share))
+        }
+        guard !parts.isEmpty else { return .unschedulable("no replicas to place") }
+        return .placed([PlacementPlan(parts: parts, score: 0)])
+    }
+
+    /// Splits `total` by weights with the largest-remainder method; ties go to the earlier entry.
+    public static func divide(_ total: Int, weights: [Double]) -> [Int] {
+        let sum = weights.reduce(0, +)
+        guard sum > 0 else { return weights.map { _ in 0 } }
+        let exact = weights.map { Double(total) * $0 / sum }
+        var out = exact.map { Int($0.rounded(.down)) }
+        var left = total - out.reduce(0, +)
+        let order = exact.indices.sorted { (exact[$0] - exact[$0].rounded(.down)) > (exact[$1] - exact[$1].rounded(.down)) }
+        for i in order where left > 0 {
+            out[i] += 1
+            left -= 1
+        }
+        return out
+    }
+}
+
+/// The seed's string form of a cluster selection: `[cluster1,[cluster2,cluster3]]`.
+enum SelectionText {
+    static func parse(_ text: String, field: String) throws(MessageDecodingError) -> JSONValue {
+        var stack: [[JSONValue]] = []
+        var result: JSONValue?
+        var name = ""
+        func flush() {
+            let n = name.trimmingCharacters(in: CharacterSet(charactersIn: " \t'\""))
+            if !n.isEmpty { stack[stack.count - 1].append(.string(n)) }
+            name = ""
+        }
+        for ch in text {
+            switch ch {
+            case "[":
+                guard result == nil else { throw MessageDecodingError(.invalidValue, field: field, reason: "text after the closing bracket") }
+                if !stack.isEmpty, !name.trimmingCharacters(in: .whitespaces).isEmpty {
+                    throw MessageDecodingError(.invalidValue, field: field, reason: "a name runs into '['")
+                }
+                stack.append([])
+                guard stack.count <= 2 else { throw MessageDecodingError(.invalidValue, field: field, reason: "groups nest one level only") }
+            case "]":
+                guard !stack.isEmpty else { throw MessageDecodingError(.invalidValue, field: field, reason: "unbalanced ']'") }
+                flush()
+                let done = stack.removeLast()
+                if stack.isEmpty { result = .array(done) } else { stack[stack.count - 1].append(.array(done)) }
+            case ",":
+                guard !stack.isEmpty else { throw MessageDecodingError(.invalidValue, field: field, reason: "',' outside brackets") }
+                flush()
+            default:
+                if stack.isEmpty {
+                    if ch.isWhitespace { continue }
+                    throw MessageDecodingError(.invalidValue, field: field, reason: "a selection starts with '['")
+                }
+                guard ch.isLetter || ch.isNumber || "-._' \"\t".contains(ch) else {
+                    throw MessageDecodingError(.invalidValue, field: field, reason: "'\(ch)' is not allowed in a cluster name")
+                }
+                name.append(ch)
+            }
+        }
+        guard let result, stack.isEmpty else { throw MessageDecodingError(.invalidValue, field: field, reason: "unbalanced '['") }
+        return result
+    }
+}
