@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "scheduler", targets: ["scheduler"]),
+        .executable(name: "agent", targets: ["agent"]),
         .executable(name: "accelerator-monitor", targets: ["accelerator-monitor"]),
         .executable(name: "gedge-kafka-dev", targets: ["gedge-kafka-dev"]),
         .executable(name: "gedge-demo", targets: ["gedge-demo"]),
@@ -27,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
     ],
     targets: [
         // C libraries from Debian's -dev packages.
@@ -74,7 +76,8 @@ let package = Package(
         .target(
             name: "GEdgeScheduler",
             dependencies: [
-                "GEdgeCore", "GEdgeKafka", "GEdgePostgres",
+                "GEdgeCore", "GEdgeKafka", "GEdgePostgres", "GEdgePlacement",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -91,6 +94,16 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Libraries/GEdgeAccelerators", swiftSettings: swiftSettings),
+        .target(
+            name: "GEdgeAgent",
+            dependencies: [
+                "GEdgeCore", "GEdgeKafka", "GEdgePlacement", "GEdgeHTTPClient", "GEdgeAccelerators",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Libraries/GEdgeAgent", swiftSettings: swiftSettings),
         // The only library with Hummingbird: the ops endpoints and the service runner.
         .target(
             name: "GEdgeServiceKit",
@@ -108,6 +121,9 @@ let package = Package(
         .executableTarget(
             name: "scheduler", dependencies: ["GEdgeScheduler", "GEdgeServiceKit"],
             path: "Services/scheduler", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "agent", dependencies: ["GEdgeAgent", "GEdgeServiceKit"],
+            path: "Services/agent", swiftSettings: swiftSettings),
         .executableTarget(
             name: "accelerator-monitor", dependencies: ["GEdgeAccelerators", "GEdgeServiceKit"],
             path: "Services/accelerator-monitor", swiftSettings: swiftSettings),
@@ -132,13 +148,16 @@ let package = Package(
             name: "GEdgeAcceleratorsTests", dependencies: ["GEdgeAccelerators", "GEdgeCore"],
             path: "Tests/GEdgeAcceleratorsTests", swiftSettings: swiftSettings),
         .testTarget(
+            name: "GEdgeSchedulerTests", dependencies: ["GEdgeScheduler", "GEdgePlacement", "GEdgeCore"],
+            path: "Tests/GEdgeSchedulerTests", swiftSettings: swiftSettings),
+        .testTarget(
             name: "GEdgePlacementTests", dependencies: ["GEdgePlacement", "GEdgeCore"],
             path: "Tests/GEdgePlacementTests", swiftSettings: swiftSettings),
         .testTarget(
             name: "GEdgeIntegrationTests",
             dependencies: [
                 "GEdgeCore", "GEdgeKafka", "GEdgeAMQP", "GEdgePostgres", "GEdgeHTTPClient",
-                "GEdgeScheduler", "GEdgeServiceKit", "GEdgeAccelerators",
+                "GEdgeScheduler", "GEdgeServiceKit", "GEdgeAccelerators", "GEdgeAgent", "GEdgePlacement",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Tests/GEdgeIntegrationTests", swiftSettings: swiftSettings),

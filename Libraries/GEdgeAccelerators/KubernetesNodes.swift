@@ -38,6 +38,10 @@ public struct KubernetesAPIConfiguration: Sendable {
 public struct KubernetesAPIError: Error, Sendable, CustomStringConvertible {
     public let status: Int
     public let message: String
+    public init(status: Int, message: String) {
+        self.status = status
+        self.message = message
+    }
     public var isRetriable: Bool { status == 429 || status >= 500 }
     public var description: String { "Kubernetes API \(status): \(message)" }
 }

@@ -139,6 +139,29 @@ public final class BoundedChannel<Element: Sendable>: @unchecked Sendable {
         }
     }
 
+    /// Waits for one element, then takes up to `max - 1` more that are already buffered.
+    /// Empty once the channel is closed and drained.
+    public func nextBatch(max: Int) async -> [Element] {
+        guard let first = await next() else { return [] }
+        return drain(into: [first], max: max)
+    }
+
+    private func drain(into initial: [Element], max: Int) -> [Element] {
+        var out = initial
+        condition.lock()
+        while out.count < max, count > 0 {
+            out.append(buffer[head])
+            head += 1
+        }
+        if head > 1024 && head * 2 > buffer.count {
+            buffer.removeFirst(head)
+            head = 0
+        }
+        condition.broadcast()
+        condition.unlock()
+        return out
+    }
+
     /// Closes the channel: the producer is released, the consumer drains what is left, then gets nil.
     public func close() {
         condition.lock()

@@ -21,6 +21,9 @@ public struct HCode: Sendable, Hashable, Comparable, CustomStringConvertible {
     public static let projectNamespace = HCode(520)
     /// Which node hosts a pod.
     public static let nodeOfPod = HCode(530)
+    /// A cluster's periodic status report from its agent: nodes, resources, labels, taints,
+    /// latencies (new in this suite).
+    public static let clusterStatus = HCode(600)
     /// A node's accelerators, published by the accelerator monitor (new in this suite).
     public static let nodeAccelerators = HCode(610)
     /// An error reply.
@@ -36,6 +39,7 @@ public struct HCode: Sendable, Hashable, Comparable, CustomStringConvertible {
         .applySelectedCluster: "apply-selected-cluster",
         .projectNamespace: "project-namespace",
         .nodeOfPod: "node-of-pod",
+        .clusterStatus: "cluster-status",
         .nodeAccelerators: "node-accelerators",
         .error: "error",
     ]

@@ -2,6 +2,14 @@
 public enum Topics {
     /// Schedule requests (hcode 100), keyed by request ID.
     public static let scheduleRequests = "gedge.schedule.requests"
+    /// Terminal outcomes of schedule requests (hcode 100, lcode 2), keyed by request ID.
+    public static let scheduleResults = "gedge.schedule.results"
+    /// Cluster status reports from the agents (hcode 600), keyed by cluster.
+    public static let clusterStatus = "gedge.cluster.status"
+    /// Replies from agents to the scheduler (lcode 2), keyed by request ID.
+    public static let schedulerReplies = "gedge.scheduler.replies"
+    /// Commands for one cluster's agent (hcodes 200, 210, 300, 310, 400, 520, 530), keyed by request ID.
+    public static func agentCommands(cluster: String) -> String { "gedge.agent.\(cluster)" }
     /// The dead-letter topic for a topic: undecodable messages with their error.
     public static func deadLetter(for topic: String) -> String { topic + ".dlq" }
 }

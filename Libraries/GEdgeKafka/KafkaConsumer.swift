@@ -173,6 +173,10 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
 
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(channel: channel) }
 
+    /// Waits for a message, then returns it with up to `max - 1` more already fetched, so that
+    /// work can be done in batches. Empty once polling has stopped and the buffer is drained.
+    public func nextBatch(max: Int) async -> [KafkaMessage] { await channel.nextBatch(max: max) }
+
     /// Marks `message` processed: its offset + 1 is committed with the next commit.
     /// Throws if the partition is no longer assigned to this member (it will be redelivered
     /// to the new owner).

@@ -46,7 +46,7 @@ public final class PostgresConnection: @unchecked Sendable {
             broken.set(true)
             throw PostgresError(.connectionFailed, message: message.trimmingCharacters(in: .whitespacesAndNewlines))
         }
-        for setting in ["SET TIME ZONE 'UTC'"] + sessionSettings {
+        for setting in ["SET TIME ZONE 'UTC'", "SET client_min_messages TO warning"] + sessionSettings {
             _ = try execOnThread(setting, [])
         }
         broken.set(false)

@@ -12,6 +12,11 @@ public struct RequestEvent: Sendable, Hashable {
     public var state: RequestState
     public var reason: String?
     public var at: Date
+    public init(state: RequestState, reason: String?, at: Date) {
+        self.state = state
+        self.reason = reason
+        self.at = at
+    }
 }
 
 /// A request as stored.
@@ -22,6 +27,9 @@ public struct StoredRequest: Sendable {
     public var failCount: Int
     public var projectName: String
     public var createdAt: Date
+    public var attempt: Int
+    public var placement: JSONValue
+    public var reason: String?
 }
 
 /// Where a request came from on Kafka, stored for tracing.
@@ -36,8 +44,7 @@ public struct MessageOrigin: Sendable {
     }
 }
 
-/// The request lifecycle in PostgreSQL. Recording is idempotent: a request delivered twice
-/// (a redelivery after a crash, a duplicate publish) is stored once.
+/// Reads of the request lifecycle in PostgreSQL (RequestQueue writes it).
 public struct RequestStore: Sendable {
     public let pool: PostgresPool
 
@@ -51,42 +58,9 @@ public struct RequestStore: Sendable {
         return try Migration.load(directory: url)
     }
 
-    /// Records a newly received request as received then enqueued, in one transaction.
-    /// Returns false, changing nothing, if the request was already recorded.
-    @discardableResult
-    public func recordReceived(_ request: ScheduleRequest, source: Endpoint, origin: MessageOrigin?) async throws -> Bool {
-        try await pool.transaction { c in
-            let inserted = try await c.query(
-                """
-                INSERT INTO schedule_requests
-                    (id, policy, user_name, workspace_name, project_name, fast, state, workload, parameters,
-                     callback_url, source, kafka_topic, kafka_partition, kafka_offset)
-                VALUES ($1, $2, $3, $4, $5, $6, 'enqueued', $7::jsonb, $8::jsonb, $9, $10::jsonb, $11, $12, $13)
-                ON CONFLICT (id) DO NOTHING
-                RETURNING id
-                """,
-                [
-                    .text(request.requestID), .text(request.policy.rawValue), .text(request.userName),
-                    .text(request.workspaceName), .text(request.projectName), .bool(request.fast),
-                    .json(request.workload), .json(request.parameters), .optional(request.callbackURL),
-                    .json(EnvelopeCodec.endpointJSON(source)), .optional(origin?.topic),
-                    origin.map { .int(Int64($0.partition)) } ?? .null, origin.map { .int($0.offset) } ?? .null,
-                ])
-            guard !inserted.isEmpty else { return false }
-            let reason = origin.map { "from \($0.topic)[\($0.partition)]@\($0.offset)" } ?? "submitted"
-            try await c.execute(
-                """
-                INSERT INTO schedule_request_events (request_id, state, reason)
-                VALUES ($1, 'received', $2), ($1, 'enqueued', $3)
-                """,
-                [.text(request.requestID), .text(reason), .text(request.fast ? "fast queue" : "base queue")])
-            return true
-        }
-    }
-
     public func request(id: String) async throws -> StoredRequest? {
         let rows = try await pool.query(
-            "SELECT id, policy, state, fail_count, project_name, created_at FROM schedule_requests WHERE id = $1",
+            "SELECT id, policy, state, fail_count, project_name, created_at, attempt, placement, reason FROM schedule_requests WHERE id = $1",
             [.text(id)], retryOnConnectionLoss: true)
         guard let row = rows.first else { return nil }
         let stateName = try row.decode("state", as: String.self)
@@ -96,7 +70,8 @@ public struct RequestStore: Sendable {
         return StoredRequest(
             id: try row.decode("id"), policy: try row.decode("policy"), state: state,
             failCount: try row.decode("fail_count"), projectName: try row.decode("project_name"),
-            createdAt: try row.decode("created_at"))
+            createdAt: try row.decode("created_at"), attempt: try row.decode("attempt"),
+            placement: try row.decodeOptional("placement") ?? .null, reason: try row.decodeOptional("reason"))
     }
 
     /// The request's history, oldest first.

@@ -15,7 +15,10 @@ let config = try ConfigReader()
 try GEdgeLogging.bootstrap(config)
 let logger = Logger(label: "gedge-kafka-dev")
 
-let defaultTopics = "\(Topics.scheduleRequests):8,\(Topics.deadLetter(for: Topics.scheduleRequests)):1"
+let defaultTopics = [
+    "\(Topics.scheduleRequests):8", "\(Topics.deadLetter(for: Topics.scheduleRequests)):1", "\(Topics.schedulerReplies):8",
+    "\(Topics.deadLetter(for: Topics.schedulerReplies)):1", "\(Topics.scheduleResults):4", "\(Topics.clusterStatus):1",
+].joined(separator: ",")
 let brokerCount = try config.int("kafka.dev.brokers", default: 3)
 let host = config.string("kafka.dev.host", default: "127.0.0.1")
 let port = try config.int("kafka.dev.port", default: 9092)

@@ -5,35 +5,63 @@ import GEdgeScheduler
 import GEdgeServiceKit
 import Logging
 
-// The scheduler service. At this stage: consume schedule requests from Kafka, record and
-// queue them in PostgreSQL, dead-letter what cannot be decoded.
+// The scheduler: a policy worker. Any number of replicas share the requests topic in one
+// consumer group and the queue in PostgreSQL.
 //
-// Keys (docs/configuration.md): kafka.brokers, kafka.group (gedge-scheduler),
-// scheduler.topic (gedge.schedule.requests), postgres.url, postgres.pool.size, http.host,
-// http.port (9101), log.level, log.format.
+// Stages: ingest (requests -> PostgreSQL), dispatcher (queue -> policy -> apply commands),
+// reply handler (agent replies -> lifecycle), cluster status listener (agent reports -> view),
+// lease reaper (stuck requests -> queue). Keys: docs/configuration.md.
 
-let config = try ConfigReader()
-let (logger, registry) = try ServiceKit.bootstrap(service: "scheduler", config: config)
+func runScheduler() async throws {
+    let config = try ConfigReader()
+    let (logger, registry) = try ServiceKit.bootstrap(service: "scheduler", config: config)
+    let settings = try SchedulerSettings(config)
 
-let pool = PostgresPool(configuration: try PostgresConfiguration(config, applicationName: "gedge-scheduler"), logger: logger)
-try await PostgresMigrator(pool: pool, logger: logger).migrate(try RequestStore.migrations())
+    let pool = PostgresPool(configuration: try PostgresConfiguration(config, applicationName: "gedge-scheduler"), logger: logger)
+    try await PostgresMigrator(pool: pool, logger: logger).migrate(try RequestStore.migrations())
 
-let kafka = KafkaConfiguration(config, clientID: "gedge-scheduler")
-let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: kafka), logger: logger)
-let topic = config.string("scheduler.topic", default: Topics.scheduleRequests)
-let consumer = try KafkaConsumer(
-    configuration: KafkaConsumerConfiguration(client: kafka, groupID: config.string("kafka.group", default: "gedge-scheduler"), topics: [topic]),
-    logger: logger)
+    var kafka = KafkaConfiguration(config, clientID: "gedge-scheduler")
+    // Scheduling is latency-bound: fetch as soon as anything is there.
+    if kafka["fetch.wait.max.ms"] == nil { kafka["fetch.wait.max.ms"] = "10" }
+    var producerConfig = KafkaProducerConfiguration(client: kafka)
+    producerConfig.lingerMs = try config.int("kafka.linger.ms", default: 1)
+    let producer = try KafkaProducer(configuration: producerConfig, logger: logger)
+    let group = config.string("kafka.group", default: "gedge-scheduler")
 
-let ingest = RequestIngest(
-    consumer: consumer, store: RequestStore(pool: pool),
-    deadLetters: KafkaDeadLetterPublisher(producer: producer, logger: logger), logger: logger)
-let ops = ServiceKit.opsServer(
-    try OpsServerConfiguration(config, defaultPort: 9101), registry: registry,
-    readiness: [ReadinessCheck(name: "postgres") { await pool.ping() }], logger: logger)
+    let view = ClusterView(
+        staleAfter: try config.duration("scheduler.cluster.stale", default: .seconds(15)),
+        reservationTTL: try config.duration("scheduler.reservation.ttl", default: .seconds(30)))
+    let context = SchedulerContext(
+        settings: settings, queue: RequestQueue(pool: pool, policy: settings.queue), view: view, producer: producer, logger: logger)
+    let deadLetters = KafkaDeadLetterPublisher(producer: producer, logger: logger)
 
-logger.info("scheduler starting", metadata: [LogKeys.kafkaTopic: .string(topic)])
-try await ServiceKit.run([ops, ingest], logger: logger)
-await producer.shutdown()
-pool.shutdown()
-logger.info("scheduler stopped")
+    let requests = try KafkaConsumer(
+        configuration: KafkaConsumerConfiguration(client: kafka, groupID: group, topics: [settings.requestsTopic]), logger: logger)
+    let replies = try KafkaConsumer(
+        configuration: KafkaConsumerConfiguration(client: kafka, groupID: group + "-replies", topics: [settings.repliesTopic]), logger: logger)
+    var statusConfig = KafkaConsumerConfiguration(client: kafka, groupID: "\(group)-view-\(settings.instance)", topics: [settings.statusTopic])
+    statusConfig.autoOffsetReset = "earliest"
+    let status = try KafkaConsumer(configuration: statusConfig, logger: logger)
+
+    let ops = ServiceKit.opsServer(
+        try OpsServerConfiguration(config, defaultPort: 9101), registry: registry,
+        readiness: [
+            ReadinessCheck(name: "postgres") { await pool.ping() },
+            ReadinessCheck(name: "cluster-view") { !view.all().isEmpty },
+        ],
+        logger: logger)
+
+    logger.info("scheduler starting", metadata: ["instance": .string(settings.instance), LogKeys.kafkaTopic: .string(settings.requestsTopic)])
+    try await ServiceKit.run(
+        [
+            ops, ClusterStatusListener(consumer: status, context: context),
+            RequestIngest(consumer: requests, context: context, deadLetters: deadLetters),
+            ReplyHandler(consumer: replies, context: context, deadLetters: deadLetters),
+            Dispatcher(context: context), LeaseReaper(context: context),
+        ], logger: logger)
+    await producer.shutdown()
+    pool.shutdown()
+    logger.info("scheduler stopped")
+}
+
+try await runScheduler()

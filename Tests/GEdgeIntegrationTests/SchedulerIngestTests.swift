@@ -25,7 +25,9 @@ struct SchedulerIngestTests {
         let kafka = KafkaConfiguration(brokers: cluster.bootstrapServers, clientID: "test")
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: kafka), logger: logger)
         let codec = EnvelopeCodec()
-        let request = ScheduleRequest(requestID: "req-1", policy: .mostRequested, userName: "u", workspaceName: "w", projectName: "p", fast: true)
+        let request = ScheduleRequest(
+            requestID: "req-1", policy: .mostRequested, userName: "u", workspaceName: "w", projectName: "p", fast: true,
+            workload: .string("kind: Pod\nmetadata: {name: p}\nspec: {containers: []}\n"))
         let bytes = codec.encode(request.envelope())
         // The same request twice (a producer retry), then two that cannot be scheduled.
         for _ in 0..<2 { _ = try await producer.send(KafkaRecord(topic: topic, key: "req-1", value: bytes)) }
@@ -36,7 +38,10 @@ struct SchedulerIngestTests {
         var config = KafkaConsumerConfiguration(client: kafka, groupID: TestEnv.unique("scheduler"), topics: [topic])
         config.sessionTimeout = .seconds(6)
         let consumer = try KafkaConsumer(configuration: config, logger: logger)
-        let ingest = RequestIngest(consumer: consumer, store: store, deadLetters: KafkaDeadLetterPublisher(producer: producer, logger: logger), logger: logger)
+        let context = SchedulerContext(
+            settings: SchedulerSettings(instance: "test"), queue: RequestQueue(pool: pool, policy: QueuePolicy()), view: ClusterView(),
+            producer: producer, logger: logger)
+        let ingest = RequestIngest(consumer: consumer, context: context, deadLetters: KafkaDeadLetterPublisher(producer: producer, logger: logger))
         let running = Task { try await ingest.run() }
 
         try await eventually("request recorded") { try await store.request(id: "req-1")?.state == .enqueued }

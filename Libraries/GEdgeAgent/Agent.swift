@@ -1,0 +1,320 @@
+import Foundation
+import GEdgeCore
+import GEdgeKafka
+import GEdgePlacement
+import Logging
+import Metrics
+import ServiceLifecycle
+import Synchronization
+
+/// Settings of a cluster agent. Keys in docs/configuration.md (`agent.*`).
+public struct AgentSettings: Sendable {
+    public var cluster: String
+    public var kind: ClusterKind = .edge
+    public var statusTopic = Topics.clusterStatus
+    public var statusInterval: Duration = .seconds(5)
+    /// Commands handled at once (applies wait for pods).
+    public var concurrency = 64
+    /// Peer clusters to measure latency to: cluster name to `host:port`.
+    public var peers: [String: String] = [:]
+    public var latencyInterval: Duration = .seconds(2)
+
+    public init(cluster: String) { self.cluster = cluster }
+
+    public init(_ c: ConfigReader) throws {
+        guard let cluster = c.string("agent.cluster"), !cluster.isEmpty else {
+            throw ConfigurationError(key: "agent.cluster", reason: "required: the name of the cluster this agent serves")
+        }
+        self.cluster = cluster
+        let kindName = c.string("agent.kind", default: "edge")
+        guard let kind = ClusterKind(rawValue: kindName) else { throw ConfigurationError(key: "agent.kind", reason: "'\(kindName)' is not edge or cloud") }
+        self.kind = kind
+        statusTopic = c.string("agent.status.topic", default: statusTopic)
+        statusInterval = try c.duration("agent.status.interval", default: statusInterval)
+        concurrency = try c.int("agent.concurrency", default: concurrency)
+        latencyInterval = try c.duration("agent.latency.interval", default: latencyInterval)
+        for spec in c.list("agent.peers", default: []) {
+            let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, parts[1].contains(":") else {
+                throw ConfigurationError(key: "agent.peers", reason: "'\(spec)' is not cluster=host:port")
+            }
+            peers[parts[0]] = parts[1]
+        }
+    }
+}
+
+/// Measures latency to peer clusters continuously: a TCP connect to each peer's endpoint
+/// every interval, smoothed (EWMA, alpha 0.3). An unreachable peer drops out of the table.
+public final class LatencyProber: Service, Sendable {
+    let peers: [String: String]
+    let interval: Duration
+    private let table = Mutex<[String: Double]>([:])
+    private let thread = DedicatedThread(name: "latency-probe")
+
+    public init(peers: [String: String], interval: Duration) {
+        self.peers = peers
+        self.interval = interval
+    }
+
+    public var latencies: [String: Double] { table.withLock { $0 } }
+
+    public func run() async throws {
+        defer { thread.stop() }
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            for (cluster, endpoint) in peers {
+                let ms = try? await thread.run { Self.connectTime(endpoint) }
+                table.withLock { t in
+                    if let ms = ms ?? nil { t[cluster] = t[cluster].map { 0.7 * $0 + 0.3 * ms } ?? ms } else { t[cluster] = nil }
+                }
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    /// Milliseconds to complete a TCP handshake with `host:port`, nil if it fails within 1 s.
+    static func connectTime(_ endpoint: String) -> Double? {
+        guard let colon = endpoint.lastIndex(of: ":"), let port = UInt16(endpoint[endpoint.index(after: colon)...]) else { return nil }
+        let host = String(endpoint[..<colon])
+        var hints = addrinfo()
+        hints.ai_family = AF_INET
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var res: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &res) == 0, let ai = res else { return nil }
+        defer { freeaddrinfo(res) }
+        let fd = socket(ai.pointee.ai_family, ai.pointee.ai_socktype, 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        let start = ContinuousClock.now
+        let r = connect(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen)
+        if r != 0 {
+            guard errno == EINPROGRESS else { return nil }
+            var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            guard poll(&pfd, 1, 1000) == 1 else { return nil }
+            var err: Int32 = 0
+            var len = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
+            guard err == 0 else { return nil }
+        }
+        let d = ContinuousClock.now - start
+        return Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
+    }
+}
+
+/// Tracks offsets of messages handled out of order: an offset is stored only once every
+/// earlier message of its partition is done, so a crash never skips one.
+final class OffsetTracker: Sendable {
+    private let state = Mutex<[KafkaTopicPartition: (order: [Int64], done: Set<Int64>)]>([:])
+
+    func started(_ m: KafkaMessage) {
+        state.withLock { $0[KafkaTopicPartition(topic: m.topic, partition: m.partition), default: ([], [])].order.append(m.offset) }
+    }
+
+    /// Marks a message done; returns the offset to store for its partition, if it advanced.
+    func finished(_ m: KafkaMessage) -> (KafkaTopicPartition, Int64)? {
+        let tp = KafkaTopicPartition(topic: m.topic, partition: m.partition)
+        return state.withLock { s in
+            guard var p = s[tp] else { return nil }
+            p.done.insert(m.offset)
+            var next: Int64?
+            var i = 0
+            while i < p.order.count, p.done.contains(p.order[i]) {
+                p.done.remove(p.order[i])
+                next = p.order[i] + 1
+                i += 1
+            }
+            p.order.removeFirst(i)
+            s[tp] = p
+            return next.map { (tp, $0) }
+        }
+    }
+}
+
+/// A cluster's agent: applies placements, answers the request codes (200 latency, 300
+/// resources, 520 namespace, 530 node of a pod), and reports the cluster's status.
+public final class Agent: Sendable {
+    public let settings: AgentSettings
+    let driver: any ClusterDriver
+    let producer: KafkaProducer
+    public let prober: LatencyProber
+    let codec = EnvelopeCodec()
+    let logger: Logger
+    let changed = Wakeup()
+    private let sequence = Atomic<Int64>(0)
+    let handled = Counter(label: "gedge_agent_commands_total")
+    let applyTimer = Metrics.Timer(label: "gedge_agent_apply_seconds")
+
+    public init(settings: AgentSettings, driver: any ClusterDriver, producer: KafkaProducer, logger: Logger) {
+        self.settings = settings
+        self.driver = driver
+        self.producer = producer
+        self.prober = LatencyProber(peers: settings.peers, interval: settings.latencyInterval)
+        var l = logger
+        l[metadataKey: LogKeys.cluster] = .string(settings.cluster)
+        self.logger = l
+    }
+
+    /// The cluster as reported: nodes from the driver; latencies from the driver where it
+    /// knows them (a simulation), else from the prober.
+    public func report() async throws -> ClusterState {
+        var nodes = try await driver.state()
+        let measured = prober.latencies
+        if !measured.isEmpty {
+            for i in nodes.indices { for (c, ms) in measured where nodes[i].latencyMs[c] == nil { nodes[i].latencyMs[c] = ms } }
+        }
+        let seq = sequence.wrappingAdd(1, ordering: .relaxed).newValue
+        return ClusterState(name: settings.cluster, kind: settings.kind, nodes: nodes, sequence: seq, reportedAt: Date())
+    }
+
+    func publish(_ envelope: Envelope, topic: String, key: String) async {
+        do {
+            _ = try await producer.send(KafkaRecord(topic: topic, key: key, value: codec.encode(envelope)))
+        } catch {
+            logger.error("publish failed", metadata: [LogKeys.kafkaTopic: .string(topic), LogKeys.error: "\(error)"])
+        }
+    }
+
+    func reply(to env: Envelope, topic: String, key: String, hcode: HCode? = nil, msg: JSONValue) async {
+        await publish(Envelope(source: .cluster(settings.cluster), target: env.source, hcode: hcode ?? env.hcode, lcode: .reply, msg: msg), topic: topic, key: key)
+    }
+
+    /// Handles one command message.
+    func handle(_ message: KafkaMessage) async {
+        handled.increment()
+        let key = message.keyString ?? ""
+        let env: Envelope
+        do {
+            env = try codec.decode(message.value)
+            guard env.lcode == .request else { return }
+        } catch {
+            logger.warning("command not understood", metadata: [LogKeys.error: "\(error)"])
+            let dead = Envelope(source: .cluster(settings.cluster), target: .cluster("scheduler"), hcode: .error, lcode: .reply,
+                                msg: .object(["request_id": .string(key), "reason": .string("\(error)")]))
+            await publish(dead, topic: Topics.schedulerReplies, key: key)
+            return
+        }
+        let replyTo = env.msg["reply_to"]?.stringValue ?? Topics.schedulerReplies
+        do {
+            switch env.hcode {
+            case .applyLowLatency, .applyMostRequested, .applySelectedCluster:
+                let cmd = try ApplyCommand.decode(env.msg)
+                let start = ContinuousClock.now
+                let outcome: ApplyOutcome
+                switch cmd.action {
+                case .apply:
+                    let r = try await driver.apply(cmd)
+                    outcome = ApplyOutcome(requestID: cmd.requestID, attempt: cmd.attempt, cluster: settings.cluster, ok: r.ok, reason: r.reason, pods: r.pods)
+                case .delete:
+                    let n = try await driver.remove(requestID: cmd.requestID)
+                    outcome = ApplyOutcome(requestID: cmd.requestID, attempt: cmd.attempt, cluster: settings.cluster, action: .delete, ok: true, reason: "removed \(n) object(s)")
+                }
+                applyTimer.recordNanoseconds(Int64((ContinuousClock.now - start).milliseconds * 1_000_000))
+                changed.signal()
+                logger.info("\(cmd.action.rawValue) \(outcome.ok ? "done" : "failed")", metadata: [LogKeys.requestID: .string(cmd.requestID), "reason": .string(outcome.reason)])
+                await reply(to: env, topic: cmd.replyTo, key: cmd.requestID, msg: outcome.msg)
+            case .clusterLatency:
+                let state = try await report()
+                var nodes: [String: JSONValue] = [:]
+                for n in state.nodes { nodes[n.name] = .object(n.latencyMs.mapValues(JSONValue.number)) }
+                let peers = Set(state.nodes.flatMap { $0.latencyMs.keys })
+                let cluster = Dictionary(uniqueKeysWithValues: peers.compactMap { p in state.latency(to: p).map { (p, JSONValue.number($0)) } })
+                await reply(to: env, topic: replyTo, key: key, msg: .object(["cluster": .string(settings.cluster), "latency_ms": .object(cluster), "nodes": .object(nodes)]))
+            case .clusterResources:
+                await reply(to: env, topic: replyTo, key: key, msg: try await report().json)
+            case .nodeOfPod:
+                let r = try FieldReader(env.msg, path: "msg")
+                var pod = try r.optionalString("pod")
+                if pod == nil, case .member(let ref) = env.target.object { pod = ref.members.first }
+                guard let pod else { throw MessageDecodingError(.missingField, field: "msg.pod", reason: "which pod?") }
+                let node = try await driver.nodeOf(pod: pod, namespace: try r.optionalString("namespace"))
+                var msg: [String: JSONValue] = ["request_id": .string(try r.optionalString("request_id") ?? key), "pod": .string(pod), "cluster": .string(settings.cluster)]
+                if let node { msg["node"] = .string(node) }
+                await reply(to: env, topic: replyTo, key: key, msg: .object(msg))
+            case .projectNamespace:
+                let r = try FieldReader(env.msg, path: "msg")
+                let name = try r.optionalString("namespace") ?? KubeNames.namespace(forProject: try r.string("project_name"))
+                guard KubeNames.isDNSLabel(name) else { throw MessageDecodingError(.invalidValue, field: "msg.namespace", reason: "'\(name)' is not a namespace name") }
+                let delete = (try r.optionalString("action") ?? "create") == "delete"
+                try await driver.namespace(name, delete: delete)
+                await reply(to: env, topic: replyTo, key: key, msg: .object(["namespace": .string(name), "action": .string(delete ? "delete" : "create"), "ok": .bool(true)]))
+            default:
+                throw MessageDecodingError(.unknownCode, field: "hcode", reason: "an agent does not handle hcode \(env.hcode.rawValue)")
+            }
+        } catch {
+            logger.warning("command failed", metadata: [LogKeys.requestID: .string(key), "hcode": "\(env.hcode)", LogKeys.error: "\(error)"])
+            // An apply that errored (not a refusal) is still answered, so the scheduler moves on.
+            if [HCode.applyLowLatency, .applyMostRequested, .applySelectedCluster].contains(env.hcode), let cmd = try? ApplyCommand.decode(env.msg) {
+                let o = ApplyOutcome(requestID: cmd.requestID, attempt: cmd.attempt, cluster: settings.cluster, action: cmd.action, ok: false, reason: "\(error)")
+                await reply(to: env, topic: replyTo, key: key, msg: o.msg)
+            } else {
+                await reply(to: env, topic: replyTo, key: key, hcode: .error,
+                            msg: .object(["request_id": .string(key), "hcode": .number(Double(env.hcode.rawValue)), "reason": .string("\(error)")]))
+            }
+        }
+    }
+}
+
+/// Consumes the agent's command topic, handling up to `concurrency` commands at once.
+public struct AgentCommandLoop: Service {
+    let agent: Agent
+    let consumer: KafkaConsumer
+
+    public init(agent: Agent, consumer: KafkaConsumer) {
+        self.agent = agent
+        self.consumer = consumer
+    }
+
+    public func run() async throws {
+        let tracker = OffsetTracker()
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                var running = 0
+                for await message in consumer {
+                    if running >= agent.settings.concurrency {
+                        await group.next()
+                        running -= 1
+                    }
+                    tracker.started(message)
+                    running += 1
+                    group.addTask {
+                        await agent.handle(message)
+                        if let (tp, next) = tracker.finished(message) { try? consumer.storeOffsets([tp: next]) }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            consumer.stopPolling()
+        }
+        try await consumer.close()
+        agent.logger.info("agent commands stopped; offsets committed")
+    }
+}
+
+/// Publishes the cluster's status every interval, and soon after any change.
+public struct AgentStatusLoop: Service {
+    let agent: Agent
+
+    public init(agent: Agent) { self.agent = agent }
+
+    public func run() async throws {
+        let running = RunFlag(true)
+        await withGracefulShutdownHandler {
+            while running.isSet {
+                do {
+                    let state = try await agent.report()
+                    await agent.publish(
+                        Envelope(source: .cluster(agent.settings.cluster), target: .cluster("scheduler"), hcode: .clusterStatus, lcode: .request, msg: state.json),
+                        topic: agent.settings.statusTopic, key: agent.settings.cluster)
+                } catch {
+                    agent.logger.error("status not read", metadata: [LogKeys.error: "\(error)"])
+                }
+                await agent.changed.wait(timeout: agent.settings.statusInterval)
+                // Coalesce a burst of changes into one report.
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+        } onGracefulShutdown: {
+            running.set(false)
+            agent.changed.signal()
+        }
+    }
+}

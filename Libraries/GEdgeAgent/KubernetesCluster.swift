@@ -1,0 +1,274 @@
+import Foundation
+import GEdgeAccelerators
+import GEdgeCore
+import GEdgeHTTPClient
+import GEdgePlacement
+import Yams
+
+/// Drives a real cluster through the Kubernetes REST API (libcurl): reads nodes and pods,
+/// server-side applies workloads (`application/apply-patch+yaml`, field manager
+/// `gedge-agent`), waits for their pods to run, and removes them by the request-ID label.
+public struct KubernetesCluster: ClusterDriver {
+    public static let requestLabel = "gedge.io/request-id"
+    public static let fieldManager = "gedge-agent"
+
+    let client: HTTPClient
+    let configuration: KubernetesAPIConfiguration
+    let pollInterval: Duration
+    let applyTimeout: Duration
+
+    public init(client: HTTPClient, configuration: KubernetesAPIConfiguration, applyTimeout: Duration = .seconds(120), pollInterval: Duration = .seconds(1)) {
+        self.client = client
+        self.configuration = configuration
+        self.applyTimeout = applyTimeout
+        self.pollInterval = pollInterval
+    }
+
+    func token() -> String? {
+        guard let file = configuration.tokenFile, let data = FileManager.default.contents(atPath: file) else { return nil }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func call(_ method: String, _ path: String, body: JSONValue? = nil, contentType: String = "application/json", allow404: Bool = false) async throws -> JSONValue? {
+        var headers = [("Accept", "application/json")]
+        if body != nil { headers.append(("Content-Type", contentType)) }
+        let request = HTTPRequest(method: method, url: configuration.url + path, headers: headers, body: body?.serialized(), bearerToken: token())
+        let response = try await client.execute(request)
+        if response.status == 404 && allow404 { return nil }
+        guard response.isSuccess else {
+            let message = (try? response.json())?["message"]?.stringValue ?? response.bodyString
+            throw KubernetesAPIError(status: response.status, message: "\(method) \(path): \(message)")
+        }
+        return response.body.isEmpty ? .null : try response.json()
+    }
+
+    static func query(_ s: String) -> String {
+        s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? s
+    }
+
+    // MARK: state
+
+    public func state() async throws -> [NodeState] {
+        let nodes = try await call("GET", "/api/v1/nodes")?["items"]
+        let pods = try await call("GET", "/api/v1/pods?fieldSelector=" + Self.query("status.phase!=Succeeded,status.phase!=Failed"))?["items"]
+        var used: [String: Resources] = [:]
+        if case .array(let items)? = pods {
+            for pod in items {
+                guard let node = pod["spec"]?["nodeName"]?.stringValue,
+                      let req = try? WorkloadRequirements.extract(workload: pod, parameters: .null) else { continue }
+                used[node] = (used[node] ?? .zero) + req.perReplica
+            }
+        }
+        guard case .array(let items)? = nodes else { return [] }
+        return items.compactMap { n in
+            guard let name = n["metadata"]?["name"]?.stringValue else { return nil }
+            var labels: [String: String] = [:]
+            if case .object(let l)? = n["metadata"]?["labels"] { for (k, v) in l { labels[k] = v.stringValue } }
+            var taints: [Taint] = []
+            if case .array(let ts)? = n["spec"]?["taints"] { taints = ts.compactMap { try? NodeState.decodeTaint($0, path: "taint") } }
+            var ready = false
+            if case .array(let conds)? = n["status"]?["conditions"] {
+                ready = conds.contains { $0["type"]?.stringValue == "Ready" && $0["status"]?.stringValue == "True" }
+            }
+            let alloc = (n["status"]?["allocatable"]).flatMap { try? Resources.decode($0, path: "allocatable") } ?? .zero
+            return NodeState(name: name, ready: ready, unschedulable: n["spec"]?["unschedulable"] == .bool(true),
+                             allocatable: alloc, requested: used[name] ?? .zero, labels: labels, taints: taints)
+        }
+    }
+
+    // MARK: apply
+
+    static let clusterScoped: Set<String> = ["Namespace", "Node", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass", "PriorityClass"]
+
+    /// The REST path of an object: `/api/v1/namespaces/ns/services/name`, `/apis/apps/v1/...`.
+    static func path(apiVersion: String, kind: String, namespace: String?, name: String?) -> String {
+        let base = apiVersion.contains("/") ? "/apis/\(apiVersion)" : "/api/\(apiVersion)"
+        let lower = kind.lowercased()
+        let plural = lower.hasSuffix("s") ? lower + "es" : lower.hasSuffix("y") ? String(lower.dropLast()) + "ies" : lower + "s"
+        var p = base
+        if let namespace, !clusterScoped.contains(kind) { p += "/namespaces/\(namespace)" }
+        p += "/\(plural)"
+        if let name { p += "/\(name)" }
+        return p
+    }
+
+    static func manifests(_ workload: JSONValue) -> [JSONValue] {
+        switch workload {
+        case .array(let items): items
+        case .object(let f) where f["kind"] == .string("List"): f["items"].flatMap { if case .array(let a) = $0 { a } else { nil } } ?? []
+        default: [workload]
+        }
+    }
+
+    /// The object as applied: namespace set, request label on it and on its pod template,
+    /// replicas from the placement, and the node pinned through `kubernetes.io/hostname`.
+    static func prepare(_ m: JSONValue, _ cmd: ApplyCommand) -> JSONValue {
+        guard case .object(var o) = m else { return m }
+        func labelled(_ meta: JSONValue?) -> JSONValue {
+            var md: [String: JSONValue] = if case .object(let x)? = meta { x } else { [:] }
+            var labels: [String: JSONValue] = if case .object(let l)? = md["labels"] { l } else { [:] }
+            labels[requestLabel] = .string(cmd.requestID)
+            md["labels"] = .object(labels)
+            return .object(md)
+        }
+        var meta = labelled(o["metadata"])
+        if case .object(var md) = meta, !clusterScoped.contains(o["kind"]?.stringValue ?? "") {
+            md["namespace"] = .string(cmd.namespace)
+            meta = .object(md)
+        }
+        o["metadata"] = meta
+        let kind = o["kind"]?.stringValue ?? ""
+        if ["Deployment", "StatefulSet", "ReplicaSet"].contains(kind), case .object(var spec)? = o["spec"] {
+            spec["replicas"] = .number(Double(cmd.replicas))
+            if case .object(var tpl)? = spec["template"] {
+                tpl["metadata"] = labelled(tpl["metadata"])
+                if let node = cmd.node, case .object(var ps)? = tpl["spec"] {
+                    var sel: [String: JSONValue] = if case .object(let s)? = ps["nodeSelector"] { s } else { [:] }
+                    sel["kubernetes.io/hostname"] = .string(node)
+                    ps["nodeSelector"] = .object(sel)
+                    tpl["spec"] = .object(ps)
+                }
+                spec["template"] = .object(tpl)
+            }
+            o["spec"] = .object(spec)
+        } else if kind == "Pod", let node = cmd.node, case .object(var ps)? = o["spec"] {
+            ps["nodeName"] = .string(node)
+            o["spec"] = .object(ps)
+        }
+        return .object(o)
+    }
+
+    func serverSideApply(_ object: JSONValue, namespace: String?) async throws {
+        guard let apiVersion = object["apiVersion"]?.stringValue, let kind = object["kind"]?.stringValue,
+              let name = object["metadata"]?["name"]?.stringValue else {
+            throw KubernetesAPIError(status: 422, message: "a manifest without apiVersion, kind or metadata.name")
+        }
+        let path = Self.path(apiVersion: apiVersion, kind: kind, namespace: namespace, name: name)
+        // JSON is YAML: the apply-patch content type takes it as it is.
+        _ = try await call("PATCH", path + "?fieldManager=\(Self.fieldManager)&force=true", body: object, contentType: "application/apply-patch+yaml")
+    }
+
+    public func namespace(_ name: String, delete: Bool) async throws {
+        if delete {
+            _ = try await call("DELETE", "/api/v1/namespaces/\(name)", allow404: true)
+        } else {
+            try await serverSideApply(.object(["apiVersion": .string("v1"), "kind": .string("Namespace"), "metadata": .object(["name": .string(name)])]), namespace: nil)
+        }
+    }
+
+    public func apply(_ cmd: ApplyCommand) async throws -> ApplyResult {
+        if let d = cmd.deadline, d < Date() { return ApplyResult(ok: false, reason: "the deadline passed before the apply started") }
+        try await namespace(cmd.namespace, delete: false)
+        var owner: (kind: String, path: String)?
+        for m in Self.manifests(cmd.workload) {
+            let object = Self.prepare(m, cmd)
+            try await serverSideApply(object, namespace: cmd.namespace)
+            if let kind = object["kind"]?.stringValue, ["Deployment", "StatefulSet", "ReplicaSet", "Pod"].contains(kind),
+               let v = object["apiVersion"]?.stringValue, let name = object["metadata"]?["name"]?.stringValue {
+                owner = (kind, Self.path(apiVersion: v, kind: kind, namespace: cmd.namespace, name: name))
+            }
+        }
+        guard let owner else { return ApplyResult(ok: true, reason: "applied (no pods to wait for)") }
+        // Wait for the pods, within the lease deadline and the agent's own limit.
+        var until = ContinuousClock.now + applyTimeout
+        if let d = cmd.deadline { until = min(until, ContinuousClock.now + .milliseconds(Int64(max(0, d.timeIntervalSinceNow) * 1000))) }
+        var last = "waiting for pods"
+        while ContinuousClock.now < until {
+            if let obj = try await call("GET", owner.path, allow404: true) {
+                if owner.kind == "Pod" {
+                    let phase = obj["status"]?["phase"]?.stringValue ?? "Pending"
+                    if phase == "Running" { return ApplyResult(ok: true, reason: "pod running", pods: try await podNodes(cmd)) }
+                    last = "pod \(phase)"
+                } else {
+                    var ready = 0
+                    if case .number(let d)? = obj["status"]?["readyReplicas"] { ready = Int(d) }
+                    if ready >= cmd.replicas { return ApplyResult(ok: true, reason: "\(ready)/\(cmd.replicas) replicas ready", pods: try await podNodes(cmd)) }
+                    last = "\(ready)/\(cmd.replicas) replicas ready"
+                }
+            }
+            try await Task.sleep(for: pollInterval)
+        }
+        _ = try? await remove(requestID: cmd.requestID)
+        return ApplyResult(ok: false, reason: "pods not running in time (\(last)); removed")
+    }
+
+    func podNodes(_ cmd: ApplyCommand) async throws -> [String: String] {
+        let list = try await call("GET", "/api/v1/namespaces/\(cmd.namespace)/pods?labelSelector=" + Self.query("\(Self.requestLabel)=\(cmd.requestID)"))
+        var out: [String: String] = [:]
+        if case .array(let items)? = list?["items"] {
+            for p in items { if let n = p["metadata"]?["name"]?.stringValue { out[n] = p["spec"]?["nodeName"]?.stringValue ?? "" } }
+        }
+        return out
+    }
+
+    /// Objects the agent applies that carry pods or expose them, found by the request label.
+    static let removable: [(String, String)] = [("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("apps/v1", "ReplicaSet"), ("v1", "Pod"), ("v1", "Service")]
+
+    public func remove(requestID: String) async throws -> Int {
+        var n = 0
+        for (v, kind) in Self.removable {
+            let list = try await call("GET", Self.path(apiVersion: v, kind: kind, namespace: nil, name: nil) + "?labelSelector=" + Self.query("\(Self.requestLabel)=\(requestID)"))
+            guard case .array(let items)? = list?["items"] else { continue }
+            for o in items {
+                guard let name = o["metadata"]?["name"]?.stringValue else { continue }
+                let ns = o["metadata"]?["namespace"]?.stringValue
+                _ = try await call("DELETE", Self.path(apiVersion: v, kind: kind, namespace: ns, name: name), allow404: true)
+                n += 1
+            }
+        }
+        return n
+    }
+
+    public func nodeOf(pod: String, namespace: String?) async throws -> String? {
+        if let namespace {
+            return try await call("GET", "/api/v1/namespaces/\(namespace)/pods/\(pod)", allow404: true)?["spec"]?["nodeName"]?.stringValue
+        }
+        let list = try await call("GET", "/api/v1/pods?fieldSelector=" + Self.query("metadata.name=\(pod)"))
+        if case .array(let items)? = list?["items"] { return items.first?["spec"]?["nodeName"]?.stringValue }
+        return nil
+    }
+}
+
+/// Reads a kubeconfig (YAML): the current context's server, CA, and token or client
+/// certificate. Inline data (`*-data`) is written to private files for libcurl.
+public enum Kubeconfig {
+    public static func load(path: String, context: String? = nil) throws -> KubernetesAPIConfiguration {
+        guard let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }) else {
+            throw ConfigurationError(key: "kubernetes.kubeconfig", reason: "cannot read \(path)")
+        }
+        guard let root = try Yams.load(yaml: text) as? [String: Any] else {
+            throw ConfigurationError(key: "kubernetes.kubeconfig", reason: "\(path) is not a kubeconfig")
+        }
+        func named(_ list: String, _ name: String) -> [String: Any]? {
+            (root[list] as? [[String: Any]])?.first { $0["name"] as? String == name }
+        }
+        guard let ctxName = context ?? root["current-context"] as? String,
+              let ctx = named("contexts", ctxName)?["context"] as? [String: Any],
+              let clusterName = ctx["cluster"] as? String, let cluster = named("clusters", clusterName)?["cluster"] as? [String: Any],
+              let server = cluster["server"] as? String else {
+            throw ConfigurationError(key: "kubernetes.kubeconfig", reason: "\(path): no usable current context")
+        }
+        let user = (ctx["user"] as? String).flatMap { named("users", $0)?["user"] as? [String: Any] } ?? [:]
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gedge-kubeconfig-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        func file(_ fileKey: String, _ dataKey: String, in m: [String: Any], as name: String) throws -> String? {
+            if let f = m[fileKey] as? String { return f }
+            guard let b64 = m[dataKey] as? String, let data = Data(base64Encoded: b64) else { return nil }
+            let url = dir.appendingPathComponent(name)
+            FileManager.default.createFile(atPath: url.path, contents: data, attributes: [.posixPermissions: 0o600])
+            return url.path
+        }
+        var http = HTTPClientConfiguration()
+        http.caFile = try file("certificate-authority", "certificate-authority-data", in: cluster, as: "ca.crt")
+        http.insecureSkipVerify = cluster["insecure-skip-tls-verify"] as? Bool ?? false
+        http.clientCertFile = try file("client-certificate", "client-certificate-data", in: user, as: "client.crt")
+        http.clientKeyFile = try file("client-key", "client-key-data", in: user, as: "client.key")
+        var tokenFile = user["tokenFile"] as? String
+        if tokenFile == nil, let token = user["token"] as? String {
+            let url = dir.appendingPathComponent("token")
+            FileManager.default.createFile(atPath: url.path, contents: Data(token.utf8), attributes: [.posixPermissions: 0o600])
+            tokenFile = url.path
+        }
+        return KubernetesAPIConfiguration(url: server.hasSuffix("/") ? String(server.dropLast()) : server, tokenFile: tokenFile, http: http)
+    }
+}

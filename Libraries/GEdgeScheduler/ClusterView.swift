@@ -1,0 +1,136 @@
+import Foundation
+import GEdgeCore
+import GEdgePlacement
+import Synchronization
+
+/// The scheduler's in-memory picture of every cluster, from the agents' status reports.
+///
+/// A cluster whose last report is older than `staleAfter` (by the agent's own timestamp) is
+/// left out of decisions. Placements this scheduler made and that a report may not show yet
+/// are kept as reservations on the node, like kube-scheduler's assumed pods, until a report
+/// generated after the agent answered arrives, or `reservationTTL` passes. Other replicas'
+/// placements are checked by the agent, which refuses what no longer fits.
+public final class ClusterView: Sendable {
+    struct Reservation {
+        var cluster: String
+        var node: String?
+        var resources: Resources
+        var created: Date
+        var confirmed: Date?
+    }
+
+    struct State {
+        var reported: [String: ClusterState] = [:]
+        var effective: [String: ClusterState] = [:]
+        var nodeIndex: [String: [String: Int]] = [:]
+        var reservations: [String: [Reservation]] = [:]
+    }
+
+    private let state = Mutex(State())
+    public let staleAfter: Duration
+    public let reservationTTL: Duration
+
+    public init(staleAfter: Duration = .seconds(15), reservationTTL: Duration = .seconds(30)) {
+        self.staleAfter = staleAfter
+        self.reservationTTL = reservationTTL
+    }
+
+    /// Takes a report; an older one than what is held (by sequence, then time) is ignored.
+    @discardableResult
+    public func update(_ report: ClusterState) -> Bool {
+        state.withLock { s in
+            if let old = s.reported[report.name], report.reportedAt < old.reportedAt || (report.reportedAt == old.reportedAt && report.sequence <= old.sequence) {
+                return false
+            }
+            s.reported[report.name] = report
+            var idx: [String: Int] = [:]
+            for (i, n) in report.nodes.enumerated() { idx[n.name] = i }
+            s.nodeIndex[report.name] = idx
+            // Drop reservations the report already accounts for.
+            for (id, list) in s.reservations {
+                let kept = list.filter { r in r.cluster != report.name || !(r.confirmed.map { $0 < report.reportedAt } ?? false) }
+                s.reservations[id] = kept.isEmpty ? nil : kept
+            }
+            s.effective[report.name] = Self.apply(report, s.reservations.values.joined().filter { $0.cluster == report.name }, idx)
+            return true
+        }
+    }
+
+    static func apply(_ report: ClusterState, _ reservations: some Sequence<Reservation>, _ idx: [String: Int]) -> ClusterState {
+        var c = report
+        for r in reservations { add(&c, r, idx, sign: 1) }
+        return c
+    }
+
+    static func add(_ c: inout ClusterState, _ r: Reservation, _ idx: [String: Int], sign: Int) {
+        guard let node = r.node, let i = idx[node], i < c.nodes.count else { return }
+        c.nodes[i].requested = sign > 0 ? c.nodes[i].requested + r.resources : c.nodes[i].requested - r.resources
+    }
+
+    /// Clusters with a fresh report, with this scheduler's reservations added.
+    public func fresh(now: Date = Date()) -> [ClusterState] {
+        let limit = Double(staleAfter.milliseconds) / 1000
+        return state.withLock { s in
+            s.effective.values.filter { now.timeIntervalSince($0.reportedAt) <= limit }.sorted { $0.name < $1.name }
+        }
+    }
+
+    /// Every cluster reported, fresh or not, with the age of its report.
+    public func all(now: Date = Date()) -> [(ClusterState, age: TimeInterval)] {
+        state.withLock { s in s.reported.values.sorted { $0.name < $1.name }.map { ($0, now.timeIntervalSince($0.reportedAt)) } }
+    }
+
+    public func reserve(requestID: String, parts: [PlacementPart], perReplica: Resources, now: Date = Date()) {
+        state.withLock { s in
+            for p in parts where p.node != nil {
+                let r = Reservation(cluster: p.cluster, node: p.node, resources: perReplica * p.replicas, created: now)
+                s.reservations[requestID, default: []].append(r)
+                if var c = s.effective[p.cluster], let idx = s.nodeIndex[p.cluster] {
+                    Self.add(&c, r, idx, sign: 1)
+                    s.effective[p.cluster] = c
+                }
+            }
+        }
+    }
+
+    /// The agent answered: success keeps the reservation until a later report shows the pods;
+    /// failure drops it at once.
+    public func confirm(requestID: String, cluster: String, ok: Bool, now: Date = Date()) {
+        state.withLock { s in
+            guard var list = s.reservations[requestID] else { return }
+            for i in list.indices where list[i].cluster == cluster {
+                if ok {
+                    list[i].confirmed = now
+                } else if var c = s.effective[cluster], let idx = s.nodeIndex[cluster] {
+                    Self.add(&c, list[i], idx, sign: -1)
+                    s.effective[cluster] = c
+                }
+            }
+            if !ok { list.removeAll { $0.cluster == cluster } }
+            s.reservations[requestID] = list.isEmpty ? nil : list
+        }
+    }
+
+    /// Drops reservations older than the TTL (their answer went to another replica, or never came).
+    public func expireReservations(now: Date = Date()) {
+        let ttl = Double(reservationTTL.milliseconds) / 1000
+        state.withLock { s in
+            var touched = Set<String>()
+            for (id, list) in s.reservations {
+                let kept = list.filter { now.timeIntervalSince($0.created) < ttl }
+                if kept.count != list.count {
+                    for r in list where now.timeIntervalSince(r.created) >= ttl { touched.insert(r.cluster) }
+                    s.reservations[id] = kept.isEmpty ? nil : kept
+                }
+            }
+            for name in touched {
+                if let rep = s.reported[name], let idx = s.nodeIndex[name] {
+                    s.effective[name] = Self.apply(rep, s.reservations.values.joined().filter { $0.cluster == name }, idx)
+                }
+            }
+        }
+    }
+
+    public var reservationCount: Int { state.withLock { $0.reservations.values.reduce(0) { $0 + $1.count } } }
+}
+

@@ -1,0 +1,514 @@
+import Foundation
+import GEdgeCore
+import GEdgeKafka
+import GEdgePlacement
+import GEdgePostgres
+import Logging
+import Metrics
+import ServiceLifecycle
+import Synchronization
+
+/// Settings of the scheduler's stages. Keys in docs/configuration.md.
+public struct SchedulerSettings: Sendable {
+    public var instance: String
+    public var requestsTopic = Topics.scheduleRequests
+    public var repliesTopic = Topics.schedulerReplies
+    public var statusTopic = Topics.clusterStatus
+    public var resultsTopic = Topics.scheduleResults
+    public var queue = QueuePolicy()
+    /// How often a worker looks at the queue when nothing woke it.
+    public var pollInterval: Duration = .milliseconds(200)
+    public var maxCandidates = 3
+    /// How long to wait for an agent to say which node runs a source pod.
+    public var podLookupWait: Duration = .seconds(2)
+    /// When a project has no clusters bound: reject (the default) or allow every cluster.
+    public var unboundProjectsUseAllClusters = false
+
+    public init(instance: String) { self.instance = instance }
+
+    public init(_ c: ConfigReader) throws {
+        let host = ProcessInfo.processInfo.hostName
+        instance = c.string("scheduler.instance", default: "\(host)-\(getpid())")
+        requestsTopic = c.string("scheduler.topic", default: requestsTopic)
+        repliesTopic = c.string("scheduler.replies.topic", default: repliesTopic)
+        statusTopic = c.string("scheduler.status.topic", default: statusTopic)
+        resultsTopic = c.string("scheduler.results.topic", default: resultsTopic)
+        queue = try QueuePolicy(c)
+        pollInterval = try c.duration("scheduler.poll.interval", default: pollInterval)
+        maxCandidates = try c.int("scheduler.candidates", default: maxCandidates)
+        podLookupWait = try c.duration("scheduler.pod.lookup.wait", default: podLookupWait)
+        unboundProjectsUseAllClusters = try c.bool("scheduler.projects.unbound.all", default: false)
+    }
+}
+
+/// What the stages share: the queue in PostgreSQL, the cluster view, the producer.
+public final class SchedulerContext: Sendable {
+    public let settings: SchedulerSettings
+    public let queue: RequestQueue
+    public let view: ClusterView
+    public let producer: KafkaProducer
+    public let codec = EnvelopeCodec()
+    public let logger: Logger
+    public let wakeup = Wakeup()
+    private let projects = Mutex<(clusters: [String: Set<String>], loaded: ContinuousClock.Instant?)>(([:], nil))
+
+    let sent = Counter(label: "gedge_scheduler_apply_commands_total")
+    let finishedCounter: [RequestState: Counter] = Dictionary(uniqueKeysWithValues: [RequestState.completed, .failed, .rejected, .canceled].map {
+        ($0, Counter(label: "gedge_scheduler_requests_finished_total", dimensions: [("state", $0.rawValue)]))
+    })
+
+    public init(settings: SchedulerSettings, queue: RequestQueue, view: ClusterView, producer: KafkaProducer, logger: Logger) {
+        self.settings = settings
+        self.queue = queue
+        self.view = view
+        self.producer = producer
+        self.logger = logger
+    }
+
+    /// The clusters of a project, cached for a few seconds; a project not in the cache is
+    /// looked up again at once (it may have just been bound), at most every 250 ms.
+    func allowedClusters(project: String) async throws -> Set<String>? {
+        let now = ContinuousClock.now
+        let cached = projects.withLock { p -> Set<String>?? in
+            guard let at = p.loaded else { return .none }
+            if let hit = p.clusters[project], now - at < .seconds(5) { return .some(hit) }
+            if now - at < .milliseconds(250) { return .some(nil) }
+            return .none
+        }
+        if let cached { return cached }
+        let map = try await queue.projectClusters()
+        projects.withLock { $0 = (map, now) }
+        return map[project]
+    }
+
+    // MARK: messages out
+
+    func send(_ envelope: Envelope, topic: String, key: String) {
+        let record = KafkaRecord(topic: topic, key: key, value: codec.encode(envelope))
+        do {
+            try producer.enqueue(record) { [logger] result in
+                if case .failure(let e) = result {
+                    logger.error("message not delivered; the lease will retry it", metadata: [LogKeys.kafkaTopic: .string(topic), LogKeys.requestID: .string(key), LogKeys.error: "\(e)"])
+                }
+            }
+        } catch {
+            logger.error("message not queued; the lease will retry it", metadata: [LogKeys.kafkaTopic: .string(topic), LogKeys.requestID: .string(key), LogKeys.error: "\(error)"])
+        }
+    }
+
+    func sendApply(requestID: String, attempt: Int, policy: SchedulingPolicy, project: String, workload: JSONValue, part: PlacementPart) {
+        let cmd = ApplyCommand(
+            requestID: requestID, attempt: attempt, namespace: KubeNames.namespace(forProject: project), workload: workload,
+            node: part.node, replicas: part.replicas, deadline: Date().addingTimeInterval(Double(settings.queue.leaseTimeout.milliseconds) / 1000),
+            replyTo: settings.repliesTopic)
+        let target: Endpoint = part.node.map { .node(cluster: part.cluster, node: $0) } ?? .cluster(part.cluster)
+        send(Envelope(source: .cluster("scheduler"), target: target, hcode: applyCode(for: policy), lcode: .request, msg: cmd.msg),
+             topic: Topics.agentCommands(cluster: part.cluster), key: requestID)
+        sent.increment()
+    }
+
+    /// Asks a cluster to remove what it applied for a request (a stale or partial attempt).
+    func sendRemove(_ stray: StrayPart) {
+        let cmd = ApplyCommand(requestID: stray.requestID, attempt: stray.attempt, action: .delete, namespace: "", workload: .null, node: nil,
+                               replicas: 0, deadline: nil, replyTo: settings.repliesTopic)
+        send(Envelope(source: .cluster("scheduler"), target: .cluster(stray.cluster), hcode: .applySelectedCluster, lcode: .request, msg: cmd.msg),
+             topic: Topics.agentCommands(cluster: stray.cluster), key: stray.requestID)
+        logger.info("removing a stray placement", metadata: [LogKeys.requestID: .string(stray.requestID), LogKeys.cluster: .string(stray.cluster)])
+    }
+
+    func sendPodLookup(requestID: String, cluster: String, pod: String) {
+        let msg: JSONValue = .object(["request_id": .string(requestID), "pod": .string(pod), "reply_to": .string(settings.repliesTopic)])
+        send(Envelope(source: .cluster("scheduler"), target: .pod(cluster: cluster, pod: pod), hcode: .nodeOfPod, lcode: .request, msg: msg),
+             topic: Topics.agentCommands(cluster: cluster), key: requestID)
+    }
+
+    /// Announces an end state on the results topic (hcode 100, lcode 2).
+    func publish(_ f: FinishedRequest) {
+        finishedCounter[f.state]?.increment()
+        var msg: [String: JSONValue] = [
+            "request_id": .string(f.id), "state": .string(f.state.rawValue), "reason": .string(f.reason),
+            "placement": f.placement, "fail_count": .number(Double(f.failCount)),
+        ]
+        if let cb = f.callbackURL { msg["callback_url"] = .string(cb) }
+        send(Envelope(source: .cluster("scheduler"), target: .cluster("requester"), hcode: .scheduleRequest, lcode: .reply, msg: .object(msg)),
+             topic: settings.resultsTopic, key: f.id)
+        logger.info("request \(f.state.rawValue)", metadata: [LogKeys.requestID: .string(f.id), LogKeys.state: .string(f.state.rawValue), "reason": .string(f.reason)])
+    }
+}
+
+// MARK: - Ingest
+
+/// Consumes schedule requests in batches, records each (received, enqueued) in PostgreSQL,
+/// and only then stores the offsets. Undecodable messages go to the dead-letter topic. A
+/// database outage holds the batch (retrying with backoff) rather than skipping anything.
+public struct RequestIngest: Service {
+    let consumer: KafkaConsumer
+    let context: SchedulerContext
+    let deadLetters: KafkaDeadLetterPublisher
+    let batchSize: Int
+    let received = Counter(label: "gedge_scheduler_requests_received_total")
+    let duplicates = Counter(label: "gedge_scheduler_requests_duplicate_total")
+    let deadLettered = Counter(label: "gedge_scheduler_messages_dead_lettered_total")
+    let ingestTimer = Metrics.Timer(label: "gedge_scheduler_ingest_seconds")
+
+    public init(consumer: KafkaConsumer, context: SchedulerContext, deadLetters: KafkaDeadLetterPublisher, batchSize: Int = 500) {
+        self.consumer = consumer
+        self.context = context
+        self.deadLetters = deadLetters
+        self.batchSize = batchSize
+    }
+
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            while true {
+                let batch = await consumer.nextBatch(max: batchSize)
+                if batch.isEmpty { break }
+                await handle(batch)
+            }
+        } onGracefulShutdown: {
+            consumer.stopPolling()
+        }
+        try await consumer.close()
+        context.logger.info("request ingest stopped; offsets committed")
+    }
+
+    func handle(_ batch: [KafkaMessage]) async {
+        let start = ContinuousClock.now
+        var items: [(ScheduleRequest, Endpoint, MessageOrigin?)] = []
+        for message in batch {
+            do {
+                let envelope = try context.codec.decode(message.value)
+                guard envelope.hcode == .scheduleRequest, envelope.lcode == .request else {
+                    throw MessageDecodingError(
+                        .unknownCode, field: "hcode",
+                        reason: "the requests topic takes hcode \(HCode.scheduleRequest.rawValue) lcode 1, got \(envelope.hcode.rawValue) lcode \(envelope.lcode.rawValue)")
+                }
+                var request = try ScheduleRequest.decode(msg: envelope.msg, key: message.keyString)
+                // YAML becomes JSON here; a workload that cannot be read is recorded anyway and
+                // rejected by the policy worker with the reason, where the requester can see it.
+                if let json = try? WorkloadText.normalize(request.workload) { request.workload = json }
+                items.append((request, envelope.source, MessageOrigin(topic: message.topic, partition: message.partition, offset: message.offset)))
+            } catch let error as MessageDecodingError {
+                await deadLetter(message, error)
+            } catch {
+                await deadLetter(message, MessageDecodingError(.invalidValue, field: "", reason: "\(error)"))
+            }
+        }
+        var attempt = 0
+        while !items.isEmpty {
+            do {
+                let new = try await context.queue.recordReceived(items)
+                received.increment(by: new.count)
+                duplicates.increment(by: items.count - new.count)
+                if !new.isEmpty { context.wakeup.signal() }
+                break
+            } catch {
+                attempt += 1
+                let delay = Duration.milliseconds(min(5000, 100 << min(attempt, 6)))
+                context.logger.error("requests not recorded; retrying", metadata: [LogKeys.error: "\(error)", "batch": "\(items.count)", "retry.in": "\(delay)"])
+                try? await Task.sleep(for: delay)
+            }
+        }
+        for message in batch {
+            do { try consumer.storeOffset(message) } catch {
+                // The partition moved to another member, which reads the message again; recording is idempotent.
+                context.logger.warning("offset not stored", metadata: [LogKeys.error: "\(error)"])
+            }
+        }
+        ingestTimer.recordNanoseconds(Int64((ContinuousClock.now - start).milliseconds * 1_000_000))
+    }
+
+    func deadLetter(_ message: KafkaMessage, _ error: MessageDecodingError) async {
+        while true {
+            do {
+                try await deadLetters.deadLetter(message, error: error, code: error.code.description, field: error.field)
+                deadLettered.increment()
+                return
+            } catch {
+                context.logger.error("dead-letter publish failed; retrying", metadata: [LogKeys.error: "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+}
+
+// MARK: - Dispatcher
+
+/// A policy worker: claims requests from the queue (retry slice, then fast, then base, within
+/// the in-flight cap), runs the policy against the fresh cluster view, records the decision
+/// and sends the apply commands. Woken by ingest and replies; otherwise polls.
+public struct Dispatcher: Service {
+    let context: SchedulerContext
+    let decisionTimer = Metrics.Timer(label: "gedge_scheduler_decision_seconds")
+    let cycleCounter = Counter(label: "gedge_scheduler_dispatch_cycles_total")
+
+    public init(context: SchedulerContext) { self.context = context }
+
+    public func run() async throws {
+        let running = RunFlag(true)
+        await withGracefulShutdownHandler {
+            while running.isSet {
+                do {
+                    var more = true
+                    while more && running.isSet { more = try await cycle() }
+                } catch {
+                    context.logger.error("dispatch cycle failed", metadata: [LogKeys.error: "\(error)"])
+                    try? await Task.sleep(for: .milliseconds(500))
+                }
+                await context.wakeup.wait(timeout: context.settings.pollInterval)
+            }
+        } onGracefulShutdown: {
+            running.set(false)
+            context.wakeup.signal()
+        }
+        context.logger.info("dispatcher stopped")
+    }
+
+    /// One cycle. Returns true when the queue may hold more work right now.
+    func cycle() async throws -> Bool {
+        let q = context.settings.queue
+        let inflight = try await context.queue.inFlight()
+        let budget = min(q.cycleSize, q.maxInFlight - inflight)
+        guard budget > 0 else { return false }
+        let claimed = try await context.queue.claim(owner: context.settings.instance, limit: budget)
+        guard !claimed.isEmpty else { return false }
+        cycleCounter.increment()
+        context.view.expireReservations()
+        var decisions: [(ClaimedRequest, DispatchOutcome)] = []
+        var requirements: [String: WorkloadRequirements] = [:]
+        var lookups: [(String, String, String)] = []
+        for req in claimed {
+            let start = ContinuousClock.now
+            let outcome = try await decide(req, &requirements)
+            decisionTimer.recordNanoseconds(Int64((ContinuousClock.now - start).milliseconds * 1_000_000))
+            if case .awaitPodLookup(let cluster, let pod, _) = outcome { lookups.append((req.id, cluster, pod)) }
+            decisions.append((req, outcome))
+        }
+        let (send, finished) = try await context.queue.record(owner: context.settings.instance, decisions)
+        for (req, outcome) in decisions {
+            guard case .apply(let parts, _, _) = outcome, send.contains(req.id) else { continue }
+            if let r = requirements[req.id] { context.view.reserve(requestID: req.id, parts: parts, perReplica: r.perReplica) }
+            for part in parts {
+                context.sendApply(requestID: req.id, attempt: req.attempt, policy: req.policy, project: req.project, workload: req.workload, part: part)
+            }
+        }
+        for (id, cluster, pod) in lookups { context.sendPodLookup(requestID: id, cluster: cluster, pod: pod) }
+        for f in finished { context.publish(f) }
+        return claimed.count >= budget
+    }
+
+    func decide(_ req: ClaimedRequest, _ requirements: inout [String: WorkloadRequirements]) async throws -> DispatchOutcome {
+        let r: WorkloadRequirements
+        do {
+            r = try WorkloadRequirements.extract(workload: try WorkloadText.normalize(req.workload), parameters: req.parameters)
+        } catch {
+            return .rejected(error.description)
+        }
+        requirements[req.id] = r
+        let source = Self.source(req)
+        if let pod = source.pod, let cluster = source.placement.cluster, source.placement.node == nil, req.podLookupAt == nil {
+            return .awaitPodLookup(cluster: cluster, pod: pod, wait: context.settings.podLookupWait)
+        }
+        let allowed = try await context.allowedClusters(project: req.project)
+        if allowed == nil && !context.settings.unboundProjectsUseAllClusters {
+            return .rejected("project '\(req.project)' has no clusters bound")
+        }
+        let input = PlacementInput(
+            policy: req.policy, requirements: r, parameters: req.parameters, source: source.placement,
+            allowedClusters: allowed, maxCandidates: context.settings.maxCandidates)
+        switch Placer.decide(input, clusters: context.view.fresh()) {
+        case .placed(let plans):
+            return .apply(parts: plans[0].parts, candidates: Array(plans.dropFirst()), reason: "\(req.policy.rawValue) chose it among \(plans.count) candidate(s)")
+        case .unschedulable(let why): return .unschedulable(why)
+        case .rejected(let why): return .rejected(why)
+        }
+    }
+
+    /// The request's source: `source_cluster` / `source_node` / `pod_name` parameters first
+    /// (GS-Scheduler's form fields), else the envelope's source endpoint.
+    static func source(_ req: ClaimedRequest) -> (placement: PlacementSource, pod: String?) {
+        let p = req.parameters
+        var cluster = p["source_cluster"]?.stringValue
+        var node = p["source_node"]?.stringValue
+        var pod = p["pod_name"]?.stringValue ?? p["source_pod"]?.stringValue
+        if cluster == nil, case .object(let src) = req.source, let type = src["type"]?.stringValue, let object = src["object"] {
+            switch (type, object) {
+            case ("cluster", .string(let c)): cluster = c
+            case ("node", .object(let o)):
+                cluster = o["cluster"]?.stringValue
+                node = o["node"]?.stringValue
+            case ("pod", .object(let o)):
+                cluster = o["cluster"]?.stringValue
+                pod = o["pod"]?.stringValue
+            default: break
+            }
+        }
+        if node == nil { node = req.sourceNode }
+        if node != nil { pod = nil }
+        return (PlacementSource(cluster: cluster, node: node), pod)
+    }
+}
+
+// MARK: - Replies
+
+/// Consumes the agents' replies (shared by every replica in one group): successes complete
+/// requests in batches; a failure moves the request to its next candidate, back to the queue
+/// or to failed. Stale successes are undone on their cluster.
+public struct ReplyHandler: Service {
+    let consumer: KafkaConsumer
+    let context: SchedulerContext
+    let deadLetters: KafkaDeadLetterPublisher
+    let replies = Counter(label: "gedge_scheduler_replies_total")
+
+    public init(consumer: KafkaConsumer, context: SchedulerContext, deadLetters: KafkaDeadLetterPublisher) {
+        self.consumer = consumer
+        self.context = context
+        self.deadLetters = deadLetters
+    }
+
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            while true {
+                let batch = await consumer.nextBatch(max: 500)
+                if batch.isEmpty { break }
+                await handle(batch)
+            }
+        } onGracefulShutdown: {
+            consumer.stopPolling()
+        }
+        try await consumer.close()
+        context.logger.info("reply handler stopped; offsets committed")
+    }
+
+    func handle(_ batch: [KafkaMessage]) async {
+        var applied: [ApplyOutcome] = []
+        var failed: [ApplyOutcome] = []
+        var podNodes: [(String, String?)] = []
+        for message in batch {
+            replies.increment()
+            do {
+                let env = try context.codec.decode(message.value)
+                guard env.lcode == .reply else {
+                    throw MessageDecodingError(.invalidValue, field: "lcode", reason: "the replies topic takes lcode 2")
+                }
+                switch env.hcode {
+                case .applyLowLatency, .applyMostRequested, .applySelectedCluster:
+                    let o = try ApplyOutcome.decode(env.msg)
+                    guard o.action == .apply else { continue }
+                    context.view.confirm(requestID: o.requestID, cluster: o.cluster, ok: o.ok)
+                    if o.ok { applied.append(o) } else { failed.append(o) }
+                case .nodeOfPod:
+                    let r = try FieldReader(env.msg, path: "msg")
+                    podNodes.append((try r.string("request_id"), try r.optionalString("node")))
+                case .error:
+                    context.logger.warning("agent error", metadata: ["msg": "\(env.msg)", LogKeys.requestID: .string(message.keyString ?? "")])
+                default:
+                    context.logger.debug("reply ignored", metadata: ["hcode": "\(env.hcode)"])
+                }
+            } catch let error as MessageDecodingError {
+                try? await deadLetters.deadLetter(message, error: error, code: error.code.description, field: error.field)
+            } catch {
+                context.logger.error("reply not handled", metadata: [LogKeys.error: "\(error)"])
+            }
+        }
+        await retrying("record applies") {
+            let (completed, strays) = try await context.queue.recordApplied(applied)
+            for f in completed { context.publish(f) }
+            for s in strays { context.sendRemove(s) }
+        }
+        for o in failed {
+            await retrying("record a failed apply") {
+                let (step, strays) = try await context.queue.recordFailed(o)
+                for s in strays { context.sendRemove(s) }
+                switch step {
+                case .ignore: break
+                case .next(let attempt, let parts, let policy, let workload, let project):
+                    for p in parts { context.sendApply(requestID: o.requestID, attempt: attempt, policy: policy, project: project, workload: workload, part: p) }
+                case .requeued: context.wakeup.signal()
+                case .finished(let f): context.publish(f)
+                }
+            }
+        }
+        for (id, node) in podNodes {
+            await retrying("record a pod's node") { try await context.queue.recordPodNode(requestID: id, node: node) }
+            context.wakeup.signal()
+        }
+        for m in batch { try? consumer.storeOffset(m) }
+    }
+
+    func retrying(_ what: String, _ body: () async throws -> Void) async {
+        var attempt = 0
+        while true {
+            do {
+                try await body()
+                return
+            } catch {
+                attempt += 1
+                context.logger.error("\(what) failed; retrying", metadata: [LogKeys.error: "\(error)"])
+                try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(attempt, 6))))
+            }
+        }
+    }
+}
+
+// MARK: - Cluster status and leases
+
+/// Keeps the cluster view from the agents' reports (hcode 600). Every replica reads every
+/// report: its own group, from the earliest retained, committing nothing.
+public struct ClusterStatusListener: Service {
+    let consumer: KafkaConsumer
+    let context: SchedulerContext
+    let reports = Counter(label: "gedge_scheduler_cluster_reports_total")
+
+    public init(consumer: KafkaConsumer, context: SchedulerContext) {
+        self.consumer = consumer
+        self.context = context
+    }
+
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            for await message in consumer {
+                do {
+                    let env = try context.codec.decode(message.value)
+                    guard env.hcode == .clusterStatus else { continue }
+                    if context.view.update(try ClusterState.decode(env.msg)) { reports.increment() }
+                } catch {
+                    context.logger.warning("cluster report ignored", metadata: [LogKeys.error: "\(error)"])
+                }
+            }
+        } onGracefulShutdown: {
+            consumer.stopPolling()
+        }
+        try await consumer.close()
+    }
+}
+
+/// Re-queues requests whose lease passed, every `interval`.
+public struct LeaseReaper: Service {
+    let context: SchedulerContext
+    let interval: Duration
+    let expired = Counter(label: "gedge_scheduler_leases_expired_total")
+
+    public init(context: SchedulerContext, interval: Duration = .seconds(1)) {
+        self.context = context
+        self.interval = interval
+    }
+
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                let (requeued, finished, strays) = try await context.queue.reapExpired()
+                if requeued + finished.count > 0 {
+                    expired.increment(by: requeued + finished.count)
+                    context.logger.warning("leases expired", metadata: ["requeued": "\(requeued)", "failed": "\(finished.count)"])
+                    context.wakeup.signal()
+                }
+                for f in finished { context.publish(f) }
+                for s in strays { context.sendRemove(s) }
+            } catch {
+                context.logger.error("lease check failed", metadata: [LogKeys.error: "\(error)"])
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+}
