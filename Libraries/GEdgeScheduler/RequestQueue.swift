@@ -74,6 +74,11 @@ public struct StrayPart: Sendable, Hashable {
     public var requestID: String
     public var attempt: Int
     public var cluster: String
+    public init(requestID: String, attempt: Int, cluster: String) {
+        self.requestID = requestID
+        self.attempt = attempt
+        self.cluster = cluster
+    }
 }
 
 /// The durable queue and lifecycle transitions. Every statement is a single round trip that
