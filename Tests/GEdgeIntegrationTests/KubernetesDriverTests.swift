@@ -1,0 +1,123 @@
+import Foundation
+import GEdgeAccelerators
+import GEdgeAgent
+import GEdgeCore
+import GEdgeHTTPClient
+import GEdgePlacement
+import Testing
+
+@Suite("Kubernetes driver", .enabled(if: TestEnv.integration), .serialized, .timeLimit(.minutes(2)))
+struct KubernetesDriverTests {
+    func setUp(token: String = "test-token") throws -> (EchoServer, HTTPClient, KubernetesCluster) {
+        let api = try EchoServer(script: "fake_kube_cluster.py", arguments: [])
+        let tokenFile = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnv.unique("token"))
+        try "\(token)\n".write(to: tokenFile, atomically: true, encoding: .utf8)
+        let client = HTTPClient(logger: TestEnv.logger)
+        let driver = KubernetesCluster(
+            client: client, configuration: KubernetesAPIConfiguration(url: api.base, tokenFile: tokenFile.path),
+            applyTimeout: .seconds(2), pollInterval: .milliseconds(50))
+        return (api, client, driver)
+    }
+
+    func debugState(_ api: EchoServer, _ client: HTTPClient) async throws -> JSONValue {
+        try await client.execute(HTTPRequest(url: api.base + "/debug/state")).json()
+    }
+
+    @Test func readsNodesAppliesWaitsAndRemoves() async throws {
+        let (api, client, driver) = try setUp()
+        let nodes = try await driver.state()
+        #expect(nodes.map(\.name) == ["n1", "n2", "n3"])
+        #expect(nodes.map(\.ready) == [true, true, false])
+        #expect(nodes[1].allocatable == Resources(cpuMilli: 8000, memory: 16 << 30, gpu: 1, extended: ["pods": 110]))
+        #expect(nodes[1].labels["accelerator.gedge.io/nvidia-gpu.count"] == "1")
+        #expect(nodes[2].taints == [Taint(key: "node.kubernetes.io/not-ready", effect: .noSchedule)])
+
+        var manifests = workload("web", cpu: "750m", replicas: 1)
+        manifests = .array([manifests, .object(["apiVersion": .string("v1"), "kind": .string("Service"), "metadata": .object(["name": .string("web")]),
+                                               "spec": .object(["ports": .array([.object(["port": .number(80)])])])])])
+        let cmd = ApplyCommand(requestID: "req-9", attempt: 1, namespace: "p1", workload: manifests, node: "n2", replicas: 2, deadline: Date().addingTimeInterval(30))
+        let result = try await driver.apply(cmd)
+        #expect(result.ok, "\(result.reason)")
+        #expect(result.reason == "2/2 replicas ready")
+        #expect(result.pods == ["web-0": "n2", "web-1": "n2"])
+
+        let state = try await debugState(api, client)
+        #expect(state["namespaces"] == .array([.string("default"), .string("p1")]))
+        let dep = state["deployments"]?["p1/web"]
+        #expect(dep?["metadata"]?["labels"]?[KubernetesCluster.requestLabel] == .string("req-9"))
+        #expect(dep?["metadata"]?["namespace"] == .string("p1"))
+        #expect(dep?["spec"]?["replicas"] == .number(2))
+        #expect(dep?["spec"]?["template"]?["spec"]?["nodeSelector"]?["kubernetes.io/hostname"] == .string("n2"))
+        #expect(dep?["spec"]?["template"]?["metadata"]?["labels"]?[KubernetesCluster.requestLabel] == .string("req-9"))
+        // Pods count against their node.
+        let after = try await driver.state()
+        #expect(after[1].requested.cpuMilli == 1500)
+        #expect(try await driver.nodeOf(pod: "web-1", namespace: "p1") == "n2")
+        #expect(try await driver.nodeOf(pod: "web-1", namespace: nil) == "n2")
+        #expect(try await driver.nodeOf(pod: "nope", namespace: "p1") == nil)
+
+        #expect(try await driver.remove(requestID: "req-9") == 2)
+        let gone = try await debugState(api, client)
+        #expect(gone["deployments"] == .object([:]))
+        #expect(gone["pods"] == .object([:]))
+        #expect(try await driver.remove(requestID: "req-9") == 0)
+        try await driver.namespace("p1", delete: true)
+        #expect(try await debugState(api, client)["namespaces"] == .array([.string("default")]))
+        await client.shutdown()
+    }
+
+    @Test func podsThatNeverRunFailTheApplyAndAreRemoved() async throws {
+        let (api, client, driver) = try setUp()
+        let cmd = ApplyCommand(requestID: "slow", attempt: 3, namespace: "p1", workload: workload("never-ready"), node: nil, replicas: 1, deadline: Date().addingTimeInterval(30))
+        let result = try await driver.apply(cmd)
+        #expect(!result.ok)
+        #expect(result.reason == "pods not running in time (0/1 replicas ready); removed")
+        #expect(try await debugState(api, client)["deployments"] == .object([:]))
+        let late = ApplyCommand(requestID: "late", attempt: 1, namespace: "p1", workload: workload("web"), node: nil, replicas: 1, deadline: Date().addingTimeInterval(-1))
+        #expect(try await driver.apply(late).reason == "the deadline passed before the apply started")
+        await client.shutdown()
+    }
+
+    @Test func wrongTokenIsRefused() async throws {
+        let (api, client, driver) = try setUp(token: "stolen")
+        do {
+            _ = try await driver.state()
+            Issue.record("a wrong token must be refused")
+        } catch let e as KubernetesAPIError {
+            #expect(e.status == 401)
+        }
+        withExtendedLifetime(api) {}
+        await client.shutdown()
+    }
+
+    @Test func kubeconfigGivesServerTokenAndCA() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnv.unique("kc"))
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let ca = Data("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".utf8).base64EncodedString()
+        let text = """
+            apiVersion: v1
+            kind: Config
+            current-context: edge1
+            clusters:
+            - name: edge1-cluster
+              cluster: {server: "https://10.0.0.1:6443/", certificate-authority-data: \(ca)}
+            - name: other
+              cluster: {server: "https://10.9.9.9:6443"}
+            contexts:
+            - name: edge1
+              context: {cluster: edge1-cluster, user: agent}
+            users:
+            - name: agent
+              user: {token: s3cret}
+            """
+        let path = dir.appendingPathComponent("config").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let c = try Kubeconfig.load(path: path)
+        #expect(c.url == "https://10.0.0.1:6443")
+        #expect(try String(contentsOfFile: c.tokenFile!, encoding: .utf8) == "s3cret")
+        #expect(try String(contentsOfFile: c.http.caFile!, encoding: .utf8).hasPrefix("-----BEGIN CERTIFICATE-----"))
+        let attributes = try FileManager.default.attributesOfItem(atPath: c.tokenFile!)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        #expect(throws: ConfigurationError.self) { try Kubeconfig.load(path: path, context: "missing") }
+    }
+}
