@@ -205,7 +205,7 @@ public final class Agent: Sendable {
                     let r = try await driver.apply(cmd)
                     outcome = ApplyOutcome(requestID: cmd.requestID, attempt: cmd.attempt, cluster: settings.cluster, ok: r.ok, reason: r.reason, pods: r.pods)
                 case .delete:
-                    let n = try await driver.remove(requestID: cmd.requestID)
+                    let n = try await driver.remove(requestID: cmd.requestID, attempt: cmd.attempt)
                     outcome = ApplyOutcome(requestID: cmd.requestID, attempt: cmd.attempt, cluster: settings.cluster, action: .delete, ok: true, reason: "removed \(n) object(s)")
                 }
                 applyTimer.recordNanoseconds(Int64((ContinuousClock.now - start).milliseconds * 1_000_000))

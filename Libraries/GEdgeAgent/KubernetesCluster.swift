@@ -10,6 +10,7 @@ import Yams
 /// `gedge-agent`), waits for their pods to run, and removes them by the request-ID label.
 public struct KubernetesCluster: ClusterDriver {
     public static let requestLabel = "gedge.io/request-id"
+    public static let attemptLabel = "gedge.io/attempt"
     public static let fieldManager = "gedge-agent"
 
     let client: HTTPClient
@@ -108,6 +109,7 @@ public struct KubernetesCluster: ClusterDriver {
             var md: [String: JSONValue] = if case .object(let x)? = meta { x } else { [:] }
             var labels: [String: JSONValue] = if case .object(let l)? = md["labels"] { l } else { [:] }
             labels[requestLabel] = .string(cmd.requestID)
+            labels[attemptLabel] = .string(String(cmd.attempt))
             md["labels"] = .object(labels)
             return .object(md)
         }
@@ -188,7 +190,7 @@ public struct KubernetesCluster: ClusterDriver {
             }
             try await Task.sleep(for: pollInterval)
         }
-        _ = try? await remove(requestID: cmd.requestID)
+        _ = try? await remove(requestID: cmd.requestID, attempt: cmd.attempt)
         return ApplyResult(ok: false, reason: "pods not running in time (\(last)); removed")
     }
 
@@ -204,10 +206,12 @@ public struct KubernetesCluster: ClusterDriver {
     /// Objects the agent applies that carry pods or expose them, found by the request label.
     static let removable: [(String, String)] = [("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("apps/v1", "ReplicaSet"), ("v1", "Pod"), ("v1", "Service")]
 
-    public func remove(requestID: String) async throws -> Int {
+    public func remove(requestID: String, attempt: Int?) async throws -> Int {
         var n = 0
+        // Only the attempt's own objects: a newer attempt re-applied on this cluster relabels them.
+        let selector = "\(Self.requestLabel)=\(requestID)" + (attempt.map { ",\(Self.attemptLabel)=\($0)" } ?? "")
         for (v, kind) in Self.removable {
-            let list = try await call("GET", Self.path(apiVersion: v, kind: kind, namespace: nil, name: nil) + "?labelSelector=" + Self.query("\(Self.requestLabel)=\(requestID)"))
+            let list = try await call("GET", Self.path(apiVersion: v, kind: kind, namespace: nil, name: nil) + "?labelSelector=" + Self.query(selector))
             guard case .array(let items)? = list?["items"] else { continue }
             for o in items {
                 guard let name = o["metadata"]?["name"]?.stringValue else { continue }

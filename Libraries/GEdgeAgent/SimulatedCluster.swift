@@ -21,8 +21,9 @@ public protocol ClusterDriver: Sendable {
     func state() async throws -> [NodeState]
     /// Applies a workload for a request and waits until its pods run (or fails with the reason).
     func apply(_ command: ApplyCommand) async throws -> ApplyResult
-    /// Removes everything applied for a request. Returns how many objects went.
-    func remove(requestID: String) async throws -> Int
+    /// Removes what an attempt of a request applied (everything for the request when
+    /// `attempt` is nil). A newer attempt's objects are left alone. Returns how many went.
+    func remove(requestID: String, attempt: Int?) async throws -> Int
     func namespace(_ name: String, delete: Bool) async throws
     func nodeOf(pod: String, namespace: String?) async throws -> String?
 }
@@ -59,6 +60,7 @@ public actor SimulatedCluster: ClusterDriver {
     public let name: String
     var nodes: [SimulatedNode]
     var pods: [String: [Pod]] = [:]
+    var attempts: [String: Int] = [:]
     var namespaces: Set<String> = ["default"]
     public let podStartDelay: Duration
     /// Every apply fails with this reason (fault injection for tests and the demo).
@@ -96,6 +98,9 @@ public actor SimulatedCluster: ClusterDriver {
         do { req = try WorkloadRequirements.extract(workload: command.workload, parameters: .null) } catch {
             return ApplyResult(ok: false, reason: "\(error)")
         }
+        if let newer = attempts[command.requestID], newer > command.attempt {
+            return ApplyResult(ok: false, reason: "attempt \(newer) of this request is already applied")
+        }
         // Applying again replaces what the request had (server-side apply semantics).
         pods[command.requestID] = nil
         namespaces.insert(command.namespace)
@@ -123,17 +128,21 @@ public actor SimulatedCluster: ClusterDriver {
             placed.append(pod)
         }
         pods[command.requestID] = placed
+        attempts[command.requestID] = command.attempt
         try? await Task.sleep(for: podStartDelay)
-        if let d = command.deadline, d < Date() {
+        if let d = command.deadline, d < Date(), attempts[command.requestID] == command.attempt {
             pods[command.requestID] = nil
+            attempts[command.requestID] = nil
             return ApplyResult(ok: false, reason: "pods started after the deadline; removed")
         }
         return ApplyResult(ok: true, reason: "\(placed.count) pod(s) running", pods: Dictionary(placed.map { ($0.name, $0.node) }, uniquingKeysWith: { a, _ in a }))
     }
 
-    public func remove(requestID: String) -> Int {
+    public func remove(requestID: String, attempt: Int?) -> Int {
+        if let attempt, let current = attempts[requestID], current != attempt { return 0 }
         let n = pods[requestID]?.count ?? 0
         pods[requestID] = nil
+        attempts[requestID] = nil
         return n
     }
 

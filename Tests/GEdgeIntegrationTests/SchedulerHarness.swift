@@ -24,7 +24,10 @@ final class SchedulerHarness: @unchecked Sendable {
     private var groups: [(ServiceGroup, Task<Void, any Error>)] = []
     private let lock = NSLock()
 
-    init(partitions: Int32 = 4) async throws {
+    let baseURL: String
+
+    init(partitions: Int32 = 4, postgresURL: String = TestEnv.postgresURL) async throws {
+        baseURL = postgresURL
         cluster = try KafkaMockCluster(brokers: 1, logger: TestEnv.logger)
         for (t, p) in [(Topics.scheduleRequests, partitions), (Topics.schedulerReplies, partitions), (Topics.clusterStatus, 1),
                        (Topics.scheduleResults, 2), (Topics.deadLetter(for: Topics.scheduleRequests), 1), (Topics.deadLetter(for: Topics.schedulerReplies), 1)] {
@@ -32,10 +35,10 @@ final class SchedulerHarness: @unchecked Sendable {
         }
         kafka = KafkaConfiguration(brokers: cluster.bootstrapServers, clientID: "test", properties: ["fetch.wait.max.ms": "10"])
         schema = TestEnv.unique("s").replacingOccurrences(of: "-", with: "_")
-        let admin = PostgresPool(configuration: PostgresConfiguration(url: TestEnv.postgresURL, poolSize: 1), logger: TestEnv.logger)
+        let admin = PostgresPool(configuration: PostgresConfiguration(url: postgresURL, poolSize: 1), logger: TestEnv.logger)
         try await admin.execute("CREATE SCHEMA \(schema)")
         admin.shutdown()
-        pool = PostgresPool(configuration: PostgresConfiguration(url: TestEnv.postgresURL + "?options=-csearch_path%3D\(schema)", poolSize: 4), logger: TestEnv.logger)
+        pool = PostgresPool(configuration: PostgresConfiguration(url: postgresURL + "?options=-csearch_path%3D\(schema)", poolSize: 4), logger: TestEnv.logger)
         try await PostgresMigrator(pool: pool, logger: TestEnv.logger).migrate(try RequestStore.migrations())
         var pc = KafkaProducerConfiguration(client: kafka)
         pc.lingerMs = 1
@@ -43,7 +46,7 @@ final class SchedulerHarness: @unchecked Sendable {
         store = RequestStore(pool: pool)
     }
 
-    var schemaURL: String { TestEnv.postgresURL + "?options=-csearch_path%3D\(schema)" }
+    var schemaURL: String { baseURL + "?options=-csearch_path%3D\(schema)" }
 
     func consumer(group: String, topic: String, earliest: Bool = true) throws -> KafkaConsumer {
         var c = KafkaConsumerConfiguration(client: kafka, groupID: group, topics: [topic])

@@ -85,3 +85,16 @@ final class ChildProcess: @unchecked Sendable {
         if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
     }
 }
+
+/// Runs a command to its end and returns its exit status. posix_spawn and waitpid rather
+/// than Foundation's Process, whose waitUntilExit can hang when the command leaves a
+/// daemon behind (pg_ctl start).
+func runCommand(_ arguments: [String]) -> Int32 {
+    var pid: pid_t = 0
+    let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+    defer { for a in argv { free(a) } }
+    guard posix_spawn(&pid, arguments[0], nil, nil, argv, environ) == 0 else { return -1 }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    return (status >> 8) & 0xff
+}
