@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "gedge-kafka-dev", targets: ["gedge-kafka-dev"]),
         .executable(name: "gedge-demo", targets: ["gedge-demo"]),
         .executable(name: "gedge-bench", targets: ["gedge-bench"]),
+        .executable(name: "gedge-bench-scheduler", targets: ["gedge-bench-scheduler"]),
         .library(name: "GEdgeCore", targets: ["GEdgeCore"]),
         .library(name: "GEdgeKafka", targets: ["GEdgeKafka"]),
         .library(name: "GEdgeAMQP", targets: ["GEdgeAMQP"]),
@@ -136,6 +137,9 @@ let package = Package(
         .executableTarget(
             name: "gedge-testkit", dependencies: ["GEdgeCore", "GEdgeKafka", "GEdgeAMQP"],
             path: "Services/gedge-testkit", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "gedge-bench-scheduler", dependencies: ["GEdgeCore", "GEdgeKafka", "GEdgePostgres", "GEdgePlacement", "GEdgeScheduler"],
+            path: "Services/gedge-bench-scheduler", swiftSettings: swiftSettings),
         .executableTarget(
             name: "gedge-bench", dependencies: ["GEdgeCore", "GEdgeKafka", "GEdgePostgres"],
             path: "Services/gedge-bench", swiftSettings: swiftSettings),

@@ -13,6 +13,8 @@ public struct AgentSettings: Sendable {
     public var kind: ClusterKind = .edge
     public var statusTopic = Topics.clusterStatus
     public var statusInterval: Duration = .seconds(5)
+    /// Reports on change come no closer together than this (a big cluster's report is large).
+    public var statusMinInterval: Duration = .milliseconds(500)
     /// Commands handled at once (applies wait for pods).
     public var concurrency = 64
     /// Peer clusters to measure latency to: cluster name to `host:port`.
@@ -31,6 +33,7 @@ public struct AgentSettings: Sendable {
         self.kind = kind
         statusTopic = c.string("agent.status.topic", default: statusTopic)
         statusInterval = try c.duration("agent.status.interval", default: statusInterval)
+        statusMinInterval = try c.duration("agent.status.min.interval", default: statusMinInterval)
         concurrency = try c.int("agent.concurrency", default: concurrency)
         latencyInterval = try c.duration("agent.latency.interval", default: latencyInterval)
         for spec in c.list("agent.peers", default: []) {
@@ -300,6 +303,7 @@ public struct AgentStatusLoop: Service {
         let running = RunFlag(true)
         await withGracefulShutdownHandler {
             while running.isSet {
+                let started = ContinuousClock.now
                 do {
                     let state = try await agent.report()
                     await agent.publish(
@@ -310,7 +314,10 @@ public struct AgentStatusLoop: Service {
                 }
                 await agent.changed.wait(timeout: agent.settings.statusInterval)
                 // Coalesce a burst of changes into one report.
-                try? await Task.sleep(for: .milliseconds(50))
+                let since = ContinuousClock.now - started
+                if running.isSet, since < agent.settings.statusMinInterval {
+                    try? await Task.sleep(for: agent.settings.statusMinInterval - since)
+                }
             }
         } onGracefulShutdown: {
             running.set(false)

@@ -17,33 +17,60 @@ public enum FilterFailure: String, Sendable, Hashable, CaseIterable {
 /// The node filters every policy applies before scoring: readiness, taints, node selector,
 /// required node affinity, accelerator labels and resource fit (for `copies` replicas).
 public enum NodeFilter {
-    @inline(__always)
+    /// Cheap checks first (readiness, arithmetic on resources), then labels and taints.
     public static func check(_ node: NodeState, _ req: WorkloadRequirements, copies: Int) -> FilterFailure? {
-        if !node.ready { return .notReady }
-        if node.unschedulable { return .unschedulable }
-        if !node.taints.isEmpty {
-            for t in node.taints where t.effect != .preferNoSchedule {
+        withUnsafePointer(to: node) { check(at: $0, req, copies: copies) }
+    }
+
+    /// The same through a pointer into the node array: fields are read in place, the node
+    /// (with its dictionaries) is never copied. This is the hot loop of every policy.
+    @inline(__always)
+    static func check(at p: UnsafePointer<NodeState>, _ req: WorkloadRequirements, copies: Int) -> FilterFailure? {
+        if !p.pointee.ready { return .notReady }
+        if p.pointee.unschedulable { return .unschedulable }
+        let n = Int64(copies)
+        if req.perReplica.cpuMilli * n > p.pointee.allocatable.cpuMilli - p.pointee.requested.cpuMilli { return .cpu }
+        if req.perReplica.memory * n > p.pointee.allocatable.memory - p.pointee.requested.memory { return .memory }
+        if req.perReplica.gpu * n > p.pointee.allocatable.gpu - p.pointee.requested.gpu { return .gpu }
+        if !req.perReplica.extended.isEmpty {
+            for (k, v) in req.perReplica.extended where v * n > p.pointee.allocatable.extended[k, default: 0] - p.pointee.requested.extended[k, default: 0] { return .extended }
+        }
+        if !p.pointee.taints.isEmpty {
+            for t in p.pointee.taints where t.effect != .preferNoSchedule {
                 if !req.tolerations.contains(where: { $0.tolerates(t) }) { return .taint }
             }
         }
         if !req.nodeSelector.isEmpty {
-            for (k, v) in req.nodeSelector where node.labels[k] != v { return .selector }
+            for (k, v) in req.nodeSelector where p.pointee.labels[k] != v { return .selector }
         }
         if !req.affinityTerms.isEmpty {
-            if !req.affinityTerms.contains(where: { term in term.allSatisfy { $0.matches(node.labels) } }) { return .affinity }
+            if !req.affinityTerms.contains(where: { term in term.allSatisfy { $0.matches(p.pointee.labels) } }) { return .affinity }
         }
-        if let acc = req.accelerator, !acc.matches(node.labels) { return .accelerator }
-        let n = Int64(copies)
-        let need = req.perReplica
-        let a = node.allocatable
-        let r = node.requested
-        if need.cpuMilli * n > a.cpuMilli - r.cpuMilli { return .cpu }
-        if need.memory * n > a.memory - r.memory { return .memory }
-        if need.gpu * n > a.gpu - r.gpu { return .gpu }
-        if !need.extended.isEmpty {
-            for (k, v) in need.extended where v * n > a.extended[k, default: 0] - r.extended[k, default: 0] { return .extended }
-        }
+        if let acc = req.accelerator, !acc.matches(p.pointee.labels) { return .accelerator }
         return nil
+    }
+
+    /// The feasible node with the highest score (ties to the lower name), by index. Reads the
+    /// nodes in place: copying each node (and its dictionaries) costs more than the checks.
+    @inline(__always)
+    public static func best(
+        _ nodes: [NodeState], _ req: WorkloadRequirements, copies: Int, score: (UnsafePointer<NodeState>) -> Double
+    ) -> (index: Int, score: Double)? {
+        nodes.withUnsafeBufferPointer { buf in
+            var best: (Int, Double)?
+            guard let base = buf.baseAddress else { return nil }
+            for i in 0..<buf.count {
+                let p = base + i
+                guard check(at: p, req, copies: copies) == nil else { continue }
+                let s = score(p)
+                if let (bi, bs) = best {
+                    if s > bs || (s == bs && p.pointee.name < base[bi].name) { best = (i, s) }
+                } else {
+                    best = (i, s)
+                }
+            }
+            return best
+        }
     }
 
     /// Whether the node passes every filter except resources (used to count capacity).

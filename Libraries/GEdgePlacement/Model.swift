@@ -198,10 +198,13 @@ public enum ClusterKind: String, Sendable, Hashable {
 public struct ClusterState: Sendable, Hashable {
     public var name: String
     public var kind: ClusterKind
+    /// After changing nodes' latencies, call `refreshLatencySummary()`.
     public var nodes: [NodeState]
     /// Increases with every report of this agent; older reports are ignored.
     public var sequence: Int64
     public var reportedAt: Date
+    /// Median latency from this cluster's ready nodes to each other cluster, computed once.
+    public private(set) var latencySummary: [String: Double]
 
     public init(name: String, kind: ClusterKind = .edge, nodes: [NodeState], sequence: Int64 = 0, reportedAt: Date = Date()) {
         self.name = name
@@ -209,14 +212,23 @@ public struct ClusterState: Sendable, Hashable {
         self.nodes = nodes
         self.sequence = sequence
         self.reportedAt = reportedAt
+        self.latencySummary = Self.summarize(nodes)
+    }
+
+    public mutating func refreshLatencySummary() { latencySummary = Self.summarize(nodes) }
+
+    static func summarize(_ nodes: [NodeState]) -> [String: Double] {
+        var values: [String: [Double]] = [:]
+        for n in nodes where n.ready { for (c, ms) in n.latencyMs { values[c, default: []].append(ms) } }
+        return values.mapValues { v in
+            let s = v.sorted()
+            return s[s.count / 2]
+        }
     }
 
     /// Latency from this cluster to another: the median over its ready nodes that measured it.
     public func latency(to cluster: String) -> Double? {
-        if cluster == name { return 0 }
-        let values = nodes.compactMap { $0.ready ? $0.latencyMs[cluster] : nil }.sorted()
-        guard !values.isEmpty else { return nil }
-        return values[values.count / 2]
+        cluster == name ? 0 : latencySummary[cluster]
     }
 }
 

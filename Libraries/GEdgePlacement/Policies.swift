@@ -98,8 +98,8 @@ public enum Placer {
         let clusters = input.allowedClusters.map { allowed in all.filter { allowed.contains($0.name) } } ?? all
         switch input.policy {
         case .lowLatency: return lowLatency(input, clusters)
-        case .mostRequested: return scored(input, clusters, score: mostRequestedScore)
-        case .mostAllocated: return scored(input, clusters, score: mostAllocatedScore)
+        case .mostRequested: return scored(input, clusters, score: { mostRequestedScore(at: $0, $1) })
+        case .mostAllocated: return scored(input, clusters, score: { mostAllocatedScore(at: $0, $1) })
         case .selectedCluster: return selected(input, clusters, all: all)
         case .setClusters: return setClusters(input, clusters)
         }
@@ -131,16 +131,26 @@ public enum Placer {
 
     // MARK: GLowLatencyPriority
 
-    /// Latency from the source to a cluster: the source node's own measurement when the source
-    /// is a node, else the source cluster's median, else the candidate's own measurement back.
-    static func latency(from source: PlacementSource, _ byName: [String: ClusterState], to target: ClusterState) -> Double {
-        guard let s = source.cluster else { return .infinity }
-        if s == target.name { return 0 }
-        if let sc = byName[s] {
-            if let n = source.node, let node = sc.nodes.first(where: { $0.name == n }), let l = node.latencyMs[target.name] { return l }
-            if let l = sc.latency(to: target.name) { return l }
+    /// Latency from the source to each cluster: the source node's own measurement when the
+    /// source is a node, else the source cluster's median, else the candidate's own
+    /// measurement back. Built once per decision.
+    struct LatencyFrom {
+        let source: String?
+        let nodeTable: [String: Double]?
+        let clusterTable: [String: Double]?
+
+        init(_ source: PlacementSource, _ byName: [String: ClusterState]) {
+            self.source = source.cluster
+            let sc = source.cluster.flatMap { byName[$0] }
+            clusterTable = sc?.latencySummary
+            nodeTable = source.node.flatMap { n in sc?.nodes.first { $0.name == n }?.latencyMs }
         }
-        return target.latency(to: s) ?? .infinity
+
+        func to(_ target: ClusterState) -> Double {
+            guard let s = source else { return .infinity }
+            if s == target.name { return 0 }
+            return nodeTable?[target.name] ?? clusterTable?[target.name] ?? target.latencySummary[s] ?? .infinity
+        }
     }
 
     static func lowLatency(_ input: PlacementInput, _ clusters: [ClusterState]) -> PlacementDecision {
@@ -150,21 +160,25 @@ public enum Placer {
         var byName: [String: ClusterState] = [:]
         for c in clusters { byName[c.name] = c }
         let req = input.requirements
+        let from = LatencyFrom(input.source, byName)
         let ranked = clusters
-            .map { ($0, latency(from: input.source, byName, to: $0)) }
+            .map { ($0, from.to($0)) }
             .sorted { $0.1 != $1.1 ? $0.1 < $1.1 : $0.0.name < $1.0.name }
         let ordered = preferredFirst(ranked.map(\.0), input)
-        let latencyOf = Dictionary(uniqueKeysWithValues: ranked.map { ($0.0.name, $0.1) })
+        var latencyOf: [String: Double] = [:]
+        for (c, l) in ranked { latencyOf[c.name] = l }
+        let sourceNode = input.source.node
         var plans: [PlacementPlan] = []
         for c in ordered {
-            var best: (NodeState, Double)?
-            for n in c.nodes where NodeFilter.check(n, req, copies: req.replicas) == nil {
-                // In the source cluster the source node itself comes first.
-                let l: Double = c.name == src ? (n.name == input.source.node ? -1 : n.latencyMs[src] ?? 0) : n.latencyMs[src] ?? latencyOf[c.name] ?? .infinity
-                if best == nil || l < best!.1 || (l == best!.1 && n.name < best!.0.name) { best = (n, l) }
+            let clusterLatency = latencyOf[c.name] ?? .infinity
+            let local = c.name == src
+            // The nearest node: in the source cluster the source node itself comes first.
+            let found = NodeFilter.best(c.nodes, req, copies: req.replicas) { p in
+                if local { return p.pointee.name == sourceNode ? 1 : -(p.pointee.latencyMs[src] ?? 0) }
+                return -(p.pointee.latencyMs[src] ?? clusterLatency)
             }
-            if let (n, l) = best {
-                plans.append(PlacementPlan(parts: [PlacementPart(cluster: c.name, node: n.name, replicas: req.replicas)], score: -max(0, l)))
+            if let (i, score) = found {
+                plans.append(PlacementPlan(parts: [PlacementPart(cluster: c.name, node: c.nodes[i].name, replicas: req.replicas)], score: min(0, score)))
                 if plans.count >= input.maxCandidates { break }
             }
         }
@@ -177,37 +191,45 @@ public enum Placer {
     /// workload needs GPUs, with % = requested / allocatable. Despite its name it prefers the
     /// node with the *most free* capacity (it spreads).
     public static func mostRequestedScore(_ n: NodeState, _ req: WorkloadRequirements) -> Double {
-        let cpu = n.allocatable.cpuMilli > 0 ? Double(n.requested.cpuMilli) / Double(n.allocatable.cpuMilli) * 100 : 100
-        let mem = n.allocatable.memory > 0 ? Double(n.requested.memory) / Double(n.allocatable.memory) * 100 : 100
+        withUnsafePointer(to: n) { mostRequestedScore(at: $0, req) }
+    }
+
+    @inline(__always)
+    static func mostRequestedScore(at p: UnsafePointer<NodeState>, _ req: WorkloadRequirements) -> Double {
+        let cpu = p.pointee.allocatable.cpuMilli > 0 ? Double(p.pointee.requested.cpuMilli) / Double(p.pointee.allocatable.cpuMilli) * 100 : 100
+        let mem = p.pointee.allocatable.memory > 0 ? Double(p.pointee.requested.memory) / Double(p.pointee.allocatable.memory) * 100 : 100
         var score = (100 - cpu) + (100 - mem)
-        if req.needsGPU { score += 200 * Double(max(0, n.allocatable.gpu - n.requested.gpu)) }
+        if req.needsGPU { score += 200 * Double(max(0, p.pointee.allocatable.gpu - p.pointee.requested.gpu)) }
         return score
     }
 
     /// kube-scheduler's MostAllocated (NodeResourcesFit, bin-packing): the mean over CPU and
     /// memory (and GPUs when asked) of (requested + asked) / allocatable x 100. Fuller wins.
     public static func mostAllocatedScore(_ n: NodeState, _ req: WorkloadRequirements) -> Double {
-        let total = req.total
+        withUnsafePointer(to: n) { mostAllocatedScore(at: $0, req) }
+    }
+
+    @inline(__always)
+    static func mostAllocatedScore(at p: UnsafePointer<NodeState>, _ req: WorkloadRequirements) -> Double {
+        let r = Int64(req.replicas)
+        let total = (cpu: req.perReplica.cpuMilli * r, mem: req.perReplica.memory * r, gpu: req.perReplica.gpu * r)
         func frac(_ used: Int64, _ ask: Int64, _ cap: Int64) -> Double { cap > 0 ? min(1, Double(used + ask) / Double(cap)) * 100 : 0 }
-        var sum = frac(n.requested.cpuMilli, total.cpuMilli, n.allocatable.cpuMilli) + frac(n.requested.memory, total.memory, n.allocatable.memory)
+        var sum = frac(p.pointee.requested.cpuMilli, total.cpu, p.pointee.allocatable.cpuMilli) + frac(p.pointee.requested.memory, total.mem, p.pointee.allocatable.memory)
         var weights = 2.0
         if total.gpu > 0 {
-            sum += frac(n.requested.gpu, total.gpu, n.allocatable.gpu)
+            sum += frac(p.pointee.requested.gpu, total.gpu, p.pointee.allocatable.gpu)
             weights += 1
         }
         return sum / weights
     }
 
-    static func scored(_ input: PlacementInput, _ clusters: [ClusterState], score: (NodeState, WorkloadRequirements) -> Double) -> PlacementDecision {
+    static func scored(_ input: PlacementInput, _ clusters: [ClusterState], score: (UnsafePointer<NodeState>, WorkloadRequirements) -> Double) -> PlacementDecision {
         let req = input.requirements
         var perCluster: [(ClusterState, NodeState, Double)] = []
         for c in clusters {
-            var best: (NodeState, Double)?
-            for n in c.nodes where NodeFilter.check(n, req, copies: req.replicas) == nil {
-                let s = score(n, req)
-                if best == nil || s > best!.1 || (s == best!.1 && n.name < best!.0.name) { best = (n, s) }
+            if let (i, s) = NodeFilter.best(c.nodes, req, copies: req.replicas, score: { score($0, req) }) {
+                perCluster.append((c, c.nodes[i], s))
             }
-            if let (n, s) = best { perCluster.append((c, n, s)) }
         }
         guard !perCluster.isEmpty else { return unschedulable(input, clusters) }
         perCluster.sort { $0.2 != $1.2 ? $0.2 > $1.2 : $0.0.name < $1.0.name }
@@ -299,6 +321,7 @@ public enum Placer {
             }
             var byAll: [String: ClusterState] = [:]
             for c in all { byAll[c.name] = c }
+            let from = LatencyFrom(input.source, byAll)
             var plans: [PlacementPlan] = []
             var notes: [String] = []
             func plan(for name: String) -> PlacementPlan? {
@@ -306,16 +329,11 @@ public enum Placer {
                     notes.append("\(name): no fresh status")
                     return nil
                 }
-                var best: (NodeState, Double)?
-                for n in c.nodes where NodeFilter.check(n, req, copies: req.replicas) == nil {
-                    let s = mostRequestedScore(n, req)
-                    if best == nil || s > best!.1 { best = (n, s) }
-                }
-                guard let (n, s) = best else {
+                guard let (i, s) = NodeFilter.best(c.nodes, req, copies: req.replicas, score: { mostRequestedScore(at: $0, req) }) else {
                     notes.append("\(name): " + NodeFilter.explain([c], req, copies: req.replicas))
                     return nil
                 }
-                return PlacementPlan(parts: [PlacementPart(cluster: name, node: n.name, replicas: req.replicas)], score: s)
+                return PlacementPlan(parts: [PlacementPart(cluster: name, node: c.nodes[i].name, replicas: req.replicas)], score: s)
             }
             for level in levels {
                 switch level {
@@ -327,7 +345,7 @@ public enum Placer {
                     let ps = Array(g.compactMap(plan(for:)).enumerated())
                     let key: (PlacementPlan) -> Double
                     if input.source.cluster != nil {
-                        key = { pl in byName[pl.parts[0].cluster].map { -latency(from: input.source, byAll, to: $0) } ?? -.infinity }
+                        key = { pl in byName[pl.parts[0].cluster].map { -from.to($0) } ?? -.infinity }
                     } else {
                         key = { $0.score }
                     }
@@ -364,9 +382,11 @@ public enum Placer {
         }
         guard !names.isEmpty else { return .unschedulable("no cluster to spread over") }
         for n in names where byName[n] == nil { return .unschedulable("cluster '\(n)' has no fresh status") }
+        let labelsOnly = WorkloadRequirements(
+            perReplica: .zero, nodeSelector: req.nodeSelector, affinityTerms: req.affinityTerms, tolerations: req.tolerations, accelerator: req.accelerator)
         func capacity(_ name: String) -> Int {
             var total = 0
-            for n in byName[name]!.nodes where NodeFilter.eligible(n, req) {
+            for n in byName[name]!.nodes where NodeFilter.check(n, labelsOnly, copies: 1) == nil {
                 let k = req.perReplica.copies(in: n.free)
                 if k == .max { return .max }
                 total += k

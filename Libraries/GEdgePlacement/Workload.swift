@@ -42,31 +42,38 @@ public struct NodeSelectorRequirement: Sendable, Hashable {
 /// (`accelerator.gedge.io/<kind>.count`, `.model`, `.memory`).
 public struct AcceleratorRequirement: Sendable, Hashable {
     /// `nvidia-gpu`, `amd-gpu`, `intel-gpu`, `jetson`, `coral-usb`, `coral-pcie`.
-    public var kind: String
-    public var count: Int
+    public let kind: String
+    public let count: Int
     /// Matched case-insensitively as a substring of the model label (`A100`, `Orin`).
-    public var model: String?
-    public var minMemoryMiB: Int?
+    public let model: String?
+    public let minMemoryMiB: Int?
+    // Label keys and the model as a label value, worked out once rather than per node.
+    let countKey: String
+    let modelKey: String
+    let memoryKey: String
+    let modelNeedle: String?
 
     public init(kind: String, count: Int = 1, model: String? = nil, minMemoryMiB: Int? = nil) {
         self.kind = kind
         self.count = count
         self.model = model
         self.minMemoryMiB = minMemoryMiB
+        let base = Self.labelPrefix + kind
+        countKey = base + ".count"
+        modelKey = base + ".model"
+        memoryKey = base + ".memory"
+        modelNeedle = model.map { String($0.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }) }
     }
 
     public static let labelPrefix = "accelerator.gedge.io/"
 
     public func matches(_ labels: [String: String]) -> Bool {
-        let base = Self.labelPrefix + kind
-        guard let c = labels[base + ".count"].flatMap(Int.init), c >= count else { return false }
-        if let model {
-            guard let m = labels[base + ".model"] else { return false }
-            let want = model.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }
-            if !m.lowercased().contains(String(want)) { return false }
+        guard let c = labels[countKey].flatMap(Int.init), c >= count else { return false }
+        if let modelNeedle {
+            guard let m = labels[modelKey], m.lowercased().contains(modelNeedle) else { return false }
         }
         if let minMemoryMiB {
-            guard let mem = labels[base + ".memory"].flatMap(Int.init), mem >= minMemoryMiB else { return false }
+            guard let mem = labels[memoryKey].flatMap(Int.init), mem >= minMemoryMiB else { return false }
         }
         return true
     }

@@ -91,6 +91,7 @@ final class SchedulerHarness: @unchecked Sendable {
         var settings = AgentSettings(cluster: name)
         settings.kind = kind
         settings.statusInterval = statusInterval
+        settings.statusMinInterval = .milliseconds(50)
         let agent = Agent(settings: settings, driver: driver, producer: producer, logger: logger)
         return run([
             AgentCommandLoop(agent: agent, consumer: try consumer(group: "agent-\(name)", topic: Topics.agentCommands(cluster: name))),

@@ -1,0 +1,344 @@
+import Foundation
+import GEdgeCore
+import GEdgeKafka
+import GEdgePlacement
+import GEdgePostgres
+import GEdgeScheduler
+import Logging
+import Synchronization
+
+// Scheduler benchmarks, printed in one run (`make bench`, release build):
+//   (a) decision time per request for each policy at 10, 100 and 1,000 clusters of 100 nodes;
+//   (b) end to end through Kafka and PostgreSQL with simulated agents (scheduler and agents
+//       as their own processes, against a dev broker process started for the run): sustained
+//       requests/s, and latency p50/p99 from publish to the completed result at a fixed
+//       offered rate, beside a raw Kafka passthrough (consume and produce, no work) measured
+//       the same way in the same run as the ceiling.
+//
+// Keys: bench.decisions (2000), bench.e2e.requests (20000), bench.e2e.rate (1000),
+// bench.e2e.seconds (10), bench.e2e.clusters (3), bench.e2e.nodes (1000), bench.kafka.port
+// (19093), bench.only (decision|e2e), postgres.url.
+
+func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+func millis(_ d: Duration) -> Double { seconds(d) * 1000 }
+
+func percentile(_ sorted: [Double], _ p: Double) -> Double {
+    guard !sorted.isEmpty else { return .nan }
+    return sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)]
+}
+
+/// Deterministic pseudo-random numbers (a 64-bit LCG), so every run sees the same clusters.
+struct LCG {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return state >> 33
+    }
+    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+}
+
+func makeClusters(_ count: Int, nodes perCluster: Int) -> [ClusterState] {
+    var rng = LCG(state: 42)
+    return (0..<count).map { c in
+        let nodes = (0..<perCluster).map { n -> NodeState in
+            let cpu = Int64([8000, 16000, 32000, 64000][rng.below(4)])
+            let mem = Int64([16, 32, 64, 128][rng.below(4)]) << 30
+            let gpus = rng.below(10) == 0 ? Int64(rng.below(4) + 1) : 0
+            var labels = ["kubernetes.io/hostname": "c\(c)-n\(n)", "topology.kubernetes.io/zone": "z\(rng.below(3))"]
+            if gpus > 0 {
+                labels["accelerator.gedge.io/nvidia-gpu.count"] = String(gpus)
+                labels["accelerator.gedge.io/nvidia-gpu.model"] = "Tesla-V100-SXM2-32GB"
+            }
+            var latency: [String: Double] = [:]
+            for other in 0..<min(count, 50) where other != c { latency["c\(other)"] = Double(1 + rng.below(40)) + Double(rng.below(100)) / 100 }
+            return NodeState(
+                name: "c\(c)-n\(n)", ready: rng.below(50) != 0,
+                allocatable: Resources(cpuMilli: cpu, memory: mem, gpu: gpus),
+                requested: Resources(cpuMilli: cpu * Int64(rng.below(90)) / 100, memory: mem * Int64(rng.below(90)) / 100, gpu: gpus > 0 ? Int64(rng.below(Int(gpus))) : 0),
+                labels: labels, latencyMs: latency)
+        }
+        return ClusterState(name: "c\(c)", kind: c == 0 ? .cloud : .edge, nodes: nodes)
+    }
+}
+
+func decisionBenchmark(_ config: ConfigReader) throws {
+    let decisions = try config.int("bench.decisions", default: 2000)
+    Console.line("(a) Decision time per request (Placer.decide on the reported state; 100 nodes per cluster, 2% not ready, random load)")
+    Console.line(String(format: "  %-24@ %9@ %10@ %10@ %10@", "policy" as NSString, "clusters" as NSString, "p50 µs" as NSString, "p99 µs" as NSString, "max µs" as NSString))
+    let workload = WorkloadRequirements(perReplica: Resources(cpuMilli: 500, memory: 512 << 20), replicas: 1)
+    var gpuWorkload = WorkloadRequirements(perReplica: Resources(cpuMilli: 2000, memory: 4 << 30, gpu: 1), replicas: 1)
+    gpuWorkload.accelerator = AcceleratorRequirement(kind: "nvidia-gpu", model: "V100")
+    for count in [10, 100, 1000] {
+        let clusters = makeClusters(count, nodes: 100)
+        let names = clusters.map(\.name)
+        let cases: [(String, PlacementInput)] = [
+            ("GLowLatencyPriority", PlacementInput(policy: .lowLatency, requirements: workload, source: PlacementSource(cluster: "c1", node: "c1-n3"))),
+            ("GMostRequestedPriority", PlacementInput(policy: .mostRequested, requirements: workload)),
+            ("GMostRequested (GPU)", PlacementInput(policy: .mostRequested, requirements: gpuWorkload)),
+            ("GMostAllocated", PlacementInput(policy: .mostAllocated, requirements: workload)),
+            ("GSelectedCluster", PlacementInput(policy: .selectedCluster, requirements: workload, parameters: .object([
+                "select_clusters": .array([.string(names[count / 2]), .array(names.prefix(5).map(JSONValue.string)), .string(names[count - 1])]),
+            ]), source: PlacementSource(cluster: "c1"))),
+            ("GSetClusters (capacity)", PlacementInput(policy: .setClusters, requirements: WorkloadRequirements(perReplica: workload.perReplica, replicas: 12),
+                                                       parameters: .object(["clusters": .array(names.prefix(3).map(JSONValue.string)), "mode": .string("capacity")]))),
+        ]
+        for (name, input) in cases {
+            var times: [Double] = []
+            times.reserveCapacity(decisions)
+            var placed = 0
+            for _ in 0..<decisions {
+                let start = ContinuousClock.now
+                let d = Placer.decide(input, clusters: clusters)
+                times.append(millis(ContinuousClock.now - start) * 1000)
+                if case .placed = d { placed += 1 }
+            }
+            times.sort()
+            Console.line(String(format: "  %-24@ %9d %10.1f %10.1f %10.1f%@", name as NSString, count, percentile(times, 0.5), percentile(times, 0.99), times.last!,
+                                (placed == decisions ? "" : "  (not placed!)") as NSString))
+        }
+    }
+}
+
+// MARK: - end to end
+
+final class Child: @unchecked Sendable {
+    let process = Process()
+    init(_ name: String, _ args: [String], log: URL) throws {
+        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(name)
+        process.arguments = args
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+    }
+    func stop() {
+        kill(process.processIdentifier, SIGTERM)
+        for _ in 0..<100 where process.isRunning { usleep(50_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+/// Publish times and latencies, shared with delivery callbacks and the result reader.
+final class Timings: Sendable {
+    private let state = Mutex<(sent: [String: ContinuousClock.Instant], latencies: [Double], last: ContinuousClock.Instant?)>(([:], [], nil))
+    func sent(_ id: String) { state.withLock { $0.sent[id] = .now } }
+    func received(_ id: String) {
+        let now = ContinuousClock.now
+        state.withLock { s in
+            if let t = s.sent.removeValue(forKey: id) {
+                s.latencies.append(millis(now - t))
+                s.last = now
+            }
+        }
+    }
+    var count: Int { state.withLock { $0.latencies.count } }
+    var latencies: [Double] { state.withLock { $0.latencies.sorted() } }
+    var last: ContinuousClock.Instant? { state.withLock { $0.last } }
+}
+
+func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
+    let total = try config.int("bench.e2e.requests", default: 20_000)
+    let rate = try config.int("bench.e2e.rate", default: 1000)
+    let rateSeconds = try config.int("bench.e2e.seconds", default: 10)
+    let clusterCount = try config.int("bench.e2e.clusters", default: 3)
+    let nodeCount = try config.int("bench.e2e.nodes", default: 1000)
+    let port = try config.int("bench.kafka.port", default: 19093)
+    let runID = String(RequestID.make().prefix(6))
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gedge-bench-\(runID)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    Console.line("")
+    Console.line("(b) End to end: \(clusterCount) simulated clusters of \(nodeCount) nodes (pods start at once), 1 scheduler, dev broker process, PostgreSQL; logs in \(dir.path)")
+
+    // The broker.
+    let bootstrapFile = dir.appendingPathComponent("bootstrap")
+    let topics = [
+        "\(Topics.scheduleRequests):8", "\(Topics.schedulerReplies):8", "\(Topics.scheduleResults):4", "\(Topics.clusterStatus):1",
+        "\(Topics.deadLetter(for: Topics.scheduleRequests)):1", "\(Topics.deadLetter(for: Topics.schedulerReplies)):1", "pt-in:8", "pt-out:4",
+    ] + (0..<clusterCount).map { "\(Topics.agentCommands(cluster: "c\($0)")):4" }
+    let broker = try Child("gedge-kafka-dev", ["--kafka-dev-port", String(port), "--kafka-dev-brokers", "1", "--log-level", "error",
+                                               "--kafka-dev-topics", topics.joined(separator: ","), "--kafka-dev-bootstrap-file", bootstrapFile.path],
+                           log: dir.appendingPathComponent("kafka.log"))
+    defer { broker.stop() }
+    while !FileManager.default.fileExists(atPath: bootstrapFile.path) { try await Task.sleep(for: .milliseconds(20)) }
+    let brokers = "127.0.0.1:\(port)"
+    let kafka = KafkaConfiguration(brokers: brokers, clientID: "bench", properties: ["fetch.wait.max.ms": "10"])
+
+    // PostgreSQL: a schema of its own.
+    let pgConfig = try PostgresConfiguration(config, applicationName: "gedge-bench")
+    let schema = "bench_\(runID)"
+    let admin = PostgresPool(configuration: pgConfig, logger: logger)
+    try await admin.execute("CREATE SCHEMA \(schema)")
+    let sep = pgConfig.url.contains("?") ? "&" : "?"
+    let schemaURL = pgConfig.url + "\(sep)options=-csearch_path%3D\(schema)"
+    var scoped = pgConfig
+    scoped.url = schemaURL
+    let pool = PostgresPool(configuration: scoped, logger: logger)
+    try await PostgresMigrator(pool: pool, logger: logger).migrate(try RequestStore.migrations())
+    try await RequestQueue(pool: pool, policy: QueuePolicy()).bind(project: "p1", clusters: (0..<clusterCount).map { "c\($0)" })
+
+    // Topology and processes.
+    var clustersJSON: [JSONValue] = []
+    for c in 0..<clusterCount {
+        var latency: [String: JSONValue] = [:]
+        for o in 0..<clusterCount where o != c { latency["c\(o)"] = .number(Double(1 + (c + o) % 7)) }
+        clustersJSON.append(.object(["name": .string("c\(c)"), "kind": .string("edge"), "node_groups": .array([.object([
+            "prefix": .string("c\(c)-n"), "count": .number(Double(nodeCount)), "cpu": .string("64"), "memory": .string("256Gi"), "latency_ms": .object(latency),
+        ])])]))
+    }
+    let topoFile = dir.appendingPathComponent("topology.json")
+    try Data(JSONValue.object(["pod_start_ms": .number(0), "clusters": .array(clustersJSON)]).serialized()).write(to: topoFile)
+    let common = ["--kafka-brokers", brokers, "--log-level", "warning", "--http-host", "127.0.0.1", "--http-port", "0"]
+    var children: [Child] = []
+    defer { for c in children.reversed() { c.stop() } }
+    for c in 0..<clusterCount {
+        children.append(try Child("agent", common + ["--agent-cluster", "c\(c)", "--agent-driver", "simulated", "--agent-topology", topoFile.path,
+                                                      "--agent-status-min-interval", "1s"], log: dir.appendingPathComponent("agent-c\(c).log")))
+    }
+    children.append(try Child("scheduler", common + ["--postgres-url", schemaURL, "--scheduler-instance", "bench"], log: dir.appendingPathComponent("scheduler.log")))
+
+    let producerConfig: KafkaProducerConfiguration = {
+        var p = KafkaProducerConfiguration(client: kafka)
+        p.lingerMs = 1
+        return p
+    }()
+    let producer = try KafkaProducer(configuration: producerConfig, logger: logger)
+    let codec = EnvelopeCodec()
+
+    // Readers of the results and of the passthrough's output, joined before anything is sent.
+    func reader(_ topic: String, _ timings: Timings) throws -> (KafkaConsumer, Task<Void, Never>) {
+        var c = KafkaConsumerConfiguration(client: kafka, groupID: "bench-\(topic)-\(runID)-\(UUID().uuidString.prefix(4))", topics: [topic])
+        c.autoOffsetReset = "latest"
+        c.bufferCapacity = 4096
+        let consumer = try KafkaConsumer(configuration: c, logger: logger)
+        let task = Task {
+            for await m in consumer { if let k = m.keyString { timings.received(k) } }
+        }
+        return (consumer, task)
+    }
+    func joined(_ consumer: KafkaConsumer) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while (try? consumer.assignment())?.isEmpty ?? true {
+            guard ContinuousClock.now < deadline else { throw ConfigurationError(key: "bench", reason: "a reader did not join its group") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    // The passthrough: consume pt-in, produce each message to pt-out, no work.
+    var ptConfig = KafkaConsumerConfiguration(client: kafka, groupID: "bench-pt-\(runID)", topics: ["pt-in"])
+    ptConfig.autoOffsetReset = "latest"
+    ptConfig.bufferCapacity = 4096
+    let ptConsumer = try KafkaConsumer(configuration: ptConfig, logger: logger)
+    let ptTask = Task {
+        while true {
+            let batch = await ptConsumer.nextBatch(max: 500)
+            if batch.isEmpty { break }
+            for m in batch {
+                while true {
+                    do {
+                        try producer.enqueue(KafkaRecord(topic: "pt-out", key: m.key, value: m.value)) { _ in }
+                        break
+                    } catch { try? await Task.sleep(for: .microseconds(200)) }
+                }
+                try? ptConsumer.storeOffset(m)
+            }
+        }
+    }
+
+    // The agents report within a second; the warm-up below waits for its requests to end.
+    try await Task.sleep(for: .seconds(3))
+
+    func request(_ i: Int, _ tag: String) -> (String, [UInt8]) {
+        let id = "b-\(runID)-\(tag)-\(i)"
+        let policy: SchedulingPolicy = i % 4 == 0 ? .lowLatency : (i % 4 == 1 ? .mostAllocated : .mostRequested)
+        let workload: JSONValue = .object([
+            "apiVersion": .string("apps/v1"), "kind": .string("Deployment"), "metadata": .object(["name": .string("w\(i)")]),
+            "spec": .object(["replicas": .number(1), "template": .object(["spec": .object(["containers": .array([.object([
+                "name": .string("w"), "image": .string("example/w:1"),
+                "resources": .object(["requests": .object(["cpu": .string("10m"), "memory": .string("16Mi")])]),
+            ])])])])]),
+        ])
+        let r = ScheduleRequest(requestID: id, policy: policy, userName: "bench", workspaceName: "w", projectName: "p1", workload: workload,
+                                parameters: .object(["source_cluster": .string("c0")]))
+        return (id, codec.encode(r.envelope(sourceCluster: "c0")))
+    }
+
+    func publish(_ topic: String, _ id: String, _ bytes: [UInt8], _ timings: Timings) async {
+        timings.sent(id)
+        while true {
+            do {
+                try producer.enqueue(KafkaRecord(topic: topic, key: id, value: bytes)) { _ in }
+                return
+            } catch { try? await Task.sleep(for: .microseconds(200)) }
+        }
+    }
+
+    /// Sends `n` messages, at `perSecond` if given, else as fast as possible; waits for them all.
+    func drive(_ topic: String, _ tag: String, n: Int, perSecond: Int?, resultTopic: String) async throws -> (Duration, [Double], Int) {
+        let timings = Timings()
+        let (consumer, task) = try reader(resultTopic, timings)
+        try await joined(consumer)
+        let messages = (0..<n).map { request($0, tag) }
+        let start = ContinuousClock.now
+        for (i, (id, bytes)) in messages.enumerated() {
+            if let perSecond {
+                let due = start + .nanoseconds(Int64(i) * 1_000_000_000 / Int64(perSecond))
+                if due > .now { try await Task.sleep(until: due, clock: .continuous) }
+            }
+            await publish(topic, id, bytes, timings)
+        }
+        let deadline = ContinuousClock.now + .seconds(120)
+        while timings.count < n && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        let elapsed = (timings.last ?? .now) - start
+        consumer.stopPolling()
+        await task.value
+        try? await consumer.close()
+        return (elapsed, timings.latencies, timings.count)
+    }
+
+    try await joined(ptConsumer)
+    func line(_ name: String, _ r: (Duration, [Double], Int), _ n: Int) {
+        let (elapsed, lat, got) = r
+        Console.line(String(format: "  %-40@ %6d/%-6d in %6.2f s %9.0f /s   p50 %7.2f ms  p99 %7.2f ms", name as NSString, got, n, seconds(elapsed),
+                            Double(got) / seconds(elapsed), percentile(lat, 0.5), percentile(lat, 0.99)))
+    }
+    // Warm up both paths (group joins, topic metadata, first PostgreSQL plans).
+    _ = try await drive("pt-in", "warm-pt", n: 200, perSecond: 1000, resultTopic: "pt-out")
+    _ = try await drive(Topics.scheduleRequests, "warm", n: 500, perSecond: 1000, resultTopic: Topics.scheduleResults)
+
+    Console.line("  sustained: \(total) requests published as fast as possible; latency here includes queueing")
+    let ptBurst = try await drive("pt-in", "pt", n: total, perSecond: nil, resultTopic: "pt-out")
+    line("Kafka passthrough (ceiling)", ptBurst, total)
+    let e2eBurst = try await drive(Topics.scheduleRequests, "burst", n: total, perSecond: nil, resultTopic: Topics.scheduleResults)
+    line("schedule request -> completed", e2eBurst, total)
+    let offered = rate * rateSeconds
+    Console.line("  offered load: \(rate) requests/s for \(rateSeconds) s, latency from publish to the result message")
+    let ptRate = try await drive("pt-in", "pt-rate", n: offered, perSecond: rate, resultTopic: "pt-out")
+    line("Kafka passthrough (ceiling)", ptRate, offered)
+    let e2eRate = try await drive(Topics.scheduleRequests, "rate", n: offered, perSecond: rate, resultTopic: Topics.scheduleResults)
+    line("schedule request -> completed", e2eRate, offered)
+
+    let counts = try await pool.query("SELECT state, count(*) AS n FROM schedule_requests GROUP BY state ORDER BY state")
+    Console.line("  requests by state: " + (try counts.map { "\(try $0.decode("state", as: String.self)) \(try $0.decode("n", as: Int.self))" }).joined(separator: ", "))
+    let events = try await pool.query("SELECT count(*) AS n FROM schedule_request_events")[0].decode("n", as: Int.self)
+    Console.line("  lifecycle events written: \(events)")
+
+    ptConsumer.stopPolling()
+    await ptTask.value
+    try? await ptConsumer.close()
+    await producer.shutdown()
+    pool.shutdown()
+    try await admin.execute("DROP SCHEMA \(schema) CASCADE")
+    admin.shutdown()
+}
+
+func runBench() async throws {
+    let config = try ConfigReader()
+    GEdgeLogging.bootstrapConsole(level: .error)
+    let logger = Logger(label: "gedge-bench-scheduler")
+    let only = config.string("bench.only")
+    if only == nil || only == "decision" { try decisionBenchmark(config) }
+    if only == nil || only == "e2e" { try await e2eBenchmark(config, logger: logger) }
+}
+
+try await runBench()
