@@ -32,9 +32,13 @@ test: deps
 
 bench: deps
 	swift build -c release --product gedge-bench
+	swift build -c release --product gedge-bench-scheduler
+	swift build -c release --product scheduler
+	swift build -c release --product agent
 	swift build -c release --product gedge-kafka-dev
 	bash scripts/stack.sh up
 	.build/release/gedge-bench
+	.build/release/gedge-bench-scheduler
 
 release: deps
 	swift build -c release

@@ -52,13 +52,15 @@ public struct SimulatedNode: Sendable, Hashable {
 public actor SimulatedCluster: ClusterDriver {
     struct Pod {
         var name: String
-        var node: String
+        var node: Int
         var resources: Resources
         var namespace: String
     }
 
     public let name: String
-    var nodes: [SimulatedNode]
+    /// Nodes as reported, with requested resources kept up to date as pods come and go.
+    var states: [NodeState]
+    var index: [String: Int] = [:]
     var pods: [String: [Pod]] = [:]
     var attempts: [String: Int] = [:]
     var namespaces: Set<String> = ["default"]
@@ -68,28 +70,26 @@ public actor SimulatedCluster: ClusterDriver {
 
     public init(name: String, nodes: [SimulatedNode], podStartDelay: Duration = .milliseconds(200), failApplies: String? = nil) {
         self.name = name
-        self.nodes = nodes
+        self.states = nodes.map { n in
+            NodeState(name: n.name, ready: n.ready, allocatable: n.allocatable, labels: n.labels, taints: n.taints, latencyMs: n.latencyMs)
+        }
+        for (i, n) in nodes.enumerated() { index[n.name] = i }
         self.podStartDelay = podStartDelay
         self.failApplies = failApplies
     }
 
     public func setFailApplies(_ reason: String?) { failApplies = reason }
 
-    func requested() -> [String: Resources] {
-        var out: [String: Resources] = [:]
-        for list in pods.values { for p in list { out[p.node] = (out[p.node] ?? .zero) + p.resources } }
-        return out
-    }
-
-    public func state() -> [NodeState] {
-        let used = requested()
-        return nodes.map { n in
-            NodeState(name: n.name, ready: n.ready, allocatable: n.allocatable, requested: used[n.name] ?? .zero,
-                      labels: n.labels, taints: n.taints, latencyMs: n.latencyMs)
-        }
-    }
+    public func state() -> [NodeState] { states }
 
     public var podCount: Int { pods.values.reduce(0) { $0 + $1.count } }
+
+    func release(_ requestID: String) -> Int {
+        guard let list = pods.removeValue(forKey: requestID) else { return 0 }
+        for p in list { states[p.node].requested = states[p.node].requested - p.resources }
+        attempts[requestID] = nil
+        return list.count
+    }
 
     public func apply(_ command: ApplyCommand) async throws -> ApplyResult {
         if let d = command.deadline, d < Date() { return ApplyResult(ok: false, reason: "the deadline passed before the apply started") }
@@ -102,54 +102,53 @@ public actor SimulatedCluster: ClusterDriver {
             return ApplyResult(ok: false, reason: "attempt \(newer) of this request is already applied")
         }
         // Applying again replaces what the request had (server-side apply semantics).
-        pods[command.requestID] = nil
+        _ = release(command.requestID)
         namespaces.insert(command.namespace)
-        var current = state()
         var placed: [Pod] = []
         for i in 0..<command.replicas {
-            var best: Int?
-            for (j, n) in current.enumerated() {
-                if let pin = command.node, n.name != pin { continue }
-                guard NodeFilter.check(n, req, copies: 1) == nil else { continue }
-                if best == nil || n.free.cpuMilli > current[best!].free.cpuMilli { best = j }
+            var chosen: Int?
+            if let pin = command.node {
+                if let j = index[pin], NodeFilter.check(states[j], req, copies: 1) == nil { chosen = j }
+            } else {
+                // The fitting node with the most free CPU.
+                chosen = NodeFilter.best(states, req, copies: 1) { p in Double(p.pointee.allocatable.cpuMilli - p.pointee.requested.cpuMilli) }?.index
             }
-            guard let j = best else {
+            guard let j = chosen else {
+                for p in placed { states[p.node].requested = states[p.node].requested - p.resources }
                 let scope = command.node.map { "node \($0)" } ?? "the cluster"
                 let why: String
                 if let pin = command.node {
-                    why = current.first { $0.name == pin }.map { NodeFilter.check($0, req, copies: 1)?.rawValue ?? "does not fit" } ?? "no such node"
+                    why = index[pin].map { NodeFilter.check(states[$0], req, copies: 1)?.rawValue ?? "does not fit" } ?? "no such node"
                 } else {
-                    why = NodeFilter.explain([ClusterState(name: name, nodes: current)], req, copies: 1)
+                    why = NodeFilter.explain([ClusterState(name: name, nodes: states)], req, copies: 1)
                 }
                 return ApplyResult(ok: false, reason: "replica \(i + 1) of \(command.replicas) does not fit on \(scope): \(why)")
             }
-            let pod = Pod(name: "\(req.name)-\(i)", node: current[j].name, resources: req.perReplica, namespace: command.namespace)
-            current[j].requested = current[j].requested + req.perReplica
-            placed.append(pod)
+            states[j].requested = states[j].requested + req.perReplica
+            placed.append(Pod(name: "\(req.name)-\(i)", node: j, resources: req.perReplica, namespace: command.namespace))
         }
         pods[command.requestID] = placed
         attempts[command.requestID] = command.attempt
-        try? await Task.sleep(for: podStartDelay)
+        if podStartDelay > .zero { try? await Task.sleep(for: podStartDelay) }
         if let d = command.deadline, d < Date(), attempts[command.requestID] == command.attempt {
-            pods[command.requestID] = nil
-            attempts[command.requestID] = nil
+            _ = release(command.requestID)
             return ApplyResult(ok: false, reason: "pods started after the deadline; removed")
         }
-        return ApplyResult(ok: true, reason: "\(placed.count) pod(s) running", pods: Dictionary(placed.map { ($0.name, $0.node) }, uniquingKeysWith: { a, _ in a }))
+        return ApplyResult(ok: true, reason: "\(placed.count) pod(s) running", pods: Dictionary(placed.map { ($0.name, states[$0.node].name) }, uniquingKeysWith: { a, _ in a }))
     }
 
     public func remove(requestID: String, attempt: Int?) -> Int {
         if let attempt, let current = attempts[requestID], current != attempt { return 0 }
-        let n = pods[requestID]?.count ?? 0
-        pods[requestID] = nil
-        attempts[requestID] = nil
-        return n
+        return release(requestID)
     }
 
     public func namespace(_ name: String, delete: Bool) {
         if delete {
             namespaces.remove(name)
-            for (id, list) in pods where list.contains(where: { $0.namespace == name }) { pods[id] = list.filter { $0.namespace != name } }
+            for (id, list) in pods where list.contains(where: { $0.namespace == name }) {
+                for p in list where p.namespace == name { states[p.node].requested = states[p.node].requested - p.resources }
+                pods[id] = list.filter { $0.namespace != name }
+            }
         } else {
             namespaces.insert(name)
         }
@@ -157,7 +156,7 @@ public actor SimulatedCluster: ClusterDriver {
 
     public func nodeOf(pod: String, namespace: String?) -> String? {
         for list in pods.values {
-            if let p = list.first(where: { $0.name == pod && (namespace == nil || $0.namespace == namespace) }) { return p.node }
+            if let p = list.first(where: { $0.name == pod && (namespace == nil || $0.namespace == namespace) }) { return states[p.node].name }
         }
         return nil
     }

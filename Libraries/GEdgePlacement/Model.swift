@@ -38,6 +38,15 @@ public struct Resources: Sendable, Hashable {
         return Resources(cpuMilli: a.cpuMilli * m, memory: a.memory * m, gpu: a.gpu * m, extended: a.extended.mapValues { $0 * m })
     }
 
+    /// Adds (sign 1) or subtracts (sign -1) in place.
+    public mutating func add(_ other: Resources, sign: Int) {
+        let m = Int64(sign)
+        cpuMilli += m * other.cpuMilli
+        memory += m * other.memory
+        gpu += m * other.gpu
+        for (k, v) in other.extended { extended[k, default: 0] += m * v }
+    }
+
     /// Whether `self` (what is asked) fits within `free`, resource by resource.
     @inline(__always)
     public func fits(in free: Resources) -> Bool {

@@ -67,6 +67,13 @@ public final class ClusterView: Sendable {
         c.nodes[i].requested = sign > 0 ? c.nodes[i].requested + r.resources : c.nodes[i].requested - r.resources
     }
 
+    /// Adds or removes a reservation in the held state, in place (no copy of the node list
+    /// when no snapshot of it is alive).
+    static func adjust(_ s: inout State, _ r: Reservation, sign: Int) {
+        guard let node = r.node, let i = s.nodeIndex[r.cluster]?[node] else { return }
+        s.effective[r.cluster]?.nodes[i].requested.add(r.resources, sign: sign)
+    }
+
     /// Clusters with a fresh report, with this scheduler's reservations added.
     public func fresh(now: Date = Date()) -> [ClusterState] {
         let limit = Double(staleAfter.milliseconds) / 1000
@@ -85,11 +92,15 @@ public final class ClusterView: Sendable {
             for p in parts where p.node != nil {
                 let r = Reservation(cluster: p.cluster, node: p.node, resources: perReplica * p.replicas, created: now)
                 s.reservations[requestID, default: []].append(r)
-                if var c = s.effective[p.cluster], let idx = s.nodeIndex[p.cluster] {
-                    Self.add(&c, r, idx, sign: 1)
-                    s.effective[p.cluster] = c
-                }
+                Self.adjust(&s, r, sign: 1)
             }
+        }
+    }
+
+    /// Drops a request's reservations at once (its decision was not recorded).
+    public func release(requestID: String) {
+        state.withLock { s in
+            for r in s.reservations.removeValue(forKey: requestID) ?? [] { Self.adjust(&s, r, sign: -1) }
         }
     }
 
@@ -101,9 +112,8 @@ public final class ClusterView: Sendable {
             for i in list.indices where list[i].cluster == cluster {
                 if ok {
                     list[i].confirmed = now
-                } else if var c = s.effective[cluster], let idx = s.nodeIndex[cluster] {
-                    Self.add(&c, list[i], idx, sign: -1)
-                    s.effective[cluster] = c
+                } else {
+                    Self.adjust(&s, list[i], sign: -1)
                 }
             }
             if !ok { list.removeAll { $0.cluster == cluster } }

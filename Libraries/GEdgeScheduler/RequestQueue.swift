@@ -153,50 +153,52 @@ public struct RequestQueue: Sendable {
     /// then fast requests, then base ones. Each becomes dispatched then scheduling, with a lease.
     public func claim(owner: String, limit: Int) async throws -> [ClaimedRequest] {
         guard limit > 0 else { return [] }
-        var out: [ClaimedRequest] = []
-        let classes: [(String, String, Int)] = [
-            ("retry", "fail_count > $4", min(policy.retrySlice, limit)),
-            ("fast", "fail_count <= $4 AND fast", limit),
-            ("base", "fail_count <= $4 AND NOT fast", limit),
-        ]
-        for (name, condition, cap) in classes {
-            let n = min(cap, limit - out.count)
-            guard n > 0 else { continue }
-            let rows = try await pool.query(
-                """
-                WITH picked AS (
-                    SELECT id FROM schedule_requests
-                    WHERE state = 'enqueued' AND not_before <= now() AND \(condition)
-                    ORDER BY queued_at LIMIT $1
-                    FOR UPDATE SKIP LOCKED
-                ), upd AS (
-                    UPDATE schedule_requests r
-                    SET state = 'scheduling', attempt = r.attempt + 1, lease_owner = $2,
-                        lease_until = clock_timestamp() + $3::interval, updated_at = clock_timestamp()
-                    FROM picked WHERE r.id = picked.id
-                    RETURNING r.id, r.policy, r.project_name, r.workload, r.parameters, r.source, r.source_node,
-                              r.pod_lookup_at, r.attempt, r.fail_count, r.callback_url
-                ), ev AS (
-                    INSERT INTO schedule_request_events (request_id, state, reason)
-                    SELECT id, 'dispatched', $5 || ' queue to ' || $2 FROM upd
-                    UNION ALL
-                    SELECT id, 'scheduling', policy || ' (attempt ' || attempt || ')' FROM upd
-                )
-                SELECT * FROM upd
-                """,
-                [.int(n), .text(owner), .text(Self.interval(policy.leaseTimeout)), .int(policy.retryAfterFailures), .text(name)])
-            for row in rows {
-                let policyName = try row.decode("policy", as: String.self)
-                out.append(ClaimedRequest(
-                    id: try row.decode("id"), policy: SchedulingPolicy(name: policyName) ?? .mostRequested,
-                    project: try row.decode("project_name"), workload: try row.decode("workload"),
-                    parameters: try row.decode("parameters"), source: try row.decodeOptional("source") ?? .null,
-                    sourceNode: try row.decodeOptional("source_node"), podLookupAt: try row.decodeOptional("pod_lookup_at"),
-                    attempt: try row.decode("attempt"), failCount: try row.decode("fail_count"),
-                    callbackURL: try row.decodeOptional("callback_url"), queueClass: name))
-            }
+        // One round trip: each class picks with SKIP LOCKED, then the slice keeps retried
+        // first (at most retrySlice), fast next, base last, up to the limit.
+        let rows = try await pool.query(
+            """
+            WITH r AS (
+                SELECT id, 0 AS cls, queued_at FROM schedule_requests
+                WHERE state = 'enqueued' AND not_before <= now() AND fail_count > $4
+                ORDER BY queued_at LIMIT $5 FOR UPDATE SKIP LOCKED
+            ), f AS (
+                SELECT id, 1 AS cls, queued_at FROM schedule_requests
+                WHERE state = 'enqueued' AND not_before <= now() AND fail_count <= $4 AND fast
+                ORDER BY queued_at LIMIT $1 FOR UPDATE SKIP LOCKED
+            ), b AS (
+                SELECT id, 2 AS cls, queued_at FROM schedule_requests
+                WHERE state = 'enqueued' AND not_before <= now() AND fail_count <= $4 AND NOT fast
+                ORDER BY queued_at LIMIT $1 FOR UPDATE SKIP LOCKED
+            ), picked AS (
+                SELECT id, cls FROM (SELECT * FROM r UNION ALL SELECT * FROM f UNION ALL SELECT * FROM b) u
+                ORDER BY cls, queued_at LIMIT $1
+            ), upd AS (
+                UPDATE schedule_requests x
+                SET state = 'scheduling', attempt = x.attempt + 1, lease_owner = $2,
+                    lease_until = clock_timestamp() + $3::interval, updated_at = clock_timestamp()
+                FROM picked WHERE x.id = picked.id
+                RETURNING x.id, picked.cls, x.policy, x.project_name, x.workload, x.parameters, x.source, x.source_node,
+                          x.pod_lookup_at, x.attempt, x.fail_count, x.callback_url, x.queued_at
+            ), ev AS (
+                INSERT INTO schedule_request_events (request_id, state, reason)
+                SELECT id, 'dispatched', (ARRAY['retry', 'fast', 'base'])[cls + 1] || ' queue to ' || $2 FROM upd
+                UNION ALL
+                SELECT id, 'scheduling', policy || ' (attempt ' || attempt || ')' FROM upd
+            )
+            SELECT * FROM upd ORDER BY cls, queued_at
+            """,
+            [.int(limit), .text(owner), .text(Self.interval(policy.leaseTimeout)), .int(policy.retryAfterFailures), .int(min(policy.retrySlice, limit))])
+        let classes = ["retry", "fast", "base"]
+        return try rows.map { row in
+            let policyName = try row.decode("policy", as: String.self)
+            return ClaimedRequest(
+                id: try row.decode("id"), policy: SchedulingPolicy(name: policyName) ?? .mostRequested,
+                project: try row.decode("project_name"), workload: try row.decode("workload"),
+                parameters: try row.decode("parameters"), source: try row.decodeOptional("source") ?? .null,
+                sourceNode: try row.decodeOptional("source_node"), podLookupAt: try row.decodeOptional("pod_lookup_at"),
+                attempt: try row.decode("attempt"), failCount: try row.decode("fail_count"),
+                callbackURL: try row.decodeOptional("callback_url"), queueClass: classes[try row.decode("cls", as: Int.self)])
         }
-        return out
     }
 
     /// Records the decisions for claimed requests. Returns which applies to send (the lease

@@ -282,12 +282,26 @@ public struct Dispatcher: Service {
             let outcome = try await decide(req, &requirements)
             decisionTimer.recordNanoseconds(Int64((ContinuousClock.now - start).milliseconds * 1_000_000))
             if case .awaitPodLookup(let cluster, let pod, _) = outcome { lookups.append((req.id, cluster, pod)) }
+            // Reserved at once, so that the next decision of this cycle sees it.
+            if case .apply(let parts, _, _) = outcome, let r = requirements[req.id] {
+                context.view.reserve(requestID: req.id, parts: parts, perReplica: r.perReplica)
+            }
             decisions.append((req, outcome))
         }
-        let (send, finished) = try await context.queue.record(owner: context.settings.instance, decisions)
+        let send: Set<String>
+        let finished: [FinishedRequest]
+        do {
+            (send, finished) = try await context.queue.record(owner: context.settings.instance, decisions)
+        } catch {
+            for (req, _) in decisions { context.view.release(requestID: req.id) }
+            throw error
+        }
         for (req, outcome) in decisions {
-            guard case .apply(let parts, _, _) = outcome, send.contains(req.id) else { continue }
-            if let r = requirements[req.id] { context.view.reserve(requestID: req.id, parts: parts, perReplica: r.perReplica) }
+            guard case .apply(let parts, _, _) = outcome else { continue }
+            guard send.contains(req.id) else {
+                context.view.release(requestID: req.id)
+                continue
+            }
             for part in parts {
                 context.sendApply(requestID: req.id, attempt: req.attempt, policy: req.policy, project: req.project, workload: req.workload, part: part)
             }
@@ -414,6 +428,8 @@ public struct ReplyHandler: Service {
         await retrying("record applies") {
             let (completed, strays) = try await context.queue.recordApplied(applied)
             for f in completed { context.publish(f) }
+            // Completions free in-flight slots: a dispatcher held by the cap may go on.
+            if !completed.isEmpty { context.wakeup.signal() }
             for s in strays { context.sendRemove(s) }
         }
         for o in failed {

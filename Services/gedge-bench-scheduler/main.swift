@@ -17,7 +17,8 @@ import Synchronization
 //
 // Keys: bench.decisions (2000), bench.e2e.requests (20000), bench.e2e.rate (1000),
 // bench.e2e.seconds (10), bench.e2e.clusters (3), bench.e2e.nodes (1000), bench.kafka.port
-// (19093), bench.only (decision|e2e), postgres.url.
+// (19093), bench.fetch.wait.ms (10: librdkafka fetch.wait.max.ms for every consumer),
+// bench.only (decision|e2e), postgres.url.
 
 func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
 func millis(_ d: Duration) -> Double { seconds(d) * 1000 }
@@ -162,7 +163,8 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
     defer { broker.stop() }
     while !FileManager.default.fileExists(atPath: bootstrapFile.path) { try await Task.sleep(for: .milliseconds(20)) }
     let brokers = "127.0.0.1:\(port)"
-    let kafka = KafkaConfiguration(brokers: brokers, clientID: "bench", properties: ["fetch.wait.max.ms": "10"])
+    let fetchWait = try config.int("bench.fetch.wait.ms", default: 10)
+    let kafka = KafkaConfiguration(brokers: brokers, clientID: "bench", properties: ["fetch.wait.max.ms": String(fetchWait)])
 
     // PostgreSQL: a schema of its own.
     let pgConfig = try PostgresConfiguration(config, applicationName: "gedge-bench")
@@ -188,7 +190,8 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
     }
     let topoFile = dir.appendingPathComponent("topology.json")
     try Data(JSONValue.object(["pod_start_ms": .number(0), "clusters": .array(clustersJSON)]).serialized()).write(to: topoFile)
-    let common = ["--kafka-brokers", brokers, "--log-level", "warning", "--http-host", "127.0.0.1", "--http-port", "0"]
+    let common = ["--kafka-brokers", brokers, "--log-level", "warning", "--http-host", "127.0.0.1", "--http-port", "0",
+                  "--kafka-rdkafka-fetch-wait-max-ms", String(fetchWait)]
     var children: [Child] = []
     defer { for c in children.reversed() { c.stop() } }
     for c in 0..<clusterCount {
@@ -318,6 +321,18 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
     let e2eRate = try await drive(Topics.scheduleRequests, "rate", n: offered, perSecond: rate, resultTopic: Topics.scheduleResults)
     line("schedule request -> completed", e2eRate, offered)
 
+    // Where the time goes at the offered rate: each lifecycle step after the one before it.
+    let steps = try await pool.query(
+        """
+        SELECT state, count(*) AS n,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50, percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99
+        FROM (SELECT state, extract(epoch FROM at - lag(at) OVER (PARTITION BY request_id ORDER BY id)) * 1000 AS ms
+              FROM schedule_request_events WHERE request_id LIKE $1) x
+        WHERE ms IS NOT NULL GROUP BY state ORDER BY p50
+        """, [.text("b-\(runID)-rate-%")])
+    Console.line("  at the offered rate, time from the previous step (PostgreSQL clock): " + (try steps.map {
+        String(format: "%@ p50 %.1f / p99 %.1f ms", try $0.decode("state", as: String.self) as NSString, try $0.decode("p50", as: Double.self), try $0.decode("p99", as: Double.self))
+    }).joined(separator: "; "))
     let counts = try await pool.query("SELECT state, count(*) AS n FROM schedule_requests GROUP BY state ORDER BY state")
     Console.line("  requests by state: " + (try counts.map { "\(try $0.decode("state", as: String.self)) \(try $0.decode("n", as: Int.self))" }).joined(separator: ", "))
     let events = try await pool.query("SELECT count(*) AS n FROM schedule_request_events")[0].decode("n", as: Int.self)
