@@ -19,6 +19,12 @@ public struct KubernetesAPIConfiguration: Sendable {
         self.http = http
     }
 
+    /// The bearer token, read from its file on every call (service-account tokens rotate).
+    public func token() -> String? {
+        guard let file = tokenFile, let data = FileManager.default.contents(atPath: file) else { return nil }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     public init(_ reader: ConfigReader) throws {
         let env = ProcessInfo.processInfo.environment
         let inCluster = env["KUBERNETES_SERVICE_HOST"].map { "https://\($0):\(env["KUBERNETES_SERVICE_PORT"] ?? "443")" }
@@ -56,10 +62,6 @@ public struct KubernetesNodes: Sendable {
         self.configuration = configuration
     }
 
-    func token() -> String? {
-        guard let file = configuration.tokenFile, let data = FileManager.default.contents(atPath: file) else { return nil }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    }
 
     func nodeURL(_ name: String) -> String {
         configuration.url + "/api/v1/nodes/" + (name.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-."))) ?? name)
@@ -67,7 +69,7 @@ public struct KubernetesNodes: Sendable {
 
     /// The node's labels and annotations.
     public func metadata(node: String) async throws -> (labels: [String: String], annotations: [String: String]) {
-        let r = try await client.execute(HTTPRequest(url: nodeURL(node), headers: [("Accept", "application/json")], bearerToken: token()))
+        let r = try await client.execute(HTTPRequest(url: nodeURL(node), headers: [("Accept", "application/json")], bearerToken: configuration.token()))
         guard r.isSuccess else { throw KubernetesAPIError(status: r.status, message: r.bodyString) }
         let json = try r.json()
         func strings(_ v: JSONValue?) -> [String: String] {
@@ -83,7 +85,7 @@ public struct KubernetesNodes: Sendable {
         var metadata: [String: JSONValue] = [:]
         if !labels.isEmpty { metadata["labels"] = object(labels) }
         if !annotations.isEmpty { metadata["annotations"] = object(annotations) }
-        let r = try await client.execute(.json("PATCH", nodeURL(node), .object(["metadata": .object(metadata)]), contentType: "application/merge-patch+json", bearerToken: token()))
+        let r = try await client.execute(.json("PATCH", nodeURL(node), .object(["metadata": .object(metadata)]), contentType: "application/merge-patch+json", bearerToken: configuration.token()))
         guard r.isSuccess else { throw KubernetesAPIError(status: r.status, message: r.bodyString) }
     }
 }

@@ -25,15 +25,10 @@ public struct KubernetesCluster: ClusterDriver {
         self.pollInterval = pollInterval
     }
 
-    func token() -> String? {
-        guard let file = configuration.tokenFile, let data = FileManager.default.contents(atPath: file) else { return nil }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
     func call(_ method: String, _ path: String, body: JSONValue? = nil, contentType: String = "application/json", allow404: Bool = false) async throws -> JSONValue? {
         var headers = [("Accept", "application/json")]
         if body != nil { headers.append(("Content-Type", contentType)) }
-        let request = HTTPRequest(method: method, url: configuration.url + path, headers: headers, body: body?.serialized(), bearerToken: token())
+        let request = HTTPRequest(method: method, url: configuration.url + path, headers: headers, body: body?.serialized(), bearerToken: configuration.token())
         let response = try await client.execute(request)
         if response.status == 404 && allow404 { return nil }
         guard response.isSuccess else {
