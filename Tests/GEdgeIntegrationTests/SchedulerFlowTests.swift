@@ -100,8 +100,9 @@ struct SchedulerFlowTests {
         let ctx = try h.startScheduler(instance: "s1", queue: q, staleAfter: .milliseconds(1500))
         try await eventually("both clusters in view") { ctx.view.fresh().count == 2 }
 
-        // edge1's agent goes away; its last report is still fresh, so it gets the request.
-        await agent1.triggerGracefulShutdown()
+        // edge1's agent goes away (fully stopped first); its last report is still fresh, so it gets the request.
+        await h.stop(agent1)
+        try #require(ctx.view.fresh().count == 2)
         try await h.submit(request("r3", .mostRequested))
         let done = try await h.waitFor("r3", .completed, timeout: .seconds(20))
         guard case .array(let parts) = done.placement else { Issue.record("no placement"); return }

@@ -99,6 +99,13 @@ final class SchedulerHarness: @unchecked Sendable {
         ])
     }
 
+    /// Stops one service group and waits until it has finished (its in-flight work drained).
+    func stop(_ group: ServiceGroup) async {
+        let task = lock.withLock { groups.first { $0.0 === group }?.1 }
+        await group.triggerGracefulShutdown()
+        _ = try? await task?.value
+    }
+
     func bind(_ project: String, _ clusters: [String]) async throws {
         try await RequestQueue(pool: pool, policy: QueuePolicy()).bind(project: project, clusters: clusters)
     }
