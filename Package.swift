@@ -11,6 +11,8 @@ let package = Package(
     products: [
         .executable(name: "scheduler", targets: ["scheduler"]),
         .executable(name: "agent", targets: ["agent"]),
+        .executable(name: "gateway", targets: ["gateway"]),
+        .executable(name: "gedgectl", targets: ["gedgectl"]),
         .executable(name: "accelerator-monitor", targets: ["accelerator-monitor"]),
         .executable(name: "gedge-kafka-dev", targets: ["gedge-kafka-dev"]),
         .executable(name: "gedge-demo", targets: ["gedge-demo"]),
@@ -75,10 +77,13 @@ let package = Package(
             name: "GEdgePlacement", dependencies: ["GEdgeCore"],
             path: "Libraries/GEdgePlacement", swiftSettings: swiftSettings),
         .target(
+            name: "GEdgeServiceSpec",
+            dependencies: ["GEdgeCore", "GEdgePlacement", .product(name: "Yams", package: "Yams")],
+            path: "Libraries/GEdgeServiceSpec", swiftSettings: swiftSettings),
+        .target(
             name: "GEdgeScheduler",
             dependencies: [
-                "GEdgeCore", "GEdgeKafka", "GEdgePostgres", "GEdgePlacement",
-                .product(name: "Yams", package: "Yams"),
+                "GEdgeCore", "GEdgeKafka", "GEdgePostgres", "GEdgePlacement", "GEdgeServiceSpec",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -105,7 +110,20 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Libraries/GEdgeAgent", swiftSettings: swiftSettings),
-        // The only library with Hummingbird: the ops endpoints and the service runner.
+        // The gateway's API: the one library besides GEdgeServiceKit that imports Hummingbird.
+        .target(
+            name: "GEdgeGateway",
+            dependencies: [
+                "GEdgeCore", "GEdgeKafka", "GEdgePostgres", "GEdgeHTTPClient", "GEdgePlacement", "GEdgeScheduler", "GEdgeServiceSpec",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Libraries/GEdgeGateway",
+            resources: [.copy("Resources/openapi.yaml")],
+            swiftSettings: swiftSettings),
+        // The ops endpoints and the service runner, shared by every service.
         .target(
             name: "GEdgeServiceKit",
             dependencies: [
@@ -122,6 +140,12 @@ let package = Package(
         .executableTarget(
             name: "scheduler", dependencies: ["GEdgeScheduler", "GEdgeServiceKit"],
             path: "Services/scheduler", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "gateway", dependencies: ["GEdgeGateway", "GEdgeServiceKit"],
+            path: "Services/gateway", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "gedgectl", dependencies: ["GEdgeCore", "GEdgeHTTPClient"],
+            path: "Services/gedgectl", swiftSettings: swiftSettings),
         .executableTarget(
             name: "agent", dependencies: ["GEdgeAgent", "GEdgeServiceKit"],
             path: "Services/agent", swiftSettings: swiftSettings),
@@ -152,7 +176,10 @@ let package = Package(
             name: "GEdgeAcceleratorsTests", dependencies: ["GEdgeAccelerators", "GEdgeCore"],
             path: "Tests/GEdgeAcceleratorsTests", swiftSettings: swiftSettings),
         .testTarget(
-            name: "GEdgeSchedulerTests", dependencies: ["GEdgeScheduler", "GEdgePlacement", "GEdgeCore"],
+            name: "GEdgeServiceSpecTests", dependencies: ["GEdgeServiceSpec", "GEdgePlacement", "GEdgeCore"],
+            path: "Tests/GEdgeServiceSpecTests", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "GEdgeSchedulerTests", dependencies: ["GEdgeScheduler", "GEdgeServiceSpec", "GEdgePlacement", "GEdgeCore"],
             path: "Tests/GEdgeSchedulerTests", swiftSettings: swiftSettings),
         .testTarget(
             name: "GEdgePlacementTests", dependencies: ["GEdgePlacement", "GEdgeCore"],
@@ -162,6 +189,8 @@ let package = Package(
             dependencies: [
                 "GEdgeCore", "GEdgeKafka", "GEdgeAMQP", "GEdgePostgres", "GEdgeHTTPClient",
                 "GEdgeScheduler", "GEdgeServiceKit", "GEdgeAccelerators", "GEdgeAgent", "GEdgePlacement",
+                "GEdgeGateway", "GEdgeServiceSpec",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Tests/GEdgeIntegrationTests", swiftSettings: swiftSettings),

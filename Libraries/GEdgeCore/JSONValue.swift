@@ -30,6 +30,16 @@ public enum JSONValue: Sendable, Hashable {
         if case .string(let s) = self { return s }
         return nil
     }
+
+    public var arrayValue: [JSONValue]? {
+        if case .array(let items) = self { return items }
+        return nil
+    }
+
+    public var numberValue: Double? {
+        if case .number(let d) = self { return d }
+        return nil
+    }
 }
 
 extension JSONValue: Codable {
@@ -94,4 +104,11 @@ extension JSONValue {
             return "not valid JSON"
         }
     }
+}
+
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral, ExpressibleByFloatLiteral {
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int) { self = .number(Double(value)) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(floatLiteral value: Double) { self = .number(value) }
 }

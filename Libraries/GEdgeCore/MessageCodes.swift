@@ -7,6 +7,9 @@ public struct HCode: Sendable, Hashable, Comparable, CustomStringConvertible {
 
     /// A schedule request submitted by a producer or the gateway (new in this suite).
     public static let scheduleRequest = HCode(100)
+    /// Cancel a schedule request, or withdraw a completed one (new in this suite). Sent to
+    /// the requests topic with the request ID as key, so it follows the request it names.
+    public static let scheduleCancel = HCode(110)
     /// Latency between a cluster's nodes and other clusters.
     public static let clusterLatency = HCode(200)
     /// Apply a placement chosen by the low-latency policy.
@@ -32,6 +35,7 @@ public struct HCode: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// Every code this suite understands, with its name (proto/codes.md is generated from this list's meaning).
     public static let known: [HCode: String] = [
         .scheduleRequest: "schedule-request",
+        .scheduleCancel: "schedule-cancel",
         .clusterLatency: "cluster-latency",
         .applyLowLatency: "apply-low-latency",
         .clusterResources: "cluster-resources",

@@ -83,7 +83,7 @@ public struct ScheduleRequest: Sendable, Hashable {
         }
         let policyName: String
         let policyField: String
-        if r.fields["policy"] != nil {
+        if r.fields["policy"] != nil || r.fields["priority"] == nil {
             policyName = try r.string("policy")
             policyField = "policy"
         } else {
@@ -150,4 +150,37 @@ public enum RequestID {
     }
 
     public static func make() -> String { UUID().uuidString.lowercased() }
+}
+
+/// The `msg` of an hcode 110 (cancel) envelope: `{"request_id","reason","withdraw"}`.
+/// `withdraw` also removes a completed request's placements (a deleted service).
+public struct CancelRequest: Sendable, Hashable {
+    public var requestID: String
+    public var reason: String
+    public var withdraw: Bool
+
+    public init(requestID: String, reason: String, withdraw: Bool = false) {
+        self.requestID = requestID
+        self.reason = reason
+        self.withdraw = withdraw
+    }
+
+    public static func decode(msg: JSONValue, key: String?) throws(MessageDecodingError) -> CancelRequest {
+        let r = try FieldReader(msg, path: "msg")
+        try r.rejectUnknown(allowed: ["request_id", "reason", "withdraw"])
+        let id = try r.optionalString("request_id") ?? key ?? ""
+        guard RequestID.isValid(id) else {
+            throw MessageDecodingError(.invalidValue, field: "msg.request_id", reason: "request ID must be 1-128 characters of [A-Za-z0-9._:-]")
+        }
+        if let key, !key.isEmpty, key != id {
+            throw MessageDecodingError(.invalidValue, field: "msg.request_id", reason: "'\(id)' differs from the message key '\(key)'")
+        }
+        return CancelRequest(requestID: id, reason: try r.optionalString("reason") ?? "canceled by the requester", withdraw: try r.optionalBool("withdraw") ?? false)
+    }
+
+    public var envelope: Envelope {
+        Envelope(
+            source: .cluster("gateway"), target: .cluster("scheduler"), hcode: .scheduleCancel, lcode: .request,
+            msg: .object(["request_id": .string(requestID), "reason": .string(reason), "withdraw": .bool(withdraw)]))
+    }
 }

@@ -127,6 +127,14 @@ public enum KubeNames {
     }
 
     /// A project name made into a namespace name: lower case, `[a-z0-9-]`, 63 at most.
+    /// The namespace a request's objects go to: `parameters.namespace` when it is a DNS
+    /// label (the gateway sets it from a service definition, after checking the project
+    /// owns it), otherwise the project's own.
+    public static func namespace(project: String, parameters: JSONValue) -> String {
+        if case .string(let ns)? = parameters["namespace"], isDNSLabel(ns) { return ns }
+        return namespace(forProject: project)
+    }
+
     public static func namespace(forProject p: String) -> String {
         var out = ""
         for c in p.lowercased().unicodeScalars {

@@ -368,7 +368,7 @@ public struct RequestQueue: Sendable {
         /// Nothing: the reply was stale or a duplicate.
         case ignore
         /// Try the next candidate: a new attempt, already recorded as applying.
-        case next(attempt: Int, parts: [PlacementPart], policy: SchedulingPolicy, workload: JSONValue, project: String)
+        case next(attempt: Int, parts: [PlacementPart], policy: SchedulingPolicy, workload: JSONValue, namespace: String)
         /// Back in the queue.
         case requeued
         case finished(FinishedRequest)
@@ -389,7 +389,7 @@ public struct RequestQueue: Sendable {
             guard !part.isEmpty else { return (.ignore, []) }
             let reqRows = try await c.query(
                 """
-                SELECT policy, project_name, workload, candidates, fail_count, callback_url, placement FROM schedule_requests
+                SELECT policy, project_name, workload, parameters, candidates, fail_count, callback_url, placement FROM schedule_requests
                 WHERE id = $1 AND attempt = $2 AND state = 'applying' FOR UPDATE
                 """,
                 [.text(o.requestID), .int(o.attempt)])
@@ -433,7 +433,8 @@ public struct RequestQueue: Sendable {
                     "INSERT INTO schedule_request_events (request_id, state, reason) VALUES ($1, 'applying', $2)",
                     [.text(o.requestID), .text("\(next.summary): next candidate after \(reason) (failure \(failCount))")])
                 return (.next(attempt: attempt, parts: next.parts, policy: SchedulingPolicy(name: policyName) ?? .mostRequested,
-                              workload: try req.decode("workload"), project: try req.decode("project_name")), strays)
+                              workload: try req.decode("workload"),
+                              namespace: KubeNames.namespace(project: try req.decode("project_name"), parameters: try req.decode("parameters"))), strays)
             }
             let ended = failCount > policy.maxFailures
             try await c.execute(
@@ -526,18 +527,19 @@ public struct RequestQueue: Sendable {
 
     // MARK: cancel, projects
 
-    /// Cancels a request that has not ended. Returns the parts to remove, or nil if the
-    /// request is unknown or already ended.
-    public func cancel(id: String, reason: String) async throws -> (FinishedRequest, [StrayPart])? {
+    /// Cancels a request that has not ended; with `withdraw`, a completed one too (its
+    /// placements are removed). Returns the parts to remove, or nil if the request is
+    /// unknown or already ended.
+    public func cancel(id: String, reason: String, withdraw: Bool = false) async throws -> (FinishedRequest, [StrayPart])? {
         try await pool.transaction { c in
             let rows = try await c.query(
                 """
                 UPDATE schedule_requests SET state = 'canceled', reason = $2, lease_owner = NULL, lease_until = NULL,
                     updated_at = clock_timestamp(), finished_at = clock_timestamp()
-                WHERE id = $1 AND state NOT IN ('completed', 'failed', 'canceled', 'rejected')
+                WHERE id = $1 AND (state NOT IN ('completed', 'failed', 'canceled', 'rejected') OR ($3 AND state = 'completed'))
                 RETURNING fail_count, callback_url, placement
                 """,
-                [.text(id), .text(reason)])
+                [.text(id), .text(reason), .bool(withdraw)])
             guard let row = rows.first else { return nil }
             let parts = try await c.query(
                 """

@@ -2,6 +2,7 @@ import Foundation
 import GEdgeCore
 import GEdgeKafka
 import GEdgePlacement
+import GEdgeServiceSpec
 import GEdgePostgres
 import Logging
 import Metrics
@@ -96,9 +97,9 @@ public final class SchedulerContext: Sendable {
         }
     }
 
-    func sendApply(requestID: String, attempt: Int, policy: SchedulingPolicy, project: String, workload: JSONValue, part: PlacementPart) {
+    func sendApply(requestID: String, attempt: Int, policy: SchedulingPolicy, namespace: String, workload: JSONValue, part: PlacementPart) {
         let cmd = ApplyCommand(
-            requestID: requestID, attempt: attempt, namespace: KubeNames.namespace(forProject: project), workload: workload,
+            requestID: requestID, attempt: attempt, namespace: namespace, workload: workload,
             node: part.node, replicas: part.replicas, deadline: Date().addingTimeInterval(Double(settings.queue.leaseTimeout.milliseconds) / 1000),
             replyTo: settings.repliesTopic)
         let target: Endpoint = part.node.map { .node(cluster: part.cluster, node: $0) } ?? .cluster(part.cluster)
@@ -175,9 +176,14 @@ public struct RequestIngest: Service {
     func handle(_ batch: [KafkaMessage]) async {
         let start = ContinuousClock.now
         var items: [(ScheduleRequest, Endpoint, MessageOrigin?)] = []
+        var cancels: [CancelRequest] = []
         for message in batch {
             do {
                 let envelope = try context.codec.decode(message.value)
+                if envelope.hcode == .scheduleCancel, envelope.lcode == .request {
+                    cancels.append(try CancelRequest.decode(msg: envelope.msg, key: message.keyString))
+                    continue
+                }
                 guard envelope.hcode == .scheduleRequest, envelope.lcode == .request else {
                     throw MessageDecodingError(
                         .unknownCode, field: "hcode",
@@ -207,6 +213,27 @@ public struct RequestIngest: Service {
                 let delay = Duration.milliseconds(min(5000, 100 << min(attempt, 6)))
                 context.logger.error("requests not recorded; retrying", metadata: [LogKeys.error: "\(error)", "batch": "\(items.count)", "retry.in": "\(delay)"])
                 try? await Task.sleep(for: delay)
+            }
+        }
+        // Cancels after the batch's requests: a cancel follows its request on the same partition.
+        for cancel in cancels {
+            var attempt = 0
+            while true {
+                do {
+                    if let (finished, strays) = try await context.queue.cancel(id: cancel.requestID, reason: cancel.reason, withdraw: cancel.withdraw) {
+                        context.view.release(requestID: cancel.requestID)
+                        for s in strays { context.sendRemove(s) }
+                        context.publish(finished)
+                        context.wakeup.signal()
+                    } else {
+                        context.logger.info("cancel of an unknown or ended request ignored", metadata: [LogKeys.requestID: .string(cancel.requestID)])
+                    }
+                    break
+                } catch {
+                    attempt += 1
+                    context.logger.error("cancel not recorded; retrying", metadata: [LogKeys.error: "\(error)", LogKeys.requestID: .string(cancel.requestID)])
+                    try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(attempt, 6))))
+                }
             }
         }
         for message in batch {
@@ -303,7 +330,9 @@ public struct Dispatcher: Service {
                 continue
             }
             for part in parts {
-                context.sendApply(requestID: req.id, attempt: req.attempt, policy: req.policy, project: req.project, workload: req.workload, part: part)
+                context.sendApply(
+                    requestID: req.id, attempt: req.attempt, policy: req.policy,
+                    namespace: KubeNames.namespace(project: req.project, parameters: req.parameters), workload: req.workload, part: part)
             }
         }
         for (id, cluster, pod) in lookups { context.sendPodLookup(requestID: id, cluster: cluster, pod: pod) }
@@ -438,8 +467,8 @@ public struct ReplyHandler: Service {
                 for s in strays { context.sendRemove(s) }
                 switch step {
                 case .ignore: break
-                case .next(let attempt, let parts, let policy, let workload, let project):
-                    for p in parts { context.sendApply(requestID: o.requestID, attempt: attempt, policy: policy, project: project, workload: workload, part: p) }
+                case .next(let attempt, let parts, let policy, let workload, let namespace):
+                    for p in parts { context.sendApply(requestID: o.requestID, attempt: attempt, policy: policy, namespace: namespace, workload: workload, part: p) }
                 case .requeued: context.wakeup.signal()
                 case .finished(let f): context.publish(f)
                 }
@@ -473,23 +502,30 @@ public struct ReplyHandler: Service {
 /// report: its own group, from the earliest retained, committing nothing.
 public struct ClusterStatusListener: Service {
     let consumer: KafkaConsumer
-    let context: SchedulerContext
-    let reports = Counter(label: "gedge_scheduler_cluster_reports_total")
+    let view: ClusterView
+    let logger: Logger
+    let codec = EnvelopeCodec()
+    let reports = Counter(label: "gedge_cluster_reports_total")
+
+    public init(consumer: KafkaConsumer, view: ClusterView, logger: Logger) {
+        self.consumer = consumer
+        self.view = view
+        self.logger = logger
+    }
 
     public init(consumer: KafkaConsumer, context: SchedulerContext) {
-        self.consumer = consumer
-        self.context = context
+        self.init(consumer: consumer, view: context.view, logger: context.logger)
     }
 
     public func run() async throws {
         try await withGracefulShutdownHandler {
             for await message in consumer {
                 do {
-                    let env = try context.codec.decode(message.value)
+                    let env = try codec.decode(message.value)
                     guard env.hcode == .clusterStatus else { continue }
-                    if context.view.update(try ClusterState.decode(env.msg)) { reports.increment() }
+                    if view.update(try ClusterState.decode(env.msg)) { reports.increment() }
                 } catch {
-                    context.logger.warning("cluster report ignored", metadata: [LogKeys.error: "\(error)"])
+                    logger.warning("cluster report ignored", metadata: [LogKeys.error: "\(error)"])
                 }
             }
         } onGracefulShutdown: {

@@ -3,6 +3,7 @@ import GEdgePlacement
 import Testing
 
 @testable import GEdgeScheduler
+import GEdgeServiceSpec
 
 @Suite struct WorkloadTextTests {
     @Test func yamlBecomesJSON() throws {

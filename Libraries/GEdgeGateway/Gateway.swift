@@ -1,0 +1,315 @@
+import Foundation
+import GEdgeCore
+import GEdgeKafka
+import GEdgePlacement
+import GEdgeScheduler
+import GEdgeServiceSpec
+import Hummingbird
+import Logging
+import Metrics
+import NIOCore
+import Synchronization
+
+/// Settings of the gateway. Keys in docs/configuration.md.
+public struct GatewaySettings: Sendable {
+    public var requestsTopic = Topics.scheduleRequests
+    /// Largest request body accepted, in bytes.
+    public var maxBody = 1 << 20
+    /// Per-token rate limit: requests a second on average, and the burst above it.
+    public var rate: Double = 200
+    public var burst: Double = 400
+    /// How long a submitted request is answered as `submitted` before the scheduler records it.
+    public var submittedTTL: Duration = .seconds(300)
+
+    public init() {}
+
+    public init(_ c: ConfigReader) throws {
+        requestsTopic = c.string("scheduler.topic", default: requestsTopic)
+        maxBody = try c.int("gateway.body.max", default: maxBody)
+        rate = try c.double("gateway.rate", default: rate)
+        burst = try c.double("gateway.rate.burst", default: burst)
+        submittedTTL = try c.duration("gateway.submitted.ttl", default: submittedTTL)
+    }
+}
+
+/// The door users knock on: GS-Engine's service API, GS-Scheduler's front API and `/v1`.
+/// Schedule requests go to Kafka (acknowledged by the brokers before the answer); what
+/// happens to them is read from PostgreSQL, where the scheduler records it.
+public final class Gateway: Sendable {
+    public let settings: GatewaySettings
+    public let store: GatewayStore
+    public let tokens: TokenStore
+    let auth: Authenticator
+    let producer: KafkaProducer
+    public let view: ClusterView
+    let logger: Logger
+    let codec = EnvelopeCodec()
+    /// Requests published but perhaps not yet recorded by the scheduler: ID → project.
+    private let submitted = Mutex<(byID: [String: (String, ContinuousClock.Instant)], pruned: ContinuousClock.Instant)>(([:], .now))
+    let published = Counter(label: "gedge_gateway_requests_published_total")
+    let openAPI: [UInt8]
+
+    public init(settings: GatewaySettings, store: GatewayStore, producer: KafkaProducer, view: ClusterView, logger: Logger) throws {
+        self.settings = settings
+        self.store = store
+        self.tokens = TokenStore(pool: store.pool)
+        self.auth = Authenticator(tokens: tokens, limiter: RateLimiter(rate: settings.rate, burst: settings.burst))
+        self.producer = producer
+        self.view = view
+        self.logger = logger
+        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml") else {
+            throw Problem(.internalServerError, code: "internal", detail: "openapi.yaml is missing from the bundle")
+        }
+        openAPI = Array(try Data(contentsOf: url))
+    }
+
+    // MARK: request bodies
+
+    enum BodyKind { case json, yaml, form, multipart(boundary: String) }
+
+    func body(_ request: Request) async throws -> [UInt8] {
+        do {
+            let buffer = try await request.body.collect(upTo: settings.maxBody)
+            return Array(buffer.readableBytesView)
+        } catch is NIOTooManyBytesError {
+            throw Problem(.contentTooLarge, code: "too_large", detail: "the body is larger than \(settings.maxBody) bytes")
+        }
+    }
+
+    func kind(_ request: Request, allowed: String) throws -> BodyKind {
+        let raw = request.headers[.contentType] ?? "application/json"
+        let mediaType = raw.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        switch mediaType {
+        case "application/json", "": return .json
+        case "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml": return .yaml
+        case "application/x-www-form-urlencoded": return .form
+        case "multipart/form-data":
+            guard let b = FormData.boundary(raw) else {
+                throw Problem(.badRequest, code: "malformed_body", detail: "multipart/form-data without a boundary")
+            }
+            return .multipart(boundary: b)
+        default:
+            throw Problem(.unsupportedMediaType, code: "unsupported_media_type", detail: "'\(raw)' is not accepted here; send \(allowed)")
+        }
+    }
+
+    /// A JSON or YAML body as a value.
+    func document(_ request: Request) async throws -> JSONValue {
+        let k = try kind(request, allowed: "application/json or application/yaml")
+        let bytes = try await body(request)
+        guard !bytes.isEmpty else { throw Problem(.badRequest, code: "missing_field", detail: "the body is empty", field: "") }
+        do {
+            switch k {
+            case .json: return try JSONValue.parse(bytes)
+            case .yaml:
+                guard let text = String(validating: bytes, as: UTF8.self) else {
+                    throw MessageDecodingError(.malformedJSON, field: "", reason: "the body is not UTF-8")
+                }
+                return try YAMLText.document(text, path: "")
+            default:
+                throw Problem(.unsupportedMediaType, code: "unsupported_media_type", detail: "send application/json or application/yaml")
+            }
+        } catch let e as MessageDecodingError {
+            throw Problem.badInput(e)
+        }
+    }
+
+    // MARK: submitting
+
+    /// Validates a schedule request as the scheduler will, checks its clusters against the
+    /// principal's project, and publishes it. `fields` are the hcode 100 `msg` fields.
+    func submit(_ principal: Principal, fields input: [String: JSONValue]) async throws -> ScheduleRequest {
+        var fields = input
+        for (key, mine) in [("user_name", principal.user), ("workspace_name", principal.workspace), ("project_name", principal.project)] {
+            if let given = fields[key], given != .null {
+                guard case .string(let s) = given else {
+                    throw Problem(.badRequest, code: "wrong_type", detail: "expected a string, got \(given.kindName)", field: key)
+                }
+                if s != mine && !principal.admin {
+                    throw Problem.forbidden("this token acts for \(key.replacingOccurrences(of: "_name", with: "")) '\(mine)', not '\(s)'")
+                }
+            } else {
+                fields[key] = .string(mine)
+            }
+        }
+        let clientID = fields["request_id"]
+        if clientID == nil || clientID == .null { fields["request_id"] = .string(RequestID.make()) }
+        var request: ScheduleRequest
+        do {
+            request = try ScheduleRequest.decode(msg: .object(fields), key: nil)
+            guard request.workload != .null else {
+                throw MessageDecodingError(.missingField, field: "msg.workload", reason: "required: the manifests to place (JSON, or YAML text)")
+            }
+            request.workload = try WorkloadText.normalize(request.workload)
+            _ = try WorkloadRequirements.extract(workload: request.workload, parameters: request.parameters)
+        } catch let error as MessageDecodingError {
+            var field = error.field
+            if field.hasPrefix("msg.") { field.removeFirst(4) } else if field == "msg" { field = "" }
+            throw Problem(.badRequest, code: error.code.description, detail: error.reason, field: field)
+        } catch {
+            throw Problem(.badRequest, code: "invalid_value", detail: "\(error)", field: "workload")
+        }
+        try await checkTargets(request, principal: principal)
+        if case .string(let id)? = clientID {
+            if let existing = try await store.request(id: id) {
+                throw existing.project == request.projectName || principal.admin
+                    ? Problem.conflict("request '\(id)' exists; its state is at /v1/requests/\(id)")
+                    : Problem.conflict("request ID '\(id)' is taken")
+            }
+        }
+        try await publish(request.envelope(sourceCluster: "gateway"), key: request.requestID)
+        published.increment()
+        remember(request.requestID, project: request.projectName)
+        return request
+    }
+
+    /// Clusters a request names as targets must be its project's.
+    func checkTargets(_ request: ScheduleRequest, principal: Principal) async throws {
+        var named: [String] = []
+        func collect(_ v: JSONValue?) {
+            switch v {
+            case .string(let s)?: named.append(s)
+            case .array(let items)?: for i in items { collect(i) }
+            default: break
+            }
+        }
+        collect(request.parameters["select_clusters"])
+        collect(request.parameters["select_cluster"])
+        if case .array(let weights)? = request.parameters["clusters"] {
+            for w in weights { collect(w["cluster"]) }
+        }
+        guard !named.isEmpty else { return }
+        let mine: Set<String>
+        do { mine = try await store.clusters(project: request.projectName) } catch {
+            throw Problem.unavailable("the project's clusters cannot be read now")
+        }
+        for c in named where !mine.contains(c) {
+            throw Problem.forbidden("cluster '\(c)' is not one of project '\(request.projectName)''s clusters")
+        }
+    }
+
+    func publish(_ envelope: Envelope, key: String) async throws {
+        do {
+            _ = try await producer.send(KafkaRecord(topic: settings.requestsTopic, key: key, value: codec.encode(envelope)))
+        } catch {
+            logger.error("request not published", metadata: [LogKeys.requestID: .string(key), LogKeys.error: "\(error)"])
+            throw Problem.unavailable("the request could not be handed to Kafka; nothing was submitted, try again")
+        }
+    }
+
+    func remember(_ id: String, project: String) {
+        let now = ContinuousClock.now
+        submitted.withLock { s in
+            s.byID[id] = (project, now)
+            if now - s.pruned > .seconds(10) {
+                s.byID = s.byID.filter { now - $0.value.1 < settings.submittedTTL }
+                s.pruned = now
+            }
+        }
+    }
+
+    func recentlySubmitted(_ id: String) -> String? {
+        submitted.withLock { s in
+            guard let (p, at) = s.byID[id], ContinuousClock.now - at < settings.submittedTTL else { return nil }
+            return p
+        }
+    }
+
+    /// A request the principal may see: as recorded, or as just submitted.
+    func visibleRequest(_ id: String, _ principal: Principal, history: Bool) async throws -> JSONValue {
+        guard RequestID.isValid(id) else { throw Problem.notFound("no request '\(id)'") }
+        if let (json, project) = try await store.request(id: id) {
+            guard principal.mayAccess(project: project) else { throw Problem.notFound("no request '\(id)'") }
+            guard history, case .object(var o) = json else { return json }
+            o["history"] = .array(try await store.history(id: id))
+            return .object(o)
+        }
+        if let project = recentlySubmitted(id), principal.mayAccess(project: project) {
+            var o: [String: JSONValue] = ["request_id": .string(id), "state": "submitted", "project_name": .string(project)]
+            if history { o["history"] = .array([]) }
+            return .object(o)
+        }
+        throw Problem.notFound("no request '\(id)'")
+    }
+
+    func cancel(_ id: String, _ principal: Principal, withdraw: Bool, reason: String) async throws {
+        _ = try await visibleRequest(id, principal, history: false)
+        try await publish(CancelRequest(requestID: id, reason: reason, withdraw: withdraw).envelope, key: id)
+    }
+
+    // MARK: services
+
+    func createService(_ principal: Principal, definitionValue: JSONValue) async throws -> Response {
+        let def: ServiceDefinition
+        do { def = try ServiceDefinition.decode(definitionValue) } catch { throw Problem.badInput(error) }
+        let manifests = def.manifests()
+        var parameters = def.scheduleParameters
+        if case .object(var p) = parameters {
+            p["namespace"] = .string(def.namespace)
+            parameters = .object(p)
+        }
+        let requestID = RequestID.make()
+        let inserted = try await store.insertService(
+            project: principal.project, user: principal.user, namespace: def.namespace, name: def.name,
+            definition: definitionValue, manifests: .array(manifests.all), requestID: requestID)
+        switch inserted {
+        case .exists: throw Problem.conflict("service \(def.namespace)/\(def.name) exists; delete it first")
+        case .namespaceTaken(let p):
+            throw Problem.forbidden("namespace '\(def.namespace)' belongs to another project\(principal.admin ? " ('\(p)')" : "")")
+        case .created: break
+        }
+        do {
+            _ = try await submit(principal, fields: [
+                "request_id": .string(requestID), "policy": .string(def.schedulingPolicy.rawValue),
+                "workload": .array(manifests.all), "parameters": parameters,
+            ])
+        } catch {
+            _ = try? await store.deleteService(namespace: def.namespace, name: def.name)
+            throw error
+        }
+        let out: JSONValue = .object([
+            "name": .string(def.name), "namespace": .string(def.namespace), "request_id": .string(requestID),
+            "state": "submitted", "policy": .string(def.schedulingPolicy.rawValue), "manifests": .array(manifests.all),
+            "links": .object(["self": .string("/v1/services/\(def.namespace)/\(def.name)"), "request": .string("/v1/requests/\(requestID)")]),
+        ])
+        return Reply.json(out, status: .accepted, headers: [.location: "/v1/services/\(def.namespace)/\(def.name)"])
+    }
+
+    func visibleService(_ namespace: String, _ name: String, _ principal: Principal) async throws -> (JSONValue, String) {
+        guard let (json, project, requestID) = try await store.service(namespace: namespace, name: name), principal.mayAccess(project: project) else {
+            throw Problem.notFound("no service \(namespace)/\(name)")
+        }
+        return (json, requestID)
+    }
+
+    func deleteService(_ namespace: String, _ name: String, _ principal: Principal) async throws -> Response {
+        let (_, requestID) = try await visibleService(namespace, name, principal)
+        try await publish(CancelRequest(requestID: requestID, reason: "service \(namespace)/\(name) deleted", withdraw: true).envelope, key: requestID)
+        _ = try await store.deleteService(namespace: namespace, name: name)
+        return Reply.json(.object(["name": .string(name), "namespace": .string(namespace), "request_id": .string(requestID), "state": "deleting"]), status: .accepted)
+    }
+
+    // MARK: clusters
+
+    func visibleClusters(_ principal: Principal) async throws -> [(ClusterState, age: TimeInterval)] {
+        let all = view.all()
+        if principal.admin { return all.sorted { $0.0.name < $1.0.name } }
+        let mine = try await store.clusters(project: principal.project)
+        return all.filter { mine.contains($0.0.name) }.sorted { $0.0.name < $1.0.name }
+    }
+
+    static func clusterSummary(_ c: ClusterState, age: TimeInterval, stale: Bool) -> JSONValue {
+        var allocatable = Resources(), requested = Resources()
+        for n in c.nodes {
+            allocatable = allocatable + n.allocatable
+            requested = requested + n.requested
+        }
+        return .object([
+            "name": .string(c.name), "kind": .string(c.kind.rawValue), "nodes": .number(Double(c.nodes.count)),
+            "ready_nodes": .number(Double(c.nodes.filter(\.ready).count)), "reported_at": c.reportedAt.iso8601,
+            "age_seconds": .number((age * 1000).rounded() / 1000), "stale": .bool(stale),
+            "allocatable": allocatable.json, "requested": requested.json,
+            "latency_ms": .object(c.latencySummary.mapValues(JSONValue.number)),
+        ])
+    }
+}

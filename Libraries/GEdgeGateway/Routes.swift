@@ -1,0 +1,349 @@
+import Foundation
+import GEdgeCore
+import GEdgePlacement
+import GEdgeScheduler
+import Hummingbird
+import Logging
+import NIOCore
+
+extension Gateway {
+    /// Every route: GS-Engine's `/gse`, GS-Scheduler's front API `/scheduler`, `/v1`, and the
+    /// OpenAPI document. The ops endpoints are added by the caller.
+    public func addRoutes(to router: Router<BasicRequestContext>) {
+        router.add(middleware: ProblemMiddleware(logger: logger))
+        router.add(middleware: MetricsMiddleware())
+
+        router.get("/openapi.yaml") { _, _ in self.openAPIResponse() }
+        router.get("/v1/openapi.yaml") { _, _ in self.openAPIResponse() }
+
+        // GS-Engine.
+        router.post("/gse/service/create") { request, _ in
+            let p = try await self.auth.principal(request)
+            return try await self.createService(p, definitionValue: try await self.document(request))
+        }
+        router.get("/gse/service/list") { request, _ in
+            let p = try await self.auth.principal(request)
+            let ns = request.uri.queryParameters["namespace"].map(String.init)
+            return Reply.json(.object(["services": .array(try await self.store.services(project: p.admin ? nil : p.project, namespace: ns))]))
+        }
+        router.get("/gse/service/:namespace/:name") { request, context in
+            let p = try await self.auth.principal(request)
+            return Reply.json(try await self.visibleService(try context.parameters.require("namespace"), try context.parameters.require("name"), p).0)
+        }
+        router.get("/gse/service/:namespace/:name/status") { request, context in
+            let p = try await self.auth.principal(request)
+            let (_, id) = try await self.visibleService(try context.parameters.require("namespace"), try context.parameters.require("name"), p)
+            return Reply.json(try await self.visibleRequest(id, p, history: true))
+        }
+        router.delete("/gse/service/:namespace/:name") { request, context in
+            let p = try await self.auth.principal(request)
+            return try await self.deleteService(try context.parameters.require("namespace"), try context.parameters.require("name"), p)
+        }
+        router.post("/gse/service/delete") { request, _ in
+            let p = try await self.auth.principal(request)
+            let doc = try await self.document(request)
+            guard let ns = doc["namespace"]?.stringValue, let name = doc["name"]?.stringValue else {
+                throw Problem(.badRequest, code: "missing_field", detail: "name and namespace are required", field: doc["name"] == nil ? "name" : "namespace")
+            }
+            return try await self.deleteService(ns, name, p)
+        }
+
+        // GS-Scheduler's front API.
+        router.post("/scheduler/:policy") { request, context in
+            let p = try await self.auth.principal(request)
+            let name = try context.parameters.require("policy")
+            guard let policy = SchedulingPolicy(name: name) else {
+                throw Problem.notFound("no policy '\(name)': low, most, select, set, binpack")
+            }
+            let fields = try await self.frontFields(request, policy: policy)
+            let r = try await self.submit(p, fields: fields)
+            return Reply.json(.object(["request_id": .string(r.requestID), "state": "submitted"]), status: .accepted)
+        }
+        router.get("/scheduler/status/:id") { request, context in
+            let p = try await self.auth.principal(request)
+            return Reply.json(try await self.visibleRequest(try context.parameters.require("id"), p, history: true))
+        }
+        router.post("/scheduler/cancel/:id") { request, context in
+            let p = try await self.auth.principal(request)
+            let id = try context.parameters.require("id")
+            try await self.cancel(id, p, withdraw: false, reason: "canceled by \(p.user)")
+            return Reply.json(.object(["request_id": .string(id), "state": "canceling"]), status: .accepted)
+        }
+
+        // /v1: requests.
+        router.post("/v1/requests") { request, _ in
+            let p = try await self.auth.principal(request)
+            guard case .object(let fields) = try await self.document(request) else {
+                throw Problem(.badRequest, code: "wrong_type", detail: "expected an object", field: "")
+            }
+            let r = try await self.submit(p, fields: fields)
+            return Reply.json(
+                .object([
+                    "request_id": .string(r.requestID), "state": "submitted", "policy": .string(r.policy.rawValue),
+                    "project_name": .string(r.projectName), "links": .object(["self": .string("/v1/requests/\(r.requestID)")]),
+                ]),
+                status: .accepted, headers: [.location: "/v1/requests/\(r.requestID)"])
+        }
+        router.get("/v1/requests") { request, _ in
+            let p = try await self.auth.principal(request)
+            let q = request.uri.queryParameters
+            var f = GatewayStore.RequestFilter()
+            f.project = p.admin ? q["project"].map(String.init) : p.project
+            if let project = q["project"].map(String.init), !p.mayAccess(project: project) {
+                throw Problem.forbidden("this token acts for project '\(p.project)'")
+            }
+            if let s = q["state"].map(String.init) {
+                guard RequestState(rawValue: s) != nil else {
+                    throw Problem(.badRequest, code: "invalid_value", detail: "unknown state '\(s)'", field: "state")
+                }
+                f.state = s
+            }
+            if let pol = q["policy"].map(String.init) {
+                guard let known = SchedulingPolicy(name: pol) else {
+                    throw Problem(.badRequest, code: "invalid_value", detail: "unknown policy '\(pol)'", field: "policy")
+                }
+                f.policy = known.rawValue
+            }
+            f.user = q["user"].map(String.init)
+            if let l = q["limit"] {
+                guard let n = Int(l), (1...500).contains(n) else {
+                    throw Problem(.badRequest, code: "invalid_value", detail: "limit is a number from 1 to 500", field: "limit")
+                }
+                f.limit = n
+            }
+            if let c = q["cursor"] {
+                guard let cursor = Cursor.decode(String(c)) else {
+                    throw Problem(.badRequest, code: "invalid_value", detail: "not a cursor this API gave", field: "cursor")
+                }
+                f.before = cursor
+            }
+            let (page, next) = try await self.store.requests(f)
+            var o: [String: JSONValue] = ["requests": .array(page)]
+            if let next { o["next_cursor"] = .string(next) }
+            return Reply.json(.object(o))
+        }
+        router.get("/v1/requests/:id") { request, context in
+            let p = try await self.auth.principal(request)
+            return Reply.json(try await self.visibleRequest(try context.parameters.require("id"), p, history: true))
+        }
+        router.get("/v1/requests/:id/history") { request, context in
+            let p = try await self.auth.principal(request)
+            let id = try context.parameters.require("id")
+            _ = try await self.visibleRequest(id, p, history: false)
+            var after: Int64 = 0
+            if let a = request.uri.queryParameters["after"] {
+                guard let n = Int64(a), n >= 0 else {
+                    throw Problem(.badRequest, code: "invalid_value", detail: "after is an event sequence number", field: "after")
+                }
+                after = n
+            }
+            return Reply.json(.object(["request_id": .string(id), "history": .array(try await self.store.history(id: id, after: after))]))
+        }
+        router.post("/v1/requests/:id/cancel") { request, context in
+            let p = try await self.auth.principal(request)
+            let id = try context.parameters.require("id")
+            try await self.cancel(id, p, withdraw: false, reason: "canceled by \(p.user)")
+            return Reply.json(.object(["request_id": .string(id), "state": "canceling"]), status: .accepted)
+        }
+
+        // /v1: services.
+        router.post("/v1/services") { request, _ in
+            let p = try await self.auth.principal(request)
+            return try await self.createService(p, definitionValue: try await self.document(request))
+        }
+        router.get("/v1/services") { request, _ in
+            let p = try await self.auth.principal(request)
+            let ns = request.uri.queryParameters["namespace"].map(String.init)
+            return Reply.json(.object(["services": .array(try await self.store.services(project: p.admin ? nil : p.project, namespace: ns))]))
+        }
+        router.get("/v1/services/:namespace/:name") { request, context in
+            let p = try await self.auth.principal(request)
+            return Reply.json(try await self.visibleService(try context.parameters.require("namespace"), try context.parameters.require("name"), p).0)
+        }
+        router.delete("/v1/services/:namespace/:name") { request, context in
+            let p = try await self.auth.principal(request)
+            return try await self.deleteService(try context.parameters.require("namespace"), try context.parameters.require("name"), p)
+        }
+
+        // /v1: clusters and nodes as the agents report them.
+        router.get("/v1/clusters") { request, _ in
+            let p = try await self.auth.principal(request)
+            let now = Date()
+            let list = try await self.visibleClusters(p).map { c, age in
+                Gateway.clusterSummary(c, age: age, stale: now.timeIntervalSince(c.reportedAt) > Double(self.view.staleAfter.milliseconds) / 1000)
+            }
+            return Reply.json(.object(["clusters": .array(list)]))
+        }
+        router.get("/v1/clusters/:name") { request, context in
+            let p = try await self.auth.principal(request)
+            let (c, age) = try await self.visibleCluster(try context.parameters.require("name"), p)
+            let stale = Date().timeIntervalSince(c.reportedAt) > Double(self.view.staleAfter.milliseconds) / 1000
+            guard case .object(var o) = Gateway.clusterSummary(c, age: age, stale: stale) else { return Reply.json(.null) }
+            o["node_list"] = .array(c.nodes.map(\.json))
+            return Reply.json(.object(o))
+        }
+        router.get("/v1/clusters/:name/nodes") { request, context in
+            let p = try await self.auth.principal(request)
+            let (c, _) = try await self.visibleCluster(try context.parameters.require("name"), p)
+            return Reply.json(.object(["cluster": .string(c.name), "nodes": .array(c.nodes.map(\.json))]))
+        }
+
+        // /v1: projects, tokens, identity.
+        router.get("/v1/whoami") { request, _ in
+            let p = try await self.auth.principal(request)
+            return Reply.json(.object([
+                "token_id": .string(p.tokenID), "user_name": .string(p.user), "workspace_name": .string(p.workspace),
+                "project_name": .string(p.project), "admin": .bool(p.admin),
+            ]))
+        }
+        router.get("/v1/projects/:project/clusters") { request, context in
+            let p = try await self.auth.principal(request)
+            let project = try context.parameters.require("project")
+            guard p.mayAccess(project: project) else { throw Problem.forbidden("this token acts for project '\(p.project)'") }
+            return Reply.json(.object(["project_name": .string(project), "clusters": .array(try await self.store.clusters(project: project).sorted().map(JSONValue.string))]))
+        }
+        router.put("/v1/projects/:project/clusters") { request, context in
+            let p = try await self.auth.principal(request)
+            guard p.admin else { throw Problem.forbidden("binding clusters to projects takes an admin token") }
+            let project = try context.parameters.require("project")
+            let doc = try await self.document(request)
+            let names: [String]
+            do {
+                let r = try FieldReader(doc, path: "")
+                try r.rejectUnknown(allowed: ["clusters"])
+                guard let list = try r.optionalStringList("clusters") else {
+                    throw MessageDecodingError(.missingField, field: "clusters", reason: "required: the project's cluster names")
+                }
+                names = list
+            } catch let e as MessageDecodingError { throw Problem.badInput(e) }
+            try await self.store.bind(project: project, clusters: names, replace: true)
+            return Reply.json(.object(["project_name": .string(project), "clusters": .array(names.sorted().map(JSONValue.string))]))
+        }
+        router.post("/v1/tokens") { request, _ in
+            let p = try await self.auth.principal(request)
+            guard p.admin else { throw Problem.forbidden("creating tokens takes an admin token") }
+            let doc = try await self.document(request)
+            let user: String, workspace: String, project: String, admin: Bool, description: String?
+            do {
+                let r = try FieldReader(doc, path: "")
+                try r.rejectUnknown(allowed: ["user_name", "workspace_name", "project_name", "admin", "description"])
+                user = try r.string("user_name")
+                workspace = try r.string("workspace_name")
+                project = try r.string("project_name")
+                admin = try r.optionalBool("admin") ?? false
+                description = try r.optionalString("description")
+                for (k, v) in [("user_name", user), ("workspace_name", workspace), ("project_name", project)] where v.isEmpty || v.count > 128 {
+                    throw MessageDecodingError(.invalidValue, field: k, reason: "1 to 128 characters")
+                }
+            } catch let e as MessageDecodingError { throw Problem.badInput(e) }
+            let (id, token) = try await self.tokens.create(user: user, workspace: workspace, project: project, admin: admin, description: description)
+            return Reply.json(
+                .object(["id": .string(id), "token": .string(token), "user_name": .string(user), "workspace_name": .string(workspace),
+                         "project_name": .string(project), "admin": .bool(admin)]),
+                status: .created)
+        }
+        router.get("/v1/tokens") { request, _ in
+            let p = try await self.auth.principal(request)
+            guard p.admin else { throw Problem.forbidden("listing tokens takes an admin token") }
+            return Reply.json(.object(["tokens": .array(try await self.tokens.list(project: request.uri.queryParameters["project"].map(String.init)))]))
+        }
+        router.delete("/v1/tokens/:id") { request, context in
+            let p = try await self.auth.principal(request)
+            guard p.admin else { throw Problem.forbidden("revoking tokens takes an admin token") }
+            let id = try context.parameters.require("id")
+            guard try await self.tokens.revoke(id: id) else { throw Problem.notFound("no active token '\(id)'") }
+            return Response(status: .noContent)
+        }
+    }
+
+    func openAPIResponse() -> Response {
+        Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(bytes: openAPI)))
+    }
+
+    func visibleCluster(_ name: String, _ p: Principal) async throws -> (ClusterState, age: TimeInterval) {
+        guard let hit = try await visibleClusters(p).first(where: { $0.0.name == name }) else {
+            throw Problem.notFound("no cluster '\(name)' reported for this project")
+        }
+        return hit
+    }
+
+    static let frontFieldNames: Set<String> = [
+        "yaml_file", "user_name", "workspace_name", "project_name", "select_clusters", "mode", "source_cluster",
+        "source_node", "pod_name", "select_cluster", "select_node", "fast_option", "callback_url", "request_id",
+    ]
+
+    /// GS-Scheduler's form fields as an hcode 100 `msg`. `select_clusters` is JSON text,
+    /// parsed as data and never evaluated.
+    func frontFields(_ request: Request, policy: SchedulingPolicy) async throws -> [String: JSONValue] {
+        let k = try kind(request, allowed: "multipart/form-data or application/x-www-form-urlencoded")
+        let bytes = try await body(request)
+        let form: [String: String]?
+        switch k {
+        case .form: form = FormData.urlEncoded(bytes)
+        case .multipart(let boundary): form = FormData.multipart(bytes, boundary: boundary)
+        default: throw Problem(.unsupportedMediaType, code: "unsupported_media_type", detail: "send the form as multipart/form-data or application/x-www-form-urlencoded")
+        }
+        guard let form else { throw Problem(.badRequest, code: "malformed_body", detail: "the form could not be read") }
+        if let unknown = form.keys.sorted().first(where: { !Self.frontFieldNames.contains($0) }) {
+            throw Problem(.badRequest, code: "unknown_field", detail: "'\(unknown)' is not a field of this API", field: unknown)
+        }
+        guard let yaml = form["yaml_file"], !yaml.isEmpty else {
+            throw Problem(.badRequest, code: "missing_field", detail: "required: the workload as YAML", field: "yaml_file")
+        }
+        var msg: [String: JSONValue] = ["policy": .string(policy.rawValue), "workload": .string(yaml)]
+        for key in ["user_name", "workspace_name", "project_name", "callback_url", "request_id"] {
+            if let v = form[key], !v.isEmpty { msg[key] = .string(v) }
+        }
+        if let fast = form["fast_option"], !fast.isEmpty {
+            switch fast.lowercased() {
+            case "true", "1", "yes", "on": msg["fast_option"] = true
+            case "false", "0", "no", "off": msg["fast_option"] = false
+            default: throw Problem(.badRequest, code: "invalid_value", detail: "fast_option is true or false", field: "fast_option")
+            }
+        }
+        var parameters: [String: JSONValue] = [:]
+        for key in ["mode", "source_cluster", "source_node", "pod_name", "select_cluster", "select_node"] {
+            if let v = form[key], !v.isEmpty { parameters[key] = .string(v) }
+        }
+        if let text = form["select_clusters"], !text.isEmpty {
+            let value: JSONValue
+            do { value = try JSONValue.parse(Array(text.utf8)) } catch {
+                throw Problem(.badRequest, code: "malformed_json", detail: "select_clusters must be a JSON list such as [\"c1\", [\"c2\", \"c3\"]]: \(error.reason)", field: "select_clusters")
+            }
+            guard case .array = value else {
+                throw Problem(.badRequest, code: "wrong_type", detail: "select_clusters must be a JSON list, got \(value.kindName)", field: "select_clusters")
+            }
+            parameters["select_clusters"] = value
+        }
+        msg["parameters"] = .object(parameters)
+        return msg
+    }
+}
+
+/// Turns every error into problem+json: the router's own 404/405, body limits, and anything
+/// unexpected (logged, answered 500 without internals).
+struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let p as Problem {
+            throw p
+        } catch let e as HTTPError {
+            let code: String
+            switch e.status {
+            case .notFound: code = "not_found"
+            case .methodNotAllowed: code = "method_not_allowed"
+            case .contentTooLarge: code = "too_large"
+            default: code = e.status.code < 500 ? "bad_request" : "internal"
+            }
+            throw Problem(e.status, code: code, detail: e.body ?? e.status.reasonPhrase)
+        } catch let e as any HTTPResponseError {
+            throw Problem(e.status, code: e.status == .contentTooLarge ? "too_large" : "bad_request", detail: e.status.reasonPhrase)
+        } catch {
+            logger.error("request failed", metadata: ["path": .string(request.uri.path), LogKeys.error: "\(error)"])
+            throw Problem(.internalServerError, code: "internal", detail: "the request failed inside the gateway; it is logged")
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+import GEdgeCore
+import GEdgeGateway
+import GEdgeHTTPClient
+import GEdgeKafka
+import GEdgePostgres
+import GEdgeScheduler
+import GEdgeServiceKit
+import Hummingbird
+import Logging
+
+// The gateway: GS-Engine's service API, GS-Scheduler's front API and /v1 on one port
+// (8888), beside /healthz, /readyz and /metrics. Stages: the HTTP server, the cluster
+// status listener (for /v1/clusters), the callback recorder and deliverer.
+// Keys: docs/configuration.md.
+
+func runGateway() async throws {
+    let config = try ConfigReader()
+    let (logger, registry) = try ServiceKit.bootstrap(service: "gateway", config: config)
+    let settings = try GatewaySettings(config)
+
+    let pool = PostgresPool(configuration: try PostgresConfiguration(config, applicationName: "gedge-gateway"), logger: logger)
+    try await PostgresMigrator(pool: pool, logger: logger).migrate(try RequestStore.migrations())
+
+    var kafka = KafkaConfiguration(config, clientID: "gedge-gateway")
+    var producerConfig = KafkaProducerConfiguration(client: kafka)
+    producerConfig.lingerMs = try config.int("kafka.linger.ms", default: 1)
+    let producer = try KafkaProducer(configuration: producerConfig, logger: logger)
+    let instance = config.string("gateway.instance", default: "\(ProcessInfo.processInfo.hostName)-\(getpid())")
+    let group = config.string("kafka.group", default: "gedge-gateway")
+
+    let view = ClusterView(staleAfter: try config.duration("scheduler.cluster.stale", default: .seconds(15)))
+    let gateway = try Gateway(settings: settings, store: GatewayStore(pool: pool), producer: producer, view: view, logger: logger)
+
+    // The first admin token: from configuration or a secret file, never a default.
+    if let admin = try config.secret("gateway.admin.token") {
+        guard admin.utf8.count >= 32 else {
+            throw ConfigurationError(key: "gateway.admin.token", reason: "at least 32 characters; `openssl rand -hex 32` makes one")
+        }
+        try await gateway.tokens.ensureAdmin(token: admin)
+        logger.info("admin token registered (its digest)")
+    } else {
+        logger.warning("no gateway.admin.token: only tokens already in the database work")
+    }
+
+    var statusConfig = KafkaConsumerConfiguration(client: kafka, groupID: "\(group)-view-\(instance)", topics: [Topics.clusterStatus])
+    statusConfig.autoOffsetReset = "earliest"
+    let status = try KafkaConsumer(configuration: statusConfig, logger: logger)
+    var resultsConfig = KafkaConsumerConfiguration(
+        client: kafka, groupID: "\(group)-callbacks", topics: [config.string("scheduler.results.topic", default: Topics.scheduleResults)])
+    resultsConfig.autoOffsetReset = "earliest"
+    let results = try KafkaConsumer(configuration: resultsConfig, logger: logger)
+    let http = HTTPClient(configuration: try HTTPClientConfiguration(config, prefix: "gateway.callback.http"), logger: logger)
+    let wake = Wakeup()
+
+    let router = Router()
+    ServiceKit.addOpsRoutes(
+        to: router, registry: registry,
+        readiness: [ReadinessCheck(name: "postgres") { await pool.ping() }])
+    gateway.addRoutes(to: router)
+    let host = config.string("http.host", default: "127.0.0.1")
+    let port = try config.int("http.port", default: 8888)
+    let app = Application(
+        router: router, configuration: .init(address: .hostname(host, port: port), serverName: "gedge-gateway"), logger: logger)
+
+    logger.info("gateway starting", metadata: ["address": "\(host):\(port)"])
+    try await ServiceKit.run(
+        [
+            ClusterStatusListener(consumer: status, view: view, logger: logger),
+            CallbackRecorder(consumer: results, pool: pool, wake: wake, logger: logger),
+            CallbackDeliverer(pool: pool, http: http, settings: try CallbackSettings(config), wake: wake, logger: logger),
+            app,
+        ], logger: logger)
+    await producer.shutdown()
+    await http.shutdown()
+    pool.shutdown()
+    logger.info("gateway stopped")
+}
+
+try await runGateway()

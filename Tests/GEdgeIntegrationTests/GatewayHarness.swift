@@ -1,0 +1,92 @@
+import Foundation
+import GEdgeCore
+import GEdgeGateway
+import GEdgeHTTPClient
+import GEdgeKafka
+import GEdgePostgres
+import GEdgeScheduler
+import Hummingbird
+import NIOCore
+import Synchronization
+import Testing
+
+/// A gateway on a loopback port in front of a scheduler world (its own Kafka and schema).
+final class GatewayHarness: @unchecked Sendable {
+    let world: SchedulerHarness
+    let gateway: Gateway
+    let http: HTTPClient
+    let port: Int
+    let adminToken = "admin-" + Hex.random(bytes: 24)
+
+    init(settings: GatewaySettings = GatewaySettings(), callbacks: CallbackSettings = GatewayHarness.fastCallbacks) async throws {
+        world = try await SchedulerHarness()
+        let view = ClusterView(staleAfter: .seconds(3))
+        gateway = try Gateway(settings: settings, store: GatewayStore(pool: world.pool), producer: world.producer, view: view, logger: world.logger)
+        try await gateway.tokens.ensureAdmin(token: adminToken)
+        http = HTTPClient(logger: world.logger)
+        let router = Router()
+        gateway.addRoutes(to: router)
+        let bound = PortBox()
+        let app = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in bound.set(channel.localAddress?.port ?? 0) }, logger: world.logger)
+        let wake = Wakeup()
+        _ = world.run([
+            ClusterStatusListener(consumer: try world.consumer(group: TestEnv.unique("gw-view"), topic: Topics.clusterStatus), view: view, logger: world.logger),
+            CallbackRecorder(consumer: try world.consumer(group: "gw-callbacks", topic: Topics.scheduleResults), pool: world.pool, wake: wake, logger: world.logger),
+            CallbackDeliverer(pool: world.pool, http: http, settings: callbacks, wake: wake, logger: world.logger),
+            app,
+        ])
+        var p = 0
+        try await eventually("the gateway listening") {
+            p = bound.get()
+            return p != 0
+        }
+        port = p
+    }
+
+    static var fastCallbacks: CallbackSettings {
+        var c = CallbackSettings()
+        c.firstBackoff = .milliseconds(200)
+        c.maxBackoff = .seconds(1)
+        c.pollInterval = .milliseconds(50)
+        c.timeout = .seconds(2)
+        c.signingKey = "callback-secret"
+        return c
+    }
+
+    var base: String { "http://127.0.0.1:\(port)" }
+
+    func call(_ method: String, _ path: String, token: String?, body: String? = nil, contentType: String = "application/json") async throws -> (Int, JSONValue) {
+        var headers: [(String, String)] = []
+        if body != nil { headers.append(("Content-Type", contentType)) }
+        let r = try await http.execute(GEdgeHTTPClient.HTTPRequest(
+            method: method, url: base + path, headers: headers, body: body.map { Array($0.utf8) }, timeout: .seconds(10), bearerToken: token))
+        let json = r.body.isEmpty ? JSONValue.null : ((try? r.json()) ?? .string(r.bodyString))
+        return (r.status, json)
+    }
+
+    func json(_ method: String, _ path: String, token: String?, _ value: JSONValue) async throws -> (Int, JSONValue) {
+        try await call(method, path, token: token, body: String(decoding: value.serialized(), as: UTF8.self))
+    }
+
+    /// A token for a project, made through the API as an operator would.
+    func token(project: String, user: String = "u1") async throws -> String {
+        let (status, body) = try await json("POST", "/v1/tokens", token: adminToken, .object([
+            "user_name": .string(user), "workspace_name": "w1", "project_name": .string(project),
+        ]))
+        #expect(status == 201, "\(body)")
+        return try #require(body["token"]?.stringValue)
+    }
+
+    func shutdown() async {
+        await world.shutdown()
+        await http.shutdown()
+    }
+}
+
+final class PortBox: Sendable {
+    private let value = Mutex(0)
+    func set(_ p: Int) { value.withLock { $0 = p } }
+    func get() -> Int { value.withLock { $0 } }
+}

@@ -1,0 +1,394 @@
+import Foundation
+import GEdgeAgent
+import GEdgeCore
+import GEdgeGateway
+import GEdgeHTTPClient
+import GEdgeKafka
+import GEdgePlacement
+import GEdgeScheduler
+import Hummingbird
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+let seedServiceYAML = """
+    name: app1
+    namespace: edge
+    containers:
+    - k8s.gcr.io/echoserver:1.10
+    ports:
+    - 8080
+    - 8000
+    type: LoadBalancer
+    monitorPorts:
+    - 8000
+    scheduleHint:
+      type: func
+      preferred: local
+      nodeSelector:
+        gpu: gpu1
+        ssd: ssd1
+    """
+
+@Suite("Gateway", .enabled(if: TestEnv.integration), .timeLimit(.minutes(3)))
+struct GatewayTests {
+    /// The GS-Engine seed's request, as sent, with a token: manifests that pass the
+    /// Kubernetes schemas, a placement on the node the hint selects, then delete.
+    @Test func seedServiceDefinitionIsPlacedAndDeleted() async throws {
+        let g = try await GatewayHarness()
+        let edge1 = SimulatedCluster(name: "edge1", nodes: [
+            SimulatedNode(name: "plain", allocatable: Resources(cpuMilli: 8000, memory: 16 << 30)),
+            SimulatedNode(name: "gpu-ssd", allocatable: Resources(cpuMilli: 4000, memory: 8 << 30), labels: ["gpu": "gpu1", "ssd": "ssd1"]),
+        ], podStartDelay: .milliseconds(20))
+        try g.world.startAgent("edge1", driver: edge1)
+        let ctx = try g.world.startScheduler(instance: "s1")
+        try await eventually("edge1 in view") { !ctx.view.fresh().isEmpty }
+        let (bindStatus, _) = try await g.json("PUT", "/v1/projects/p1/clusters", token: g.adminToken, .object(["clusters": .array(["edge1"])]))
+        #expect(bindStatus == 200)
+        let token = try await g.token(project: "p1")
+
+        let (status, body) = try await g.call("POST", "/gse/service/create", token: token, body: seedServiceYAML, contentType: "application/yaml")
+        #expect(status == 202, "\(body)")
+        let id = try #require(body["request_id"]?.stringValue)
+        let manifests = try #require(body["manifests"]?.arrayValue)
+        #expect(manifests.compactMap { $0["kind"]?.stringValue } == ["Deployment", "Service", "ServiceMonitor"])
+        try validateWithKubernetesSchemas(manifests.filter { $0["kind"] != "ServiceMonitor" })
+
+        let done = try await g.world.waitFor(id, .completed)
+        #expect(done.placement == .array([.object(["cluster": "edge1", "node": "gpu-ssd", "replicas": 1])]))
+        let (_, status2) = try await g.call("GET", "/gse/service/edge/app1/status", token: token)
+        #expect(status2["state"] == "completed")
+        #expect(status2["history"]?.arrayValue?.compactMap { $0["state"]?.stringValue }.last == "completed")
+        let (_, list) = try await g.call("GET", "/gse/service/list", token: token)
+        #expect(list["services"]?.arrayValue?.count == 1)
+        let (_, one) = try await g.call("GET", "/v1/services/edge/app1", token: token)
+        #expect(one["definition"]?["name"] == "app1" && one["state"] == "completed")
+
+        // Another project can neither see it nor take its namespace.
+        let other = try await g.token(project: "p2")
+        #expect(try await g.call("GET", "/gse/service/edge/app1", token: other).0 == 404)
+        let (taken, takenBody) = try await g.call(
+            "POST", "/gse/service/create", token: other, body: seedServiceYAML.replacingOccurrences(of: "app1", with: "app2"), contentType: "application/yaml")
+        #expect(taken == 403, "\(takenBody)")
+        // The same name again is a conflict, not a second placement.
+        #expect(try await g.call("POST", "/gse/service/create", token: token, body: seedServiceYAML, contentType: "application/yaml").0 == 409)
+
+        let (del, _) = try await g.call("DELETE", "/gse/service/edge/app1", token: token)
+        #expect(del == 202)
+        _ = try await g.world.waitFor(id, .canceled)
+        try await eventually("the pods removed") { await edge1.podCount == 0 }
+        #expect(try await g.call("GET", "/gse/service/edge/app1", token: token).0 == 404)
+        await g.shutdown()
+    }
+
+    /// GS-Scheduler's front API with a multipart form, and its callback really called: the
+    /// receiver is down at first, then up, and gets the end state exactly once.
+    @Test func frontAPIFormAndCallbackDeliveredOnce() async throws {
+        let g = try await GatewayHarness()
+        let edge1 = SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 2), podStartDelay: .milliseconds(20))
+        let edge2 = SimulatedCluster(name: "edge2", nodes: simNodes("e2", count: 2), podStartDelay: .milliseconds(20))
+        try g.world.startAgent("edge1", driver: edge1)
+        try g.world.startAgent("edge2", driver: edge2)
+        let ctx = try g.world.startScheduler(instance: "s1")
+        try await eventually("clusters in view") { ctx.view.fresh().count == 2 }
+        try await g.world.bind("p1", ["edge1", "edge2"])
+        let token = try await g.token(project: "p1")
+
+        // A port with nothing on it yet.
+        let receiver = WebhookReceiver()
+        let port = try await receiver.start(port: 0)
+        await receiver.stop()
+
+        let boundary = "gedge-boundary-7f3a"
+        var form = ""
+        func field(_ name: String, _ value: String, file: Bool = false) {
+            form += "--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"" + (file ? "; filename=\"w.yaml\"\r\nContent-Type: application/yaml" : "") + "\r\n\r\n\(value)\r\n"
+        }
+        field("yaml_file", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 1\n  template:\n    spec:\n      containers:\n      - {name: web, image: nginx, resources: {requests: {cpu: 100m}}}\n", file: true)
+        field("user_name", "u1")
+        field("workspace_name", "w1")
+        field("project_name", "p1")
+        field("select_clusters", #"["edge2", ["edge1"]]"#)
+        field("mode", "cluster")
+        field("fast_option", "true")
+        field("callback_url", "http://127.0.0.1:\(port)/hook")
+        form += "--\(boundary)--\r\n"
+        let (status, body) = try await g.call("POST", "/scheduler/select", token: token, body: form, contentType: "multipart/form-data; boundary=\(boundary)")
+        #expect(status == 202, "\(body)")
+        let id = try #require(body["request_id"]?.stringValue)
+        let done = try await g.world.waitFor(id, .completed)
+        #expect(done.placement.arrayValue?.first?["cluster"] == "edge2")
+        let (_, st) = try await g.call("GET", "/scheduler/status/\(id)", token: token)
+        #expect(st["fast_option"] == true && st["state"] == "completed")
+
+        // Tried while down...
+        try await eventually("two failed attempts") {
+            let rows = try await g.world.pool.query("SELECT attempts, state FROM callback_deliveries WHERE request_id = $1", [.text(id)])
+            return (try rows.first?.decode("attempts", as: Int.self) ?? 0) >= 2
+        }
+        // ...delivered once when up, signed.
+        _ = try await receiver.start(port: port)
+        try await eventually("the callback delivered") { receiver.received.count == 1 }
+        try await Task.sleep(for: .seconds(1))
+        #expect(receiver.received.count == 1)
+        let hit = try #require(receiver.received.first)
+        #expect(hit.body["request_id"] == .string(id) && hit.body["state"] == "completed")
+        #expect(hit.signature == "sha256=" + HMACSHA256.hex(key: Array("callback-secret".utf8), message: hit.raw))
+        let rows = try await g.world.pool.query("SELECT state FROM callback_deliveries WHERE request_id = $1", [.text(id)])
+        #expect(try rows.first?.decode("state", as: String.self) == "delivered")
+        await receiver.stop()
+        await g.shutdown()
+    }
+
+    /// /v1 requests: create, lifecycle, list with filters and pages, cancel.
+    @Test func requestsAreCreatedListedPagedAndCanceled() async throws {
+        let g = try await GatewayHarness()
+        let edge1 = SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 2), podStartDelay: .milliseconds(20))
+        try g.world.startAgent("edge1", driver: edge1)
+        var queue = QueuePolicy()
+        queue.retryBackoff = .seconds(30)
+        let ctx = try g.world.startScheduler(instance: "s1", queue: queue)
+        try await eventually("edge1 in view") { !ctx.view.fresh().isEmpty }
+        try await g.world.bind("p1", ["edge1"])
+        let token = try await g.token(project: "p1")
+
+        var ids: [String] = []
+        for i in 0..<5 {
+            let (s, b) = try await g.json("POST", "/v1/requests", token: token, .object([
+                "policy": "most", "workload": workload("w\(i)", cpu: "100m"),
+            ]))
+            #expect(s == 202, "\(b)")
+            ids.append(try #require(b["request_id"]?.stringValue))
+        }
+        // YAML text as the workload, and a client-chosen ID.
+        let (ys, yb) = try await g.call("POST", "/v1/requests", token: token, body: """
+            request_id: yaml-1
+            policy: GMostRequestedPriority
+            workload: |
+              apiVersion: v1
+              kind: Pod
+              metadata: {name: p}
+              spec: {containers: [{name: c, image: busybox}]}
+            """, contentType: "application/yaml")
+        #expect(ys == 202, "\(yb)")
+        ids.append("yaml-1")
+        #expect(try await g.json("POST", "/v1/requests", token: token, .object(["request_id": "yaml-1", "policy": "most", "workload": workload("again")])).0 == 409)
+        for id in ids { _ = try await g.world.waitFor(id, .completed) }
+
+        let (_, one) = try await g.call("GET", "/v1/requests/\(ids[0])", token: token)
+        #expect(one["history"]?.arrayValue?.compactMap { $0["state"]?.stringValue } == ["received", "enqueued", "dispatched", "scheduling", "applying", "completed"])
+
+        // Pages of two cover all six, newest first, no repeats.
+        var seen: [String] = []
+        var cursor: String?
+        repeat {
+            let (s, page) = try await g.call("GET", "/v1/requests?limit=2" + (cursor.map { "&cursor=\($0)" } ?? ""), token: token)
+            #expect(s == 200)
+            seen += page["requests"]?.arrayValue?.compactMap { $0["request_id"]?.stringValue } ?? []
+            cursor = page["next_cursor"]?.stringValue
+        } while cursor != nil
+        #expect(Set(seen) == Set(ids) && seen.count == ids.count)
+        let (_, completed) = try await g.call("GET", "/v1/requests?state=completed&limit=100", token: token)
+        #expect(completed["requests"]?.arrayValue?.count == 6)
+        let (_, none) = try await g.call("GET", "/v1/requests?state=failed", token: token)
+        #expect(none["requests"]?.arrayValue?.isEmpty == true)
+
+        // A request that cannot fit waits in the retry queue; cancel ends it.
+        let (hs, hb) = try await g.json("POST", "/v1/requests", token: token, .object(["policy": "most", "workload": workload("huge", cpu: "64")]))
+        #expect(hs == 202)
+        let huge = try #require(hb["request_id"]?.stringValue)
+        try await eventually("huge failed once") { (try await g.world.store.request(id: huge))?.failCount ?? 0 >= 1 }
+        let (cs, _) = try await g.call("POST", "/v1/requests/\(huge)/cancel", token: token)
+        #expect(cs == 202)
+        let canceled = try await g.world.waitFor(huge, .canceled)
+        #expect(canceled.reason?.contains("canceled by u1") == true)
+        let (_, hist) = try await g.call("GET", "/v1/requests/\(huge)/history?after=0", token: token)
+        #expect(hist["history"]?.arrayValue?.last?["state"] == "canceled")
+        await g.shutdown()
+    }
+
+    /// The clusters and nodes the agents report, limited to the token's project.
+    @Test func clustersAndNodesAsReported() async throws {
+        let g = try await GatewayHarness()
+        try g.world.startAgent("edge1", driver: SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 3)))
+        try g.world.startAgent("edge2", driver: SimulatedCluster(name: "edge2", nodes: simNodes("e2", count: 1)))
+        try await g.world.bind("p1", ["edge1"])
+        let token = try await g.token(project: "p1")
+        try await eventually("edge1 reported") {
+            try await g.call("GET", "/v1/clusters", token: token).1["clusters"]?.arrayValue?.count == 1
+        }
+        let (_, list) = try await g.call("GET", "/v1/clusters", token: token)
+        let c = try #require(list["clusters"]?.arrayValue?.first)
+        #expect(c["name"] == "edge1" && c["nodes"] == 3 && c["stale"] == false)
+        let (_, nodes) = try await g.call("GET", "/v1/clusters/edge1/nodes", token: token)
+        #expect(nodes["nodes"]?.arrayValue?.count == 3)
+        #expect(try await g.call("GET", "/v1/clusters/edge2", token: token).0 == 404)
+        try await eventually("admin sees both") {
+            try await g.call("GET", "/v1/clusters", token: g.adminToken).1["clusters"]?.arrayValue?.count == 2
+        }
+        await g.shutdown()
+    }
+
+    /// Bad input gets a clear answer and changes nothing: no row, no message.
+    @Test func badInputIsRefusedAndChangesNothing() async throws {
+        var settings = GatewaySettings()
+        settings.maxBody = 64 * 1024
+        let g = try await GatewayHarness(settings: settings)
+        try await g.world.bind("p1", ["edge1"])
+        try await g.world.bind("p2", ["edge9"])
+        let token = try await g.token(project: "p1")
+        let p2 = try await g.token(project: "p2")
+        let requestsSeen = try g.world.consumer(group: TestEnv.unique("watch"), topic: Topics.scheduleRequests)
+
+        let good = #"{"policy":"most","workload":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"i"}]}}}"#
+        let cases: [(String, String, String?, String, String, Int, String, String?)] = [
+            ("malformed JSON", "/v1/requests", token, #"{"policy": "most", "#, "application/json", 400, "malformed_json", nil),
+            ("malformed YAML", "/v1/requests", token, "policy: [unclosed", "application/yaml", 400, "malformed_json", ""),
+            ("YAML workload that is not YAML", "/v1/requests", token, #"{"policy":"most","workload":"a: [b"}"#, "application/json", 400, "malformed_json", "workload"),
+            ("wrong type", "/v1/requests", token, #"{"policy":"most","workload":{},"fast_option":"yes"}"#, "application/json", 400, "wrong_type", "fast_option"),
+            ("missing workload", "/v1/requests", token, #"{"policy":"most"}"#, "application/json", 400, "missing_field", "workload"),
+            ("missing policy", "/v1/requests", token, #"{"workload":{"kind":"Pod"}}"#, "application/json", 400, "missing_field", "policy"),
+            ("unknown field", "/v1/requests", token, #"{"policy":"most","workload":{},"priority_boost":1}"#, "application/json", 400, "unknown_field", "priority_boost"),
+            ("unknown policy", "/v1/requests", token, #"{"policy":"fastest","workload":{}}"#, "application/json", 400, "invalid_value", "policy"),
+            ("bad request ID", "/v1/requests", token, #"{"request_id":"a b","policy":"most","workload":{}}"#, "application/json", 400, "invalid_value", "request_id"),
+            ("not an object", "/v1/requests", token, "[1,2]", "application/json", 400, "wrong_type", ""),
+            ("wrong content type", "/v1/requests", token, good, "text/plain", 415, "unsupported_media_type", nil),
+            ("oversized", "/v1/requests", token, String(repeating: " ", count: 70 * 1024) + good, "application/json", 413, "too_large", nil),
+            ("no token", "/v1/requests", nil, good, "application/json", 401, "unauthorized", nil),
+            ("unknown token", "/v1/requests", "gedge_" + String(repeating: "0", count: 64), good, "application/json", 401, "unauthorized", nil),
+            ("another project's name", "/v1/requests", token, #"{"policy":"most","project_name":"p2","workload":{}}"#, "application/json", 403, "forbidden", nil),
+            ("another project's cluster", "/v1/requests", token,
+             #"{"policy":"select","parameters":{"select_clusters":["edge1",["edge9"]]},"workload":{"kind":"Pod","spec":{"containers":[]}}}"#,
+             "application/json", 403, "forbidden", nil),
+            ("bad service", "/gse/service/create", token, "name: a\nnamespace: edge\ncontainers: [x]\nports: [0]\ntype: ClusterIP", "application/yaml", 400, "invalid_value", "ports[0]"),
+            ("service unknown field", "/v1/services", token, #"{"name":"a","namespace":"e","containers":["x"],"ports":[1],"type":"ClusterIP","color":"red"}"#, "application/json", 400, "unknown_field", "color"),
+            ("front form without yaml_file", "/scheduler/low", token, "user_name=u1&source_cluster=edge1", "application/x-www-form-urlencoded", 400, "missing_field", "yaml_file"),
+            ("front select_clusters not JSON", "/scheduler/select", token, "yaml_file=kind%3A+Pod&select_clusters=%5Bedge1", "application/x-www-form-urlencoded", 400, "malformed_json", "select_clusters"),
+            ("front select_clusters code", "/scheduler/select", token, "yaml_file=kind%3A+Pod&select_clusters=__import__('os')", "application/x-www-form-urlencoded", 400, "malformed_json", "select_clusters"),
+            ("front unknown field", "/scheduler/most", token, "yaml_file=kind%3A+Pod&evil=1", "application/x-www-form-urlencoded", 400, "unknown_field", "evil"),
+            ("front unknown policy", "/scheduler/fastest", token, "yaml_file=kind%3A+Pod", "application/x-www-form-urlencoded", 404, "not_found", nil),
+            ("non-admin makes tokens", "/v1/tokens", token, #"{"user_name":"x","workspace_name":"w","project_name":"p1","admin":true}"#, "application/json", 403, "forbidden", nil),
+            ("non-admin binds clusters", "/v1/projects/p1/clusters", token, #"{"clusters":["edge9"]}"#, "application/json", 403, "forbidden", nil),
+        ]
+        for (what, path, tok, body, type, status, code, field) in cases {
+            let method = path.hasPrefix("/v1/projects") ? "PUT" : "POST"
+            let (s, b) = try await g.call(method, path, token: tok, body: body, contentType: type)
+            #expect(s == status, "\(what): \(b)")
+            #expect(b["code"]?.stringValue == code, "\(what): \(b)")
+            #expect(b["type"] == "about:blank" && b["detail"]?.stringValue?.isEmpty == false, "\(what): \(b)")
+            if let field { #expect(b["field"]?.stringValue == field, "\(what): \(b)") }
+        }
+        // Reads across projects: a request of p1 is invisible to p2.
+        let (ok, created) = try await g.call("POST", "/v1/requests", token: token, body: good)
+        #expect(ok == 202)
+        let id = try #require(created["request_id"]?.stringValue)
+        #expect(try await g.call("GET", "/v1/requests/\(id)", token: p2).0 == 404)
+        #expect(try await g.call("POST", "/v1/requests/\(id)/cancel", token: p2).0 == 404)
+        #expect(try await g.call("GET", "/v1/requests?project=p1", token: p2).0 == 403)
+        #expect(try await g.call("GET", "/v1/projects/p1/clusters", token: p2).0 == 403)
+        #expect(try await g.call("GET", "/v1/nowhere", token: token).1["code"] == "not_found")
+
+        // Exactly one message reached the requests topic: the good one.
+        var keys: [String] = []
+        let deadline = ContinuousClock.now + .seconds(3)
+        while ContinuousClock.now < deadline {
+            let batch = await requestsSeen.nextBatch(max: 100)
+            keys += batch.compactMap(\.keyString)
+            if keys.count >= 1 { try await Task.sleep(for: .milliseconds(500)) }
+            if keys.count >= 1 && batch.isEmpty { break }
+        }
+        #expect(keys == [id])
+        let services = try await g.world.pool.query("SELECT count(*) AS n FROM edge_services")
+        #expect(try services.first?.decode("n", as: Int.self) == 0)
+        requestsSeen.stopPolling()
+        try await requestsSeen.close()
+        await g.shutdown()
+    }
+
+    @Test func perTokenRateLimit() async throws {
+        var settings = GatewaySettings()
+        settings.rate = 2
+        settings.burst = 5
+        let g = try await GatewayHarness(settings: settings)
+        let a = try await g.token(project: "p1")
+        let b = try await g.token(project: "p1", user: "u2")
+        var statuses: [Int] = []
+        for _ in 0..<8 { statuses.append(try await g.call("GET", "/v1/whoami", token: a).0) }
+        #expect(statuses.prefix(5).allSatisfy { $0 == 200 })
+        #expect(statuses.suffix(2).allSatisfy { $0 == 429 })
+        // Another token has its own bucket.
+        #expect(try await g.call("GET", "/v1/whoami", token: b).0 == 200)
+        let (revoke, _) = try await g.call("DELETE", "/v1/tokens/\(try await tokenID(g, b))", token: g.adminToken)
+        #expect(revoke == 204)
+        try await eventually("the revoked token refused", timeout: .seconds(10)) {
+            try await g.call("GET", "/v1/whoami", token: b).0 == 401
+        }
+        await g.shutdown()
+    }
+
+    func tokenID(_ g: GatewayHarness, _ token: String) async throws -> String {
+        try #require(try await g.call("GET", "/v1/whoami", token: token).1["token_id"]?.stringValue)
+    }
+
+    @Test func openAPIDocumentIsServedAndValid() async throws {
+        let g = try await GatewayHarness()
+        let r = try await g.http.execute(GEdgeHTTPClient.HTTPRequest(url: g.base + "/openapi.yaml"))
+        #expect(r.status == 200 && r.bodyString.hasPrefix("openapi: 3"))
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnv.unique("openapi") + ".yaml")
+        try Data(r.body).write(to: file)
+        #expect(runCommand(["python3", "-c", "import sys, yaml; from openapi_spec_validator import validate; validate(yaml.safe_load(open(sys.argv[1])))", file.path]) == 0)
+        await g.shutdown()
+    }
+}
+
+/// Runs kubernetes-validate (PyPI) in strict mode against a current Kubernetes version.
+func validateWithKubernetesSchemas(_ objects: [JSONValue], sourceLocation: SourceLocation = #_sourceLocation) throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnv.unique("manifests"))
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    var paths: [String] = []
+    for (i, o) in objects.enumerated() {
+        let p = dir.appendingPathComponent("\(i).json").path
+        try Data(o.serialized()).write(to: URL(fileURLWithPath: p))
+        paths.append(p)
+    }
+    let rc = runCommand(["kubernetes-validate", "--strict", "-k", "1.33.0", "--quiet"] + paths)
+    #expect(rc == 0, "kubernetes-validate rejected the manifests in \(dir.path)", sourceLocation: sourceLocation)
+}
+
+/// A webhook receiver on loopback that records what it is sent.
+final class WebhookReceiver: Sendable {
+    struct Hit: Sendable { var raw: [UInt8]; var body: JSONValue; var signature: String? }
+    private let hits = Mutex<[Hit]>([])
+    private let running = Mutex<(ServiceGroup, Task<Void, any Error>)?>(nil)
+    var received: [Hit] { hits.withLock { $0 } }
+
+    func start(port: Int) async throws -> Int {
+        let router = Router()
+        router.post("/hook") { request, _ in
+            let buffer = try await request.body.collect(upTo: 1 << 20)
+            let raw = Array(buffer.readableBytesView)
+            self.hits.withLock { $0.append(Hit(raw: raw, body: (try? JSONValue.parse(raw)) ?? .null, signature: request.headers.first { $0.name.canonicalName == "x-gedge-signature" }?.value)) }
+            return Response(status: .ok)
+        }
+        let bound = PortBox()
+        let app = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: port), reuseAddress: true),
+            onServerRunning: { bound.set($0.localAddress?.port ?? 0) }, logger: TestEnv.logger)
+        let group = ServiceGroup(services: [app], logger: TestEnv.logger)
+        let task = Task { try await group.run() }
+        running.withLock { $0 = (group, task) }
+        var p = 0
+        try await eventually("the receiver listening") {
+            p = bound.get()
+            return p != 0
+        }
+        return p
+    }
+
+    func stop() async {
+        guard let (group, task) = running.withLock({ r in defer { r = nil }; return r }) else { return }
+        await group.triggerGracefulShutdown()
+        _ = try? await task.value
+    }
+}
