@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The demo: the scheduler service runs against the local stack, a producer publishes
-# schedule requests to Kafka, and their lifecycle is read back from PostgreSQL.
+# The demo: three simulated cluster agents (the GS-Scheduler seed's topology), the scheduler
+# and the gateway run against the local stack. A producer publishes schedule requests to
+# Kafka under every policy; then the GS-Engine seed's service definition goes through the
+# gateway, and gedgectl follows it.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${GEDGE_BIN_DIR:-$root/.build/debug}"
@@ -15,19 +17,71 @@ for c in cloud edge1 edge2; do
 done
 "$bin/scheduler" --log-format text --http-port 9101 >"$state/scheduler.log" 2>&1 &
 scheduler=$!
-trap 'kill -TERM $scheduler "${agents[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+GEDGE_GATEWAY_ADMIN_TOKEN_FILE="$state/admin-token" "$bin/gateway" --log-format text --http-port 8888 >"$state/gateway.log" 2>&1 &
+gateway=$!
+trap 'kill -TERM $scheduler $gateway "${agents[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+export GEDGE_TOKEN_FILE="$state/admin-token" GEDGE_SERVER=http://127.0.0.1:8888
+ctl="$bin/gedgectl"
 
 for _ in $(seq 1 100); do
   curl -fsS http://127.0.0.1:9101/readyz >/dev/null 2>&1 && break
   kill -0 $scheduler 2>/dev/null || { echo "scheduler exited; see $state/scheduler.log" >&2; tail -n 20 "$state/scheduler.log" >&2; exit 1; }
   sleep 0.2
 done
+for _ in $(seq 1 100); do
+  curl -fsS http://127.0.0.1:8888/readyz >/dev/null 2>&1 && break
+  kill -0 $gateway 2>/dev/null || { echo "gateway exited; see $state/gateway.log" >&2; tail -n 20 "$state/gateway.log" >&2; exit 1; }
+  sleep 0.2
+done
+# Every agent has reported (the scheduler is ready with one).
+for _ in $(seq 1 100); do
+  [ "$("$ctl" --json clusters | python3 -c 'import json,sys; print(sum(1 for c in json.load(sys.stdin)["clusters"] if not c["stale"]))')" = 3 ] && break
+  sleep 0.2
+done
 echo "== scheduler ready (pid $scheduler; ops on http://127.0.0.1:9101/metrics; log $state/scheduler.log)"
+echo "== gateway ready on http://127.0.0.1:8888 (pid $gateway; admin token in $state/admin-token; log $state/gateway.log)"
+"$ctl" clusters
 "$bin/gedge-demo"
+
+echo
+echo "== GS-Engine: the seed's service definition through the gateway, as its curl sent it, with a project token"
+token="$("$ctl" --json token create --user user1 --workspace w1 --project p1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
+seed='
+name: app1
+namespace: edge
+containers:
+- k8s.gcr.io/echoserver:1.10
+ports:
+- 8080
+- 8000
+type: LoadBalancer
+monitorPorts:
+- 8000
+scheduleHint:
+  type: func
+  preferred: local
+  nodeSelector:
+    gpu: gpu1
+    ssd: ssd1
+'
+# A rerun starts clean: the admin token sees every project's services.
+"$ctl" service delete edge/app1 >/dev/null 2>&1 && sleep 1 || true
+answer="$(curl -s -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/yaml' --data "$seed" http://127.0.0.1:8888/gse/service/create)"
+echo "$answer" | python3 -c 'import json,sys; a=json.load(sys.stdin); print("request", a["request_id"], "policy", a["policy"]); [print("  generated", m["kind"], m["metadata"]["name"]) for m in a.get("manifests", [])]' \
+  || { echo "$answer"; exit 1; }
+id="$(echo "$answer" | python3 -c 'import json,sys; print(json.load(sys.stdin)["request_id"])')"
+echo "== gedgectl watch $id"
+"$ctl" --token "$token" watch "$id"
+"$ctl" --token "$token" service list
+echo "== a bad definition gets the field and the reason"
+curl -s -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/yaml' \
+  --data 'name: App_1' http://127.0.0.1:8888/gse/service/create; echo
+echo "== recent requests"
+"$ctl" --token "$token" requests --limit 5
 echo "== scheduler metrics"
 curl -fsS http://127.0.0.1:9101/metrics | grep -E '^gedge_scheduler_(requests|messages)' || true
-echo "== stopping the scheduler (SIGTERM: finish in-flight work, commit offsets)"
-kill -TERM $scheduler "${agents[@]}"
+echo "== stopping (SIGTERM: finish in-flight work, commit offsets)"
+kill -TERM $scheduler $gateway "${agents[@]}"
 wait
 trap - EXIT
 tail -n 2 "$state/scheduler.log"

@@ -4,14 +4,21 @@ set -euo pipefail
 
 packages=(
   librdkafka-dev librabbitmq-dev libpq-dev libcurl4-openssl-dev pkg-config
-  postgresql rabbitmq-server kcat python3 openssl procps curl
+  postgresql rabbitmq-server kcat python3 openssl procps curl wrk
 )
+# Python tools the tests and checks run: Kubernetes schemas, the OpenAPI validator, yamllint.
+python_tools() {
+  python3 -c 'import kubernetes_validate, openapi_spec_validator, yaml, yamllint' 2>/dev/null && return 0
+  echo "install-deps: installing kubernetes-validate, openapi-spec-validator, pyyaml, yamllint (PyPI)"
+  python3 -m pip install -q --disable-pip-version-check kubernetes-validate openapi-spec-validator pyyaml yamllint </dev/null
+}
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all packages present"
+  python_tools
   exit 0
 fi
 echo "install-deps: installing ${missing[*]}"
@@ -25,3 +32,4 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 fi
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+python_tools

@@ -146,8 +146,17 @@ kafka_down() {
   rm -f "$pidfile"
 }
 
+# The local gateway's first admin token: random, made once, readable by this user only.
+# Never a default: the gateway registers its digest at start (gateway.admin.token.file).
+admin_token() {
+  if [ ! -s "$state/admin-token" ]; then
+    (umask 077; openssl rand -hex 32 >"$state/admin-token")
+  fi
+  echo "gateway admin token: $state/admin-token (GEDGE_GATEWAY_ADMIN_TOKEN_FILE; gedgectl reads it as GEDGE_TOKEN_FILE)"
+}
+
 case "${1:-}" in
-  up) pg_up; rabbit_up; kafka_up ;;
+  up) pg_up; rabbit_up; kafka_up; admin_token ;;
   down) kafka_down; rabbit_down; pg_down ;;
   status)
     (as_user postgres "$(pg_bin)/pg_ctl" -D "$state/pg/data" status >/dev/null 2>&1 && echo "postgres: up") || echo "postgres: down"
@@ -155,6 +164,7 @@ case "${1:-}" in
     ([ -f "$state/kafka-dev.pid" ] && kill -0 "$(cat "$state/kafka-dev.pid")" 2>/dev/null && echo "kafka (dev): up") || echo "kafka (dev): down"
     ;;
   env)
+    echo "GEDGE_GATEWAY_ADMIN_TOKEN_FILE=$state/admin-token"
     echo "GEDGE_POSTGRES_URL=postgres://gedge@127.0.0.1:$PG_PORT/gedge"
     echo "GEDGE_AMQP_URL=amqp://guest:guest@127.0.0.1:$AMQP_PORT/"
     echo "GEDGE_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"

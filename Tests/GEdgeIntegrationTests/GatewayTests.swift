@@ -352,7 +352,7 @@ func validateWithKubernetesSchemas(_ objects: [JSONValue], sourceLocation: Sourc
         try Data(o.serialized()).write(to: URL(fileURLWithPath: p))
         paths.append(p)
     }
-    let rc = runCommand(["kubernetes-validate", "--strict", "-k", "1.33.0", "--quiet"] + paths)
+    let rc = runCommand(["python3", "-m", "kubernetes_validate", "--strict", "-k", "1.33.0", "--quiet"] + paths)
     #expect(rc == 0, "kubernetes-validate rejected the manifests in \(dir.path)", sourceLocation: sourceLocation)
 }
 
