@@ -36,9 +36,11 @@ bench: deps
 	swift build -c release --product scheduler
 	swift build -c release --product agent
 	swift build -c release --product gedge-kafka-dev
+	swift build -c release --product gateway
 	bash scripts/stack.sh up
 	.build/release/gedge-bench
 	.build/release/gedge-bench-scheduler
+	bash bench/gateway.sh
 
 release: deps
 	swift build -c release
