@@ -179,6 +179,9 @@ let package = Package(
             name: "GEdgeServiceSpecTests", dependencies: ["GEdgeServiceSpec", "GEdgePlacement", "GEdgeCore"],
             path: "Tests/GEdgeServiceSpecTests", swiftSettings: swiftSettings),
         .testTarget(
+            name: "GEdgeGatewayTests", dependencies: ["GEdgeGateway", "GEdgeServiceSpec", "GEdgeCore"],
+            path: "Tests/GEdgeGatewayTests", swiftSettings: swiftSettings),
+        .testTarget(
             name: "GEdgeSchedulerTests", dependencies: ["GEdgeScheduler", "GEdgeServiceSpec", "GEdgePlacement", "GEdgeCore"],
             path: "Tests/GEdgeSchedulerTests", swiftSettings: swiftSettings),
         .testTarget(

@@ -342,6 +342,63 @@ struct GatewayTests {
     }
 }
 
+@Suite("gedgectl", .enabled(if: TestEnv.integration), .timeLimit(.minutes(3)))
+struct GedgectlTests {
+    func ctl(_ g: GatewayHarness, token: String, _ args: [String]) async throws -> (Int32, [String]) {
+        let p = try ChildProcess("gedgectl", ["--server", g.base, "--token", token] + args)
+        try await p.waitForExit(timeout: .seconds(60))
+        try await Task.sleep(for: .milliseconds(100))  // the last lines
+        return (p.exitStatus, p.lines)
+    }
+
+    /// As an operator would: bind, make a token, submit and watch to the end, list, cancel.
+    @Test func submitWatchListAndCancel() async throws {
+        let g = try await GatewayHarness()
+        let edge1 = SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 2), podStartDelay: .milliseconds(50))
+        try g.world.startAgent("edge1", driver: edge1)
+        let ctx = try g.world.startScheduler(instance: "s1")
+        try await eventually("edge1 in view") { !ctx.view.fresh().isEmpty }
+
+        let (bound, _) = try await ctl(g, token: g.adminToken, ["bind", "p1", "edge1"])
+        #expect(bound == 0)
+        let (made, tokenLines) = try await ctl(g, token: g.adminToken, ["--json", "token", "create", "--user", "u1", "--workspace", "w1", "--project", "p1"])
+        #expect(made == 0)
+        let token = try #require(try JSONValue.parse(Array(tokenLines.joined(separator: "\n").utf8))["token"]?.stringValue)
+
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnv.unique("deploy") + ".yaml")
+        try "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 2\n  template:\n    spec:\n      containers:\n      - {name: web, image: nginx, resources: {requests: {cpu: 200m}}}\n"
+            .write(to: file, atomically: true, encoding: .utf8)
+        let (watched, lines) = try await ctl(g, token: token, ["submit", "-f", file.path, "--policy", "select", "--select", #"["edge1"]"#, "--id", "ctl-1", "--watch"])
+        #expect(watched == 0, "\(lines)")
+        #expect(lines.first == "request ctl-1 submitted (GSelectedCluster)")
+        #expect(lines.contains { $0.contains("completed") && $0.contains("applied on edge1") }, "\(lines)")
+        #expect(lines.last?.hasPrefix("ctl-1: completed on edge1/e1-1 x2") == true, "\(lines)")
+
+        let (listed, table) = try await ctl(g, token: token, ["requests"])
+        #expect(listed == 0)
+        #expect(table.first?.hasPrefix("REQUEST") == true && table.contains { $0.hasPrefix("ctl-1") && $0.contains("completed") })
+        let (_, json) = try await ctl(g, token: token, ["--json", "clusters"])
+        #expect(try JSONValue.parse(Array(json.joined(separator: "\n").utf8))["clusters"]?.arrayValue?.first?["name"] == "edge1")
+        let (_, nodes) = try await ctl(g, token: token, ["nodes", "edge1"])
+        #expect(nodes.count == 3 && nodes[1].hasPrefix("e1-1"))
+
+        // A request that cannot fit, canceled: watch ends with 1.
+        let (_, big) = try await ctl(g, token: token, ["--json", "submit", "-f", file.path, "--policy", "most", "--param", "replicas=64", "--id", "ctl-2"])
+        #expect(try JSONValue.parse(Array(big.joined(separator: "\n").utf8))["request_id"] == "ctl-2")
+        try await eventually("ctl-2 failed once") { (try await g.world.store.request(id: "ctl-2"))?.failCount ?? 0 >= 1 }
+        let (canceled, _) = try await ctl(g, token: token, ["cancel", "ctl-2"])
+        #expect(canceled == 0)
+        let (ended, _) = try await ctl(g, token: token, ["watch", "ctl-2"])
+        #expect(ended == 1)
+        // Errors are the API's, with the field; a foreign token is refused.
+        let (bad, _) = try await ctl(g, token: token, ["submit", "-f", file.path, "--policy", "fastest"])
+        #expect(bad == 1)
+        let (refused, _) = try await ctl(g, token: "gedge_nope", ["requests"])
+        #expect(refused == 4)
+        await g.shutdown()
+    }
+}
+
 /// Runs kubernetes-validate (PyPI) in strict mode against a current Kubernetes version.
 func validateWithKubernetesSchemas(_ objects: [JSONValue], sourceLocation: SourceLocation = #_sourceLocation) throws {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnv.unique("manifests"))

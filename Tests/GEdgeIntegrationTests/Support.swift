@@ -81,6 +81,9 @@ final class ChildProcess: @unchecked Sendable {
         try await eventually("process exit", timeout: timeout) { !process.isRunning }
     }
 
+    /// The exit status, once the process has ended.
+    var exitStatus: Int32 { process.terminationStatus }
+
     deinit {
         if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
     }
