@@ -8,9 +8,10 @@ packages=(
 )
 # Python tools the tests and checks run: Kubernetes schemas, the OpenAPI validator, yamllint.
 python_tools() {
-  python3 -c 'import kubernetes_validate, openapi_spec_validator, yaml, yamllint' 2>/dev/null && return 0
-  echo "install-deps: installing kubernetes-validate, openapi-spec-validator, pyyaml, yamllint (PyPI)"
-  python3 -m pip install -q --disable-pip-version-check kubernetes-validate openapi-spec-validator pyyaml yamllint </dev/null
+  python3 -c 'import kubernetes_validate, openapi_spec_validator, yaml, yamllint, schemathesis' 2>/dev/null && command -v schemathesis >/dev/null && return 0
+  echo "install-deps: installing kubernetes-validate, openapi-spec-validator, pyyaml, yamllint, schemathesis (PyPI)"
+  python3 -m pip install -q --disable-pip-version-check kubernetes-validate openapi-spec-validator pyyaml yamllint schemathesis </dev/null
+  command -v pyenv >/dev/null && pyenv rehash || true
 }
 missing=()
 for p in "${packages[@]}"; do

@@ -31,6 +31,25 @@ public enum JSONValue: Sendable, Hashable {
         return nil
     }
 
+    /// The path of the first string (or key) holding a NUL character, which PostgreSQL's
+    /// text and jsonb cannot store; nil when there is none.
+    public func pathOfNUL(_ path: String = "") -> String? {
+        switch self {
+        case .string(let s): return s.utf8.contains(0) ? path : nil
+        case .array(let items):
+            for (i, v) in items.enumerated() { if let p = v.pathOfNUL("\(path)[\(i)]") { return p } }
+            return nil
+        case .object(let fields):
+            for (k, v) in fields {
+                let child = path.isEmpty ? k : "\(path).\(k)"
+                if k.utf8.contains(0) { return child }
+                if let p = v.pathOfNUL(child) { return p }
+            }
+            return nil
+        default: return nil
+        }
+    }
+
     public var arrayValue: [JSONValue]? {
         if case .array(let items) = self { return items }
         return nil

@@ -66,6 +66,9 @@ public struct ScheduleRequest: Sendable, Hashable {
 
     /// Decodes the request from an envelope's `msg`. `key` is the Kafka key: the request ID.
     public static func decode(msg: JSONValue, key: String?) throws(MessageDecodingError) -> ScheduleRequest {
+        if let at = msg.pathOfNUL("msg") {
+            throw MessageDecodingError(.invalidValue, field: at, reason: "a NUL character, which cannot be stored")
+        }
         let r = try FieldReader(msg, path: "msg")
         try r.rejectUnknown(allowed: fields)
         let idInMsg = try r.optionalString("request_id")

@@ -99,16 +99,21 @@ public final class Gateway: Sendable {
         let bytes = try await body(request)
         guard !bytes.isEmpty else { throw Problem(.badRequest, code: "missing_field", detail: "the body is empty", field: "") }
         do {
+            let value: JSONValue
             switch k {
-            case .json: return try JSONValue.parse(bytes)
+            case .json: value = try JSONValue.parse(bytes)
             case .yaml:
                 guard let text = String(validating: bytes, as: UTF8.self) else {
                     throw MessageDecodingError(.malformedJSON, field: "", reason: "the body is not UTF-8")
                 }
-                return try YAMLText.document(text, path: "")
+                value = try YAMLText.document(text, path: "")
             default:
                 throw Problem(.unsupportedMediaType, code: "unsupported_media_type", detail: "send application/json or application/yaml")
             }
+            if let at = value.pathOfNUL() {
+                throw MessageDecodingError(.invalidValue, field: at, reason: "a NUL character, which cannot be stored")
+            }
+            return value
         } catch let e as MessageDecodingError {
             throw Problem.badInput(e)
         }

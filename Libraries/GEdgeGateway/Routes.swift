@@ -10,7 +10,7 @@ extension Gateway {
     /// Every route: GS-Engine's `/gse`, GS-Scheduler's front API `/scheduler`, `/v1`, and the
     /// OpenAPI document. The ops endpoints are added by the caller.
     public func addRoutes(to router: Router<BasicRequestContext>) {
-        router.add(middleware: ProblemMiddleware(logger: logger))
+        router.add(middleware: ProblemMiddleware(logger: logger, routes: Self.routeTable))
         router.add(middleware: MetricsMiddleware())
 
         router.get("/openapi.yaml") { _, _ in self.openAPIResponse() }
@@ -88,30 +88,31 @@ extension Gateway {
             let p = try await self.auth.principal(request)
             let q = request.uri.queryParameters
             var f = GatewayStore.RequestFilter()
-            f.project = p.admin ? q["project"].map(String.init) : p.project
-            if let project = q["project"].map(String.init), !p.mayAccess(project: project) {
+            let projectParam = q["project"].flatMap { $0.isEmpty ? nil : String($0) }
+            f.project = p.admin ? projectParam : p.project
+            if let project = projectParam, !p.mayAccess(project: project) {
                 throw Problem.forbidden("this token acts for project '\(p.project)'")
             }
-            if let s = q["state"].map(String.init) {
+            if let s = q["state"].flatMap({ $0.isEmpty ? nil : String($0) }) {
                 guard RequestState(rawValue: s) != nil else {
                     throw Problem(.badRequest, code: "invalid_value", detail: "unknown state '\(s)'", field: "state")
                 }
                 f.state = s
             }
-            if let pol = q["policy"].map(String.init) {
+            if let pol = q["policy"].flatMap({ $0.isEmpty ? nil : String($0) }) {
                 guard let known = SchedulingPolicy(name: pol) else {
                     throw Problem(.badRequest, code: "invalid_value", detail: "unknown policy '\(pol)'", field: "policy")
                 }
                 f.policy = known.rawValue
             }
-            f.user = q["user"].map(String.init)
+            f.user = q["user"].flatMap { $0.isEmpty ? nil : String($0) }
             if let l = q["limit"] {
                 guard let n = Int(l), (1...500).contains(n) else {
                     throw Problem(.badRequest, code: "invalid_value", detail: "limit is a number from 1 to 500", field: "limit")
                 }
                 f.limit = n
             }
-            if let c = q["cursor"] {
+            if let c = q["cursor"], !c.isEmpty {
                 guard let cursor = Cursor.decode(String(c)) else {
                     throw Problem(.badRequest, code: "invalid_value", detail: "not a cursor this API gave", field: "cursor")
                 }
@@ -256,6 +257,21 @@ extension Gateway {
         }
     }
 
+    /// Every route, for 405 answers (keep in step with `addRoutes`).
+    static let routeTable: [(method: String, path: [Substring])] = [
+        ("GET", "/openapi.yaml"), ("GET", "/v1/openapi.yaml"),
+        ("POST", "/gse/service/create"), ("GET", "/gse/service/list"), ("GET", "/gse/service/:namespace/:name"),
+        ("DELETE", "/gse/service/:namespace/:name"), ("GET", "/gse/service/:namespace/:name/status"), ("POST", "/gse/service/delete"),
+        ("POST", "/scheduler/:policy"), ("GET", "/scheduler/status/:id"), ("POST", "/scheduler/cancel/:id"),
+        ("POST", "/v1/requests"), ("GET", "/v1/requests"), ("GET", "/v1/requests/:id"), ("GET", "/v1/requests/:id/history"),
+        ("POST", "/v1/requests/:id/cancel"), ("POST", "/v1/services"), ("GET", "/v1/services"),
+        ("GET", "/v1/services/:namespace/:name"), ("DELETE", "/v1/services/:namespace/:name"),
+        ("GET", "/v1/clusters"), ("GET", "/v1/clusters/:name"), ("GET", "/v1/clusters/:name/nodes"), ("GET", "/v1/whoami"),
+        ("GET", "/v1/projects/:project/clusters"), ("PUT", "/v1/projects/:project/clusters"),
+        ("POST", "/v1/tokens"), ("GET", "/v1/tokens"), ("DELETE", "/v1/tokens/:id"),
+        ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
+    ].map { ($0.0, $0.1.split(separator: "/")) }
+
     func openAPIResponse() -> Response {
         Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(bytes: openAPI)))
     }
@@ -320,15 +336,30 @@ extension Gateway {
     }
 }
 
-/// Turns every error into problem+json: the router's own 404/405, body limits, and anything
-/// unexpected (logged, answered 500 without internals).
+/// Turns every error into problem+json: the router's own 404, a known path with another
+/// method (405 with Allow), body limits, and anything unexpected (logged, answered 500
+/// without internals).
 struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
     let logger: Logger
+    let routes: [(method: String, path: [Substring])]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        // PostgreSQL cannot hold NUL in text: refuse it in the path and query up front.
+        if request.uri.description.lowercased().contains("%00") {
+            throw Problem(.badRequest, code: "invalid_value", detail: "a NUL character (%00) in the URL")
+        }
         do {
             return try await next(request, context)
         } catch let p as Problem {
+            throw p
+        } catch let e as HTTPError where e.status == .notFound {
+            let segments = request.uri.path.split(separator: "/")
+            let allowed = routes.filter { r in
+                r.path.count == segments.count && zip(r.path, segments).allSatisfy { $0.hasPrefix(":") || $0 == $1 }
+            }.map(\.method)
+            guard !allowed.isEmpty else { throw Problem.notFound("no such path: \(request.uri.path)") }
+            var p = Problem(.methodNotAllowed, code: "method_not_allowed", detail: "\(request.method) is not allowed here; use \(allowed.joined(separator: ", "))")
+            p.headers[.allow] = allowed.joined(separator: ", ")
             throw p
         } catch let e as HTTPError {
             let code: String

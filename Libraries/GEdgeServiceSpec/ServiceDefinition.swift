@@ -100,6 +100,9 @@ public struct ServiceDefinition: Sendable, Hashable {
     }
 
     public static func decode(_ value: JSONValue) throws(MessageDecodingError) -> ServiceDefinition {
+        if let at = value.pathOfNUL() {
+            throw MessageDecodingError(.invalidValue, field: at, reason: "a NUL character, which cannot be stored")
+        }
         let r = try FieldReader(value, path: "")
         try r.rejectUnknown(allowed: topFields)
         let name = try r.string("name")
@@ -332,7 +335,7 @@ public struct ServiceDefinition: Sendable, Hashable {
     }
 
     static func checkImage(_ image: String, field: String) throws(MessageDecodingError) {
-        guard !image.isEmpty, image.count <= 512, !image.contains(where: { $0.isWhitespace || $0.isNewline }) else {
+        guard !image.isEmpty, image.count <= 512, !image.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7f }) else {
             throw MessageDecodingError(.invalidValue, field: field, reason: "'\(image)' is not a container image reference")
         }
     }

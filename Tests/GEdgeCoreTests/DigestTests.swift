@@ -25,3 +25,18 @@ import Testing
             == "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
     }
 }
+
+@Suite struct NULTests {
+    @Test func requestsWithNULAreRefusedWithTheirPath() {
+        let msg: JSONValue = .object([
+            "policy": "most", "user_name": "u", "workspace_name": "w", "project_name": "p",
+            "workload": .object(["metadata": .object(["name": "a\u{0}b"])]),
+        ])
+        do {
+            _ = try ScheduleRequest.decode(msg: msg, key: "r1")
+            Issue.record("accepted a NUL")
+        } catch {
+            #expect(error.field == "msg.workload.metadata.name")
+        }
+    }
+}
