@@ -100,8 +100,7 @@ struct AcceleratorMonitorTests {
         let monitor = AcceleratorMonitor(
             scanner: AcceleratorScanner(hostRoot: t.root), labeler: labeler, producer: producer,
             node: "edge-n1", cluster: "edge1", interval: .milliseconds(200), logger: logger)
-        let stop = RunFlag(true)
-        let group = ServiceGroup(services: [monitor, Trigger(flag: stop)], logger: logger)
+        let group = ServiceGroup(services: [monitor, Trigger()], logger: logger)
         let running = Task { try await group.run() }
 
         try await eventually("node labelled") { (try? await nodes.metadata(node: "edge-n1").labels["nvidia.com/gpu.count"]) == "1" }
@@ -126,7 +125,6 @@ struct AcceleratorMonitorTests {
         #expect(try await patchCount(api, client) == patchesBefore)
 
         await group.triggerGracefulShutdown()
-        stop.set(false)
         try await running.value
         await producer.shutdown()
         await client.shutdown()

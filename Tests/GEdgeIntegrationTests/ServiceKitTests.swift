@@ -21,11 +21,10 @@ func freeLoopbackPort() -> Int {
     return Int(UInt16(bigEndian: addr.sin_port))
 }
 
-/// Stops a service group from a test.
+/// Keeps a service group running until it is shut down.
 struct Trigger: Service {
-    let flag: RunFlag
     func run() async throws {
-        while flag.isSet { try await Task.sleep(for: .milliseconds(20)) }
+        try? await gracefulShutdown()
     }
 }
 
@@ -40,8 +39,7 @@ struct ServiceKitTests {
         let ops = ServiceKit.opsServer(
             OpsServerConfiguration(host: "127.0.0.1", port: port), registry: registry,
             readiness: [ReadinessCheck(name: "database") { ready.isSet }], logger: TestEnv.logger)
-        let keepRunning = RunFlag(true)
-        let group = ServiceGroup(services: [ops, Trigger(flag: keepRunning)], logger: TestEnv.logger)
+        let group = ServiceGroup(services: [ops, Trigger()], logger: TestEnv.logger)
         let running = Task { try await group.run() }
         let client = HTTPClient(logger: TestEnv.logger)
         let base = "http://127.0.0.1:\(port)"
@@ -57,7 +55,6 @@ struct ServiceKitTests {
         #expect(metrics.bodyString.contains("gedge_test_events_total 3"))
 
         await group.triggerGracefulShutdown()
-        keepRunning.set(false)
         try await running.value
         await #expect(throws: HTTPClientError.self, "the server is gone after shutdown") {
             try await client.execute(HTTPRequest(url: base + "/healthz", timeout: .seconds(2)))
