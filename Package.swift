@@ -13,6 +13,8 @@ let package = Package(
         .executable(name: "agent", targets: ["agent"]),
         .executable(name: "gateway", targets: ["gateway"]),
         .executable(name: "gedgectl", targets: ["gedgectl"]),
+        .executable(name: "faas-trigger", targets: ["faas-trigger"]),
+        .executable(name: "notifier", targets: ["notifier"]),
         .executable(name: "accelerator-monitor", targets: ["accelerator-monitor"]),
         .executable(name: "gedge-kafka-dev", targets: ["gedge-kafka-dev"]),
         .executable(name: "gedge-demo", targets: ["gedge-demo"]),
@@ -110,11 +112,30 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Libraries/GEdgeAgent", swiftSettings: swiftSettings),
+        .target(
+            name: "GEdgeOutbox",
+            dependencies: [
+                "GEdgeCore", "GEdgePostgres", "GEdgeHTTPClient",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Libraries/GEdgeOutbox", swiftSettings: swiftSettings),
+        .target(
+            name: "GEdgeFaaS",
+            dependencies: [
+                "GEdgeCore", "GEdgeKafka", "GEdgeAMQP", "GEdgePostgres", "GEdgeHTTPClient", "GEdgePlacement", "GEdgeServiceSpec", "GEdgeOutbox",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Libraries/GEdgeFaaS", swiftSettings: swiftSettings),
         // The gateway's API: the one library besides GEdgeServiceKit that imports Hummingbird.
         .target(
             name: "GEdgeGateway",
             dependencies: [
                 "GEdgeCore", "GEdgeKafka", "GEdgePostgres", "GEdgeHTTPClient", "GEdgePlacement", "GEdgeScheduler", "GEdgeServiceSpec",
+                "GEdgeOutbox", "GEdgeFaaS",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -143,6 +164,17 @@ let package = Package(
         .executableTarget(
             name: "gateway", dependencies: ["GEdgeGateway", "GEdgeServiceKit"],
             path: "Services/gateway", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "faas-trigger", dependencies: ["GEdgeFaaS", "GEdgeScheduler", "GEdgeServiceKit", .product(name: "Hummingbird", package: "hummingbird")],
+            path: "Services/faas-trigger", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "notifier", dependencies: ["GEdgeFaaS", "GEdgeOutbox", "GEdgeScheduler", "GEdgeServiceKit", .product(name: "Hummingbird", package: "hummingbird"),
+                                             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            path: "Services/notifier", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "gedge-faas-demo", dependencies: ["GEdgeCore", "GEdgeAMQP", .product(name: "Hummingbird", package: "hummingbird"),
+                                                    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            path: "Services/gedge-faas-demo", swiftSettings: swiftSettings),
         .executableTarget(
             name: "gedgectl", dependencies: ["GEdgeCore", "GEdgeHTTPClient"],
             path: "Services/gedgectl", swiftSettings: swiftSettings),
@@ -179,6 +211,9 @@ let package = Package(
             name: "GEdgeServiceSpecTests", dependencies: ["GEdgeServiceSpec", "GEdgePlacement", "GEdgeCore"],
             path: "Tests/GEdgeServiceSpecTests", swiftSettings: swiftSettings),
         .testTarget(
+            name: "GEdgeFaaSTests", dependencies: ["GEdgeFaaS", "GEdgeCore"],
+            path: "Tests/GEdgeFaaSTests", swiftSettings: swiftSettings),
+        .testTarget(
             name: "GEdgeGatewayTests", dependencies: ["GEdgeGateway", "GEdgeServiceSpec", "GEdgeCore"],
             path: "Tests/GEdgeGatewayTests", swiftSettings: swiftSettings),
         .testTarget(
@@ -192,7 +227,7 @@ let package = Package(
             dependencies: [
                 "GEdgeCore", "GEdgeKafka", "GEdgeAMQP", "GEdgePostgres", "GEdgeHTTPClient",
                 "GEdgeScheduler", "GEdgeServiceKit", "GEdgeAccelerators", "GEdgeAgent", "GEdgePlacement",
-                "GEdgeGateway", "GEdgeServiceSpec",
+                "GEdgeGateway", "GEdgeServiceSpec", "GEdgeOutbox", "GEdgeFaaS",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -211,6 +211,12 @@ public final class AMQPClient: @unchecked Sendable {
         try await settle(delivery, "ack") { c in amqp_basic_ack(c, 1, delivery.deliveryTag, 0) }
     }
 
+    /// Acknowledges `delivery` and every earlier delivery of its connection not yet settled
+    /// (AMQP's `multiple`): one frame for a whole batch.
+    public func ackThrough(_ delivery: AMQPDelivery) async throws {
+        try await settle(delivery, "ack") { c in amqp_basic_ack(c, 1, delivery.deliveryTag, 1) }
+    }
+
     /// Rejects a delivery: requeued, or (without `requeue`) dead-lettered if the queue has a
     /// dead-letter exchange, else dropped. Lost connections are handled as for `ack`.
     public func nack(_ delivery: AMQPDelivery, requeue: Bool) async throws {
@@ -660,4 +666,8 @@ public struct AMQPDeliveries: AsyncSequence, Sendable {
     }
 
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(channel: channel) }
+
+    /// Waits for one delivery, then takes whatever else is already there, up to `max`.
+    /// Empty when the sequence has ended.
+    public func nextBatch(max: Int) async -> [AMQPDelivery] { await channel.nextBatch(max: max) }
 }

@@ -145,6 +145,7 @@ public final class Agent: Sendable {
     let changed = Wakeup()
     private let sequence = Atomic<Int64>(0)
     let handled = Counter(label: "gedge_agent_commands_total")
+    let scaled = Counter(label: "gedge_agent_scale_commands_total")
     let applyTimer = Metrics.Timer(label: "gedge_agent_apply_seconds")
 
     public init(settings: AgentSettings, driver: any ClusterDriver, producer: KafkaProducer, logger: Logger) {
@@ -215,6 +216,16 @@ public final class Agent: Sendable {
                 changed.signal()
                 logger.info("\(cmd.action.rawValue) \(outcome.ok ? "done" : "failed")", metadata: [LogKeys.requestID: .string(cmd.requestID), "reason": .string(outcome.reason)])
                 await reply(to: env, topic: cmd.replyTo, key: cmd.requestID, msg: outcome.msg)
+            case .scaleWorkload:
+                let cmd = try ScaleCommand.decode(env.msg)
+                let before = try await driver.scale(cmd)
+                scaled.increment()
+                logger.info("scaled \(cmd.kind) \(cmd.namespace)/\(cmd.name) \(before) -> \(cmd.replicas)", metadata: [LogKeys.requestID: .string(cmd.requestID)])
+                await reply(to: env, topic: cmd.replyTo, key: key, msg: .object([
+                    "request_id": .string(cmd.requestID), "cluster": .string(settings.cluster), "ok": true,
+                    "namespace": .string(cmd.namespace), "name": .string(cmd.name),
+                    "previous": .number(Double(before)), "replicas": .number(Double(cmd.replicas)),
+                ]))
             case .clusterLatency:
                 let state = try await report()
                 var nodes: [String: JSONValue] = [:]

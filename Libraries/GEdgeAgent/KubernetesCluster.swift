@@ -135,6 +135,32 @@ public struct KubernetesCluster: ClusterDriver {
         return .object(o)
     }
 
+    /// Scales through the scale subresource. On scale-in with busy pods named, every pod of
+    /// the workload is first annotated with a deletion cost (busy 1000, idle -1000), so the
+    /// ReplicaSet controller removes idle pods first.
+    public func scale(_ command: ScaleCommand) async throws -> Int {
+        let base = Self.path(apiVersion: "apps/v1", kind: command.kind, namespace: command.namespace, name: command.name)
+        guard let current = try await call("GET", base + "/scale") else { throw KubernetesAPIError(status: 404, message: "no \(command.kind) \(command.namespace)/\(command.name)") }
+        let before = Int(current["spec"]?["replicas"]?.numberValue ?? 0)
+        if command.replicas < before, !command.busyPodIPs.isEmpty, let selector = current["status"]?["selector"]?.stringValue {
+            let busy = Set(command.busyPodIPs)
+            let pods = try await call("GET", "/api/v1/namespaces/\(command.namespace)/pods?labelSelector=" + Self.query(selector))?["items"]?.arrayValue ?? []
+            for pod in pods {
+                guard let name = pod["metadata"]?["name"]?.stringValue else { continue }
+                let cost = pod["status"]?["podIP"]?.stringValue.map { busy.contains($0) } == true ? "1000" : "-1000"
+                _ = try await call(
+                    "PATCH", "/api/v1/namespaces/\(command.namespace)/pods/\(name)",
+                    body: .object(["metadata": .object(["annotations": .object([Self.deletionCost: .string(cost)])])]),
+                    contentType: "application/merge-patch+json")
+            }
+        }
+        _ = try await call("PATCH", base + "/scale", body: .object(["spec": .object(["replicas": .number(Double(command.replicas))])]),
+                           contentType: "application/merge-patch+json")
+        return before
+    }
+
+    static let deletionCost = "controller.kubernetes.io/pod-deletion-cost"
+
     func serverSideApply(_ object: JSONValue, namespace: String?) async throws {
         guard let apiVersion = object["apiVersion"]?.stringValue, let kind = object["kind"]?.stringValue,
               let name = object["metadata"]?["name"]?.stringValue else {

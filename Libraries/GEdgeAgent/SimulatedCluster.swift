@@ -26,6 +26,8 @@ public protocol ClusterDriver: Sendable {
     func remove(requestID: String, attempt: Int?) async throws -> Int
     func namespace(_ name: String, delete: Bool) async throws
     func nodeOf(pod: String, namespace: String?) async throws -> String?
+    /// Sets a workload's replicas through its scale subresource; returns the count before.
+    func scale(_ command: ScaleCommand) async throws -> Int
 }
 
 /// One node of a simulated cluster, as the topology file describes it.
@@ -79,6 +81,26 @@ public actor SimulatedCluster: ClusterDriver {
     }
 
     public func setFailApplies(_ reason: String?) { failApplies = reason }
+
+    /// Replicas of workloads scaled through `scale` (functions), by `namespace/name`.
+    var scaled: [String: Int] = [:]
+    var scaleHandler: (@Sendable (_ namespace: String, _ name: String, _ from: Int, _ to: Int) async -> Void)?
+
+    /// Called on every change of a scaled workload's replicas (the demo runs real local
+    /// processes as the replicas).
+    public func setScaleHandler(_ handler: @escaping @Sendable (_ namespace: String, _ name: String, _ from: Int, _ to: Int) async -> Void) {
+        scaleHandler = handler
+    }
+
+    public func replicas(namespace: String, name: String) -> Int { scaled["\(namespace)/\(name)"] ?? 0 }
+
+    public func scale(_ command: ScaleCommand) async throws -> Int {
+        let key = "\(command.namespace)/\(command.name)"
+        let before = scaled[key] ?? 0
+        scaled[key] = command.replicas
+        if before != command.replicas, let h = scaleHandler { await h(command.namespace, command.name, before, command.replicas) }
+        return before
+    }
 
     public func state() -> [NodeState] { states }
 

@@ -29,6 +29,9 @@ public struct HCode: Sendable, Hashable, Comparable, CustomStringConvertible {
     public static let clusterStatus = HCode(600)
     /// A node's accelerators, published by the accelerator monitor (new in this suite).
     public static let nodeAccelerators = HCode(610)
+    /// Scale a workload to a number of replicas (new in this suite): faas-trigger and
+    /// autoscaler → agent.
+    public static let scaleWorkload = HCode(700)
     /// An error reply.
     public static let error = HCode(900)
 
@@ -45,6 +48,7 @@ public struct HCode: Sendable, Hashable, Comparable, CustomStringConvertible {
         .nodeOfPod: "node-of-pod",
         .clusterStatus: "cluster-status",
         .nodeAccelerators: "node-accelerators",
+        .scaleWorkload: "scale-workload",
         .error: "error",
     ]
 

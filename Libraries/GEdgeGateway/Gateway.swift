@@ -1,5 +1,6 @@
 import Foundation
 import GEdgeCore
+import GEdgeFaaS
 import GEdgeKafka
 import GEdgePlacement
 import GEdgeScheduler
@@ -20,6 +21,9 @@ public struct GatewaySettings: Sendable {
     public var burst: Double = 400
     /// How long a submitted request is answered as `submitted` before the scheduler records it.
     public var submittedTTL: Duration = .seconds(300)
+    /// Where functions posted to /v1/functions are scaled, unless `?cluster=` says.
+    public var functionCluster = "edge1"
+    public var defaultFunctionQueue: String?
 
     public init() {}
 
@@ -29,6 +33,8 @@ public struct GatewaySettings: Sendable {
         rate = try c.double("gateway.rate", default: rate)
         burst = try c.double("gateway.rate.burst", default: burst)
         submittedTTL = try c.duration("gateway.submitted.ttl", default: submittedTTL)
+        functionCluster = c.string("faas.cluster", default: functionCluster)
+        defaultFunctionQueue = c.string("faas.queue.default")
     }
 }
 
@@ -39,6 +45,7 @@ public final class Gateway: Sendable {
     public let settings: GatewaySettings
     public let store: GatewayStore
     public let tokens: TokenStore
+    let functions: FunctionStore
     let auth: Authenticator
     let producer: KafkaProducer
     public let view: ClusterView
@@ -53,6 +60,7 @@ public final class Gateway: Sendable {
         self.settings = settings
         self.store = store
         self.tokens = TokenStore(pool: store.pool)
+        self.functions = FunctionStore(pool: store.pool)
         self.auth = Authenticator(tokens: tokens, limiter: RateLimiter(rate: settings.rate, burst: settings.burst))
         self.producer = producer
         self.view = view

@@ -1,5 +1,6 @@
 import Foundation
 import GEdgeCore
+import GEdgeFaaS
 import GEdgePlacement
 import GEdgeScheduler
 import Hummingbird
@@ -189,6 +190,33 @@ extension Gateway {
             return Reply.json(.object(["cluster": .string(c.name), "nodes": .array(c.nodes.map(\.json))]))
         }
 
+        // /v1: functions (faas-trigger): definitions in, replicas and scale events out.
+        router.get("/v1/functions") { request, _ in
+            _ = try await self.auth.principal(request)
+            return Reply.json(.object(["functions": .array(try await self.functions.list())]))
+        }
+        router.get("/v1/functions/:namespace/:name") { request, context in
+            _ = try await self.auth.principal(request)
+            let ns = try context.parameters.require("namespace"), name = try context.parameters.require("name")
+            guard let f = try await self.functions.list().first(where: { $0["namespace"]?.stringValue == ns && $0["name"]?.stringValue == name }),
+                  case .object(var o) = f else { throw Problem.notFound("no function \(ns)/\(name)") }
+            o["events"] = .array(try await self.functions.events(namespace: ns, name: name))
+            return Reply.json(.object(o))
+        }
+        router.post("/v1/functions") { request, _ in
+            let p = try await self.auth.principal(request)
+            guard p.admin else { throw Problem.forbidden("defining functions takes an admin token") }
+            let doc = try await self.document(request)
+            let object: ScaledObject
+            do { object = try ScaledObject.decode(doc, defaultQueue: self.settings.defaultFunctionQueue) } catch let e as MessageDecodingError { throw Problem.badInput(e) }
+            let cluster = request.uri.queryParameters["cluster"].map(String.init) ?? self.settings.functionCluster
+            try await self.functions.upsert(object, definition: doc, cluster: cluster)
+            return Reply.json(.object([
+                "namespace": .string(object.namespace), "name": .string(object.name), "cluster": .string(cluster),
+                "target": .string(object.target.name), "notes": .array(object.notes.map(JSONValue.string)),
+            ]), status: .created)
+        }
+
         // /v1: projects, tokens, identity.
         router.get("/v1/whoami") { request, _ in
             let p = try await self.auth.principal(request)
@@ -269,6 +297,7 @@ extension Gateway {
         ("GET", "/v1/clusters"), ("GET", "/v1/clusters/:name"), ("GET", "/v1/clusters/:name/nodes"), ("GET", "/v1/whoami"),
         ("GET", "/v1/projects/:project/clusters"), ("PUT", "/v1/projects/:project/clusters"),
         ("POST", "/v1/tokens"), ("GET", "/v1/tokens"), ("DELETE", "/v1/tokens/:id"),
+        ("GET", "/v1/functions"), ("POST", "/v1/functions"), ("GET", "/v1/functions/:namespace/:name"),
         ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
     ].map { ($0.0, $0.1.split(separator: "/")) }
 

@@ -147,3 +147,51 @@ public enum KubeNames {
         return String(out.prefix(63)).trimmingCharacters(in: CharacterSet(charactersIn: "-")).isEmpty ? "default" : String(out.prefix(63))
     }
 }
+
+/// Scale a workload on a cluster (hcode 700, new in this suite): the faas-trigger's and the
+/// autoscaler's way to act. Wire form `{"request_id","namespace","kind","name","replicas",
+/// "busy_pod_ips","reply_to"}`; `busy_pod_ips` names pods still working, removed last on
+/// scale-in (pod deletion cost).
+public struct ScaleCommand: Sendable, Hashable {
+    public var requestID: String
+    public var namespace: String
+    public var kind: String
+    public var name: String
+    public var replicas: Int
+    public var busyPodIPs: [String]
+    public var replyTo: String
+
+    public init(requestID: String, namespace: String, kind: String = "Deployment", name: String, replicas: Int, busyPodIPs: [String] = [], replyTo: String) {
+        self.requestID = requestID
+        self.namespace = namespace
+        self.kind = kind
+        self.name = name
+        self.replicas = replicas
+        self.busyPodIPs = busyPodIPs
+        self.replyTo = replyTo
+    }
+
+    public var msg: JSONValue {
+        .object([
+            "request_id": .string(requestID), "namespace": .string(namespace), "kind": .string(kind), "name": .string(name),
+            "replicas": .number(Double(replicas)), "busy_pod_ips": .array(busyPodIPs.map(JSONValue.string)), "reply_to": .string(replyTo),
+        ])
+    }
+
+    public static func decode(_ msg: JSONValue) throws(MessageDecodingError) -> ScaleCommand {
+        let r = try FieldReader(msg, path: "msg")
+        try r.rejectUnknown(allowed: ["request_id", "namespace", "kind", "name", "replicas", "busy_pod_ips", "reply_to"])
+        let ns = try r.string("namespace")
+        guard KubeNames.isDNSLabel(ns) else { throw MessageDecodingError(.invalidValue, field: "msg.namespace", reason: "'\(ns)' is not a namespace name") }
+        let kind = try r.optionalString("kind") ?? "Deployment"
+        guard ["Deployment", "StatefulSet", "ReplicaSet"].contains(kind) else {
+            throw MessageDecodingError(.invalidValue, field: "msg.kind", reason: "'\(kind)' has no scale subresource here; Deployment, StatefulSet or ReplicaSet")
+        }
+        guard let replicas = try r.optionalInt("replicas"), (0...10_000).contains(replicas) else {
+            throw MessageDecodingError(.invalidValue, field: "msg.replicas", reason: "0 to 10000 replicas")
+        }
+        return ScaleCommand(
+            requestID: try r.string("request_id"), namespace: ns, kind: kind, name: try r.string("name"), replicas: replicas,
+            busyPodIPs: try r.optionalStringList("busy_pod_ips") ?? [], replyTo: try r.string("reply_to"))
+    }
+}

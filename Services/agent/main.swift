@@ -1,3 +1,4 @@
+import Foundation
 import GEdgeAccelerators
 import GEdgeAgent
 import GEdgeCore
@@ -26,7 +27,21 @@ func makeDriver(_ config: ConfigReader, settings: inout AgentSettings, logger: L
         }
         settings.kind = c.kind
         let fail = config.string("agent.sim.fail")
-        return (SimulatedCluster(name: c.name, nodes: c.nodes, podStartDelay: try config.duration("agent.sim.pod.start", default: topo.podStartDelay), failApplies: fail), nil)
+        let sim = SimulatedCluster(name: c.name, nodes: c.nodes, podStartDelay: try config.duration("agent.sim.pod.start", default: topo.podStartDelay), failApplies: fail)
+        // agent.sim.exec: `name=command,...`: each replica of a scaled workload `name` is a
+        // real local process running `command` (the demo's functions).
+        var commands: [String: [String]] = [:]
+        for spec in config.list("agent.sim.exec", default: []) {
+            let kv = spec.split(separator: "=", maxSplits: 1).map(String.init)
+            guard kv.count == 2 else { throw ConfigurationError(key: "agent.sim.exec", reason: "'\(spec)' is not name=command") }
+            commands[kv[0]] = kv[1].split(separator: " ").map(String.init)
+        }
+        if !commands.isEmpty {
+            let replicas = ReplicaProcesses(commands: commands, logger: logger)
+            let setup = Task { await sim.setScaleHandler { ns, name, from, to in await replicas.scale(namespace: ns, name: name, to: to) } }
+            _ = setup
+        }
+        return (sim, nil)
     case "kubernetes":
         let api = try config.string("kubernetes.kubeconfig").map { try Kubeconfig.load(path: $0, context: config.string("kubernetes.context")) }
             ?? KubernetesAPIConfiguration(config)
@@ -34,6 +49,47 @@ func makeDriver(_ config: ConfigReader, settings: inout AgentSettings, logger: L
         return (KubernetesCluster(client: client, configuration: api, applyTimeout: try config.duration("agent.apply.timeout", default: .seconds(120))), client)
     case let other:
         throw ConfigurationError(key: "agent.driver", reason: "'\(other)' is not kubernetes or simulated")
+    }
+}
+
+/// Local processes standing in for a simulated workload's replicas: started on scale-out,
+/// sent SIGTERM (newest first) on scale-in.
+actor ReplicaProcesses {
+    let commands: [String: [String]]
+    let logger: Logger
+    var pids: [String: [pid_t]] = [:]
+
+    init(commands: [String: [String]], logger: Logger) {
+        self.commands = commands
+        self.logger = logger
+    }
+
+    func scale(namespace: String, name: String, to replicas: Int) {
+        guard let argv0 = commands[name] else { return }
+        let key = "\(namespace)/\(name)"
+        var list = (pids[key] ?? []).filter { kill($0, 0) == 0 }
+        while list.count < replicas {
+            var pid: pid_t = 0
+            let argv: [UnsafeMutablePointer<CChar>?] = argv0.map { strdup($0) } + [nil]
+            defer { for a in argv { free(a) } }
+            guard posix_spawnp(&pid, argv0[0], nil, nil, argv, environ) == 0 else {
+                logger.error("replica not started", metadata: ["workload": .string(key), "command": .string(argv0.joined(separator: " "))])
+                break
+            }
+            list.append(pid)
+            logger.info("replica started", metadata: ["workload": .string(key), "pid": "\(pid)"])
+        }
+        while list.count > replicas, let pid = list.popLast() {
+            kill(pid, SIGTERM)
+            Task.detached { var status: Int32 = 0; waitpid(pid, &status, 0) }
+            logger.info("replica stopped", metadata: ["workload": .string(key), "pid": "\(pid)"])
+        }
+        pids[key] = list
+    }
+
+    func stopAll() {
+        for (_, list) in pids { for pid in list { kill(pid, SIGTERM) } }
+        pids = [:]
     }
 }
 

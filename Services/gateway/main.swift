@@ -1,6 +1,7 @@
 import Foundation
 import GEdgeCore
 import GEdgeGateway
+import GEdgeOutbox
 import GEdgeHTTPClient
 import GEdgeKafka
 import GEdgePostgres
@@ -68,7 +69,9 @@ func runGateway() async throws {
         [
             ClusterStatusListener(consumer: status, view: view, logger: logger),
             CallbackRecorder(consumer: results, pool: pool, wake: wake, logger: logger),
-            CallbackDeliverer(pool: pool, http: http, settings: try CallbackSettings(config), wake: wake, logger: logger),
+            WebhookDeliverer(
+                pool: pool, http: http, settings: try WebhookSettings(config, prefix: "gateway.callback"), wake: wake,
+                table: "callback_deliveries", key: "request_id", metric: "gedge_gateway_callbacks_total", logger: logger),
             app,
         ], logger: logger)
     await producer.shutdown()

@@ -22,6 +22,8 @@ let usage = """
       cancel ID                         cancel a request that has not ended
       clusters                          clusters as their agents report them
       nodes CLUSTER                     a cluster's nodes
+      functions                         functions and their replicas (faas-trigger)
+      function NS/NAME                  a function's recent scale events
       bind PROJECT CLUSTER[,CLUSTER]    bind clusters to a project (admin)
       token create --user U --workspace W --project P [--admin]   (admin)
       whoami
@@ -315,6 +317,19 @@ func run(_ o: Options) async throws -> Int32 {
             } ?? []).joined(separator: ",")
             return [text(n["name"]), text(n["ready"]), usage(q, a, "cpu"), usage(q, a, "memory"), usage(q, a, "nvidia.com/gpu"),
                     labels.isEmpty ? "-" : labels]
+        })
+    case ("functions", _):
+        let r = try await c.call("GET", "/v1/functions")
+        if o.json { printJSON(r); return 0 }
+        table(["NAMESPACE", "FUNCTION", "TARGET", "CLUSTER", "REPLICAS", "METRIC", "LAST REASON"], (r["functions"]?.arrayValue ?? []).map {
+            [text($0["namespace"]), text($0["name"]), text($0["target"]), text($0["cluster"]), text($0["replicas"]), text($0["metric"]), text($0["reason"])]
+        })
+    case ("function", let key?):
+        let r = try await c.call("GET", "/v1/functions/\(key)")
+        if o.json { printJSON(r); return 0 }
+        print("\(key): \(text(r["replicas"])) replica(s) of \(text(r["target"])) on \(text(r["cluster"]))")
+        table(["AT", "FROM", "TO", "METRIC", "REASON"], (r["events"]?.arrayValue ?? []).reversed().map {
+            [text($0["at"]), text($0["from"]), text($0["to"]), text($0["metric"]), text($0["reason"])]
         })
     case ("bind", let project?):
         guard args.count > 2 else { throw CLIError(description: "bind PROJECT CLUSTER[,CLUSTER...]") }

@@ -1,6 +1,7 @@
 import Foundation
 import GEdgeCore
 import GEdgeGateway
+import GEdgeOutbox
 import GEdgeHTTPClient
 import GEdgeKafka
 import GEdgePostgres
@@ -18,7 +19,7 @@ final class GatewayHarness: @unchecked Sendable {
     let port: Int
     let adminToken = "admin-" + Hex.random(bytes: 24)
 
-    init(settings: GatewaySettings = GatewaySettings(), callbacks: CallbackSettings = GatewayHarness.fastCallbacks) async throws {
+    init(settings: GatewaySettings = GatewaySettings(), callbacks: WebhookSettings = GatewayHarness.fastCallbacks) async throws {
         world = try await SchedulerHarness()
         let view = ClusterView(staleAfter: .seconds(3))
         gateway = try Gateway(settings: settings, store: GatewayStore(pool: world.pool), producer: world.producer, view: view, logger: world.logger)
@@ -34,7 +35,9 @@ final class GatewayHarness: @unchecked Sendable {
         _ = world.run([
             ClusterStatusListener(consumer: try world.consumer(group: TestEnv.unique("gw-view"), topic: Topics.clusterStatus), view: view, logger: world.logger),
             CallbackRecorder(consumer: try world.consumer(group: "gw-callbacks", topic: Topics.scheduleResults), pool: world.pool, wake: wake, logger: world.logger),
-            CallbackDeliverer(pool: world.pool, http: http, settings: callbacks, wake: wake, logger: world.logger),
+            WebhookDeliverer(
+                pool: world.pool, http: http, settings: callbacks, wake: wake, table: "callback_deliveries", key: "request_id",
+                metric: "gedge_gateway_callbacks_total", logger: world.logger),
             app,
         ])
         var p = 0
@@ -45,8 +48,8 @@ final class GatewayHarness: @unchecked Sendable {
         port = p
     }
 
-    static var fastCallbacks: CallbackSettings {
-        var c = CallbackSettings()
+    static var fastCallbacks: WebhookSettings {
+        var c = WebhookSettings()
         c.firstBackoff = .milliseconds(200)
         c.maxBackoff = .seconds(1)
         c.pollInterval = .milliseconds(50)

@@ -2,6 +2,7 @@ import Foundation
 import GEdgeAgent
 import GEdgeCore
 import GEdgeGateway
+import GEdgeOutbox
 import GEdgeHTTPClient
 import GEdgeKafka
 import GEdgePlacement

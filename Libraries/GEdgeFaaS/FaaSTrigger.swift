@@ -1,0 +1,337 @@
+import Foundation
+import GEdgeAMQP
+import GEdgeCore
+import GEdgeHTTPClient
+import GEdgeKafka
+import GEdgePlacement
+import GEdgePostgres
+import Logging
+import Metrics
+import ServiceLifecycle
+import Synchronization
+
+/// Settings of the faas-trigger. Keys in docs/configuration.md.
+public struct FaaSSettings: Sendable {
+    /// The cluster whose agent scales functions that name none.
+    public var cluster = "edge1"
+    /// How often a function at zero looks at its queues (activation).
+    public var activationInterval: Duration = .milliseconds(200)
+    /// How often definitions are reloaded from PostgreSQL.
+    public var reloadInterval: Duration = .seconds(2)
+    /// RabbitMQ's management API (`http://user:pass@host:15672`), for unacknowledged
+    /// messages, publish rates and busy consumers. Without it only ready messages count.
+    public var managementURL: String?
+    /// The AMQP URL for triggers whose host is a management URL.
+    public var amqpURL = "amqp://guest:guest@127.0.0.1:5672/"
+    /// Queue for triggers that name none (the FaaS seed's object names none).
+    public var defaultQueue: String?
+    public var repliesTopic = "gedge.faas.replies"
+    /// ScaledObject files loaded (and stored) at start.
+    public var files: [String] = []
+
+    public init() {}
+
+    public init(_ c: ConfigReader) throws {
+        cluster = c.string("faas.cluster", default: cluster)
+        activationInterval = try c.duration("faas.activation.interval", default: activationInterval)
+        reloadInterval = try c.duration("faas.reload.interval", default: reloadInterval)
+        managementURL = c.string("faas.rabbitmq.management.url")
+        amqpURL = c.string("amqp.url", default: amqpURL)
+        defaultQueue = c.string("faas.queue.default")
+        repliesTopic = c.string("faas.replies.topic", default: repliesTopic)
+        files = c.list("faas.scaledobjects", default: [])
+    }
+}
+
+/// Reads queue depths: AMQP passive declares (immediate, ready messages only) and the
+/// management API (ready and unacknowledged, rates, consumers; refreshed by RabbitMQ every
+/// few seconds).
+public final class QueueReaders: Sendable {
+    let http: HTTPClient
+    let settings: FaaSSettings
+    let logger: Logger
+    private let clients = Mutex<[String: AMQPClient]>([:])
+
+    public init(http: HTTPClient, settings: FaaSSettings, logger: Logger) {
+        self.http = http
+        self.settings = settings
+        self.logger = logger
+    }
+
+    func amqpURL(_ t: ScaledObject.Trigger) -> String { t.host.hasPrefix("amqp") ? t.host : settings.amqpURL }
+
+    func client(_ url: String) throws -> AMQPClient {
+        if let c = clients.withLock({ $0[url] }) { return c }
+        let c = AMQPClient(configuration: try AMQPConfiguration(url: url), logger: logger, name: "faas-trigger")
+        return clients.withLock { d in
+            if let existing = d[url] { return existing }
+            d[url] = c
+            return c
+        }
+    }
+
+    /// Ready messages now, by passive declare.
+    public func ready(_ t: ScaledObject.Trigger) async -> QueueReading? {
+        do {
+            let info = try await client(amqpURL(t)).queueInfo(t.queueName)
+            return QueueReading(messages: Double(info.messageCount), consumers: info.consumerCount)
+        } catch let e as AMQPError where e.code == .notFound {
+            // No queue yet: nothing published, nothing to do.
+            return QueueReading(messages: 0)
+        } catch {
+            logger.warning("queue depth unavailable", metadata: ["queue": .string(t.queueName), LogKeys.error: "\(error)"])
+            return nil
+        }
+    }
+
+    func managementBase(_ t: ScaledObject.Trigger) -> String? {
+        if t.protocol == "http" || t.host.hasPrefix("http") { return t.host }
+        if t.protocol == "amqp" && settings.managementURL == nil { return nil }
+        return settings.managementURL
+    }
+
+    func vhost(_ t: ScaledObject.Trigger) -> String {
+        if let v = t.vhostName { return v }
+        if let u = URLComponents(string: t.host), u.path.count > 1 { return String(u.path.dropFirst()) }
+        return "/"
+    }
+
+    static func escape(_ s: String) -> String { s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? s }
+
+    /// The full reading: ready messages from a passive declare (exact and immediate), plus,
+    /// when the management API is there, the unacknowledged messages, the publish rate and
+    /// the consumers (its figures lag by RabbitMQ's statistics interval, so its ready count
+    /// is used only when the declare fails).
+    public func read(_ t: ScaledObject.Trigger) async -> QueueReading? {
+        let declared = await ready(t)
+        guard let base = managementBase(t) else { return declared }
+        do {
+            let r = try await http.execute(HTTPRequest(url: "\(base.trimmingSuffix("/"))/api/queues/\(Self.escape(vhost(t)))/\(Self.escape(t.queueName))", timeout: .seconds(5)))
+            if r.status == 404 { return declared }
+            guard r.isSuccess else { throw ManagementAPIError(status: r.status) }
+            let j = try r.json()
+            return QueueReading(
+                messages: declared?.messages ?? j["messages_ready"]?.numberValue ?? 0,
+                unacknowledged: j["messages_unacknowledged"]?.numberValue ?? 0,
+                publishRate: j["message_stats"]?["publish_details"]?["rate"]?.numberValue ?? 0,
+                consumers: declared?.consumers ?? Int(j["consumers"]?.numberValue ?? 0))
+        } catch {
+            logger.warning("management API unavailable; counting ready messages only", metadata: ["queue": .string(t.queueName), LogKeys.error: "\(error)"])
+            return declared
+        }
+    }
+
+    /// IPs of the queue's consumers whose channels hold unacknowledged messages.
+    public func busyConsumers(_ t: ScaledObject.Trigger) async -> [String] {
+        guard let base = managementBase(t)?.trimmingSuffix("/") else { return [] }
+        do {
+            let q = try await http.execute(HTTPRequest(url: "\(base)/api/queues/\(Self.escape(vhost(t)))/\(Self.escape(t.queueName))", timeout: .seconds(5))).json()
+            var busy: [String] = []
+            for c in q["consumer_details"]?.arrayValue ?? [] {
+                guard let channel = c["channel_details"]?["name"]?.stringValue, let ip = c["channel_details"]?["peer_host"]?.stringValue else { continue }
+                let ch = try await http.execute(HTTPRequest(url: "\(base)/api/channels/\(Self.escape(channel))", timeout: .seconds(5))).json()
+                if (ch["messages_unacknowledged"]?.numberValue ?? 0) > 0 { busy.append(ip) }
+            }
+            return busy
+        } catch {
+            return []
+        }
+    }
+
+    public func close() async {
+        for c in clients.withLock({ Array($0.values) }) { await c.close() }
+    }
+}
+
+struct ManagementAPIError: Error, CustomStringConvertible {
+    var status: Int
+    var description: String { "the management API answered \(status)" }
+}
+
+extension String {
+    func trimmingSuffix(_ s: String) -> String { hasSuffix(s) ? String(dropLast(s.count)) : self }
+}
+
+/// Functions and their scale events in PostgreSQL.
+public struct FunctionStore: Sendable {
+    public let pool: PostgresPool
+    public init(pool: PostgresPool) { self.pool = pool }
+
+    public func upsert(_ o: ScaledObject, definition: JSONValue, cluster: String) async throws {
+        try await pool.execute(
+            """
+            INSERT INTO functions (namespace, name, cluster, target, definition) VALUES ($1, $2, $3, $4, $5)
+            ON CONFLICT (namespace, name) DO UPDATE SET cluster = $3, target = $4, definition = $5, updated_at = clock_timestamp()
+            """,
+            [.text(o.namespace), .text(o.name), .text(cluster), .text(o.target.name), .json(definition)])
+    }
+
+    public struct Stored: Sendable {
+        public var object: ScaledObject
+        public var definition: JSONValue
+        public var cluster: String
+        public var replicas: Int
+    }
+
+    public func all(defaultQueue: String?) async throws -> [Stored] {
+        try await pool.query("SELECT namespace, name, cluster, definition, replicas FROM functions ORDER BY namespace, name", retryOnConnectionLoss: true)
+            .compactMap { r in
+                let def: JSONValue = try r.decode("definition")
+                guard let o = try? ScaledObject.decode(def, defaultQueue: defaultQueue) else { return nil }
+                return Stored(object: o, definition: def, cluster: try r.decode("cluster"), replicas: try r.decode("replicas"))
+            }
+    }
+
+    public func recordScale(_ o: ScaledObject, from: Int, to: Int, decision: ScalingDecision) async throws {
+        try await pool.transaction { c in
+            try await c.execute(
+                "INSERT INTO function_scale_events (namespace, name, from_replicas, to_replicas, metric, reason) VALUES ($1, $2, $3, $4, $5, $6)",
+                [.text(o.namespace), .text(o.name), .int(from), .int(to), .double(decision.metric), .text(decision.reason)])
+            try await c.execute(
+                "UPDATE functions SET replicas = $3, last_metric = $4, last_reason = $5, updated_at = clock_timestamp() WHERE namespace = $1 AND name = $2",
+                [.text(o.namespace), .text(o.name), .int(to), .double(decision.metric), .text(decision.reason)])
+        }
+    }
+
+    public func list() async throws -> [JSONValue] {
+        try await pool.query(
+            "SELECT namespace, name, cluster, target, replicas, last_metric, last_reason, updated_at FROM functions ORDER BY namespace, name",
+            retryOnConnectionLoss: true
+        ).map { r in
+            .object([
+                "namespace": .string(try r.decode("namespace")), "name": .string(try r.decode("name")),
+                "cluster": .string(try r.decode("cluster")), "target": .string(try r.decode("target")),
+                "replicas": .number(Double(try r.decode("replicas", as: Int.self))),
+                "metric": (try r.decodeOptional("last_metric", as: Double.self)).map(JSONValue.number) ?? .null,
+                "reason": (try r.decodeOptional("last_reason", as: String.self)).map(JSONValue.string) ?? .null,
+            ])
+        }
+    }
+
+    public func events(namespace: String, name: String, limit: Int = 100) async throws -> [JSONValue] {
+        try await pool.query(
+            "SELECT from_replicas, to_replicas, metric, reason, at FROM function_scale_events WHERE namespace = $1 AND name = $2 ORDER BY id DESC LIMIT $3",
+            [.text(namespace), .text(name), .int(limit)], retryOnConnectionLoss: true
+        ).map { r in
+            .object([
+                "from": .number(Double(try r.decode("from_replicas", as: Int.self))), "to": .number(Double(try r.decode("to_replicas", as: Int.self))),
+                "metric": (try r.decodeOptional("metric", as: Double.self)).map(JSONValue.number) ?? .null,
+                "reason": .string(try r.decode("reason")),
+                "at": .string(Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(try r.decode("at", as: Date.self))),
+            ])
+        }
+    }
+}
+
+/// Scales functions from their queues. One loop per ScaledObject: at zero replicas it looks
+/// every `activationInterval` (a passive declare, so activation takes well under a second
+/// whatever `pollingInterval` says); above zero it decides every `pollingInterval` with
+/// KEDA's semantics. Scale commands go to the function's cluster agent (hcode 700); every
+/// change is stored. Run one replica (it leads every function).
+public struct FaaSTrigger: Service {
+    let settings: FaaSSettings
+    let store: FunctionStore
+    let readers: QueueReaders
+    let producer: KafkaProducer
+    let logger: Logger
+    let codec = EnvelopeCodec()
+    let commands = Counter(label: "gedge_faas_scale_commands_total")
+
+    public init(settings: FaaSSettings, store: FunctionStore, readers: QueueReaders, producer: KafkaProducer, logger: Logger) {
+        self.settings = settings
+        self.store = store
+        self.readers = readers
+        self.producer = producer
+        self.logger = logger
+    }
+
+    /// Loads ScaledObject files into the store (the gateway is the other way in).
+    public func loadFiles() async throws {
+        for path in settings.files {
+            let text = try String(contentsOfFile: path, encoding: .utf8)
+            let docs: [JSONValue]
+            do {
+                docs = try YAMLDocuments.read(text)
+                for d in docs {
+                    let o = try ScaledObject.decode(d, defaultQueue: settings.defaultQueue)
+                    for n in o.notes { logger.notice("\(path): \(n)") }
+                    try await store.upsert(o, definition: d, cluster: settings.cluster)
+                    logger.info("function loaded", metadata: ["function": .string(o.key), "file": .string(path)])
+                }
+            } catch let e as MessageDecodingError {
+                throw ConfigurationError(key: "faas.scaledobjects", reason: "\(path): \(e)")
+            }
+        }
+    }
+
+    public func run() async throws {
+        try await loadFiles()
+        var running: [String: (definition: JSONValue, task: Task<Void, Never>)] = [:]
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                let stored = try await store.all(defaultQueue: settings.defaultQueue)
+                let keys = Set(stored.map(\.object.key))
+                for (k, r) in running where !keys.contains(k) {
+                    r.task.cancel()
+                    running[k] = nil
+                }
+                for s in stored {
+                    if let r = running[s.object.key], r.definition == s.definition { continue }
+                    running[s.object.key]?.task.cancel()
+                    let task = Task { await self.loop(s) }
+                    running[s.object.key] = (s.definition, task)
+                }
+            } catch {
+                logger.error("functions not loaded", metadata: [LogKeys.error: "\(error)"])
+            }
+            try? await Task.sleep(for: settings.reloadInterval)
+        }
+        for r in running.values { r.task.cancel() }
+        for r in running.values { await r.task.value }
+        await readers.close()
+    }
+
+    func loop(_ s: FunctionStore.Stored) async {
+        var engine = ScalingEngine(object: s.object)
+        var current = s.replicas
+        let o = s.object
+        logger.info("watching", metadata: ["function": .string(o.key), "replicas": "\(current)", "queues": .string(o.triggers.map(\.queueName).joined(separator: ","))])
+        while !Task.isCancelled {
+            var readings: [QueueReading?] = []
+            for t in o.triggers {
+                readings.append(current == 0 ? await readers.ready(t) : await readers.read(t))
+            }
+            let decision = engine.decide(now: Date(), current: current, readings: readings)
+            if decision.replicas != current {
+                let busy = decision.replicas < current ? await readers.busyConsumers(o.triggers[0]) : []
+                do {
+                    try await scale(o, cluster: s.cluster, to: decision.replicas, busy: busy)
+                    try await store.recordScale(o, from: current, to: decision.replicas, decision: decision)
+                    logger.info("scaled \(current) -> \(decision.replicas)", metadata: ["function": .string(o.key), "reason": .string(decision.reason)])
+                    current = decision.replicas
+                } catch {
+                    logger.error("scale not sent; trying again", metadata: ["function": .string(o.key), LogKeys.error: "\(error)"])
+                }
+            }
+            let wait: Duration = current == 0 ? settings.activationInterval : .seconds(max(1, o.pollingInterval))
+            try? await Task.sleep(for: wait)
+        }
+    }
+
+    func scale(_ o: ScaledObject, cluster: String, to replicas: Int, busy: [String]) async throws {
+        let cmd = ScaleCommand(
+            requestID: "faas-\(o.namespace)-\(o.name)-\(UInt64(Date().timeIntervalSince1970 * 1000))", namespace: o.namespace,
+            kind: o.target.kind, name: o.target.name, replicas: replicas, busyPodIPs: busy, replyTo: settings.repliesTopic)
+        let env = Envelope(source: .cluster("faas-trigger"), target: .cluster(cluster), hcode: .scaleWorkload, lcode: .request, msg: cmd.msg)
+        _ = try await producer.send(KafkaRecord(topic: Topics.agentCommands(cluster: cluster), key: cmd.requestID, value: codec.encode(env)))
+        commands.increment()
+    }
+}
+
+import GEdgeServiceSpec
+
+public enum YAMLDocuments {
+    public static func read(_ text: String) throws(MessageDecodingError) -> [JSONValue] {
+        try YAMLText.documents(text, path: "").filter { $0 != .null }
+    }
+}

@@ -1,0 +1,48 @@
+import GEdgeCore
+import GEdgeFaaS
+import GEdgeHTTPClient
+import GEdgeKafka
+import GEdgePostgres
+import GEdgeScheduler
+import GEdgeServiceKit
+import Hummingbird
+import Logging
+
+// faas-trigger: scales functions from zero on RabbitMQ queue depth, reading KEDA
+// ScaledObjects (files in faas.scaledobjects, or posted to the gateway's /v1/functions).
+// Scale commands go to the function's cluster agent (hcode 700). Ops port 9104.
+// Keys: docs/configuration.md.
+
+func runFaaSTrigger() async throws {
+    let config = try ConfigReader()
+    let (logger, registry) = try ServiceKit.bootstrap(service: "faas-trigger", config: config)
+    let settings = try FaaSSettings(config)
+    let pool = PostgresPool(configuration: try PostgresConfiguration(config, applicationName: "gedge-faas-trigger"), logger: logger)
+    try await PostgresMigrator(pool: pool, logger: logger).migrate(try RequestStore.migrations())
+    var producerConfig = KafkaProducerConfiguration(client: KafkaConfiguration(config, clientID: "gedge-faas-trigger"))
+    producerConfig.lingerMs = 0
+    let producer = try KafkaProducer(configuration: producerConfig, logger: logger)
+    let http = HTTPClient(logger: logger)
+    let store = FunctionStore(pool: pool)
+
+    let router = Router()
+    ServiceKit.addOpsRoutes(to: router, registry: registry, readiness: [ReadinessCheck(name: "postgres") { await pool.ping() }])
+    router.get("/v1/functions") { _, _ in
+        Response(status: .ok, headers: [.contentType: "application/json"],
+                 body: .init(byteBuffer: ByteBuffer(bytes: JSONValue.object(["functions": .array(try await store.list())]).serialized())))
+    }
+    let app = Application(
+        router: router,
+        configuration: .init(address: .hostname(config.string("http.host", default: "127.0.0.1"), port: try config.int("http.port", default: 9104)), serverName: "faas-trigger"),
+        logger: logger)
+
+    try await ServiceKit.run(
+        [app, FaaSTrigger(settings: settings, store: store, readers: QueueReaders(http: http, settings: settings, logger: logger), producer: producer, logger: logger)],
+        logger: logger)
+    await producer.shutdown()
+    await http.shutdown()
+    pool.shutdown()
+    logger.info("faas-trigger stopped")
+}
+
+try await runFaaSTrigger()

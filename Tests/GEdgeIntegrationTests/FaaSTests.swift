@@ -1,0 +1,211 @@
+import Foundation
+import GEdgeAMQP
+import GEdgeAgent
+import GEdgeCore
+import GEdgeFaaS
+import GEdgeHTTPClient
+import GEdgeKafka
+import GEdgeOutbox
+import GEdgePlacement
+import GEdgePostgres
+import ServiceLifecycle
+import Testing
+
+/// faas-trigger and notifier against the real RabbitMQ (queues of their own per test),
+/// with a simulated cluster agent over the mock Kafka and a PostgreSQL schema per test.
+@Suite("FaaS", .enabled(if: TestEnv.integration), .timeLimit(.minutes(3)))
+struct FaaSTests {
+    func amqp() async throws -> AMQPClient {
+        let c = AMQPClient(configuration: try AMQPConfiguration(url: TestEnv.amqpURL), logger: TestEnv.logger)
+        try await c.waitUntilConnected()
+        return c
+    }
+
+    func scaledObject(queue: String, name: String, value: Int = 10, polling: Int = 1, cooldown: Int = 2, max: Int = 5) -> String {
+        """
+        apiVersion: keda.sh/v1alpha1
+        kind: ScaledObject
+        metadata: {name: \(name), namespace: fn}
+        spec:
+          scaleTargetRef: {name: \(name)-worker}
+          pollingInterval: \(polling)
+          cooldownPeriod: \(cooldown)
+          maxReplicaCount: \(max)
+          triggers:
+          - type: rabbitmq
+            metadata: {host: "\(TestEnv.amqpURL)", protocol: http, queueName: \(queue), mode: QueueLength, value: "\(value)"}
+        """
+    }
+
+    func startTrigger(_ h: SchedulerHarness, http: HTTPClient) throws -> ServiceGroup {
+        var s = FaaSSettings()
+        s.cluster = "edge1"
+        s.activationInterval = .milliseconds(100)
+        s.reloadInterval = .milliseconds(300)
+        s.managementURL = "http://guest:guest@127.0.0.1:\(ProcessInfo.processInfo.environment["GEDGE_AMQP_MGMT_PORT"] ?? "15672")"
+        return h.run([FaaSTrigger(settings: s, store: FunctionStore(pool: h.pool), readers: QueueReaders(http: http, settings: s, logger: h.logger), producer: h.producer, logger: h.logger)])
+    }
+
+    /// 0 → 1 within a second of the first message, 1 → ceil(queue / value), back to 0 after
+    /// the cooldown once the queue is drained; a restart of the trigger loses nothing.
+    @Test func scalesFromZeroOutAndBackAcrossARestart() async throws {
+        let h = try await SchedulerHarness()
+        let sim = SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 1))
+        try h.cluster.createTopic(Topics.agentCommands(cluster: "edge1"), partitions: 1)
+        try h.startAgent("edge1", driver: sim)
+        let http = HTTPClient(logger: h.logger)
+        let queue = TestEnv.unique("jobs")
+        let c = try await amqp()
+        _ = try await c.declareQueue(AMQPQueueSpec(name: queue))
+        let text = scaledObject(queue: queue, name: "f1")
+        let object = try #require(try ScaledObject.parseAll(text).first)
+        let doc = try YAMLDocuments.read(text)[0]
+        try await FunctionStore(pool: h.pool).upsert(object, definition: doc, cluster: "edge1")
+        var trigger = try startTrigger(h, http: http)
+        try await Task.sleep(for: .seconds(1))
+        #expect(await sim.replicas(namespace: "fn", name: "f1-worker") == 0)
+
+        let published = Date()
+        for i in 0..<35 { try await c.publish(routingKey: queue, message: AMQPMessage(body: Array("{\"n\":\(i)}".utf8))) }
+        try await eventually("activated", timeout: .seconds(10)) { await sim.replicas(namespace: "fn", name: "f1-worker") >= 1 }
+        // Activation: from the first publish to the scale command, recorded as it is sent.
+        let first = try await h.pool.query(
+            "SELECT at FROM function_scale_events WHERE name = 'f1' AND from_replicas = 0 ORDER BY id LIMIT 1").first?.decode("at", as: Date.self)
+        let activation = try #require(first).timeIntervalSince(published)
+        #expect(activation < 1.0, "activation took \(activation) s")
+        // ceil(35 / 10) = 4 once the management API's counts catch up (it refreshes every few seconds).
+        try await eventually("scaled out to 4", timeout: .seconds(20)) { await sim.replicas(namespace: "fn", name: "f1-worker") == 4 }
+
+        // The trigger restarts; the queue keeps its messages and the function its replicas.
+        await h.stop(trigger)
+        trigger = try startTrigger(h, http: http)
+        try await Task.sleep(for: .seconds(2))
+        #expect(await sim.replicas(namespace: "fn", name: "f1-worker") == 4)
+        #expect(try await c.queueInfo(queue).messageCount == 35)
+
+        // Drained: back to zero after the cooldown.
+        _ = try await c.purgeQueue(queue)
+        try await eventually("back to zero", timeout: .seconds(30)) { await sim.replicas(namespace: "fn", name: "f1-worker") == 0 }
+        let events = try await FunctionStore(pool: h.pool).events(namespace: "fn", name: "f1")
+        let steps = events.reversed().compactMap { e -> String? in
+            guard let f = e["from"]?.numberValue, let t = e["to"]?.numberValue else { return nil }
+            return "\(Int(f))->\(Int(t))"
+        }
+        #expect(steps.first == "0->1" && steps.last?.hasSuffix("->0") == true, "\(steps)")
+        #expect(events.first?["reason"]?.stringValue?.contains("cooldownPeriod") == true)
+        await h.stop(trigger)
+        _ = try await c.deleteQueue(queue)
+        await c.close()
+        await http.shutdown()
+        await h.shutdown()
+    }
+
+    func notifierSettings(_ queues: [String], hook: String?) -> NotifierSettings {
+        var s = NotifierSettings()
+        s.queues = queues
+        s.webhooks = hook.map { [$0] } ?? []
+        return s
+    }
+
+    /// Each event stored once, acked after; a receiver down then up gets each exactly once,
+    /// signed; malformed events go to the dead-letter queue with the reason.
+    @Test func notificationsStoredOnceDeliveredOnceAndBadOnesDeadLettered() async throws {
+        let h = try await SchedulerHarness()
+        let queue = TestEnv.unique("fire")
+        let receiver = WebhookReceiver()
+        let port = try await receiver.start(port: 0)
+        await receiver.stop()  // down at first
+        let c = try await amqp()
+        try await NotificationConsumer.declare(c, queue: queue)
+        for i in 0..<20 {
+            let e = #"{"event_id":"fire-\#(i)","type":"fire","camera":"cam-1"}"#
+            try await c.publish(routingKey: queue, message: AMQPMessage(body: Array(e.utf8)))
+            if i % 5 == 0 { try await c.publish(routingKey: queue, message: AMQPMessage(body: Array(e.utf8))) }  // duplicates
+        }
+        try await c.publish(routingKey: queue, message: AMQPMessage(body: Array("{not json".utf8), messageID: "bad-1"))
+        try await c.publish(routingKey: queue, message: AMQPMessage(body: Array(#"{"type":"fire"}"#.utf8), messageID: "bad-2"))
+
+        let consumerClient = try await amqp()
+        let http = HTTPClient(logger: h.logger)
+        var webhook = WebhookSettings()
+        webhook.firstBackoff = .milliseconds(200)
+        webhook.maxBackoff = .seconds(1)
+        webhook.pollInterval = .milliseconds(50)
+        webhook.signingKey = "k"
+        let wake = Wakeup()
+        _ = h.run([
+            NotificationConsumer(queue: queue, client: consumerClient, pool: h.pool, settings: notifierSettings([queue], hook: "http://127.0.0.1:\(port)/hook"), wake: wake, logger: h.logger),
+            WebhookDeliverer(pool: h.pool, http: http, settings: webhook, wake: wake, table: "notification_deliveries", key: "id", metric: "test_notifier_deliveries", logger: h.logger),
+        ])
+        try await eventually("stored") {
+            try await h.pool.query("SELECT count(*) AS n FROM notifications WHERE queue = $1", [.text(queue)]).first?.decode("n", as: Int.self) == 20
+        }
+        try await eventually("all acked") { try await c.queueInfo(queue).messageCount == 0 }
+        try await eventually("failed attempts while down") {
+            try await h.pool.query("SELECT min(attempts) AS n FROM notification_deliveries").first?.decode("n", as: Int.self) ?? 0 >= 1
+        }
+        _ = try await receiver.start(port: port)
+        try await eventually("delivered") { receiver.received.count >= 20 }
+        try await Task.sleep(for: .seconds(1))
+        #expect(receiver.received.count == 20)
+        #expect(Set(receiver.received.compactMap { $0.body["event_id"]?.stringValue }).count == 20)
+        #expect(receiver.received.allSatisfy { $0.signature == "sha256=" + HMACSHA256.hex(key: Array("k".utf8), message: $0.raw) })
+        let status = try await NotificationStore(pool: h.pool).get(eventID: "fire-3")
+        #expect(status?["deliveries"]?.arrayValue?.first?["state"] == "delivered")
+
+        // The two bad ones, with the reason.
+        let dlq = try await amqp()
+        var it = try await dlq.consume(queue: queue + ".dlq", prefetch: 10).makeAsyncIterator()
+        var reasons: [String: String] = [:]
+        for _ in 0..<2 {
+            let d = try #require(await it.next())
+            reasons[d.message.messageID ?? ""] = "\(d.message.headers["x-gedge-error-code"] ?? "") \(d.message.headers["x-gedge-error-field"] ?? "")"
+            try await dlq.ack(d)
+        }
+        #expect(reasons == ["bad-1": "malformed_json ", "bad-2": "missing_field event_id"])
+        await dlq.close()
+        await receiver.stop()
+        _ = try await c.deleteQueue(queue)
+        _ = try await c.deleteQueue(queue + ".dlq")
+        await c.close()
+        await http.shutdown()
+        await h.shutdown()
+    }
+
+    /// The notifier process killed (SIGKILL) mid-stream and started again: every event is
+    /// stored exactly once and the queue ends empty.
+    @Test func notifierCrashLosesNothingAndStoresOnce() async throws {
+        let h = try await SchedulerHarness()
+        let queue = TestEnv.unique("accident")
+        let c = try await amqp()
+        try await NotificationConsumer.declare(c, queue: queue)
+        let n = 3000
+        for i in 0..<n {
+            try await c.publish(routingKey: queue, message: AMQPMessage(body: Array(#"{"event_id":"acc-\#(i)","type":"accident"}"#.utf8)))
+        }
+        let args = ["--postgres-url", h.schemaURL, "--amqp-url", TestEnv.amqpURL, "--notifier-queues", queue, "--notifier-batch", "50",
+                    "--http-port", "0", "--log-level", "warning"]
+        let first = try ChildProcess("notifier", args)
+        try await eventually("some stored") {
+            (try await h.pool.query("SELECT count(*) AS n FROM notifications").first?.decode("n", as: Int.self) ?? 0) > 200
+        }
+        first.kill(SIGKILL)
+        try await first.waitForExit()
+        let before = try await h.pool.query("SELECT count(*) AS n FROM notifications").first?.decode("n", as: Int.self) ?? 0
+        #expect(before < n, "the crash came too late to test anything")
+        let second = try ChildProcess("notifier", args)
+        try await eventually("all stored", timeout: .seconds(60)) {
+            try await h.pool.query("SELECT count(*) AS n FROM notifications").first?.decode("n", as: Int.self) == n
+        }
+        try await eventually("queue empty") { try await c.queueInfo(queue).messageCount == 0 }
+        second.kill(SIGTERM)
+        try await second.waitForExit()
+        #expect(second.exitStatus == 0)
+        let distinct = try await h.pool.query("SELECT count(DISTINCT event_id) AS n FROM notifications").first?.decode("n", as: Int.self)
+        #expect(distinct == n)
+        _ = try await c.deleteQueue(queue)
+        _ = try await c.deleteQueue(queue + ".dlq")
+        await c.close()
+        await h.shutdown()
+    }
+}
