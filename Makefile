@@ -37,10 +37,12 @@ bench: deps
 	swift build -c release --product agent
 	swift build -c release --product gedge-kafka-dev
 	swift build -c release --product gateway
+	swift build -c release --product gedge-bench-faas
 	bash scripts/stack.sh up
 	.build/release/gedge-bench
 	.build/release/gedge-bench-scheduler
 	bash bench/gateway.sh
+	.build/release/gedge-bench-faas
 
 release: deps
 	swift build -c release

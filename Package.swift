@@ -20,6 +20,7 @@ let package = Package(
         .executable(name: "gedge-demo", targets: ["gedge-demo"]),
         .executable(name: "gedge-bench", targets: ["gedge-bench"]),
         .executable(name: "gedge-bench-scheduler", targets: ["gedge-bench-scheduler"]),
+        .executable(name: "gedge-bench-faas", targets: ["gedge-bench-faas"]),
         .library(name: "GEdgeCore", targets: ["GEdgeCore"]),
         .library(name: "GEdgeKafka", targets: ["GEdgeKafka"]),
         .library(name: "GEdgeAMQP", targets: ["GEdgeAMQP"]),
@@ -196,6 +197,11 @@ let package = Package(
         .executableTarget(
             name: "gedge-bench-scheduler", dependencies: ["GEdgeCore", "GEdgeKafka", "GEdgePostgres", "GEdgePlacement", "GEdgeScheduler"],
             path: "Services/gedge-bench-scheduler", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "gedge-bench-faas",
+            dependencies: ["GEdgeCore", "GEdgeAMQP", "GEdgeKafka", "GEdgePostgres", "GEdgeFaaS", "GEdgeScheduler", "GEdgeHTTPClient",
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            path: "Services/gedge-bench-faas", swiftSettings: swiftSettings),
         .executableTarget(
             name: "gedge-bench", dependencies: ["GEdgeCore", "GEdgeKafka", "GEdgePostgres"],
             path: "Services/gedge-bench", swiftSettings: swiftSettings),

@@ -1,3 +1,4 @@
+import CGEdgeShims
 import CRabbitMQ
 import Foundation
 
