@@ -20,6 +20,12 @@ GET    /apis/apps/v1/namespaces/<ns>/deployments/<name>    readyReplicas reach s
                                                            on the second read (pods start),
                                                            never for a deployment named never-ready
 GET    /apis/apps/v1/{deployments,statefulsets,replicasets}?labelSelector=k=v, /api/v1/services?...
+GET    /apis/apps/v1/namespaces/<ns>/deployments/<name>/scale   autoscaling/v1 Scale (404 Status)
+PATCH  .../deployments/<name>/scale                        merge patch of spec.replicas (415 unless
+                                                           application/merge-patch+json); on
+                                                           scale-in the pods with the lowest
+                                                           controller.kubernetes.io/pod-deletion-cost go
+PATCH  /api/v1/namespaces/<ns>/pods/<name>                 merge patch of metadata.annotations
 DELETE deployments, pods, services, namespaces by path (deleting a deployment deletes its pods)
 GET    /debug/state                                        {"namespaces", "deployments", "pods", "applies"}
 Prints "READY <port>".
@@ -75,7 +81,7 @@ def make_pods(ns, dep):
         pod = {"apiVersion": "v1", "kind": "Pod",
                "metadata": {"name": f"{name}-{i}", "namespace": ns, "labels": labels, "ownerDeployment": name},
                "spec": {"nodeName": host, "containers": spec.get("containers", [])},
-               "status": {"phase": "Running"}}
+               "status": {"phase": "Running", "podIP": f"10.0.0.{i + 1}"}}
         PODS[(ns, pod["metadata"]["name"])] = pod
 
 
@@ -109,6 +115,37 @@ class Handler(BaseHTTPRequestHandler):
         label_sel = (query.get("labelSelector") or [""])[0]
         field_sel = (query.get("fieldSelector") or [""])[0]
         with LOCK:
+            is_scale = parts[:2] == ["apis", "apps"] and len(parts) == 8 and parts[5] == "deployments" and parts[7] == "scale"
+            is_pod = parts[:3] == ["api", "v1", "namespaces"] and len(parts) == 6 and parts[4] == "pods"
+            if method == "GET" and is_scale:
+                dep = DEPLOYMENTS.get((parts[4], parts[6]))
+                if dep is None:
+                    return self.reply(*status(404, "NotFound", f'deployments.apps "{parts[6]}" not found'))
+                sel = ",".join(f"{k}={v}" for k, v in sorted((dep["spec"].get("selector", {}).get("matchLabels") or {}).items()))
+                return self.reply(200, {"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": {"name": parts[6], "namespace": parts[4]},
+                                        "spec": {"replicas": int(dep["spec"].get("replicas", 1))}, "status": {"replicas": int(dep["spec"].get("replicas", 1)), "selector": sel}})
+            if method == "PATCH" and (is_scale or is_pod):
+                if self.headers.get("Content-Type") != "application/merge-patch+json":
+                    return self.reply(*status(415, "UnsupportedMediaType", "the body of the request was in an unknown format"))
+                patch = json.loads(body)
+                if is_pod:
+                    pod = PODS.get((parts[3], parts[5]))
+                    if pod is None:
+                        return self.reply(*status(404, "NotFound", f'pods "{parts[5]}" not found'))
+                    pod["metadata"].setdefault("annotations", {}).update(patch.get("metadata", {}).get("annotations", {}))
+                    return self.reply(200, pod)
+                ns, name = parts[4], parts[6]
+                dep = DEPLOYMENTS.get((ns, name))
+                if dep is None:
+                    return self.reply(*status(404, "NotFound", f'deployments.apps "{name}" not found'))
+                want = int(patch["spec"]["replicas"])
+                owned = [k for k in PODS if k[0] == ns and PODS[k]["metadata"].get("ownerDeployment") == name]
+                # The ReplicaSet controller: the lowest deletion cost goes first.
+                owned.sort(key=lambda k: int((PODS[k]["metadata"].get("annotations") or {}).get("controller.kubernetes.io/pod-deletion-cost", "0")))
+                for k in owned[:max(0, len(owned) - want)]:
+                    del PODS[k]
+                dep["spec"]["replicas"] = want
+                return self.reply(200, {"kind": "Scale", "apiVersion": "autoscaling/v1", "spec": {"replicas": want}})
             if method == "PATCH":
                 if self.headers.get("Content-Type") != "application/apply-patch+yaml":
                     return self.reply(*status(415, "UnsupportedMediaType", "the body of the request was in an unknown format"))

@@ -309,6 +309,28 @@ struct GatewayTests {
         await g.shutdown()
     }
 
+    /// Functions defined through the gateway (the seed's ScaledObject as it stands) and read back.
+    @Test func functionsAreDefinedAndListed() async throws {
+        var settings = GatewaySettings()
+        settings.defaultFunctionQueue = "motion"
+        let g = try await GatewayHarness(settings: settings)
+        let seed = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../config/faas/darknet-scaledobject.yaml"), encoding: .utf8)
+        let user = try await g.token(project: "p1")
+        #expect(try await g.call("POST", "/v1/functions", token: user, body: seed, contentType: "application/yaml").0 == 403)
+        let (s, b) = try await g.call("POST", "/v1/functions?cluster=edge2", token: g.adminToken, body: seed, contentType: "application/yaml")
+        #expect(s == 201, "\(b)")
+        #expect(b["cluster"] == "edge2" && b["target"] == "darknet-detail-detection-model")
+        #expect(b["notes"]?.arrayValue?.count == 3)
+        let (_, list) = try await g.call("GET", "/v1/functions", token: user)
+        #expect(list["functions"]?.arrayValue?.first?["replicas"] == 0)
+        let (one, detail) = try await g.call("GET", "/v1/functions/detail-detection/darknet-detail-detection-scaling", token: user)
+        #expect(one == 200 && detail["events"] == .array([]))
+        let (bad, problem) = try await g.call("POST", "/v1/functions", token: g.adminToken, body: seed.replacingOccurrences(of: "type: rabbitmq", with: "type: kafka"), contentType: "application/yaml")
+        #expect(bad == 400 && problem["field"] == "spec.triggers[0].type", "\(problem)")
+        await g.shutdown()
+    }
+
     @Test func perTokenRateLimit() async throws {
         var settings = GatewaySettings()
         settings.rate = 2

@@ -68,6 +68,26 @@ struct KubernetesDriverTests {
         await client.shutdown()
     }
 
+    /// The scale subresource; on scale-in the busy pod (by IP) is kept and the idle ones go.
+    @Test func scaleInRemovesIdlePodsFirst() async throws {
+        let (api, client, driver) = try setUp()
+        let cmd = ApplyCommand(requestID: "fn-1", attempt: 1, namespace: "default", workload: workload("detector", cpu: "100m"),
+                               node: nil, replicas: 3, deadline: Date().addingTimeInterval(30))
+        #expect(try await driver.apply(cmd).ok)
+        #expect(try await debugState(api, client)["pods"]?["default/detector-1"] != nil)
+        let before = try await driver.scale(ScaleCommand(requestID: "s1", namespace: "default", name: "detector", replicas: 1,
+                                                         busyPodIPs: ["10.0.0.2"], replyTo: "r"))
+        #expect(before == 3)
+        let pods = try await debugState(api, client)["pods"]
+        #expect(pods == .object(["default/detector-1": "n1"]))
+        #expect(try await debugState(api, client)["deployments"]?["default/detector"]?["spec"]?["replicas"] == 1)
+        #expect(try await driver.scale(ScaleCommand(requestID: "s2", namespace: "default", name: "detector", replicas: 4, replyTo: "r")) == 1)
+        await #expect(throws: (any Error).self) {
+            try await driver.scale(ScaleCommand(requestID: "s3", namespace: "default", name: "nothing", replicas: 1, replyTo: "r"))
+        }
+        await client.shutdown()
+    }
+
     @Test func podsThatNeverRunFailTheApplyAndAreRemoved() async throws {
         let (api, client, driver) = try setUp()
         let cmd = ApplyCommand(requestID: "slow", attempt: 3, namespace: "p1", workload: workload("never-ready"), node: nil, replicas: 1, deadline: Date().addingTimeInterval(30))
