@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 BIN := .build/debug
 
-.PHONY: all deps build up down status demo test bench release clean
+.PHONY: all deps build up down status demo test check-deploy bench release clean
 
 all: build
 
@@ -26,6 +26,7 @@ demo: up
 
 # Unit tests need nothing; integration tests need the stack, which this starts.
 test: deps
+	bash scripts/check-deploy.sh
 	swift build --build-tests
 	bash scripts/stack.sh up
 	GEDGE_INTEGRATION=1 GEDGE_BIN_DIR=$(abspath $(BIN)) swift test --skip-build
@@ -43,6 +44,9 @@ bench: deps
 	.build/release/gedge-bench-scheduler
 	bash bench/gateway.sh
 	.build/release/gedge-bench-faas
+
+check-deploy: deps
+	bash scripts/check-deploy.sh
 
 release: deps
 	swift build -c release

@@ -23,6 +23,9 @@ public struct FaaSSettings: Sendable {
     public var managementURL: String?
     /// The AMQP URL for triggers whose host is a management URL.
     public var amqpURL = "amqp://guest:guest@127.0.0.1:5672/"
+    /// When set, every trigger's AMQP host is replaced by this URL (a deployment's own
+    /// broker, whatever the ScaledObject files say).
+    public var hostOverride: String?
     /// Queue for triggers that name none (the FaaS seed's object names none).
     public var defaultQueue: String?
     public var repliesTopic = "gedge.faas.replies"
@@ -38,6 +41,7 @@ public struct FaaSSettings: Sendable {
         managementURL = c.string("faas.rabbitmq.management.url")
         amqpURL = c.string("amqp.url", default: amqpURL)
         defaultQueue = c.string("faas.queue.default")
+        hostOverride = c.string("faas.trigger.host")
         repliesTopic = c.string("faas.replies.topic", default: repliesTopic)
         files = c.list("faas.scaledobjects", default: [])
     }
@@ -58,7 +62,10 @@ public final class QueueReaders: Sendable {
         self.logger = logger
     }
 
-    func amqpURL(_ t: ScaledObject.Trigger) -> String { t.host.hasPrefix("amqp") ? t.host : settings.amqpURL }
+    func amqpURL(_ t: ScaledObject.Trigger) -> String {
+        if let h = settings.hostOverride { return h }
+        return t.host.hasPrefix("amqp") ? t.host : settings.amqpURL
+    }
 
     func client(_ url: String) throws -> AMQPClient {
         if let c = clients.withLock({ $0[url] }) { return c }
