@@ -48,27 +48,9 @@ echo "== gateway ready on http://127.0.0.1:8888 (pid $gateway; admin token in $s
 echo
 echo "== GS-Engine: the seed's service definition through the gateway, as its curl sent it, with a project token"
 token="$("$ctl" --json token create --user user1 --workspace w1 --project p1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
-seed='
-name: app1
-namespace: edge
-containers:
-- k8s.gcr.io/echoserver:1.10
-ports:
-- 8080
-- 8000
-type: LoadBalancer
-monitorPorts:
-- 8000
-scheduleHint:
-  type: func
-  preferred: local
-  nodeSelector:
-    gpu: gpu1
-    ssd: ssd1
-'
 # A rerun starts clean: the admin token sees every project's services.
 "$ctl" service delete edge/app1 >/dev/null 2>&1 && sleep 1 || true
-answer="$(curl -s -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/yaml' --data "$seed" http://127.0.0.1:8888/gse/service/create)"
+answer="$(curl -s -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/yaml' --data-binary @"$root/config/gse/app1.yaml" http://127.0.0.1:8888/gse/service/create)"
 echo "$answer" | python3 -c 'import json,sys; a=json.load(sys.stdin); print("request", a["request_id"], "policy", a["policy"]); [print("  generated", m["kind"], m["metadata"]["name"]) for m in a.get("manifests", [])]' \
   || { echo "$answer"; exit 1; }
 id="$(echo "$answer" | python3 -c 'import json,sys; print(json.load(sys.stdin)["request_id"])')"

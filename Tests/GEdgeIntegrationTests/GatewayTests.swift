@@ -13,24 +13,11 @@ import ServiceLifecycle
 import Synchronization
 import Testing
 
-let seedServiceYAML = """
-    name: app1
-    namespace: edge
-    containers:
-    - k8s.gcr.io/echoserver:1.10
-    ports:
-    - 8080
-    - 8000
-    type: LoadBalancer
-    monitorPorts:
-    - 8000
-    scheduleHint:
-      type: func
-      preferred: local
-      nodeSelector:
-        gpu: gpu1
-        ssd: ssd1
-    """
+/// The GS-Engine seed's service definition (config/gse/app1.yaml).
+let seedServiceYAML: String = {
+    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../config/gse/app1.yaml")
+    return (try? String(contentsOf: url, encoding: .utf8)) ?? ""
+}()
 
 @Suite("Gateway", .enabled(if: TestEnv.integration), .timeLimit(.minutes(3)))
 struct GatewayTests {

@@ -1,28 +1,15 @@
+import Foundation
 import GEdgeCore
 import GEdgePlacement
 import Testing
 
 @testable import GEdgeServiceSpec
 
-/// The GS-Engine seed's request body, as it was sent.
-let seedDefinition = """
-    name: app1
-    namespace: edge
-    containers:
-    - k8s.gcr.io/echoserver:1.10
-    ports:
-    - 8080
-    - 8000
-    type: LoadBalancer
-    monitorPorts:
-    - 8000
-    scheduleHint:
-      type: func
-      preferred: local
-      nodeSelector:
-        gpu: gpu1
-        ssd: ssd1
-    """
+/// The GS-Engine seed's request body, as it was sent (config/gse/app1.yaml).
+let seedDefinition: String = {
+    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../config/gse/app1.yaml")
+    return (try? String(contentsOf: url, encoding: .utf8)) ?? ""
+}()
 
 @Suite struct ServiceDefinitionTests {
     @Test func theSeedDefinitionGivesItsManifests() throws {
