@@ -114,6 +114,9 @@ let package = Package(
             ],
             path: "Libraries/GEdgeAgent", swiftSettings: swiftSettings),
         .target(
+            name: "GEdgeScaling", dependencies: [],
+            path: "Libraries/GEdgeScaling", swiftSettings: swiftSettings),
+        .target(
             name: "GEdgeOutbox",
             dependencies: [
                 "GEdgeCore", "GEdgePostgres", "GEdgeHTTPClient",
@@ -126,6 +129,7 @@ let package = Package(
             name: "GEdgeFaaS",
             dependencies: [
                 "GEdgeCore", "GEdgeKafka", "GEdgeAMQP", "GEdgePostgres", "GEdgeHTTPClient", "GEdgePlacement", "GEdgeServiceSpec", "GEdgeOutbox",
+                "GEdgeScaling",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -217,7 +221,10 @@ let package = Package(
             name: "GEdgeServiceSpecTests", dependencies: ["GEdgeServiceSpec", "GEdgePlacement", "GEdgeCore"],
             path: "Tests/GEdgeServiceSpecTests", swiftSettings: swiftSettings),
         .testTarget(
-            name: "GEdgeFaaSTests", dependencies: ["GEdgeFaaS", "GEdgeCore"],
+            name: "GEdgeScalingTests", dependencies: ["GEdgeScaling"],
+            path: "Tests/GEdgeScalingTests", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "GEdgeFaaSTests", dependencies: ["GEdgeFaaS", "GEdgeScaling", "GEdgeCore"],
             path: "Tests/GEdgeFaaSTests", swiftSettings: swiftSettings),
         .testTarget(
             name: "GEdgeGatewayTests", dependencies: ["GEdgeGateway", "GEdgeServiceSpec", "GEdgeCore"],

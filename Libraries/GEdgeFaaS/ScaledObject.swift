@@ -1,5 +1,6 @@
 import Foundation
 import GEdgeCore
+import GEdgeScaling
 import GEdgeServiceSpec
 
 /// A KEDA ScaledObject (`keda.sh/v1alpha1`) with KEDA's defaults, rabbitmq triggers only.
@@ -12,27 +13,7 @@ public struct ScaledObject: Sendable, Hashable {
     }
 
     /// HPA behavior of one direction (autoscaling/v2 `HPAScalingRules`).
-    public struct Rules: Sendable, Hashable {
-        public enum PolicyType: String, Sendable { case pods = "Pods", percent = "Percent" }
-        public struct Policy: Sendable, Hashable {
-            public var type: PolicyType
-            public var value: Int
-            public var periodSeconds: Int
-        }
-        public enum Select: String, Sendable { case max = "Max", min = "Min", disabled = "Disabled" }
-        public var stabilizationWindowSeconds: Int
-        public var policies: [Policy]
-        public var selectPolicy: Select
-
-        /// Kubernetes' defaults: up at once (0 s window), by 100 % or 4 pods per 15 s,
-        /// whichever is more; down after 300 s, by 100 % per 15 s.
-        public static let defaultUp = Rules(stabilizationWindowSeconds: 0, policies: [
-            Policy(type: .percent, value: 100, periodSeconds: 15), Policy(type: .pods, value: 4, periodSeconds: 15),
-        ], selectPolicy: .max)
-        public static let defaultDown = Rules(stabilizationWindowSeconds: 300, policies: [
-            Policy(type: .percent, value: 100, periodSeconds: 15),
-        ], selectPolicy: .max)
-    }
+    public typealias Rules = ScalingRules
 
     public struct Trigger: Sendable, Hashable {
         public enum Mode: String, Sendable { case queueLength = "QueueLength", messageRate = "MessageRate" }

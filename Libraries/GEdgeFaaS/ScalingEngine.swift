@@ -1,4 +1,5 @@
 import Foundation
+import GEdgeScaling
 
 /// One reading of a trigger: the queue's messages (ready plus unacknowledged when the
 /// management API is used), its publish rate, its consumers.
@@ -34,12 +35,14 @@ public struct ScalingDecision: Sendable, Hashable {
 public struct ScalingEngine: Sendable {
     public let object: ScaledObject
     public private(set) var lastActive: Date?
-    var recommendations: [(at: Date, replicas: Int)] = []
-    var changes: [(at: Date, delta: Int)] = []
+    var behavior: ScalingBehavior
     var failures = 0
     static let tolerance = 0.1
 
-    public init(object: ScaledObject) { self.object = object }
+    public init(object: ScaledObject) {
+        self.object = object
+        behavior = ScalingBehavior(scaleUp: object.scaleUp, scaleDown: object.scaleDown)
+    }
 
     /// The metric of one trigger and whether it is active.
     static func metric(_ t: ScaledObject.Trigger, _ r: QueueReading) -> Double {
@@ -83,22 +86,20 @@ public struct ScalingEngine: Sendable {
                 let idle = o.idleReplicaCount ?? o.minReplicaCount
                 return ScalingDecision(replicas: idle, reason: idle == 0 ? "idle" : "at minReplicaCount", metric: top, active: false)
             }
-            record(now, from: 0, to: floor)
+            behavior.record(now, from: 0, to: floor)
             return ScalingDecision(replicas: floor, reason: "activated: \(fmt(top)) above activationValue", metric: top, active: true)
         }
         if !active {
             let since = lastActive ?? .distantPast
             let toZero = o.idleReplicaCount ?? o.minReplicaCount
             if toZero < floor, now.timeIntervalSince(since) >= Double(o.cooldownPeriod) {
-                record(now, from: current, to: toZero)
-                recommendations.removeAll()
+                behavior.record(now, from: current, to: toZero)
+                behavior.forgetRecommendations()
                 return ScalingDecision(replicas: toZero, reason: "no messages for cooldownPeriod (\(o.cooldownPeriod)s)", metric: top, active: false)
             }
         }
         let clamped = min(max(desired, floor), o.maxReplicaCount)
-        let stabilized = stabilize(now: now, current: current, recommendation: clamped)
-        let limited = limit(now: now, current: current, target: stabilized)
-        if limited != current { record(now, from: current, to: limited) }
+        let limited = behavior.next(now: now, current: current, recommendation: clamped)
         let reason: String
         if limited > current {
             reason = "scale out: \(fmt(top)) for a target of \(fmt(o.triggers[0].value)) each"
@@ -108,58 +109,6 @@ public struct ScalingEngine: Sendable {
             reason = desired == current ? "within tolerance" : "held by the stabilization window or rate policy (wanted \(clamped))"
         }
         return ScalingDecision(replicas: limited, reason: reason, metric: top, active: active)
-    }
-
-    mutating func record(_ now: Date, from: Int, to: Int) {
-        if to != from { changes.append((now, to - from)) }
-        let horizon = now.addingTimeInterval(-1800)
-        changes.removeAll { $0.at < horizon }
-    }
-
-    /// The HPA's stabilization: scale up to the lowest recommendation of the up window,
-    /// down to the highest of the down window.
-    mutating func stabilize(now: Date, current: Int, recommendation: Int) -> Int {
-        recommendations.append((now, recommendation))
-        let upStart = now.addingTimeInterval(-Double(object.scaleUp.stabilizationWindowSeconds))
-        let downStart = now.addingTimeInterval(-Double(object.scaleDown.stabilizationWindowSeconds))
-        var up = recommendation, down = recommendation
-        for r in recommendations {
-            if r.at > upStart || r.at == now { up = min(up, r.replicas) }
-            if r.at > downStart || r.at == now { down = max(down, r.replicas) }
-        }
-        let oldest = min(upStart, downStart)
-        recommendations.removeAll { $0.at <= oldest && $0.at != now }
-        if current < up { return up }
-        if current > down { return down }
-        return current
-    }
-
-    /// The rate policies, as the HPA applies them.
-    func limit(now: Date, current: Int, target: Int) -> Int {
-        if target == current { return current }
-        let rules = target > current ? object.scaleUp : object.scaleDown
-        if rules.selectPolicy == .disabled { return current }
-        var limits: [Int] = []
-        for p in rules.policies {
-            let start = now.addingTimeInterval(-Double(p.periodSeconds))
-            let added = changes.filter { $0.at > start && $0.delta > 0 }.reduce(0) { $0 + $1.delta }
-            let removed = changes.filter { $0.at > start && $0.delta < 0 }.reduce(0) { $0 - $1.delta }
-            if target > current {
-                let periodStart = current - added
-                limits.append(p.type == .pods ? periodStart + p.value : Int((Double(periodStart) * (1 + Double(p.value) / 100)).rounded(.up)))
-            } else {
-                let periodStart = current + removed
-                limits.append(p.type == .pods ? periodStart - p.value : Int((Double(periodStart) * (1 - Double(p.value) / 100)).rounded(.down)))
-            }
-        }
-        guard !limits.isEmpty else { return target }
-        if target > current {
-            let bound = rules.selectPolicy == .max ? limits.max()! : limits.min()!
-            return max(current, min(target, bound))
-        } else {
-            let bound = rules.selectPolicy == .max ? limits.min()! : limits.max()!
-            return min(current, max(target, bound))
-        }
     }
 
     func fmt(_ d: Double) -> String { d.rounded() == d ? String(Int(d)) : String(format: "%.1f", d) }
