@@ -94,35 +94,15 @@ extension JSONValue: Codable {
 }
 
 extension JSONValue {
-    /// Parses JSON bytes. Errors are `MessageDecodingError` with an empty field path.
+    /// Parses JSON bytes (RFC 8259, nesting up to 512 levels). Errors are
+    /// `MessageDecodingError` with an empty field path.
     public static func parse(_ bytes: some Collection<UInt8>) throws(MessageDecodingError) -> JSONValue {
-        do {
-            return try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
-        } catch let error as DecodingError {
-            throw MessageDecodingError(.malformedJSON, field: "", reason: describe(error))
-        } catch {
-            throw MessageDecodingError(.malformedJSON, field: "", reason: "\(error)")
-        }
+        try JSONParser.parse(bytes)
     }
 
-    /// Serializes with sorted keys, so equal values give equal bytes.
-    public func serialized() -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Array((try? encoder.encode(self)) ?? Data("null".utf8))
-    }
-
-    private static func describe(_ error: DecodingError) -> String {
-        switch error {
-        case .dataCorrupted(let context):
-            if let underlying = context.underlyingError as NSError? {
-                return "not valid JSON: \(underlying.userInfo[NSDebugDescriptionErrorKey] ?? underlying.localizedDescription)"
-            }
-            return "not valid JSON: \(context.debugDescription)"
-        default:
-            return "not valid JSON"
-        }
-    }
+    /// Serializes compactly with keys sorted by their UTF-8 bytes, so equal values give
+    /// equal bytes. A number that is not finite is written as null.
+    public func serialized() -> [UInt8] { JSONWriter.write(self) }
 }
 
 extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral, ExpressibleByFloatLiteral {
