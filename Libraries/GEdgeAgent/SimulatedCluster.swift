@@ -70,8 +70,12 @@ public actor SimulatedCluster: ClusterDriver {
     /// Every apply fails with this reason (fault injection for tests and the demo).
     public var failApplies: String?
 
-    public init(name: String, nodes: [SimulatedNode], podStartDelay: Duration = .milliseconds(200), failApplies: String? = nil) {
+    public init(
+        name: String, nodes: [SimulatedNode], podStartDelay: Duration = .milliseconds(200), failApplies: String? = nil,
+        scaleHandler: (@Sendable (_ namespace: String, _ name: String, _ from: Int, _ to: Int) async -> Void)? = nil
+    ) {
         self.name = name
+        self.scaleHandler = scaleHandler
         self.states = nodes.map { n in
             NodeState(name: n.name, ready: n.ready, allocatable: n.allocatable, labels: n.labels, taints: n.taints, latencyMs: n.latencyMs)
         }
@@ -84,13 +88,10 @@ public actor SimulatedCluster: ClusterDriver {
 
     /// Replicas of workloads scaled through `scale` (functions), by `namespace/name`.
     var scaled: [String: Int] = [:]
-    var scaleHandler: (@Sendable (_ namespace: String, _ name: String, _ from: Int, _ to: Int) async -> Void)?
-
     /// Called on every change of a scaled workload's replicas (the demo runs real local
     /// processes as the replicas).
-    public func setScaleHandler(_ handler: @escaping @Sendable (_ namespace: String, _ name: String, _ from: Int, _ to: Int) async -> Void) {
-        scaleHandler = handler
-    }
+    let scaleHandler: (@Sendable (_ namespace: String, _ name: String, _ from: Int, _ to: Int) async -> Void)?
+
 
     public func replicas(namespace: String, name: String) -> Int { scaled["\(namespace)/\(name)"] ?? 0 }
 

@@ -111,3 +111,10 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
     public init(booleanLiteral value: Bool) { self = .bool(value) }
     public init(floatLiteral value: Double) { self = .number(value) }
 }
+
+extension JSONValue {
+    /// A timestamp as the suite writes it: ISO 8601, UTC, milliseconds.
+    public static func timestamp(_ date: Date) -> JSONValue {
+        .string(Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(date))
+    }
+}

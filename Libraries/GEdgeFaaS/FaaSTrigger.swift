@@ -224,7 +224,7 @@ public struct FunctionStore: Sendable {
                 "from": .number(Double(try r.decode("from_replicas", as: Int.self))), "to": .number(Double(try r.decode("to_replicas", as: Int.self))),
                 "metric": (try r.decodeOptional("metric", as: Double.self)).map(JSONValue.number) ?? .null,
                 "reason": .string(try r.decode("reason")),
-                "at": .string(Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(try r.decode("at", as: Date.self))),
+                "at": .timestamp(try r.decode("at", as: Date.self)),
             ])
         }
     }

@@ -180,7 +180,7 @@ public struct NotificationStore: Sendable {
     public let pool: PostgresPool
     public init(pool: PostgresPool) { self.pool = pool }
 
-    static func iso(_ d: Date) -> JSONValue { .string(Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(d)) }
+    static func iso(_ d: Date) -> JSONValue { .timestamp(d) }
 
     public func list(queue: String?, limit: Int) async throws -> [JSONValue] {
         try await pool.query(

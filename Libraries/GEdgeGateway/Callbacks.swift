@@ -37,11 +37,16 @@ public struct CallbackRecorder: Service {
                 var attempt = 0
                 while !owed.isEmpty {
                     do {
-                        for (id, url, msg) in owed {
-                            try await pool.execute(
-                                "INSERT INTO callback_deliveries (request_id, url, payload) VALUES ($1, $2, $3) ON CONFLICT (request_id) DO NOTHING",
-                                [.text(id), .text(url), .json(msg)])
-                        }
+                        // One statement for the batch.
+                        let rows: JSONValue = .array(owed.map { .object(["request_id": .string($0.0), "url": .string($0.1), "payload": $0.2]) })
+                        try await pool.execute(
+                            """
+                            INSERT INTO callback_deliveries (request_id, url, payload)
+                            SELECT DISTINCT ON (request_id) request_id, url, payload
+                            FROM jsonb_to_recordset($1::jsonb) AS x(request_id text, url text, payload jsonb)
+                            ON CONFLICT (request_id) DO NOTHING
+                            """,
+                            [.json(rows)])
                         wake.signal()
                         break
                     } catch {

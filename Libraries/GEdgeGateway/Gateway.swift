@@ -164,14 +164,11 @@ public final class Gateway: Sendable {
         }
         try await checkTargets(request, principal: principal)
         if case .string(let id)? = clientID {
-            // Published moments ago, perhaps not recorded yet.
-            if let project = recentlySubmitted(id) {
-                throw project == request.projectName || principal.admin
-                    ? Problem.conflict("request '\(id)' exists; its state is at /v1/requests/\(id)")
-                    : Problem.conflict("request ID '\(id)' is taken")
-            }
-            if let existing = try await store.request(id: id) {
-                throw existing.project == request.projectName || principal.admin
+            // Published moments ago (perhaps not recorded yet), or recorded.
+            var owner = recentlySubmitted(id)
+            if owner == nil { owner = try await store.request(id: id)?.project }
+            if let owner {
+                throw owner == request.projectName || principal.admin
                     ? Problem.conflict("request '\(id)' exists; its state is at /v1/requests/\(id)")
                     : Problem.conflict("request ID '\(id)' is taken")
             }

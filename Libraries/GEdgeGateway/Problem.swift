@@ -70,5 +70,5 @@ enum Reply {
 }
 
 extension Date {
-    var iso8601: JSONValue { .string(Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(self)) }
+    var iso8601: JSONValue { .timestamp(self) }
 }

@@ -15,7 +15,7 @@ import Logging
 // kubernetes.token.file, or kubernetes.kubeconfig), or `simulated` (agent.topology: a JSON
 // file; this agent runs the cluster of that name). Keys: docs/configuration.md.
 
-func makeDriver(_ config: ConfigReader, settings: inout AgentSettings, logger: Logger) throws -> (any ClusterDriver, HTTPClient?) {
+func makeDriver(_ config: ConfigReader, settings: inout AgentSettings, logger: Logger) throws -> (any ClusterDriver, HTTPClient?, ReplicaProcesses?) {
     switch config.string("agent.driver", default: "kubernetes") {
     case "simulated":
         guard let path = config.string("agent.topology") else {
@@ -27,7 +27,6 @@ func makeDriver(_ config: ConfigReader, settings: inout AgentSettings, logger: L
         }
         settings.kind = c.kind
         let fail = config.string("agent.sim.fail")
-        let sim = SimulatedCluster(name: c.name, nodes: c.nodes, podStartDelay: try config.duration("agent.sim.pod.start", default: topo.podStartDelay), failApplies: fail)
         // agent.sim.exec: `name=command,...`: each replica of a scaled workload `name` is a
         // real local process running `command` (the demo's functions).
         var commands: [String: [String]] = [:]
@@ -36,17 +35,20 @@ func makeDriver(_ config: ConfigReader, settings: inout AgentSettings, logger: L
             guard kv.count == 2 else { throw ConfigurationError(key: "agent.sim.exec", reason: "'\(spec)' is not name=command") }
             commands[kv[0]] = kv[1].split(separator: " ").map(String.init)
         }
-        if !commands.isEmpty {
-            let replicas = ReplicaProcesses(commands: commands, logger: logger)
-            let setup = Task { await sim.setScaleHandler { ns, name, from, to in await replicas.scale(namespace: ns, name: name, to: to) } }
-            _ = setup
+        let replicas = commands.isEmpty ? nil : ReplicaProcesses(commands: commands, logger: logger)
+        var handler: (@Sendable (String, String, Int, Int) async -> Void)?
+        if let replicas {
+            handler = { ns, name, _, to in await replicas.scale(namespace: ns, name: name, to: to) }
         }
-        return (sim, nil)
+        let sim = SimulatedCluster(
+            name: c.name, nodes: c.nodes, podStartDelay: try config.duration("agent.sim.pod.start", default: topo.podStartDelay),
+            failApplies: fail, scaleHandler: handler)
+        return (sim, nil, replicas)
     case "kubernetes":
         let api = try config.string("kubernetes.kubeconfig").map { try Kubeconfig.load(path: $0, context: config.string("kubernetes.context")) }
             ?? KubernetesAPIConfiguration(config)
         let client = HTTPClient(configuration: api.http, logger: logger)
-        return (KubernetesCluster(client: client, configuration: api, applyTimeout: try config.duration("agent.apply.timeout", default: .seconds(120))), client)
+        return (KubernetesCluster(client: client, configuration: api, applyTimeout: try config.duration("agent.apply.timeout", default: .seconds(120))), client, nil)
     case let other:
         throw ConfigurationError(key: "agent.driver", reason: "'\(other)' is not kubernetes or simulated")
     }
@@ -97,7 +99,7 @@ func runAgent() async throws {
     let config = try ConfigReader()
     let (logger, registry) = try ServiceKit.bootstrap(service: "agent", config: config)
     var settings = try AgentSettings(config)
-    let (driver, http) = try makeDriver(config, settings: &settings, logger: logger)
+    let (driver, http, replicas) = try makeDriver(config, settings: &settings, logger: logger)
 
     var kafka = KafkaConfiguration(config, clientID: "gedge-agent-\(settings.cluster)")
     if kafka["fetch.wait.max.ms"] == nil { kafka["fetch.wait.max.ms"] = "10" }
@@ -121,6 +123,7 @@ func runAgent() async throws {
     try await ServiceKit.run([ops, agent.prober, AgentCommandLoop(agent: agent, consumer: consumer), AgentStatusLoop(agent: agent)], logger: logger)
     await producer.shutdown()
     await http?.shutdown()
+    await replicas?.stopAll()
     logger.info("agent stopped")
 }
 

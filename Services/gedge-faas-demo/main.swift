@@ -40,7 +40,7 @@ struct Detector: Service {
                 let detection: JSONValue = .object([
                     "event_id": .string("det-\(id)"), "type": .string(kind), "camera": event["camera"] ?? "cam-1",
                     "motion_event": .string(id), "confidence": 0.9,
-                    "detected_at": .string(Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(Date())),
+                    "detected_at": .timestamp(Date()),
                 ])
                 try await client.publish(routingKey: kind, message: AMQPMessage(body: detection.serialized(), messageID: "det-\(id)"))
                 try await client.ack(d)
@@ -61,7 +61,7 @@ case "motion":
     for i in 0..<count {
         let event: JSONValue = .object([
             "event_id": .string("motion-\(run)-\(i)"), "camera": .string("cam-\(i % 3 + 1)"),
-            "at": .string(Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(Date())),
+            "at": .timestamp(Date()),
         ])
         try await client.publish(routingKey: queue, message: AMQPMessage(body: event.serialized(), messageID: "motion-\(run)-\(i)"))
     }
