@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "gateway", targets: ["gateway"]),
         .executable(name: "gedgectl", targets: ["gedgectl"]),
         .executable(name: "faas-trigger", targets: ["faas-trigger"]),
+        .executable(name: "autoscaler", targets: ["autoscaler"]),
         .executable(name: "notifier", targets: ["notifier"]),
         .executable(name: "accelerator-monitor", targets: ["accelerator-monitor"]),
         .executable(name: "gedge-kafka-dev", targets: ["gedge-kafka-dev"]),
@@ -135,12 +136,21 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Libraries/GEdgeFaaS", swiftSettings: swiftSettings),
+        .target(
+            name: "GEdgeAutoscaler",
+            dependencies: [
+                "GEdgeCore", "GEdgeKafka", "GEdgeAMQP", "GEdgePostgres", "GEdgeHTTPClient", "GEdgePlacement", "GEdgeScaling", "GEdgeScheduler",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Libraries/GEdgeAutoscaler", swiftSettings: swiftSettings),
         // The gateway's API: the one library besides GEdgeServiceKit that imports Hummingbird.
         .target(
             name: "GEdgeGateway",
             dependencies: [
                 "GEdgeCore", "GEdgeKafka", "GEdgePostgres", "GEdgeHTTPClient", "GEdgePlacement", "GEdgeScheduler", "GEdgeServiceSpec",
-                "GEdgeOutbox", "GEdgeFaaS",
+                "GEdgeOutbox", "GEdgeFaaS", "GEdgeAutoscaler",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -172,6 +182,9 @@ let package = Package(
         .executableTarget(
             name: "faas-trigger", dependencies: ["GEdgeFaaS", "GEdgeScheduler", "GEdgeServiceKit", .product(name: "Hummingbird", package: "hummingbird")],
             path: "Services/faas-trigger", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "autoscaler", dependencies: ["GEdgeAutoscaler", "GEdgeScheduler", "GEdgeServiceKit", .product(name: "Hummingbird", package: "hummingbird")],
+            path: "Services/autoscaler", swiftSettings: swiftSettings),
         .executableTarget(
             name: "notifier", dependencies: ["GEdgeFaaS", "GEdgeOutbox", "GEdgeScheduler", "GEdgeServiceKit", .product(name: "Hummingbird", package: "hummingbird"),
                                              .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
@@ -221,7 +234,7 @@ let package = Package(
             name: "GEdgeServiceSpecTests", dependencies: ["GEdgeServiceSpec", "GEdgePlacement", "GEdgeCore"],
             path: "Tests/GEdgeServiceSpecTests", swiftSettings: swiftSettings),
         .testTarget(
-            name: "GEdgeScalingTests", dependencies: ["GEdgeScaling"],
+            name: "GEdgeScalingTests", dependencies: ["GEdgeScaling", "GEdgeAutoscaler", "GEdgePlacement", "GEdgeCore"],
             path: "Tests/GEdgeScalingTests", swiftSettings: swiftSettings),
         .testTarget(
             name: "GEdgeFaaSTests", dependencies: ["GEdgeFaaS", "GEdgeScaling", "GEdgeCore"],
@@ -240,7 +253,7 @@ let package = Package(
             dependencies: [
                 "GEdgeCore", "GEdgeKafka", "GEdgeAMQP", "GEdgePostgres", "GEdgeHTTPClient",
                 "GEdgeScheduler", "GEdgeServiceKit", "GEdgeAccelerators", "GEdgeAgent", "GEdgePlacement",
-                "GEdgeGateway", "GEdgeServiceSpec", "GEdgeOutbox", "GEdgeFaaS",
+                "GEdgeGateway", "GEdgeServiceSpec", "GEdgeOutbox", "GEdgeFaaS", "GEdgeAutoscaler",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

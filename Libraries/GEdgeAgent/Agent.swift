@@ -20,6 +20,9 @@ public struct AgentSettings: Sendable {
     /// Peer clusters to measure latency to: cluster name to `host:port`.
     public var peers: [String: String] = [:]
     public var latencyInterval: Duration = .seconds(2)
+    public var metricsTopic = Topics.podMetrics
+    /// How often pod usage is reported (hcode 620) for the autoscaler.
+    public var metricsInterval: Duration = .seconds(15)
 
     public init(cluster: String) { self.cluster = cluster }
 
@@ -36,6 +39,8 @@ public struct AgentSettings: Sendable {
         statusMinInterval = try c.duration("agent.status.min.interval", default: statusMinInterval)
         concurrency = try c.int("agent.concurrency", default: concurrency)
         latencyInterval = try c.duration("agent.latency.interval", default: latencyInterval)
+        metricsTopic = c.string("agent.metrics.topic", default: metricsTopic)
+        metricsInterval = try c.duration("agent.metrics.interval", default: metricsInterval)
         for spec in c.list("agent.peers", default: []) {
             let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, parts[1].contains(":") else {
@@ -226,6 +231,25 @@ public final class Agent: Sendable {
                     "namespace": .string(cmd.namespace), "name": .string(cmd.name),
                     "previous": .number(Double(before)), "replicas": .number(Double(cmd.replicas)),
                 ]))
+            case .resizeWorkload:
+                let cmd = try ResizeCommand.decode(env.msg)
+                let pods = try await driver.resize(cmd)
+                changed.signal()
+                logger.info("resized \(cmd.kind) \(cmd.namespace)/\(cmd.name)", metadata: [
+                    LogKeys.requestID: .string(cmd.requestID), "cpu_request_milli": "\(cmd.cpuRequestMilli.map(String.init) ?? "-")",
+                    "memory_request": "\(cmd.memoryRequest.map(String.init) ?? "-")",
+                ])
+                await reply(to: env, topic: cmd.replyTo, key: key, msg: .object([
+                    "request_id": .string(cmd.requestID), "cluster": .string(settings.cluster), "ok": true,
+                    "namespace": .string(cmd.namespace), "name": .string(cmd.name), "pods": .number(Double(pods)),
+                ]))
+            case .simulateLoad:
+                guard let sim = driver as? SimulatedCluster else {
+                    throw MessageDecodingError(.unknownCode, field: "hcode", reason: "hcode 790 is for simulated clusters; \(settings.cluster) is a real one")
+                }
+                let load = try SimulatedLoad.decode(env.msg)
+                await sim.setLoad(load)
+                logger.info("simulated load on \(load.namespace)/\(load.name): \(Int(load.cpuMilli))m CPU")
             case .clusterLatency:
                 let state = try await report()
                 var nodes: [String: JSONValue] = [:]
@@ -333,6 +357,34 @@ public struct AgentStatusLoop: Service {
         } onGracefulShutdown: {
             running.set(false)
             agent.changed.signal()
+        }
+    }
+}
+
+/// Publishes the pod usage of the workloads the suite placed (hcode 620) every interval.
+public struct AgentMetricsLoop: Service {
+    let agent: Agent
+
+    public init(agent: Agent) { self.agent = agent }
+
+    public func run() async throws {
+        let running = RunFlag(true)
+        let wake = Wakeup()
+        await withGracefulShutdownHandler {
+            while running.isSet {
+                do {
+                    let report = PodMetricsReport(cluster: agent.settings.cluster, workloads: try await agent.driver.usage())
+                    await agent.publish(
+                        Envelope(source: .cluster(agent.settings.cluster), target: .cluster("autoscaler"), hcode: .podMetrics, lcode: .request, msg: report.json),
+                        topic: agent.settings.metricsTopic, key: agent.settings.cluster)
+                } catch {
+                    agent.logger.error("pod metrics not read", metadata: [LogKeys.error: "\(error)"])
+                }
+                await wake.wait(timeout: agent.settings.metricsInterval)
+            }
+        } onGracefulShutdown: {
+            running.set(false)
+            wake.signal()
         }
     }
 }

@@ -154,9 +154,80 @@ public struct KubernetesCluster: ClusterDriver {
                     contentType: "application/merge-patch+json")
             }
         }
+        if let share = command.trafficShare {
+            _ = try await call("PATCH", base, body: .object(["metadata": .object(["annotations": .object([Self.trafficShare: .string(String(format: "%.4f", share))])])]),
+                               contentType: "application/merge-patch+json")
+        }
         _ = try await call("PATCH", base + "/scale", body: .object(["spec": .object(["replicas": .number(Double(command.replicas))])]),
                            contentType: "application/merge-patch+json")
         return before
+    }
+
+    static let trafficShare = "gedge.io/traffic-share"
+
+    /// Sets every container's requests and limits (a strategic merge patch by container
+    /// name); the Deployment rolls its pods to the new values.
+    public func resize(_ command: ResizeCommand) async throws -> Int {
+        let base = Self.path(apiVersion: "apps/v1", kind: command.kind, namespace: command.namespace, name: command.name)
+        guard let object = try await call("GET", base, allow404: true) else {
+            throw KubernetesAPIError(status: 404, message: "no \(command.kind) \(command.namespace)/\(command.name)")
+        }
+        func amounts(cpu: Int64?, memory: Int64?) -> JSONValue? {
+            var o: [String: JSONValue] = [:]
+            if let cpu { o["cpu"] = .string("\(cpu)m") }
+            if let memory { o["memory"] = .string("\(memory)") }
+            return o.isEmpty ? nil : .object(o)
+        }
+        var resources: [String: JSONValue] = [:]
+        resources["requests"] = amounts(cpu: command.cpuRequestMilli, memory: command.memoryRequest)
+        resources["limits"] = amounts(cpu: command.cpuLimitMilli, memory: command.memoryLimit)
+        let containers = (object["spec"]?["template"]?["spec"]?["containers"]?.arrayValue ?? []).compactMap { c -> JSONValue? in
+            c["name"]?.stringValue.map { .object(["name": .string($0), "resources": .object(resources)]) }
+        }
+        _ = try await call("PATCH", base, body: .object(["spec": .object(["template": .object(["spec": .object(["containers": .array(containers)])])])]),
+                           contentType: "application/strategic-merge-patch+json")
+        return Int(object["spec"]?["replicas"]?.numberValue ?? 0)
+    }
+
+    /// The Deployments the suite placed (by the request-ID label), their pods' readiness and
+    /// requests, and their usage from the metrics API (`metrics.k8s.io`; without a metrics
+    /// server the pods are reported without usage).
+    public func usage() async throws -> [WorkloadUsage] {
+        let selector = "?labelSelector=" + Self.query(Self.requestLabel)
+        let deployments = try await call("GET", "/apis/apps/v1/deployments" + selector)?["items"]?.arrayValue ?? []
+        let pods = try await call("GET", "/api/v1/pods" + selector)?["items"]?.arrayValue ?? []
+        var samples: [String: (cpu: Double, memory: Double)] = [:]
+        if let items = try? await call("GET", "/apis/metrics.k8s.io/v1beta1/pods" + selector, allow404: true)?["items"]?.arrayValue {
+            for m in items {
+                guard let ns = m["metadata"]?["namespace"]?.stringValue, let name = m["metadata"]?["name"]?.stringValue else { continue }
+                var cpu = 0.0, mem = 0.0
+                for c in m["containers"]?.arrayValue ?? [] {
+                    cpu += c["usage"]?["cpu"]?.stringValue.flatMap(Quantity.milli).map(Double.init) ?? 0
+                    mem += c["usage"]?["memory"]?.stringValue.flatMap(Quantity.value).map(Double.init) ?? 0
+                }
+                samples["\(ns)/\(name)"] = (cpu, mem)
+            }
+        }
+        return deployments.compactMap { d -> WorkloadUsage? in
+            guard let ns = d["metadata"]?["namespace"]?.stringValue, let name = d["metadata"]?["name"]?.stringValue else { return nil }
+            let match = d["spec"]?["selector"]?["matchLabels"]?.objectValue ?? [:]
+            let mine = pods.filter { p in
+                guard p["metadata"]?["namespace"]?.stringValue == ns, p["metadata"]?["deletionTimestamp"] == nil else { return false }
+                let labels = p["metadata"]?["labels"]?.objectValue ?? [:]
+                return !match.isEmpty && match.allSatisfy { labels[$0.key] == $0.value }
+            }
+            let usage = mine.compactMap { p -> PodUsage? in
+                guard let podName = p["metadata"]?["name"]?.stringValue else { return nil }
+                let phase = p["status"]?["phase"]?.stringValue ?? ""
+                guard phase != "Succeeded" && phase != "Failed" else { return nil }
+                let ready = (p["status"]?["conditions"]?.arrayValue ?? []).contains { $0["type"]?.stringValue == "Ready" && $0["status"]?.stringValue == "True" }
+                let req = (try? WorkloadRequirements.extract(workload: p, parameters: .null))?.perReplica ?? .zero
+                let sample = samples["\(ns)/\(podName)"]
+                return PodUsage(name: podName, node: p["spec"]?["nodeName"]?.stringValue, ready: ready, cpuMilli: sample?.cpu, memory: sample?.memory,
+                                cpuRequestMilli: Double(req.cpuMilli), memoryRequest: Double(req.memory))
+            }
+            return WorkloadUsage(namespace: ns, name: name, replicas: Int(d["spec"]?["replicas"]?.numberValue ?? 0), pods: usage)
+        }
     }
 
     static let deletionCost = "controller.kubernetes.io/pod-deletion-cost"

@@ -28,6 +28,10 @@ public protocol ClusterDriver: Sendable {
     func nodeOf(pod: String, namespace: String?) async throws -> String?
     /// Sets a workload's replicas through its scale subresource; returns the count before.
     func scale(_ command: ScaleCommand) async throws -> Int
+    /// Sets a workload's CPU and memory requests and limits; returns the pods affected.
+    func resize(_ command: ResizeCommand) async throws -> Int
+    /// Pod usage and requests of the workloads the suite placed (for the autoscaler).
+    func usage() async throws -> [WorkloadUsage]
 }
 
 /// One node of a simulated cluster, as the topology file describes it.
@@ -54,9 +58,12 @@ public struct SimulatedNode: Sendable, Hashable {
 public actor SimulatedCluster: ClusterDriver {
     struct Pod {
         var name: String
+        /// -1 while pending (no node had room when it was added by a scale-out).
         var node: Int
         var resources: Resources
         var namespace: String
+        var workload: String
+        var readyAt: ContinuousClock.Instant
     }
 
     public let name: String
@@ -97,10 +104,116 @@ public actor SimulatedCluster: ClusterDriver {
 
     public func scale(_ command: ScaleCommand) async throws -> Int {
         let key = "\(command.namespace)/\(command.name)"
+        if let share = command.trafficShare { shares[key] = share }
+        if let id = requestOf(namespace: command.namespace, workload: command.name) { return scaleApplied(id, to: command.replicas) }
         let before = scaled[key] ?? 0
         scaled[key] = command.replicas
         if before != command.replicas, let h = scaleHandler { await h(command.namespace, command.name, before, command.replicas) }
         return before
+    }
+
+
+    // MARK: workloads placed by requests: scaling, resizing, usage
+
+    /// Offered CPU demand (millicores, all clusters together) and per-pod memory by workload.
+    var loads: [String: SimulatedLoad] = [:]
+    /// This cluster's part of each workload's traffic (1 unless an autoscaler said otherwise).
+    var shares: [String: Double] = [:]
+    /// What each request's workload needs of a node (selectors, tolerations), for scale-outs.
+    var requirements: [String: WorkloadRequirements] = [:]
+
+    public func setLoad(_ load: SimulatedLoad) { loads["\(load.namespace)/\(load.name)"] = load }
+
+    func requestOf(namespace: String, workload: String) -> String? {
+        pods.first { _, list in list.first.map { $0.namespace == namespace && $0.workload == workload } ?? false }?.key
+    }
+
+    /// Adds pods (on the fitting node with the most free CPU, pending where none fits) or
+    /// removes them (pending first, then not yet ready, then the newest).
+    func scaleApplied(_ id: String, to replicas: Int) -> Int {
+        var list = pods[id] ?? []
+        let before = list.count
+        guard let template = list.first else { return 0 }
+        if replicas > before {
+            var next = (list.compactMap { Int($0.name.split(separator: "-").last ?? "") }.max() ?? -1) + 1
+            var req = requirements[id] ?? WorkloadRequirements(name: template.workload)
+            req.perReplica = template.resources
+            req.replicas = 1
+            for _ in before..<replicas {
+                let j = NodeFilter.best(states, req, copies: 1) { p in Double(p.pointee.allocatable.cpuMilli - p.pointee.requested.cpuMilli) }?.index ?? -1
+                if j >= 0 { states[j].requested = states[j].requested + template.resources }
+                list.append(Pod(name: "\(template.workload)-\(next)", node: j, resources: template.resources, namespace: template.namespace,
+                                workload: template.workload, readyAt: .now + podStartDelay))
+                next += 1
+            }
+        } else if replicas < before {
+            let now = ContinuousClock.now
+            let order = list.indices.sorted { a, b in
+                func rank(_ p: Pod) -> Int { p.node < 0 ? 0 : (p.readyAt > now ? 1 : 2) }
+                let (ra, rb) = (rank(list[a]), rank(list[b]))
+                return ra != rb ? ra < rb : a > b
+            }
+            let drop = Set(order.prefix(before - replicas))
+            for i in drop where list[i].node >= 0 { states[list[i].node].requested = states[list[i].node].requested - list[i].resources }
+            list = list.indices.filter { !drop.contains($0) }.map { list[$0] }
+        }
+        pods[id] = list
+        placePending()
+        return before
+    }
+
+    /// Pending pods go to nodes as room appears.
+    func placePending() {
+        for (id, list) in pods where list.contains(where: { $0.node < 0 }) {
+            var l = list
+            for i in l.indices where l[i].node < 0 {
+                var req = requirements[id] ?? WorkloadRequirements(name: l[i].workload)
+                req.perReplica = l[i].resources
+                req.replicas = 1
+                guard let j = NodeFilter.best(states, req, copies: 1, score: { p in Double(p.pointee.allocatable.cpuMilli - p.pointee.requested.cpuMilli) })?.index else { continue }
+                states[j].requested = states[j].requested + l[i].resources
+                l[i].node = j
+                l[i].readyAt = .now + podStartDelay
+            }
+            pods[id] = l
+        }
+    }
+
+    /// New requests for a workload's pods; each node's requested resources follow.
+    public func resize(_ command: ResizeCommand) throws -> Int {
+        guard let id = requestOf(namespace: command.namespace, workload: command.name), var list = pods[id] else {
+            throw SimulationError(reason: "no workload \(command.namespace)/\(command.name) in cluster \(name)")
+        }
+        for i in list.indices {
+            var r = list[i].resources
+            if let c = command.cpuRequestMilli { r.cpuMilli = c }
+            if let m = command.memoryRequest { r.memory = m }
+            if list[i].node >= 0 { states[list[i].node].requested = states[list[i].node].requested - list[i].resources + r }
+            list[i].resources = r
+        }
+        pods[id] = list
+        return list.count
+    }
+
+    /// Usage of every workload placed here: the cluster's share of the offered CPU spread
+    /// evenly over the ready pods; pending and starting pods have no metrics yet.
+    public func usage() -> [WorkloadUsage] {
+        let now = ContinuousClock.now
+        return pods.values.compactMap { list -> WorkloadUsage? in
+            guard let first = list.first else { return nil }
+            let key = "\(first.namespace)/\(first.workload)"
+            let load = loads[key]
+            let ready = list.filter { $0.node >= 0 && $0.readyAt <= now }.count
+            let perPod = ready > 0 ? (load?.cpuMilli ?? 0) * (shares[key] ?? 1) / Double(ready) : 0
+            let pods = list.map { p -> PodUsage in
+                let isReady = p.node >= 0 && p.readyAt <= now
+                return PodUsage(
+                    name: p.name, node: p.node >= 0 ? states[p.node].name : nil, ready: isReady,
+                    cpuMilli: isReady ? perPod : nil, memory: isReady ? (load?.memory ?? Double(p.resources.memory) / 2) : nil,
+                    cpuRequestMilli: Double(p.resources.cpuMilli), memoryRequest: Double(p.resources.memory))
+            }
+            return WorkloadUsage(namespace: first.namespace, name: first.workload, replicas: list.count, pods: pods)
+        }.sorted { $0.key < $1.key }
     }
 
     public func state() -> [NodeState] { states }
@@ -109,7 +222,7 @@ public actor SimulatedCluster: ClusterDriver {
 
     func release(_ requestID: String) -> Int {
         guard let list = pods.removeValue(forKey: requestID) else { return 0 }
-        for p in list { states[p.node].requested = states[p.node].requested - p.resources }
+        for p in list where p.node >= 0 { states[p.node].requested = states[p.node].requested - p.resources }
         attempts[requestID] = nil
         return list.count
     }
@@ -148,9 +261,11 @@ public actor SimulatedCluster: ClusterDriver {
                 return ApplyResult(ok: false, reason: "replica \(i + 1) of \(command.replicas) does not fit on \(scope): \(why)")
             }
             states[j].requested = states[j].requested + req.perReplica
-            placed.append(Pod(name: "\(req.name)-\(i)", node: j, resources: req.perReplica, namespace: command.namespace))
+            placed.append(Pod(name: "\(req.name)-\(i)", node: j, resources: req.perReplica, namespace: command.namespace, workload: req.name,
+                              readyAt: .now + podStartDelay))
         }
         pods[command.requestID] = placed
+        requirements[command.requestID] = req
         attempts[command.requestID] = command.attempt
         if podStartDelay > .zero { try? await Task.sleep(for: podStartDelay) }
         if let d = command.deadline, d < Date(), attempts[command.requestID] == command.attempt {
@@ -169,7 +284,7 @@ public actor SimulatedCluster: ClusterDriver {
         if delete {
             namespaces.remove(name)
             for (id, list) in pods where list.contains(where: { $0.namespace == name }) {
-                for p in list where p.namespace == name { states[p.node].requested = states[p.node].requested - p.resources }
+                for p in list where p.namespace == name && p.node >= 0 { states[p.node].requested = states[p.node].requested - p.resources }
                 pods[id] = list.filter { $0.namespace != name }
             }
         } else {
@@ -179,12 +294,17 @@ public actor SimulatedCluster: ClusterDriver {
 
     public func nodeOf(pod: String, namespace: String?) -> String? {
         for list in pods.values {
-            if let p = list.first(where: { $0.name == pod && (namespace == nil || $0.namespace == namespace) }) { return states[p.node].name }
+            if let p = list.first(where: { $0.name == pod && (namespace == nil || $0.namespace == namespace) }), p.node >= 0 { return states[p.node].name }
         }
         return nil
     }
 
     public func hasNamespace(_ name: String) -> Bool { namespaces.contains(name) }
+}
+
+public struct SimulationError: Error, CustomStringConvertible {
+    public var reason: String
+    public var description: String { reason }
 }
 
 /// The simulated topology file: `{"clusters": [{"name", "kind", "nodes": [...], "node_groups":

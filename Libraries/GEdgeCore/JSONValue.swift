@@ -50,6 +50,11 @@ public enum JSONValue: Sendable, Hashable {
         }
     }
 
+    public var objectValue: [String: JSONValue]? {
+        if case .object(let o) = self { return o }
+        return nil
+    }
+
     public var arrayValue: [JSONValue]? {
         if case .array(let items) = self { return items }
         return nil

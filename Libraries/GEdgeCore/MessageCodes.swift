@@ -32,6 +32,15 @@ public struct HCode: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// Scale a workload to a number of replicas (new in this suite): faas-trigger and
     /// autoscaler → agent.
     public static let scaleWorkload = HCode(700)
+    /// A cluster's pod usage by workload, from its agent (new in this suite): agent →
+    /// autoscaler.
+    public static let podMetrics = HCode(620)
+    /// Set a workload's CPU and memory requests and limits (new in this suite): autoscaler →
+    /// agent.
+    public static let resizeWorkload = HCode(710)
+    /// Offered load on a workload of a simulated cluster (new in this suite; simulated
+    /// agents only): demo and tests → agent.
+    public static let simulateLoad = HCode(790)
     /// An error reply.
     public static let error = HCode(900)
 
@@ -49,6 +58,9 @@ public struct HCode: Sendable, Hashable, Comparable, CustomStringConvertible {
         .clusterStatus: "cluster-status",
         .nodeAccelerators: "node-accelerators",
         .scaleWorkload: "scale-workload",
+        .podMetrics: "pod-metrics",
+        .resizeWorkload: "resize-workload",
+        .simulateLoad: "simulate-load",
         .error: "error",
     ]
 

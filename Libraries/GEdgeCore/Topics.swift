@@ -10,6 +10,10 @@ public enum Topics {
     public static let schedulerReplies = "gedge.scheduler.replies"
     /// Commands for one cluster's agent (hcodes 200, 210, 300, 310, 400, 520, 530), keyed by request ID.
     public static func agentCommands(cluster: String) -> String { "gedge.agent.\(cluster)" }
+    /// Pod usage reports from the agents (hcode 620), keyed by cluster.
+    public static let podMetrics = "gedge.pod-metrics"
+    /// Replies from agents to the autoscaler (hcodes 700 and 710, lcode 2).
+    public static let autoscalerReplies = "gedge.autoscaler.replies"
     /// The dead-letter topic for a topic: undecodable messages with their error.
     public static func deadLetter(for topic: String) -> String { topic + ".dlq" }
 }

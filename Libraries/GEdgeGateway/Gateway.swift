@@ -1,4 +1,5 @@
 import Foundation
+import GEdgeAutoscaler
 import GEdgeCore
 import GEdgeFaaS
 import GEdgeKafka
@@ -24,6 +25,9 @@ public struct GatewaySettings: Sendable {
     /// Where functions posted to /v1/functions are scaled, unless `?cluster=` says.
     public var functionCluster = "edge1"
     public var defaultFunctionQueue: String?
+    /// Who scales services that ask for `autoscaling`: the suite's `autoscaler` (across
+    /// clusters, over the edge; the HPA manifest is then not applied) or an in-cluster `hpa`.
+    public var autoscalingBy = "autoscaler"
 
     public init() {}
 
@@ -35,6 +39,10 @@ public struct GatewaySettings: Sendable {
         submittedTTL = try c.duration("gateway.submitted.ttl", default: submittedTTL)
         functionCluster = c.string("faas.cluster", default: functionCluster)
         defaultFunctionQueue = c.string("faas.queue.default")
+        autoscalingBy = c.string("gateway.autoscaling", default: autoscalingBy)
+        guard ["autoscaler", "hpa"].contains(autoscalingBy) else {
+            throw ConfigurationError(key: "gateway.autoscaling", reason: "'\(autoscalingBy)' is not autoscaler or hpa")
+        }
     }
 }
 
@@ -46,6 +54,7 @@ public final class Gateway: Sendable {
     public let store: GatewayStore
     public let tokens: TokenStore
     let functions: FunctionStore
+    let autoscaling: AutoscalerStore
     let auth: Authenticator
     let producer: KafkaProducer
     public let view: ClusterView
@@ -61,6 +70,7 @@ public final class Gateway: Sendable {
         self.store = store
         self.tokens = TokenStore(pool: store.pool)
         self.functions = FunctionStore(pool: store.pool)
+        self.autoscaling = AutoscalerStore(pool: store.pool)
         self.auth = Authenticator(tokens: tokens, limiter: RateLimiter(rate: settings.rate, burst: settings.burst))
         self.producer = producer
         self.view = view
@@ -259,6 +269,9 @@ public final class Gateway: Sendable {
         let def: ServiceDefinition
         do { def = try ServiceDefinition.decode(definitionValue) } catch { throw Problem.badInput(error) }
         let manifests = def.manifests()
+        // With the autoscaler, the HPA is not applied: the autoscaler scales the Deployment.
+        let byAutoscaler = def.autoscaling != nil && settings.autoscalingBy == "autoscaler"
+        let applied = byAutoscaler ? [manifests.deployment, manifests.service] + [manifests.serviceMonitor].compactMap { $0 } : manifests.all
         var parameters = def.scheduleParameters
         if case .object(var p) = parameters {
             p["namespace"] = .string(def.namespace)
@@ -267,7 +280,7 @@ public final class Gateway: Sendable {
         let requestID = RequestID.make()
         let inserted = try await store.insertService(
             project: principal.project, user: principal.user, namespace: def.namespace, name: def.name,
-            definition: definitionValue, manifests: .array(manifests.all), requestID: requestID)
+            definition: definitionValue, manifests: .array(applied), requestID: requestID)
         switch inserted {
         case .exists: throw Problem.conflict("service \(def.namespace)/\(def.name) exists; delete it first")
         case .namespaceTaken(let p):
@@ -277,15 +290,25 @@ public final class Gateway: Sendable {
         do {
             _ = try await submit(principal, fields: [
                 "request_id": .string(requestID), "policy": .string(def.schedulingPolicy.rawValue),
-                "workload": .array(manifests.all), "parameters": parameters,
+                "workload": .array(applied), "parameters": parameters,
             ])
         } catch {
             _ = try? await store.deleteService(namespace: def.namespace, name: def.name)
             throw error
         }
+        var policyJSON: JSONValue = .null
+        if byAutoscaler, let a = def.autoscaling {
+            var metrics: [AutoscalePolicy.Metric] = []
+            if let t = a.targetCPUUtilization { metrics.append(.cpu(targetUtilization: Double(t))) }
+            if let t = a.targetMemoryUtilization { metrics.append(.memory(targetUtilization: Double(t))) }
+            let policy = AutoscalePolicy(namespace: def.namespace, name: def.name, requestID: requestID, projectName: principal.project,
+                                         minReplicas: a.minReplicas, maxReplicas: a.maxReplicas, metrics: metrics)
+            try await autoscaling.upsert(policy, source: "service")
+            policyJSON = policy.json
+        }
         let out: JSONValue = .object([
             "name": .string(def.name), "namespace": .string(def.namespace), "request_id": .string(requestID),
-            "state": "submitted", "policy": .string(def.schedulingPolicy.rawValue), "manifests": .array(manifests.all),
+            "state": "submitted", "policy": .string(def.schedulingPolicy.rawValue), "manifests": .array(applied), "autoscaling": policyJSON,
             "links": .object(["self": .string("/v1/services/\(def.namespace)/\(def.name)"), "request": .string("/v1/requests/\(requestID)")]),
         ])
         return Reply.json(out, status: .accepted, headers: [.location: "/v1/services/\(def.namespace)/\(def.name)"])
@@ -301,6 +324,11 @@ public final class Gateway: Sendable {
     func deleteService(_ namespace: String, _ name: String, _ principal: Principal) async throws -> Response {
         let (_, requestID) = try await visibleService(namespace, name, principal)
         try await publish(CancelRequest(requestID: requestID, reason: "service \(namespace)/\(name) deleted", withdraw: true).envelope, key: requestID)
+        // Replicas the autoscaler placed over the edge go with it.
+        for o in try await autoscaling.placements(namespace: namespace, name: name) where !o.home {
+            try await publish(CancelRequest(requestID: o.requestID, reason: "service \(namespace)/\(name) deleted", withdraw: true).envelope, key: o.requestID)
+        }
+        _ = try await autoscaling.delete(namespace: namespace, name: name)
         _ = try await store.deleteService(namespace: namespace, name: name)
         return Reply.json(.object(["name": .string(name), "namespace": .string(namespace), "request_id": .string(requestID), "state": "deleting"]), status: .accepted)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import GEdgeAutoscaler
 import GEdgeCore
 import GEdgeFaaS
 import GEdgePlacement
@@ -217,6 +218,82 @@ extension Gateway {
             ]), status: .created)
         }
 
+        // /v1: autoscaling policies (the autoscaler's API) and their decisions.
+        router.get("/v1/autoscaling") { request, _ in
+            let p = try await self.auth.principal(request)
+            let list = try await self.autoscaling.policies(project: p.admin ? nil : p.project)
+            return Reply.json(.object(["policies": .array(list.map(\.json))]))
+        }
+        router.put("/v1/autoscaling/:namespace/:name") { request, context in
+            let p = try await self.auth.principal(request)
+            let ns = try context.parameters.require("namespace"), name = try context.parameters.require("name")
+            guard case .object(var doc) = try await self.document(request) else {
+                throw Problem(.badRequest, code: "wrong_type", detail: "expected an object", field: "")
+            }
+            for (k, v) in [("namespace", ns), ("name", name)] {
+                if let given = doc[k]?.stringValue, given != v {
+                    throw Problem(.badRequest, code: "invalid_value", detail: "'\(given)' differs from the path's '\(v)'", field: k)
+                }
+                doc[k] = .string(v)
+            }
+            let policy: AutoscalePolicy
+            do { policy = try AutoscalePolicy.decode(.object(doc), project: nil) } catch let e as MessageDecodingError { throw Problem.badInput(e) }
+            // The request named must be one this token may see; the policy belongs to its project.
+            _ = try await self.visibleRequest(policy.requestID, p, history: false)
+            guard let placed = try await self.autoscaling.request(id: policy.requestID) else { throw Problem.notFound("no request '\(policy.requestID)'") }
+            var owned = policy
+            owned.projectName = placed.projectName
+            if let existing = try await self.autoscaling.policy(namespace: ns, name: name), !p.mayAccess(project: existing.projectName) {
+                throw Problem.notFound("no autoscaling policy \(ns)/\(name)")
+            }
+            try await self.autoscaling.upsert(owned, source: "api")
+            return Reply.json(owned.json)
+        }
+        router.get("/v1/autoscaling/:namespace/:name") { request, context in
+            let p = try await self.auth.principal(request)
+            let ns = try context.parameters.require("namespace"), name = try context.parameters.require("name")
+            guard let policy = try await self.autoscaling.policy(namespace: ns, name: name), p.mayAccess(project: policy.projectName) else {
+                throw Problem.notFound("no autoscaling policy \(ns)/\(name)")
+            }
+            guard case .object(var o) = policy.json else { throw Problem.notFound("no autoscaling policy \(ns)/\(name)") }
+            let placements = try await self.autoscaling.placements(namespace: ns, name: name)
+            o["placements"] = .array(placements.map(\.json))
+            o["replicas"] = .number(Double(placements.reduce(0) { $0 + $1.replicas }))
+            o["decisions"] = .array(try await self.autoscaling.decisions(namespace: ns, name: name, limit: 20).map(\.json))
+            return Reply.json(.object(o))
+        }
+        router.get("/v1/autoscaling/:namespace/:name/decisions") { request, context in
+            let p = try await self.auth.principal(request)
+            let ns = try context.parameters.require("namespace"), name = try context.parameters.require("name")
+            guard let policy = try await self.autoscaling.policy(namespace: ns, name: name), p.mayAccess(project: policy.projectName) else {
+                throw Problem.notFound("no autoscaling policy \(ns)/\(name)")
+            }
+            let q = request.uri.queryParameters
+            let limit = q["limit"].map { Int(String($0)) ?? -1 } ?? 50
+            guard (1...500).contains(limit) else { throw Problem(.badRequest, code: "invalid_value", detail: "limit is 1 to 500", field: "limit") }
+            var before: Int64?
+            if let b = q["before"] {
+                guard let v = Int64(String(b)), v > 0 else { throw Problem(.badRequest, code: "invalid_value", detail: "before is a decision ID", field: "before") }
+                before = v
+            }
+            let list = try await self.autoscaling.decisions(namespace: ns, name: name, limit: limit, before: before)
+            var out: [String: JSONValue] = ["decisions": .array(list.map(\.json))]
+            if list.count == limit, let last = list.last { out["next"] = .string("/v1/autoscaling/\(ns)/\(name)/decisions?limit=\(limit)&before=\(last.id)") }
+            return Reply.json(.object(out))
+        }
+        router.delete("/v1/autoscaling/:namespace/:name") { request, context in
+            let p = try await self.auth.principal(request)
+            let ns = try context.parameters.require("namespace"), name = try context.parameters.require("name")
+            guard let policy = try await self.autoscaling.policy(namespace: ns, name: name), p.mayAccess(project: policy.projectName) else {
+                throw Problem.notFound("no autoscaling policy \(ns)/\(name)")
+            }
+            for o in try await self.autoscaling.placements(namespace: ns, name: name) where !o.home {
+                try await self.publish(CancelRequest(requestID: o.requestID, reason: "autoscaling policy \(ns)/\(name) deleted", withdraw: true).envelope, key: o.requestID)
+            }
+            _ = try await self.autoscaling.delete(namespace: ns, name: name)
+            return Response(status: .noContent)
+        }
+
         // /v1: projects, tokens, identity.
         router.get("/v1/whoami") { request, _ in
             let p = try await self.auth.principal(request)
@@ -298,6 +375,8 @@ extension Gateway {
         ("GET", "/v1/projects/:project/clusters"), ("PUT", "/v1/projects/:project/clusters"),
         ("POST", "/v1/tokens"), ("GET", "/v1/tokens"), ("DELETE", "/v1/tokens/:id"),
         ("GET", "/v1/functions"), ("POST", "/v1/functions"), ("GET", "/v1/functions/:namespace/:name"),
+        ("GET", "/v1/autoscaling"), ("PUT", "/v1/autoscaling/:namespace/:name"), ("GET", "/v1/autoscaling/:namespace/:name"),
+        ("DELETE", "/v1/autoscaling/:namespace/:name"), ("GET", "/v1/autoscaling/:namespace/:name/decisions"),
         ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
     ].map { ($0.0, $0.1.split(separator: "/")) }
 

@@ -150,8 +150,11 @@ public enum KubeNames {
 
 /// Scale a workload on a cluster (hcode 700, new in this suite): the faas-trigger's and the
 /// autoscaler's way to act. Wire form `{"request_id","namespace","kind","name","replicas",
-/// "busy_pod_ips","reply_to"}`; `busy_pod_ips` names pods still working, removed last on
-/// scale-in (pod deletion cost).
+/// "busy_pod_ips","traffic_share","reply_to"}`; `busy_pod_ips` names pods still working,
+/// removed last on scale-in (pod deletion cost); `traffic_share` (0 to 1) is the part of the
+/// workload's traffic this cluster takes when it runs in several (over the edge): a
+/// Kubernetes agent writes it to the annotation `gedge.io/traffic-share` for the traffic
+/// layer, a simulated one splits its offered load by it.
 public struct ScaleCommand: Sendable, Hashable {
     public var requestID: String
     public var namespace: String
@@ -159,9 +162,11 @@ public struct ScaleCommand: Sendable, Hashable {
     public var name: String
     public var replicas: Int
     public var busyPodIPs: [String]
+    public var trafficShare: Double?
     public var replyTo: String
 
-    public init(requestID: String, namespace: String, kind: String = "Deployment", name: String, replicas: Int, busyPodIPs: [String] = [], replyTo: String) {
+    public init(requestID: String, namespace: String, kind: String = "Deployment", name: String, replicas: Int, busyPodIPs: [String] = [], trafficShare: Double? = nil, replyTo: String) {
+        self.trafficShare = trafficShare
         self.requestID = requestID
         self.namespace = namespace
         self.kind = kind
@@ -172,15 +177,17 @@ public struct ScaleCommand: Sendable, Hashable {
     }
 
     public var msg: JSONValue {
-        .object([
+        var o: [String: JSONValue] = [
             "request_id": .string(requestID), "namespace": .string(namespace), "kind": .string(kind), "name": .string(name),
             "replicas": .number(Double(replicas)), "busy_pod_ips": .array(busyPodIPs.map(JSONValue.string)), "reply_to": .string(replyTo),
-        ])
+        ]
+        if let trafficShare { o["traffic_share"] = .number(trafficShare) }
+        return .object(o)
     }
 
     public static func decode(_ msg: JSONValue) throws(MessageDecodingError) -> ScaleCommand {
         let r = try FieldReader(msg, path: "msg")
-        try r.rejectUnknown(allowed: ["request_id", "namespace", "kind", "name", "replicas", "busy_pod_ips", "reply_to"])
+        try r.rejectUnknown(allowed: ["request_id", "namespace", "kind", "name", "replicas", "busy_pod_ips", "traffic_share", "reply_to"])
         let ns = try r.string("namespace")
         guard KubeNames.isDNSLabel(ns) else { throw MessageDecodingError(.invalidValue, field: "msg.namespace", reason: "'\(ns)' is not a namespace name") }
         let kind = try r.optionalString("kind") ?? "Deployment"
@@ -190,8 +197,12 @@ public struct ScaleCommand: Sendable, Hashable {
         guard let replicas = try r.optionalInt("replicas"), (0...10_000).contains(replicas) else {
             throw MessageDecodingError(.invalidValue, field: "msg.replicas", reason: "0 to 10000 replicas")
         }
+        let share = try r.optionalNumber("traffic_share")
+        if let share, !(0...1).contains(share) {
+            throw MessageDecodingError(.invalidValue, field: "msg.traffic_share", reason: "a fraction from 0 to 1")
+        }
         return ScaleCommand(
             requestID: try r.string("request_id"), namespace: ns, kind: kind, name: try r.string("name"), replicas: replicas,
-            busyPodIPs: try r.optionalStringList("busy_pod_ips") ?? [], replyTo: try r.string("reply_to"))
+            busyPodIPs: try r.optionalStringList("busy_pod_ips") ?? [], trafficShare: share, replyTo: try r.string("reply_to"))
     }
 }

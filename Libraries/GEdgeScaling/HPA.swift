@@ -32,6 +32,12 @@ public struct HPAProposal: Sendable, Hashable {
     /// The usage ratio of the ready pods with metrics (1 means on target).
     public var usageRatio: Double
     public var reason: String
+
+    public init(replicas: Int, usageRatio: Double, reason: String) {
+        self.replicas = replicas
+        self.usageRatio = usageRatio
+        self.reason = reason
+    }
 }
 
 /// The Kubernetes HPA's replica calculation, exactly: desired = ceil(current × ratio) over

@@ -24,6 +24,11 @@ let usage = """
       nodes CLUSTER                     a cluster's nodes
       functions                         functions and their replicas (faas-trigger)
       function NS/NAME                  a function's recent scale events
+      scaling list                      autoscaling policies and their replicas
+      scaling get NS/NAME               a policy, where its replicas run, recent decisions
+      scaling decisions NS/NAME [--limit N]   decisions with their inputs and reasons
+      scaling set NS/NAME -f FILE       create or replace a policy (JSON or YAML)
+      scaling delete NS/NAME            remove a policy (replicas over the edge withdrawn)
       bind PROJECT CLUSTER[,CLUSTER]    bind clusters to a project (admin)
       token create --user U --workspace W --project P [--admin]   (admin)
       whoami
@@ -331,6 +336,45 @@ func run(_ o: Options) async throws -> Int32 {
         table(["AT", "FROM", "TO", "METRIC", "REASON"], (r["events"]?.arrayValue ?? []).reversed().map {
             [text($0["at"]), text($0["from"]), text($0["to"]), text($0["metric"]), text($0["reason"])]
         })
+    case ("scaling", "list"):
+        let r = try await c.call("GET", "/v1/autoscaling")
+        if o.json { printJSON(r); return 0 }
+        table(["NAMESPACE", "NAME", "REQUEST", "MIN", "MAX", "METRICS", "OVERFLOW"], (r["policies"]?.arrayValue ?? []).map { p in
+            let metrics = (p["metrics"]?.arrayValue ?? []).map { m in
+                let t = m["targetUtilization"].map { "\(text($0))%" } ?? text(m["targetAverageValue"] ?? m["targetValue"])
+                return "\(text(m["type"]))=\(t)"
+            }.joined(separator: ",")
+            return [text(p["namespace"]), text(p["name"]), text(p["request_id"]), text(p["minReplicas"]), text(p["maxReplicas"]), metrics, text(p["overflow"])]
+        })
+    case ("scaling", "get"), ("scaling", "decisions"), ("scaling", "delete"), ("scaling", "set"):
+        guard args.count > 2, args[2].contains("/") else { throw CLIError(description: "give the workload as NAMESPACE/NAME") }
+        let key = args[2]
+        switch args[1] {
+        case "delete":
+            _ = try await c.call("DELETE", "/v1/autoscaling/\(key)")
+            print("autoscaling policy \(key) deleted")
+        case "set":
+            let (bytes, type) = try readFile(o.flag("-f"))
+            let r = try await c.call("PUT", "/v1/autoscaling/\(key)", body: bytes, contentType: type)
+            if o.json { printJSON(r) } else { print("autoscaling policy \(key) set: \(text(r["minReplicas"]))..\(text(r["maxReplicas"])) replicas") }
+        case "get":
+            let r = try await c.call("GET", "/v1/autoscaling/\(key)")
+            if o.json { printJSON(r); return 0 }
+            print("\(key): \(text(r["replicas"])) replica(s), \(text(r["minReplicas"]))..\(text(r["maxReplicas"])), request \(text(r["request_id"]))")
+            table(["CLUSTER", "HOME", "REPLICAS", "STATE", "REQUEST"], (r["placements"]?.arrayValue ?? []).map {
+                [text($0["cluster"]), text($0["home"]), text($0["replicas"]), text($0["state"]), text($0["request_id"])]
+            })
+            print("")
+            table(["AT", "KIND", "FROM", "TO", "REASON"], (r["decisions"]?.arrayValue ?? []).reversed().map {
+                [text($0["at"]), text($0["kind"]), text($0["current"]), text($0["target"]), text($0["reason"])]
+            })
+        default:
+            let r = try await c.call("GET", "/v1/autoscaling/\(key)/decisions?limit=\(o.flag("--limit") ?? "50")")
+            if o.json { printJSON(r); return 0 }
+            table(["ID", "AT", "KIND", "FROM", "TO", "REASON"], (r["decisions"]?.arrayValue ?? []).reversed().map {
+                [text($0["id"]), text($0["at"]), text($0["kind"]), text($0["current"]), text($0["target"]), text($0["reason"])]
+            })
+        }
     case ("bind", let project?):
         guard args.count > 2 else { throw CLIError(description: "bind PROJECT CLUSTER[,CLUSTER...]") }
         let clusters = args[2].split(separator: ",").map { JSONValue.string(String($0)) }

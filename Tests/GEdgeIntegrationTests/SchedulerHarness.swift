@@ -87,16 +87,22 @@ final class SchedulerHarness: @unchecked Sendable {
 
     /// Starts an agent for a driver; returns its service group (to stop it alone).
     @discardableResult
-    func startAgent(_ name: String, driver: any ClusterDriver, kind: ClusterKind = .edge, statusInterval: Duration = .milliseconds(300)) throws -> ServiceGroup {
+    func startAgent(_ name: String, driver: any ClusterDriver, kind: ClusterKind = .edge, statusInterval: Duration = .milliseconds(300),
+                    metricsInterval: Duration? = nil) throws -> ServiceGroup {
         var settings = AgentSettings(cluster: name)
         settings.kind = kind
         settings.statusInterval = statusInterval
         settings.statusMinInterval = .milliseconds(50)
         let agent = Agent(settings: settings, driver: driver, producer: producer, logger: logger)
-        return run([
+        var services: [any Service] = [
             AgentCommandLoop(agent: agent, consumer: try consumer(group: "agent-\(name)", topic: Topics.agentCommands(cluster: name))),
             AgentStatusLoop(agent: agent),
-        ])
+        ]
+        if let metricsInterval {
+            settings.metricsInterval = metricsInterval
+            services.append(AgentMetricsLoop(agent: Agent(settings: settings, driver: driver, producer: producer, logger: logger)))
+        }
+        return run(services)
     }
 
     /// Stops one service group and waits until it has finished (its in-flight work drained).

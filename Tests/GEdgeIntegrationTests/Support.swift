@@ -14,7 +14,7 @@ enum TestEnv {
     }()
     static let logger: Logger = {
         var l = Logger(label: "gedge-tests")
-        l.logLevel = .warning
+        l.logLevel = ProcessInfo.processInfo.environment["GEDGE_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
         return l
     }()
 

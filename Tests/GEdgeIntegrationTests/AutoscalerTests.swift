@@ -1,0 +1,188 @@
+import Foundation
+import GEdgeAgent
+import GEdgeAutoscaler
+import GEdgeCore
+import GEdgeHTTPClient
+import GEdgeKafka
+import GEdgePlacement
+import GEdgeScaling
+import GEdgeScheduler
+import Testing
+
+/// The autoscaler end to end: scheduler, three simulated clusters with their agents (pod
+/// metrics included) and the autoscaler, over the mock Kafka cluster and PostgreSQL. Load
+/// rises on a service placed in a small home cluster: it scales out there, then over the
+/// edge into the nearest neighbour (not the far one); load falls: the neighbour gives its
+/// replicas back first and its placement is withdrawn, then the home scales in.
+@Suite("Autoscaler", .enabled(if: TestEnv.integration), .serialized) struct AutoscalerFlowTests {
+    @Test(.timeLimit(.minutes(2)))
+    func scalesOutOverTheEdgeAndBackIn() async throws {
+        let h = try await SchedulerHarness(partitions: 2)
+        defer { Task { await h.shutdown() } }
+        try h.cluster.createTopic(Topics.podMetrics, partitions: 1)
+        try h.cluster.createTopic(Topics.autoscalerReplies, partitions: 1)
+        try h.startScheduler(instance: "s1")
+        let home = SimulatedCluster(name: "home", nodes: simNodes("h", count: 1, cpu: 2000, latency: ["near": 5, "far": 40]), podStartDelay: .milliseconds(20))
+        let near = SimulatedCluster(name: "near", nodes: simNodes("n", count: 2, latency: ["home": 5, "far": 40]), podStartDelay: .milliseconds(20))
+        let far = SimulatedCluster(name: "far", nodes: simNodes("f", count: 2, latency: ["home": 40, "near": 40]), podStartDelay: .milliseconds(20))
+        for (name, driver) in [("home", home), ("near", near), ("far", far)] {
+            try h.startAgent(name, driver: driver, statusInterval: .milliseconds(150), metricsInterval: .milliseconds(100))
+        }
+        try await h.bind("p1", ["home", "near", "far"])
+        try await h.submit(request("svc-1", .selectedCluster, ["select_clusters": .array([.string("home")])]))
+        _ = try await h.waitFor("svc-1", .completed)
+
+        let ns = KubeNames.namespace(forProject: "p1")
+        let store = AutoscalerStore(pool: h.pool)
+        let fast = ScalingRules(stabilizationWindowSeconds: 0, policies: [.init(type: .pods, value: 100, periodSeconds: 1)])
+        // Scale-in gives back at most 2 replicas a second, so the order is visible.
+        let slowDown = ScalingRules(stabilizationWindowSeconds: 0, policies: [.init(type: .pods, value: 2, periodSeconds: 1)])
+        try await store.upsert(AutoscalePolicy(
+            namespace: ns, name: "w-svc-1", requestID: "svc-1", projectName: "p1", minReplicas: 1, maxReplicas: 8,
+            metrics: [.cpu(targetUtilization: 50)], scaleUp: fast, scaleDown: slowDown), source: "api")
+
+        var settings = AutoscalerSettings()
+        settings.interval = .milliseconds(200)
+        settings.resendAfter = .seconds(2)
+        settings.lockKey = Int64.random(in: 1..<Int64.max)
+        let view = ClusterView(staleAfter: .seconds(3))
+        let pods = PodMetricsView()
+        let http = HTTPClient(logger: h.logger)
+        defer { Task { await http.shutdown() } }
+        let autoscaler = Autoscaler(
+            settings: settings, store: store, pool: h.pool, clusters: view, pods: pods,
+            external: ExternalMetrics(http: http, settings: settings, kafka: h.kafka, logger: h.logger), producer: h.producer, logger: h.logger)
+        _ = h.run([
+            ClusterStatusListener(consumer: try h.consumer(group: "as-view", topic: Topics.clusterStatus), view: view, logger: h.logger),
+            PodMetricsListener(consumer: try h.consumer(group: "as-metrics", topic: Topics.podMetrics, earliest: false), view: pods, logger: h.logger),
+            autoscaler,
+        ])
+
+        func load(_ cpu: Double) async throws {
+            for c in ["home", "near", "far"] {
+                let env = Envelope(source: .cluster("test"), target: .cluster(c), hcode: .simulateLoad, lcode: .request,
+                                   msg: SimulatedLoad(namespace: ns, name: "w-svc-1", cpuMilli: cpu).msg)
+                _ = try await h.producer.send(KafkaRecord(topic: Topics.agentCommands(cluster: c), key: "load", value: h.codec.encode(env)))
+            }
+        }
+        func replicas(_ c: SimulatedCluster) async -> Int { await c.usage().first { $0.name == "w-svc-1" }?.replicas ?? 0 }
+
+        // 3000m offered against 500m requests at a 50 % target wants 12: the maximum, 8. The
+        // home fits 4 (2000m); the other 4 go over the edge to the nearest neighbour.
+        try await load(3000)
+        try await eventually("8 replicas: 4 at home, 4 in near", timeout: .seconds(40)) {
+            let (a, b) = (await replicas(home), await replicas(near))
+            return a == 4 && b == 4
+        }
+        #expect(await replicas(far) == 0)
+        let placements = try await store.placements(namespace: ns, name: "w-svc-1")
+        #expect(placements.map(\.cluster) == ["home", "near"])
+        var decisions = try await store.decisions(namespace: ns, name: "w-svc-1", limit: 200)
+        #expect(decisions.contains { $0.kind == .overflow && $0.reason.contains("running in near") })
+        #expect(decisions.contains { $0.kind == .horizontal && $0.target == 8 && $0.inputs["cpu"]?["target_utilization"] == .number(50) })
+
+        // Load falls to 200m: 1 replica. The neighbour empties before the home shrinks.
+        try await load(200)
+        var timeline: [(Int, Int)] = []
+        try await eventually("back to 1 replica at home, none over the edge", timeout: .seconds(40)) {
+            let (a, b) = (await replicas(home), await replicas(near))
+            timeline.append((a, b))
+            return a == 1 && b == 0
+        }
+        #expect(!timeline.contains { $0.0 < 4 && $0.1 > 0 }, "the home shrank while the neighbour still ran replicas: \(timeline)")
+        #expect(try await store.placements(namespace: ns, name: "w-svc-1").map(\.cluster) == ["home"])
+        decisions = try await store.decisions(namespace: ns, name: "w-svc-1", limit: 200)
+        #expect(decisions.contains { $0.kind == .overflow && $0.reason.contains("withdrawn") })
+        // The overflow request was withdrawn through the scheduler.
+        let overflowID = decisions.compactMap { $0.inputs["placement_request"]?.stringValue }.first
+        #expect(overflowID != nil)
+        if let overflowID { #expect(try await h.states(overflowID).contains(.canceled)) }
+    }
+}
+
+/// Policies through the gateway and gedgectl: from a service definition's `autoscaling`
+/// (the HPA is then left to the autoscaler), through `PUT /v1/autoscaling`, read back with
+/// their decisions, kept to their project, and removed.
+@Suite("Autoscaling API", .enabled(if: TestEnv.integration), .timeLimit(.minutes(3)))
+struct AutoscalingAPITests {
+    @Test func policiesFromServicesAndTheAPIWithDecisions() async throws {
+        let g = try await GatewayHarness()
+        let edge1 = SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 2), podStartDelay: .milliseconds(20))
+        try g.world.startAgent("edge1", driver: edge1)
+        let ctx = try g.world.startScheduler(instance: "s1")
+        try await eventually("edge1 in view") { !ctx.view.fresh().isEmpty }
+        _ = try await g.json("PUT", "/v1/projects/p1/clusters", token: g.adminToken, .object(["clusters": .array(["edge1"])]))
+        let token = try await g.token(project: "p1")
+        let other = try await g.token(project: "p2")
+
+        // A service asking for autoscaling: a policy, and no HPA applied beside it.
+        let service = """
+            name: web
+            namespace: shop
+            containers: [nginx]
+            ports: [80]
+            type: ClusterIP
+            autoscaling: {minReplicas: 2, maxReplicas: 6, targetCPUUtilization: 70}
+            """
+        let (created, body) = try await g.call("POST", "/v1/services", token: token, body: service, contentType: "application/yaml")
+        #expect(created == 202, "\(body)")
+        #expect(body["manifests"]?.arrayValue?.compactMap { $0["kind"]?.stringValue } == ["Deployment", "Service"])
+        #expect(body["autoscaling"]?["maxReplicas"] == .number(6))
+        let serviceRequest = try #require(body["request_id"]?.stringValue)
+        _ = try await g.world.waitFor(serviceRequest, .completed)
+
+        let (listed, list) = try await g.call("GET", "/v1/autoscaling", token: token)
+        #expect(listed == 200)
+        let policy = try #require(list["policies"]?.arrayValue?.first)
+        #expect(policy["name"] == "web" && policy["namespace"] == "shop" && policy["request_id"] == .string(serviceRequest))
+        #expect(policy["metrics"]?.arrayValue?.first?["targetUtilization"] == .number(70))
+        #expect(policy["behavior"]?["scaleUp"]?["stabilizationWindowSeconds"] == .number(180))
+        #expect(try await g.call("GET", "/v1/autoscaling", token: other).1["policies"]?.arrayValue?.isEmpty == true)
+
+        // A policy through the API for a workload placed by a plain request.
+        try await g.world.submit(request("plain-1", .selectedCluster, ["select_clusters": .array(["edge1"])]))
+        _ = try await g.world.waitFor("plain-1", .completed)
+        let put = #"{"request_id": "plain-1", "minReplicas": 1, "maxReplicas": 4, "metrics": [{"type": "rabbitmq", "queue": "jobs", "targetAverageValue": 10}], "overflow": false}"#
+        let (setStatus, set) = try await g.call("PUT", "/v1/autoscaling/p1/w-plain-1", token: token, body: put)
+        #expect(setStatus == 200, "\(set)")
+        #expect(set["project"] == "p1" && set["overflow"] == false)
+        // Mistakes are 400s that name the field; other projects' requests and policies are not there.
+        let (bad, badBody) = try await g.call("PUT", "/v1/autoscaling/p1/w-plain-1", token: token, body: #"{"request_id": "plain-1", "maxReplicas": 0}"#)
+        #expect(bad == 400 && badBody["field"] == "maxReplicas", "\(badBody)")
+        let (mismatch, _) = try await g.call("PUT", "/v1/autoscaling/p1/w-plain-1", token: token, body: #"{"name": "other", "request_id": "plain-1", "maxReplicas": 3}"#)
+        #expect(mismatch == 400)
+        #expect(try await g.call("PUT", "/v1/autoscaling/p1/w-plain-1", token: other, body: put).0 == 404)
+        #expect(try await g.call("GET", "/v1/autoscaling/p1/w-plain-1", token: other).0 == 404)
+        #expect(try await g.call("PUT", "/v1/autoscaling/p1/x", token: token, body: #"{"request_id": "nope", "maxReplicas": 3}"#).0 == 404)
+
+        // Decisions, newest first, paged.
+        let store = AutoscalerStore(pool: g.world.pool)
+        for i in 1...3 {
+            try await store.record(ScalingDecision(namespace: "shop", name: "web", kind: .horizontal, current: i, target: i + 1,
+                                                   inputs: .object(["cpu": .object(["utilization": .number(Double(90 + i))])]), reason: "step \(i)"))
+        }
+        let (_, page1) = try await g.call("GET", "/v1/autoscaling/shop/web/decisions?limit=2", token: token)
+        #expect(page1["decisions"]?.arrayValue?.compactMap { $0["reason"]?.stringValue } == ["step 3", "step 2"])
+        let next = try #require(page1["next"]?.stringValue)
+        let (_, page2) = try await g.call("GET", next, token: token)
+        #expect(page2["decisions"]?.arrayValue?.compactMap { $0["reason"]?.stringValue } == ["step 1"])
+        let (_, one) = try await g.call("GET", "/v1/autoscaling/shop/web", token: token)
+        #expect(one["decisions"]?.arrayValue?.count == 3)
+        #expect(try await g.call("GET", "/v1/autoscaling/shop/web/decisions?limit=0", token: token).0 == 400)
+
+        // gedgectl reads the same.
+        let ctl = GedgectlTests()
+        let (code, lines) = try await ctl.ctl(g, token: token, ["scaling", "list"])
+        #expect(code == 0)
+        #expect(lines.contains { $0.contains("web") && $0.contains("cpu=70%") } && lines.contains { $0.contains("w-plain-1") && $0.contains("rabbitmq=10") }, "\(lines)")
+        let (code2, lines2) = try await ctl.ctl(g, token: token, ["scaling", "decisions", "shop/web"])
+        #expect(code2 == 0 && lines2.contains { $0.contains("step 3") }, "\(lines2)")
+
+        // Deleting the service removes its policy; deleting a policy leaves the workload.
+        #expect(try await g.call("DELETE", "/v1/services/shop/web", token: token).0 == 202)
+        #expect(try await g.call("GET", "/v1/autoscaling/shop/web", token: token).0 == 404)
+        #expect(try await g.call("DELETE", "/v1/autoscaling/p1/w-plain-1", token: token).0 == 204)
+        #expect(try await g.call("GET", "/v1/autoscaling", token: token).1["policies"]?.arrayValue?.isEmpty == true)
+        await g.shutdown()
+    }
+}
