@@ -2,7 +2,8 @@
 # The demo: three simulated cluster agents (the GS-Scheduler seed's topology), the scheduler
 # and the gateway run against the local stack. A producer publishes schedule requests to
 # Kafka under every policy; then the GS-Engine seed's service definition goes through the
-# gateway, and gedgectl follows it.
+# gateway, and gedgectl follows it; the FaaS seed's chain runs; the autoscaler takes a
+# service over the edge and back.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${GEDGE_BIN_DIR:-$root/.build/debug}"
@@ -14,7 +15,7 @@ for c in cloud edge1 edge2; do
   # edge1 also runs the FaaS seed's detection function: each replica a local process.
   "$bin/agent" --agent-cluster "$c" --agent-driver simulated --agent-topology "$root/config/topology-seed.json" \
     --agent-sim-exec "darknet-detail-detection-model=$bin/gedge-faas-demo detect" \
-    --http-port 0 --log-format text >"$state/agent-$c.log" 2>&1 &
+    --agent-metrics-interval 1s --http-port 0 --log-format text >"$state/agent-$c.log" 2>&1 &
   agents+=($!)
 done
 "$bin/scheduler" --log-format text --http-port 9101 >"$state/scheduler.log" 2>&1 &
@@ -101,8 +102,28 @@ for _ in $(seq 1 100); do
 done
 "$ctl" function detail-detection/darknet-detail-detection-scaling
 
+echo
+echo "== Autoscaler: scale out at home, over the edge to the nearest neighbour, and back in"
+"$bin/autoscaler" --log-format text --http-port 9106 --autoscaler-interval 1s >"$state/autoscaler.log" 2>&1 &
+autoscaler=$!
+trap 'kill -TERM $scheduler $gateway $trigger $notifier $sink $autoscaler "${agents[@]}" 2>/dev/null || true; pkill -TERM -f "gedge-faas-demo detect" || true; wait 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:9106/readyz >/dev/null 2>&1 && break; sleep 0.2; done
+"$ctl" service delete shop/web >/dev/null 2>&1 && sleep 2 || true
+"$bin/gedge-demo" --demo-load shop/web=0 >/dev/null
+"$ctl" --token "$token" service create -f "$root/config/gse/autoscale-demo.yaml" --watch
+"$ctl" --token "$token" scaling set shop/web -f "$root/config/autoscale/web-demo.yaml"
+replicas() { "$ctl" --token "$token" --json scaling get shop/web | python3 -c 'import json,sys; p=json.load(sys.stdin); print(p["replicas"], len(p["placements"]))'; }
+echo "== offering 48 CPUs to shop/web (4-CPU replicas at a 50 % target want 24; the maximum is 12)"
+"$bin/gedge-demo" --demo-load shop/web=48000
+for _ in $(seq 1 60); do [ "$(replicas)" = "12 2" ] && break; sleep 1; done
+"$ctl" --token "$token" scaling get shop/web
+echo "== load falls to 1 CPU: the neighbour gives its replicas back first, then edge2 shrinks"
+"$bin/gedge-demo" --demo-load shop/web=1000
+for _ in $(seq 1 60); do [ "$(replicas)" = "1 1" ] && break; sleep 1; done
+"$ctl" --token "$token" scaling decisions shop/web
+
 echo "== stopping (SIGTERM: finish in-flight work, commit offsets)"
-kill -TERM $scheduler $gateway $trigger $notifier $sink "${agents[@]}"
+kill -TERM $scheduler $gateway $trigger $notifier $sink $autoscaler "${agents[@]}"
 wait
 trap - EXIT
 tail -n 2 "$state/scheduler.log"

@@ -196,11 +196,14 @@ public actor SimulatedCluster: ClusterDriver {
     }
 
     /// Usage of every workload placed here: the cluster's share of the offered CPU spread
-    /// evenly over the ready pods; pending and starting pods have no metrics yet.
+    /// evenly over the ready pods, and the offered memory per pod; pending and starting pods
+    /// have no metrics yet.
     public func usage() -> [WorkloadUsage] {
         let now = ContinuousClock.now
-        return pods.values.compactMap { list -> WorkloadUsage? in
+        return pods.compactMap { id, list -> WorkloadUsage? in
             guard let first = list.first else { return nil }
+            // Without offered memory, each pod uses half of what the workload first asked for.
+            let baseMemory = Double(requirements[id]?.perReplica.memory ?? first.resources.memory) / 2
             let key = "\(first.namespace)/\(first.workload)"
             let load = loads[key]
             let ready = list.filter { $0.node >= 0 && $0.readyAt <= now }.count
@@ -209,7 +212,7 @@ public actor SimulatedCluster: ClusterDriver {
                 let isReady = p.node >= 0 && p.readyAt <= now
                 return PodUsage(
                     name: p.name, node: p.node >= 0 ? states[p.node].name : nil, ready: isReady,
-                    cpuMilli: isReady ? perPod : nil, memory: isReady ? (load?.memory ?? Double(p.resources.memory) / 2) : nil,
+                    cpuMilli: isReady ? perPod : nil, memory: isReady ? (load?.memory ?? baseMemory) : nil,
                     cpuRequestMilli: Double(p.resources.cpuMilli), memoryRequest: Double(p.resources.memory))
             }
             return WorkloadUsage(namespace: first.namespace, name: first.workload, replicas: list.count, pods: pods)

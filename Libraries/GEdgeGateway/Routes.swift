@@ -236,6 +236,10 @@ extension Gateway {
                 }
                 doc[k] = .string(v)
             }
+            // Replacing a policy may leave out its request: the existing one's is kept.
+            let existing = try await self.autoscaling.policy(namespace: ns, name: name)
+            if let existing, !p.mayAccess(project: existing.projectName) { throw Problem.notFound("no autoscaling policy \(ns)/\(name)") }
+            if doc["request_id"] == nil, let existing { doc["request_id"] = .string(existing.requestID) }
             let policy: AutoscalePolicy
             do { policy = try AutoscalePolicy.decode(.object(doc), project: nil) } catch let e as MessageDecodingError { throw Problem.badInput(e) }
             // The request named must be one this token may see; the policy belongs to its project.
@@ -243,9 +247,6 @@ extension Gateway {
             guard let placed = try await self.autoscaling.request(id: policy.requestID) else { throw Problem.notFound("no request '\(policy.requestID)'") }
             var owned = policy
             owned.projectName = placed.projectName
-            if let existing = try await self.autoscaling.policy(namespace: ns, name: name), !p.mayAccess(project: existing.projectName) {
-                throw Problem.notFound("no autoscaling policy \(ns)/\(name)")
-            }
             try await self.autoscaling.upsert(owned, source: "api")
             return Reply.json(owned.json)
         }

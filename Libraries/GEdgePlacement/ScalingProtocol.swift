@@ -165,9 +165,9 @@ public struct ResizeCommand: Sendable, Hashable {
 }
 
 /// Offered load on a workload of a simulated cluster (hcode 790, new in this suite; only
-/// simulated agents act on it): the total CPU (and memory) the workload's users demand across
-/// all clusters. A cluster's pods share its part of it (its traffic share, set with each
-/// scale command) evenly, each up to its CPU limit.
+/// simulated agents act on it): the total CPU the workload's users demand across all
+/// clusters, and each pod's memory. A cluster's pods share its part of the CPU (its traffic
+/// share, set with each scale command) evenly.
 public struct SimulatedLoad: Sendable, Hashable {
     public var namespace: String
     public var name: String

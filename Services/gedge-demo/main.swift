@@ -39,10 +39,32 @@ struct DemoRequest {
     var note: String
 }
 
+/// `--demo-load NS/NAME=MILLICORES --demo-load-clusters c1,c2`: offers that much CPU to a
+/// workload of the simulated clusters (hcode 790) and exits.
+func offerLoad(_ config: ConfigReader, spec: String, logger: Logger) async throws {
+    let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
+    let names = parts.first?.split(separator: "/").map(String.init) ?? []
+    guard parts.count == 2, names.count == 2, let cpu = Double(parts[1]), cpu >= 0 else {
+        throw ConfigurationError(key: "demo.load", reason: "'\(spec)' is not NAMESPACE/NAME=MILLICORES")
+    }
+    let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: KafkaConfiguration(config, clientID: "gedge-demo")), logger: logger)
+    let codec = EnvelopeCodec()
+    for cluster in config.list("demo.load.clusters", default: ["cloud", "edge1", "edge2"]) {
+        let msg: JSONValue = .object(["namespace": .string(names[0]), "name": .string(names[1]), "cpu_milli": .number(cpu)])
+        let env = Envelope(source: .cluster("gedge-demo"), target: .cluster(cluster), hcode: .simulateLoad, lcode: .request, msg: msg)
+        _ = try await producer.send(KafkaRecord(topic: Topics.agentCommands(cluster: cluster), key: "load-\(names[0])-\(names[1])", value: codec.encode(env)))
+    }
+    await producer.shutdown()
+}
+
 func runDemo() async throws {
     let config = try ConfigReader()
     GEdgeLogging.bootstrapConsole(level: .warning)
     let logger = Logger(label: "gedge-demo")
+    if let spec = config.string("demo.load") {
+        try await offerLoad(config, spec: spec, logger: logger)
+        return
+    }
     let topic = config.string("scheduler.topic", default: Topics.scheduleRequests)
     let timeout = try config.duration("demo.timeout", default: .seconds(60))
     let kafka = KafkaConfiguration(config, clientID: "gedge-demo")

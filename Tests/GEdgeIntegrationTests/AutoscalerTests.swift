@@ -1,5 +1,6 @@
 import Foundation
 import GEdgeAgent
+import GEdgeAMQP
 import GEdgeAutoscaler
 import GEdgeCore
 import GEdgeHTTPClient
@@ -7,6 +8,8 @@ import GEdgeKafka
 import GEdgePlacement
 import GEdgeScaling
 import GEdgeScheduler
+import Hummingbird
+import NIOCore
 import Testing
 
 /// The autoscaler end to end: scheduler, three simulated clusters with their agents (pod
@@ -97,6 +100,127 @@ import Testing
         let overflowID = decisions.compactMap { $0.inputs["placement_request"]?.stringValue }.first
         #expect(overflowID != nil)
         if let overflowID { #expect(try await h.states(overflowID).contains(.canceled)) }
+    }
+}
+
+/// The metric sources besides pod usage, each against the real thing: a Prometheus HTTP
+/// API (a loopback server answering as Prometheus does), a RabbitMQ queue, a Kafka group's lag.
+@Suite("Autoscaler metric sources", .enabled(if: TestEnv.integration), .timeLimit(.minutes(2)))
+struct AutoscalerMetricSourceTests {
+    @Test func prometheusRabbitMQAndKafkaLag() async throws {
+        // Prometheus: a vector summed; an error answer is an error.
+        let router = Router()
+        router.get("/api/v1/query") { request, _ -> Response in
+            let q = request.uri.queryParameters["query"].map(String.init) ?? ""
+            let body: String
+            switch q {
+            case "up": body = #"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"3"]},{"metric":{},"value":[1,"4.5"]}]}}"#
+            case "scalar(1)": body = #"{"status":"success","data":{"resultType":"scalar","result":[1,"42"]}}"#
+            default: body = #"{"status":"error","errorType":"bad_data","error":"parse error"}"#
+            }
+            return Response(status: q == "up" || q == "scalar(1)" ? .ok : .badRequest, headers: [.contentType: "application/json"],
+                            body: .init(byteBuffer: ByteBuffer(string: body)))
+        }
+        let port = PortBox()
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                              onServerRunning: { port.set($0.localAddress?.port ?? 0) }, logger: TestEnv.logger)
+        let h = try await SchedulerHarness(partitions: 2)
+        defer { Task { await h.shutdown() } }
+        _ = h.run([app])
+        try await eventually("the fake Prometheus listening") { port.get() != 0 }
+
+        var settings = AutoscalerSettings()
+        settings.prometheusURL = "http://127.0.0.1:\(port.get())/"
+        settings.amqpURL = TestEnv.amqpURL
+        let http = HTTPClient(logger: h.logger)
+        defer { Task { await http.shutdown() } }
+        let external = ExternalMetrics(http: http, settings: settings, kafka: h.kafka, logger: h.logger)
+        #expect(try await external.prometheus("up") == 7.5)
+        #expect(try await external.prometheus("scalar(1)") == 42)
+        await #expect(throws: (any Error).self) { try await external.prometheus("bad(") }
+
+        // RabbitMQ: ready messages by passive declare; a queue not there yet holds nothing.
+        let amqp = AMQPClient(configuration: try AMQPConfiguration(url: TestEnv.amqpURL), logger: h.logger)
+        try await amqp.waitUntilConnected()
+        let q = TestEnv.unique("as-queue")
+        _ = try await amqp.declareQueue(AMQPQueueSpec(name: q, autoDelete: false))
+        for i in 0..<5 { try await amqp.publish(routingKey: q, message: AMQPMessage(body: Array("m\(i)".utf8))) }
+        #expect(try await external.queueLength(q, url: nil) == 5)
+        #expect(try await external.queueLength(TestEnv.unique("absent"), url: nil) == 0)
+        _ = try await amqp.deleteQueue(q)
+        await amqp.close()
+
+        // Kafka: 10 messages, a group that consumed and committed 4 of them: a lag of 6.
+        let topic = TestEnv.unique("as-lag")
+        try h.cluster.createTopic(topic, partitions: 2)
+        for i in 0..<10 { _ = try await h.producer.send(KafkaRecord(topic: topic, key: "k\(i)", value: Array("v".utf8))) }
+        #expect(try await external.consumerLag(topic: topic, group: "workers") == 10)  // nothing committed yet
+        let consumer = try h.consumer(group: "workers", topic: topic)
+        var taken = 0
+        for await m in consumer {
+            try consumer.storeOffset(m)
+            taken += 1
+            if taken == 4 { break }
+        }
+        try await consumer.commit()
+        try await eventually("a lag of 6") { try await external.consumerLag(topic: topic, group: "workers") == 6 }
+        consumer.stopPolling()
+        try await consumer.close()
+    }
+}
+
+/// Scale up and down: a workload using far less memory than it requests gets its request
+/// lowered to the observed 90th percentile plus headroom, once, and not again while usage
+/// holds (no flapping); CPU, which the HPA scales on, is left alone.
+@Suite("Autoscaler vertical", .enabled(if: TestEnv.integration), .timeLimit(.minutes(2)))
+struct AutoscalerVerticalTests {
+    @Test func memoryRequestFollowsUsageWithoutFlapping() async throws {
+        let h = try await SchedulerHarness(partitions: 2)
+        defer { Task { await h.shutdown() } }
+        try h.cluster.createTopic(Topics.podMetrics, partitions: 1)
+        try h.cluster.createTopic(Topics.autoscalerReplies, partitions: 1)
+        try h.startScheduler(instance: "s1")
+        let edge = SimulatedCluster(name: "edge", nodes: simNodes("e", count: 2), podStartDelay: .milliseconds(20))
+        try h.startAgent("edge", driver: edge, statusInterval: .milliseconds(150), metricsInterval: .milliseconds(100))
+        try await h.bind("p1", ["edge"])
+        try await h.submit(request("v-1", .selectedCluster, ["select_clusters": .array([.string("edge")])]))
+        _ = try await h.waitFor("v-1", .completed)
+        let ns = KubeNames.namespace(forProject: "p1")
+        // 256Mi requested; 64Mi used.
+        let env = Envelope(source: .cluster("test"), target: .cluster("edge"), hcode: .simulateLoad, lcode: .request,
+                           msg: SimulatedLoad(namespace: ns, name: "w-v-1", cpuMilli: 250, memory: Double(64 << 20)).msg)
+        _ = try await h.producer.send(KafkaRecord(topic: Topics.agentCommands(cluster: "edge"), key: "load", value: h.codec.encode(env)))
+
+        let store = AutoscalerStore(pool: h.pool)
+        var policy = AutoscalePolicy(namespace: ns, name: "w-v-1", requestID: "v-1", projectName: "p1", minReplicas: 1, maxReplicas: 3,
+                                     metrics: [.cpu(targetUtilization: 50)])
+        policy.vertical.enabled = true
+        policy.vertical.minMemory = 32 << 20
+        try await store.upsert(policy, source: "api")
+        var settings = AutoscalerSettings()
+        settings.interval = .milliseconds(100)
+        settings.verticalWindow = .seconds(1)
+        settings.lockKey = Int64.random(in: 1..<Int64.max)
+        let view = ClusterView(staleAfter: .seconds(3))
+        let pods = PodMetricsView()
+        let http = HTTPClient(logger: h.logger)
+        defer { Task { await http.shutdown() } }
+        _ = h.run([
+            ClusterStatusListener(consumer: try h.consumer(group: "as-view", topic: Topics.clusterStatus), view: view, logger: h.logger),
+            PodMetricsListener(consumer: try h.consumer(group: "as-metrics", topic: Topics.podMetrics, earliest: false), view: pods, logger: h.logger),
+            Autoscaler(settings: settings, store: store, pool: h.pool, clusters: view, pods: pods,
+                       external: ExternalMetrics(http: http, settings: settings, kafka: h.kafka, logger: h.logger), producer: h.producer, logger: h.logger),
+        ])
+        // 64Mi + 15 % = 73.6Mi.
+        let expected = Int64((Double(64 << 20) * 1.15).rounded(.up))
+        try await eventually("the memory request lowered", timeout: .seconds(20)) {
+            await edge.usage().first?.pods.first?.memoryRequest == Double(expected)
+        }
+        #expect(await edge.usage().first?.pods.first?.cpuRequestMilli == 500)
+        try await Task.sleep(for: .seconds(3))  // three more windows with the same usage
+        let vertical = try await store.decisions(namespace: ns, name: "w-v-1", limit: 100).filter { $0.kind == .vertical }
+        #expect(vertical.count == 1, "\(vertical.map(\.reason))")
+        #expect(vertical.first?.reason.contains("memory request 256Mi -> 73Mi") == true, "\(vertical.map(\.reason))")
     }
 }
 
