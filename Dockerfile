@@ -15,7 +15,7 @@ COPY Services Services
 COPY Tests Tests
 RUN swift build -c release --static-swift-stdlib \
     && mkdir /out \
-    && for p in gateway scheduler agent accelerator-monitor faas-trigger notifier gedgectl gedge-kafka-dev gedge-faas-demo; do \
+    && for p in gateway scheduler agent accelerator-monitor faas-trigger notifier autoscaler gedgectl gedge-kafka-dev gedge-faas-demo; do \
          cp .build/release/$p /out/; \
        done \
     && cp -R .build/release/*.resources /out/

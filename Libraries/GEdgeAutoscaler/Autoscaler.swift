@@ -23,7 +23,8 @@ public struct AutoscalerSettings: Sendable {
     /// Usage kept for vertical recommendations, and the least time between two resizes.
     public var verticalWindow: Duration = .seconds(300)
     public var prometheusURL: String?
-    public var amqpURL = "amqp://guest:guest@127.0.0.1:5672/"
+    /// The broker of `rabbitmq` metrics that name no `url` (`amqp.url`, `amqp.password.file`).
+    public var amqp: AMQPConfiguration?
     public var repliesTopic = Topics.autoscalerReplies
     public var requestsTopic = Topics.scheduleRequests
     /// The PostgreSQL advisory lock the acting replica holds (one per database by default).
@@ -37,7 +38,7 @@ public struct AutoscalerSettings: Sendable {
         resendAfter = try c.duration("autoscaler.resend.after", default: resendAfter)
         verticalWindow = try c.duration("autoscaler.vertical.window", default: verticalWindow)
         prometheusURL = c.string("autoscaler.prometheus.url")
-        amqpURL = c.string("amqp.url", default: amqpURL)
+        amqp = try AMQPConfiguration(c)
         repliesTopic = c.string("autoscaler.replies.topic", default: repliesTopic)
         lockKey = Int64(try c.int("autoscaler.lock.key", default: Int(lockKey)))
     }
@@ -161,10 +162,11 @@ public final class ExternalMetrics: Sendable {
     }
 
     public func queueLength(_ queue: String, url: String?) async throws -> Double {
-        let u = url ?? settings.amqpURL
+        let u = url ?? ""
         let client = try amqp.withLock { d in
             if let c = d[u] { return c }
-            let c = AMQPClient(configuration: try AMQPConfiguration(url: u), logger: logger, name: "autoscaler")
+            let configuration = try url.map { try AMQPConfiguration(url: $0) } ?? settings.amqp ?? AMQPConfiguration()
+            let c = AMQPClient(configuration: configuration, logger: logger, name: "autoscaler")
             d[u] = c
             return c
         }

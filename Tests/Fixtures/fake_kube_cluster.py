@@ -26,6 +26,13 @@ PATCH  .../deployments/<name>/scale                        merge patch of spec.r
                                                            scale-in the pods with the lowest
                                                            controller.kubernetes.io/pod-deletion-cost go
 PATCH  /api/v1/namespaces/<ns>/pods/<name>                 merge patch of metadata.annotations
+PATCH  /apis/apps/v1/namespaces/<ns>/deployments/<name>    also a merge patch of metadata.annotations
+                                                           (application/merge-patch+json), or a strategic
+                                                           merge patch of the containers by name
+                                                           (application/strategic-merge-patch+json; the
+                                                           pods are replaced, as a rollout would)
+GET    /apis/metrics.k8s.io/v1beta1/pods[?labelSelector=]  PodMetricsList: every pod 124m CPU
+                                                           (123456789n), 64Mi memory (65536Ki)
 DELETE deployments, pods, services, namespaces by path (deleting a deployment deletes its pods)
 GET    /debug/state                                        {"namespaces", "deployments", "pods", "applies"}
 Prints "READY <port>".
@@ -64,8 +71,11 @@ def selected(obj, selector):
         return True
     labels = obj.get("metadata", {}).get("labels", {}) or {}
     for term in selector.split(","):
-        k, _, v = term.partition("=")
-        if labels.get(k) != v:
+        k, eq, v = term.partition("=")
+        if not eq:
+            if k not in labels:   # an existence requirement
+                return False
+        elif labels.get(k) != v:
             return False
     return True
 
@@ -81,7 +91,8 @@ def make_pods(ns, dep):
         pod = {"apiVersion": "v1", "kind": "Pod",
                "metadata": {"name": f"{name}-{i}", "namespace": ns, "labels": labels, "ownerDeployment": name},
                "spec": {"nodeName": host, "containers": spec.get("containers", [])},
-               "status": {"phase": "Running", "podIP": f"10.0.0.{i + 1}"}}
+               "status": {"phase": "Running", "podIP": f"10.0.0.{i + 1}",
+                          "conditions": [{"type": "Ready", "status": "True"}]}}
         PODS[(ns, pod["metadata"]["name"])] = pod
 
 
@@ -146,6 +157,26 @@ class Handler(BaseHTTPRequestHandler):
                     del PODS[k]
                 dep["spec"]["replicas"] = want
                 return self.reply(200, {"kind": "Scale", "apiVersion": "autoscaling/v1", "spec": {"replicas": want}})
+            is_dep = parts[:2] == ["apis", "apps"] and len(parts) == 7 and parts[5] == "deployments"
+            ctype = self.headers.get("Content-Type")
+            if method == "PATCH" and is_dep and ctype in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+                dep = DEPLOYMENTS.get((parts[4], parts[6]))
+                if dep is None:
+                    return self.reply(*status(404, "NotFound", f'deployments.apps "{parts[6]}" not found'))
+                patch = json.loads(body)
+                if ctype == "application/merge-patch+json":
+                    dep["metadata"].setdefault("annotations", {}).update(patch.get("metadata", {}).get("annotations", {}))
+                    return self.reply(200, dep)
+                containers = dep["spec"]["template"]["spec"]["containers"]
+                for c in patch.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+                    target = next((x for x in containers if x.get("name") == c.get("name")), None)
+                    if target is None:
+                        return self.reply(*status(422, "Invalid", f'no container "{c.get("name")}"'))
+                    res = target.setdefault("resources", {})
+                    for kind in ("requests", "limits"):
+                        res.setdefault(kind, {}).update(c.get("resources", {}).get(kind, {}))
+                make_pods(parts[4], dep)
+                return self.reply(200, dep)
             if method == "PATCH":
                 if self.headers.get("Content-Type") != "application/apply-patch+yaml":
                     return self.reply(*status(415, "UnsupportedMediaType", "the body of the request was in an unknown format"))
@@ -171,6 +202,12 @@ class Handler(BaseHTTPRequestHandler):
                     return self.reply(200, obj)
                 return self.reply(*status(404, "NotFound", "the server could not find the requested resource"))
             if method == "GET":
+                if parts == ["apis", "metrics.k8s.io", "v1beta1", "pods"]:
+                    items = [{"metadata": {"name": p["metadata"]["name"], "namespace": p["metadata"]["namespace"]},
+                              "containers": [{"name": c.get("name", "c"), "usage": {"cpu": "123456789n", "memory": "65536Ki"}}
+                                             for c in p["spec"]["containers"]]}
+                             for p in PODS.values() if selected(p, label_sel)]
+                    return self.reply(200, {"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1", "items": items})
                 if parts == ["api", "v1", "nodes"]:
                     return self.reply(200, {"kind": "NodeList", "items": NODES})
                 if parts == ["api", "v1", "pods"] or (len(parts) == 5 and parts[2] == "namespaces" and parts[4] == "pods"):

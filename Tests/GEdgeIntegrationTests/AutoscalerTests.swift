@@ -131,7 +131,7 @@ struct AutoscalerMetricSourceTests {
 
         var settings = AutoscalerSettings()
         settings.prometheusURL = "http://127.0.0.1:\(port.get())/"
-        settings.amqpURL = TestEnv.amqpURL
+        settings.amqp = try AMQPConfiguration(url: TestEnv.amqpURL)
         let http = HTTPClient(logger: h.logger)
         defer { Task { await http.shutdown() } }
         let external = ExternalMetrics(http: http, settings: settings, kafka: h.kafka, logger: h.logger)

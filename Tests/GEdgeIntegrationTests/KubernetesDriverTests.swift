@@ -88,6 +88,44 @@ struct KubernetesDriverTests {
         await client.shutdown()
     }
 
+    /// The autoscaler's view and hands: pod usage from the metrics API with readiness and
+    /// requests, a resize by strategic merge patch, the traffic share as an annotation.
+    @Test func usageResizeAndTrafficShare() async throws {
+        let (api, client, driver) = try setUp()
+        let manifest = try JSONValue.parse(Array(#"""
+            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api"},
+             "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "api"}},
+                      "template": {"metadata": {"labels": {"app": "api"}},
+                                   "spec": {"containers": [{"name": "api", "image": "example/api:1",
+                                                            "resources": {"requests": {"cpu": "250m", "memory": "128Mi"}}}]}}}}
+            """#.utf8))
+        let cmd = ApplyCommand(requestID: "as-1", attempt: 1, namespace: "p1", workload: manifest, node: nil, replicas: 2, deadline: Date().addingTimeInterval(30))
+        #expect(try await driver.apply(cmd).ok)
+        let usage = try await driver.usage()
+        #expect(usage.map(\.key) == ["p1/api"])
+        let w = try #require(usage.first)
+        #expect(w.replicas == 2)
+        #expect(w.pods.count == 2)
+        #expect(w.pods.allSatisfy { $0.ready && $0.cpuMilli == 124 && $0.memory == Double(64 << 20) && $0.cpuRequestMilli == 250 && $0.memoryRequest == Double(128 << 20) })
+
+        #expect(try await driver.resize(ResizeCommand(requestID: "r1", namespace: "p1", name: "api", cpuRequestMilli: 150, cpuLimitMilli: 300,
+                                                     memoryRequest: 96 << 20, replyTo: "x")) == 2)
+        let dep = try await debugState(api, client)["deployments"]?["p1/api"]
+        let resources = dep?["spec"]?["template"]?["spec"]?["containers"]?.arrayValue?.first?["resources"]
+        #expect(resources?["requests"]?["cpu"] == "150m" && resources?["limits"]?["cpu"] == "300m")
+        #expect(resources?["requests"]?["memory"] == .string(String(96 << 20)))
+        #expect(try await driver.usage().first?.pods.first?.cpuRequestMilli == 150)
+        await #expect(throws: (any Error).self) {
+            try await driver.resize(ResizeCommand(requestID: "r2", namespace: "p1", name: "nothing", cpuRequestMilli: 100, replyTo: "x"))
+        }
+
+        _ = try await driver.scale(ScaleCommand(requestID: "s1", namespace: "p1", name: "api", replicas: 3, trafficShare: 0.6, replyTo: "x"))
+        let scaled = try await debugState(api, client)["deployments"]?["p1/api"]
+        #expect(scaled?["metadata"]?["annotations"]?["gedge.io/traffic-share"] == "0.6000")
+        #expect(scaled?["spec"]?["replicas"] == 3)
+        await client.shutdown()
+    }
+
     @Test func podsThatNeverRunFailTheApplyAndAreRemoved() async throws {
         let (api, client, driver) = try setUp()
         let cmd = ApplyCommand(requestID: "slow", attempt: 3, namespace: "p1", workload: workload("never-ready"), node: nil, replicas: 1, deadline: Date().addingTimeInterval(30))
