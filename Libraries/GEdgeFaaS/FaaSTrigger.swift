@@ -19,7 +19,8 @@ public struct FaaSSettings: Sendable {
     /// How often definitions are reloaded from PostgreSQL.
     public var reloadInterval: Duration = .seconds(2)
     /// RabbitMQ's management API (`http://user:pass@host:15672`), for unacknowledged
-    /// messages, publish rates and busy consumers. Without it only ready messages count.
+    /// messages, publish rates and busy consumers. Without it, unacknowledged messages and
+    /// busy consumers come from the replicas' in-flight reports (`InFlightReporter`).
     public var managementURL: String?
     /// The AMQP URL for triggers whose host is a management URL.
     public var amqpURL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -54,11 +55,14 @@ public final class QueueReaders: Sendable {
     let http: HTTPClient
     let settings: FaaSSettings
     let logger: Logger
+    /// Work in progress as the replicas report it, for triggers without the management API.
+    let inFlight: InFlightTracker?
     private let clients = Mutex<[String: AMQPClient]>([:])
 
-    public init(http: HTTPClient, settings: FaaSSettings, logger: Logger) {
+    public init(http: HTTPClient, settings: FaaSSettings, inFlight: InFlightTracker? = nil, logger: Logger) {
         self.http = http
         self.settings = settings
+        self.inFlight = inFlight
         self.logger = logger
     }
 
@@ -68,10 +72,11 @@ public final class QueueReaders: Sendable {
     }
 
     func client(_ url: String) throws -> AMQPClient {
-        if let c = clients.withLock({ $0[url] }) { return c }
-        let c = AMQPClient(configuration: try AMQPConfiguration(url: url), logger: logger, name: "faas-trigger")
-        return clients.withLock { d in
+        // Made under the lock: a client is never created only to be dropped (its connection
+        // thread would outlive it).
+        try clients.withLock { d in
             if let existing = d[url] { return existing }
+            let c = AMQPClient(configuration: try AMQPConfiguration(url: url), logger: logger, name: "faas-trigger")
             d[url] = c
             return c
         }
@@ -111,7 +116,13 @@ public final class QueueReaders: Sendable {
     /// is used only when the declare fails).
     public func read(_ t: ScaledObject.Trigger) async -> QueueReading? {
         let declared = await ready(t)
-        guard let base = managementBase(t) else { return declared }
+        guard let base = managementBase(t) else {
+            // Without the management API: the replicas' own reports of what they hold.
+            guard var r = declared, let inFlight else { return declared }
+            r.unacknowledged = inFlight.unacknowledged(t.queueName)
+            r.busyConsumerIPs = inFlight.busyIPs(t.queueName)
+            return r
+        }
         do {
             let r = try await http.execute(HTTPRequest(url: "\(base.trimmingSuffix("/"))/api/queues/\(Self.escape(vhost(t)))/\(Self.escape(t.queueName))", timeout: .seconds(5)))
             if r.status == 404 { return declared }
@@ -130,7 +141,7 @@ public final class QueueReaders: Sendable {
 
     /// IPs of the queue's consumers whose channels hold unacknowledged messages.
     public func busyConsumers(_ t: ScaledObject.Trigger) async -> [String] {
-        guard let base = managementBase(t)?.trimmingSuffix("/") else { return [] }
+        guard let base = managementBase(t)?.trimmingSuffix("/") else { return inFlight?.busyIPs(t.queueName) ?? [] }
         do {
             let q = try await http.execute(HTTPRequest(url: "\(base)/api/queues/\(Self.escape(vhost(t)))/\(Self.escape(t.queueName))", timeout: .seconds(5))).json()
             var busy: [String] = []

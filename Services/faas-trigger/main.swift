@@ -1,3 +1,4 @@
+import GEdgeAMQP
 import GEdgeCore
 import GEdgeFaaS
 import GEdgeHTTPClient
@@ -24,6 +25,11 @@ func runFaaSTrigger() async throws {
     let producer = try KafkaProducer(configuration: producerConfig, logger: logger)
     let http = HTTPClient(logger: logger)
     let store = FunctionStore(pool: pool)
+    // Work in progress reported by the function replicas: counted when the management API is not.
+    let inFlight = try config.bool("faas.inflight.enabled", default: true)
+        ? InFlightTracker(client: AMQPClient(configuration: try AMQPConfiguration(config), logger: logger, name: "faas-inflight"),
+                          ttl: try config.duration("faas.inflight.ttl", default: .seconds(7)), logger: logger)
+        : nil
 
     let router = Router()
     ServiceKit.addOpsRoutes(to: router, registry: registry, readiness: [ReadinessCheck(name: "postgres") { await pool.ping() }])
@@ -37,7 +43,8 @@ func runFaaSTrigger() async throws {
         logger: logger)
 
     try await ServiceKit.run(
-        [app, FaaSTrigger(settings: settings, store: store, readers: QueueReaders(http: http, settings: settings, logger: logger), producer: producer, logger: logger)],
+        [app, FaaSTrigger(settings: settings, store: store, readers: QueueReaders(http: http, settings: settings, inFlight: inFlight, logger: logger), producer: producer, logger: logger)]
+            + (inFlight.map { [$0] } ?? []),
         logger: logger)
     await producer.shutdown()
     await http.shutdown()

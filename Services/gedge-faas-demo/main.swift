@@ -24,15 +24,21 @@ let amqpURL = ProcessInfo.processInfo.environment["GEDGE_AMQP_URL"] ?? "amqp://g
 struct Detector: Service {
     let client: AMQPClient
     let work: Duration
+    let logger: Logger
 
     func run() async throws {
         for q in ["motion", "accident", "fire", "knife"] { _ = try await client.declareQueue(AMQPQueueSpec(name: q)) }
+        // What this replica holds, for a faas-trigger without RabbitMQ's management API.
+        let inFlight = InFlightReporter(client: client, queue: "motion", replica: "detect-\(ProcessInfo.processInfo.processIdentifier)@\(ProcessInfo.processInfo.hostName)", logger: logger)
+        try await inFlight.prepare()
         let deliveries = try await client.consume(queue: "motion", prefetch: 1)
         let kinds = ["accident", "fire", "knife"]
         try await withGracefulShutdownHandler {
             for await d in deliveries {
+                await inFlight.started()
                 guard let event = try? JSONValue.parse(d.message.body), let id = event["event_id"]?.stringValue else {
                     try await client.ack(d)
+                    await inFlight.finished()
                     continue
                 }
                 try await Task.sleep(for: work)  // looking closer at the frame
@@ -44,6 +50,7 @@ struct Detector: Service {
                 ])
                 try await client.publish(routingKey: kind, message: AMQPMessage(body: detection.serialized(), messageID: "det-\(id)"))
                 try await client.ack(d)
+                await inFlight.finished()
             }
         } onGracefulShutdown: {
             Task { await client.close() }
@@ -70,7 +77,7 @@ case "motion":
 case "detect":
     let client = AMQPClient(configuration: try AMQPConfiguration(url: amqpURL), logger: logger, name: "detector")
     let group = ServiceGroup(
-        configuration: .init(services: [.init(service: Detector(client: client, work: .milliseconds(Int64(option("--work-ms", "50")) ?? 50)))],
+        configuration: .init(services: [.init(service: Detector(client: client, work: .milliseconds(Int64(option("--work-ms", "50")) ?? 50), logger: logger))],
                              gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
     try await group.run()
 case "sink":

@@ -100,6 +100,88 @@ struct FaaSTests {
         await h.shutdown()
     }
 
+    /// Without RabbitMQ's management API the replicas' in-flight reports are the count of
+    /// unacknowledged messages: a function whose only message is being worked on (held longer
+    /// than its cooldown) is not scaled to zero mid-work. Beside it, a function whose consumer
+    /// does not report goes to zero while its message is still held: what KEDA does.
+    @Test func workInProgressKeepsAFunctionUpWithoutTheManagementAPI() async throws {
+        let h = try await SchedulerHarness()
+        let sim = SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 1))
+        try h.cluster.createTopic(Topics.agentCommands(cluster: "edge1"), partitions: 1)
+        try h.startAgent("edge1", driver: sim)
+        let http = HTTPClient(logger: h.logger)
+        let c = try await amqp()
+        let store = FunctionStore(pool: h.pool)
+        var queues: [String: String] = [:]
+        for name in ["tracked", "untracked"] {
+            let q = TestEnv.unique(name)
+            queues[name] = q
+            _ = try await c.declareQueue(AMQPQueueSpec(name: q))
+            let text = """
+                apiVersion: keda.sh/v1alpha1
+                kind: ScaledObject
+                metadata: {name: \(name), namespace: fn}
+                spec:
+                  scaleTargetRef: {name: \(name)-worker}
+                  pollingInterval: 1
+                  cooldownPeriod: 1
+                  triggers:
+                  - type: rabbitmq
+                    metadata: {host: "\(TestEnv.amqpURL)", protocol: amqp, queueName: \(q), mode: QueueLength, value: "1"}
+                """
+            try await store.upsert(try #require(try ScaledObject.parseAll(text).first), definition: try YAMLDocuments.read(text)[0], cluster: "edge1")
+        }
+        var s = FaaSSettings()
+        s.cluster = "edge1"
+        s.activationInterval = .milliseconds(100)
+        s.reloadInterval = .milliseconds(300)
+        let tracker = InFlightTracker(client: AMQPClient(configuration: try AMQPConfiguration(url: TestEnv.amqpURL), logger: h.logger), ttl: .seconds(3), logger: h.logger)
+        _ = h.run([tracker, FaaSTrigger(settings: s, store: store, readers: QueueReaders(http: http, settings: s, inFlight: tracker, logger: h.logger),
+                                        producer: h.producer, logger: h.logger)])
+        try await Task.sleep(for: .milliseconds(500))
+
+        // A message each: both functions activate; then their replicas (slow consumers, one
+        // reporting what it holds) take the message.
+        for name in ["tracked", "untracked"] { try await c.publish(routingKey: queues[name]!, message: AMQPMessage(body: Array("{}".utf8))) }
+        try await eventually("both activated", timeout: .seconds(10)) {
+            let a = await sim.replicas(namespace: "fn", name: "tracked-worker")
+            let b = await sim.replicas(namespace: "fn", name: "untracked-worker")
+            return a == 1 && b == 1
+        }
+        let worker = try await amqp()
+        let reporter = InFlightReporter(client: worker, queue: queues["tracked"]!, replica: "w1", ip: "10.1.0.7", heartbeat: .milliseconds(500), logger: h.logger)
+        try await reporter.prepare()
+        let tracked = try await worker.consume(queue: queues["tracked"]!, prefetch: 1)
+        let worker2 = try await amqp()  // one consumer per client
+        let untracked = try await worker2.consume(queue: queues["untracked"]!, prefetch: 1)
+        var it1 = tracked.makeAsyncIterator(), it2 = untracked.makeAsyncIterator()
+        let d1 = try #require(await it1.next())
+        await reporter.started()
+        let d2 = try #require(await it2.next())
+        try await eventually("the report arrived") { tracker.unacknowledged(queues["tracked"]!) == 1 }
+        #expect(tracker.busyIPs(queues["tracked"]!) == ["10.1.0.7"])
+        // Held for 4 s: four times the cooldown.
+        var trackedLow = false
+        let until = ContinuousClock.now + .seconds(4)
+        while ContinuousClock.now < until {
+            if await sim.replicas(namespace: "fn", name: "tracked-worker") == 0 { trackedLow = true }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(!trackedLow, "the function was scaled to zero while its message was in progress")
+        #expect(await sim.replicas(namespace: "fn", name: "untracked-worker") == 0)
+        // Done: acked and reported; back to zero after the cooldown.
+        try await worker.ack(d1)
+        await reporter.finished()
+        try await worker2.ack(d2)
+        try await eventually("back to zero", timeout: .seconds(15)) { await sim.replicas(namespace: "fn", name: "tracked-worker") == 0 }
+        for q in queues.values { _ = try await c.deleteQueue(q) }
+        await worker.close()
+        await worker2.close()
+        await c.close()
+        await http.shutdown()
+        await h.shutdown()
+    }
+
     func notifierSettings(_ queues: [String], hook: String?) -> NotifierSettings {
         var s = NotifierSettings()
         s.queues = queues
