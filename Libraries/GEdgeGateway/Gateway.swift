@@ -1,5 +1,6 @@
 import Foundation
 import GEdgeAutoscaler
+import GEdgeWorkflow
 import GEdgeCore
 import GEdgeFaaS
 import GEdgeKafka
@@ -55,6 +56,7 @@ public final class Gateway: Sendable {
     public let tokens: TokenStore
     let functions: FunctionStore
     let autoscaling: AutoscalerStore
+    let workflows: WorkflowStore
     let auth: Authenticator
     let producer: KafkaProducer
     public let view: ClusterView
@@ -71,6 +73,7 @@ public final class Gateway: Sendable {
         self.tokens = TokenStore(pool: store.pool)
         self.functions = FunctionStore(pool: store.pool)
         self.autoscaling = AutoscalerStore(pool: store.pool)
+        self.workflows = WorkflowStore(pool: store.pool)
         self.auth = Authenticator(tokens: tokens, limiter: RateLimiter(rate: settings.rate, burst: settings.burst))
         self.producer = producer
         self.view = view

@@ -1,5 +1,6 @@
 import Foundation
 import GEdgeAutoscaler
+import GEdgeWorkflow
 import GEdgeCore
 import GEdgeFaaS
 import GEdgePlacement
@@ -295,6 +296,41 @@ extension Gateway {
             return Response(status: .noContent)
         }
 
+        // /v1: workflows (GS-AIflow): DAGs of services deployed in dependency order.
+        router.post("/v1/workflows") { request, _ in
+            let p = try await self.auth.principal(request)
+            let doc = try await self.document(request)
+            let spec: WorkflowSpec
+            do { spec = try WorkflowSpec.decode(doc) } catch let e as MessageDecodingError { throw Problem.badInput(e) }
+            let id: String
+            do { id = try await self.workflows.create(spec, source: doc, project: p.project, user: p.user, workspace: p.workspace) } catch let e as WorkflowError {
+                throw Problem.forbidden("namespace '\(spec.namespace)': \(p.admin ? e.description : "it belongs to another project")")
+            }
+            return Reply.json(.object([
+                "id": .string(id), "name": .string(spec.name), "namespace": .string(spec.namespace), "state": "running",
+                "order": .array(spec.steps.map { .string($0.name) }), "links": .object(["self": .string("/v1/workflows/\(id)")]),
+            ]), status: .accepted, headers: [.location: "/v1/workflows/\(id)"])
+        }
+        router.get("/v1/workflows") { request, _ in
+            let p = try await self.auth.principal(request)
+            return Reply.json(.object(["workflows": .array(try await self.workflows.list(project: p.admin ? nil : p.project))]))
+        }
+        router.get("/v1/workflows/:id") { request, context in
+            let p = try await self.auth.principal(request)
+            let id = try context.parameters.require("id")
+            guard let w = try await self.workflows.get(id: id, project: p.admin ? nil : p.project) else { throw Problem.notFound("no workflow '\(id)'") }
+            return Reply.json(w)
+        }
+        router.delete("/v1/workflows/:id") { request, context in
+            let p = try await self.auth.principal(request)
+            let id = try context.parameters.require("id")
+            guard let requests = try await self.workflows.cancel(id: id, project: p.admin ? nil : p.project) else { throw Problem.notFound("no workflow '\(id)'") }
+            for rid in requests {
+                try await self.publish(CancelRequest(requestID: rid, reason: "workflow \(id) deleted", withdraw: true).envelope, key: rid)
+            }
+            return Reply.json(.object(["id": .string(id), "state": "canceled", "withdrawn": .array(requests.map(JSONValue.string))]), status: .accepted)
+        }
+
         // /v1: projects, tokens, identity.
         router.get("/v1/whoami") { request, _ in
             let p = try await self.auth.principal(request)
@@ -378,6 +414,7 @@ extension Gateway {
         ("GET", "/v1/functions"), ("POST", "/v1/functions"), ("GET", "/v1/functions/:namespace/:name"),
         ("GET", "/v1/autoscaling"), ("PUT", "/v1/autoscaling/:namespace/:name"), ("GET", "/v1/autoscaling/:namespace/:name"),
         ("DELETE", "/v1/autoscaling/:namespace/:name"), ("GET", "/v1/autoscaling/:namespace/:name/decisions"),
+        ("POST", "/v1/workflows"), ("GET", "/v1/workflows"), ("GET", "/v1/workflows/:id"), ("DELETE", "/v1/workflows/:id"),
         ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
     ].map { ($0.0, $0.1.split(separator: "/")) }
 

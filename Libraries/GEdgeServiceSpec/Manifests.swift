@@ -43,9 +43,12 @@ extension ServiceDefinition {
             var o: [String: JSONValue] = ["name": .string(c.name), "image": .string(c.image), "imagePullPolicy": "IfNotPresent"]
             if let command = c.command { o["command"] = .array(command.map(JSONValue.string)) }
             if let args = c.args { o["args"] = .array(args.map(JSONValue.string)) }
-            if !c.env.isEmpty {
-                o["env"] = .array(c.env.sorted { $0.key < $1.key }.map { .object(["name": .string($0.key), "value": .string($0.value)]) })
+            // The runtime's PATH and LD_LIBRARY_PATH, unless the container sets its own.
+            let env = (runtime?.environment ?? [:]).merging(c.env) { _, own in own }
+            if !env.isEmpty {
+                o["env"] = .array(env.sorted { $0.key < $1.key }.map { .object(["name": .string($0.key), "value": .string($0.value)]) })
             }
+            if let runtime { o["volumeMounts"] = .array(runtime.volumeMounts) }
             o["resources"] = resources(for: c)
             // The service's ports belong to its first container, as GS-Engine had them.
             if i == 0 {
@@ -59,6 +62,7 @@ extension ServiceDefinition {
             containerObjects.append(.object(o))
         }
         var podSpec: [String: JSONValue] = ["containers": .array(containerObjects)]
+        if let runtime { podSpec["volumes"] = .array([runtime.volume]) }
         if let selector = scheduleHint?.nodeSelector, !selector.isEmpty {
             podSpec["nodeSelector"] = .object(selector.mapValues(JSONValue.string))
         }

@@ -7,7 +7,7 @@ import GEdgePlacement
 ///
 /// The seed's schema: `name`, `namespace`, `containers`, `ports`, `type` (required);
 /// `monitorPorts`, `scheduleHint` (optional). Extensions, all optional: `replicas`,
-/// `resources`, `autoscaling`, `pinnedCPUs`, `gpus`, `accelerator`, `labels`, `env`.
+/// `resources`, `autoscaling`, `pinnedCPUs`, `gpus`, `accelerator`, `labels`, `env`, `runtime`.
 public struct ServiceDefinition: Sendable, Hashable {
     public enum ServiceType: String, Sendable, Hashable, CaseIterable {
         case loadBalancer = "LoadBalancer", nodePort = "NodePort", clusterIP = "ClusterIP"
@@ -72,6 +72,8 @@ public struct ServiceDefinition: Sendable, Hashable {
     public var gpus: Int
     public var accelerator: Accelerator?
     public var labels: [String: String]
+    /// Runtime components mounted from a shared volume (GS-AIflow).
+    public var runtime: RuntimeEnvironment? = nil
 
     // MARK: defaults
 
@@ -89,7 +91,7 @@ public struct ServiceDefinition: Sendable, Hashable {
 
     static let topFields: Set<String> = [
         "name", "namespace", "containers", "ports", "type", "monitorPorts", "scheduleHint",
-        "replicas", "resources", "autoscaling", "pinnedCPUs", "gpus", "accelerator", "labels", "env",
+        "replicas", "resources", "autoscaling", "pinnedCPUs", "gpus", "accelerator", "labels", "env", "runtime",
     ]
 
     // MARK: decoding
@@ -179,10 +181,11 @@ public struct ServiceDefinition: Sendable, Hashable {
         for (k, v) in labels.sorted(by: { $0.key < $1.key }) {
             try checkLabel(key: k, value: v, field: "labels.\(k)")
         }
+        let runtime = try r.optionalObject("runtime").map { rt throws(MessageDecodingError) in try RuntimeEnvironment.decode(rt) }
         return ServiceDefinition(
             name: name, namespace: namespace, containers: containers, ports: ports, type: type, monitorPorts: monitorPorts,
             scheduleHint: hint, replicas: replicas, autoscaling: autoscaling, pinnedCPUs: pinned, gpus: gpus,
-            accelerator: accelerator, labels: labels)
+            accelerator: accelerator, labels: labels, runtime: runtime)
     }
 
     static func container(_ item: JSONValue, path: String, serviceName: String, index: Int, count: Int) throws(MessageDecodingError) -> Container {

@@ -7,6 +7,7 @@ import GEdgeKafka
 import GEdgePostgres
 import GEdgeScheduler
 import GEdgeServiceKit
+import GEdgeWorkflow
 import Hummingbird
 import Logging
 
@@ -72,6 +73,7 @@ func runGateway() async throws {
             WebhookDeliverer(
                 pool: pool, http: http, settings: try WebhookSettings(config, prefix: "gateway.callback"), wake: wake,
                 table: "callback_deliveries", key: "request_id", metric: "gedge_gateway_callbacks_total", logger: logger),
+            WorkflowEngine(store: WorkflowStore(pool: pool), producer: producer, settings: try WorkflowSettings(config), logger: logger),
             app,
         ], logger: logger)
     await producer.shutdown()

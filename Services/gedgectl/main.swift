@@ -24,6 +24,10 @@ let usage = """
       nodes CLUSTER                     a cluster's nodes
       functions                         functions and their replicas (faas-trigger)
       function NS/NAME                  a function's recent scale events
+      workflow create -f FILE [--watch] submit a workflow (a DAG of services, YAML or JSON)
+      workflows                         the project's workflows
+      workflow get ID                   a workflow's steps: state, attempt, placement
+      workflow delete ID                cancel a workflow and withdraw its steps' placements
       scaling list                      autoscaling policies and their replicas
       scaling get NS/NAME               a policy, where its replicas run, recent decisions
       scaling decisions NS/NAME [--limit N]   decisions with their inputs and reasons
@@ -335,6 +339,42 @@ func run(_ o: Options) async throws -> Int32 {
         print("\(key): \(text(r["replicas"])) replica(s) of \(text(r["target"])) on \(text(r["cluster"]))")
         table(["AT", "FROM", "TO", "METRIC", "REASON"], (r["events"]?.arrayValue ?? []).reversed().map {
             [text($0["at"]), text($0["from"]), text($0["to"]), text($0["metric"]), text($0["reason"])]
+        })
+    case ("workflows", _):
+        let r = try await c.call("GET", "/v1/workflows")
+        if o.json { printJSON(r); return 0 }
+        table(["ID", "NAME", "NAMESPACE", "STATE", "STEPS DONE", "CREATED"], (r["workflows"]?.arrayValue ?? []).map {
+            [text($0["id"]), text($0["name"]), text($0["namespace"]), text($0["state"]), "\(text($0["completed"]))/\(text($0["steps"]))", text($0["created_at"])]
+        })
+    case ("workflow", "create"):
+        let (bytes, type) = try readFile(o.flag("-f"))
+        let r = try await c.call("POST", "/v1/workflows", body: bytes, contentType: type)
+        let id = text(r["id"])
+        if !o.switches.contains("--watch") {
+            if o.json { printJSON(r) } else { print("workflow \(id) submitted; order: \((r["order"]?.arrayValue ?? []).map { text($0) }.joined(separator: " -> "))") }
+            return 0
+        }
+        print("workflow \(id) submitted")
+        var last = ""
+        while true {
+            let w = try await c.call("GET", "/v1/workflows/\(id)")
+            let line = (w["steps"]?.arrayValue ?? []).map { "\(text($0["name"]))=\(text($0["state"]))" }.joined(separator: " ")
+            if line != last { print("  \(line)"); last = line }
+            let state = text(w["state"])
+            if ["completed", "failed", "canceled"].contains(state) {
+                print("workflow \(id): \(state)\(w["reason"]?.stringValue.map { " (\($0))" } ?? "")")
+                return state == "completed" ? 0 : 1
+            }
+            try await Task.sleep(for: .milliseconds(300))
+        }
+    case ("workflow", "get"), ("workflow", "delete"):
+        guard args.count > 2 else { throw CLIError(description: "workflow \(args[1]) ID") }
+        let r = try await c.call(args[1] == "get" ? "GET" : "DELETE", "/v1/workflows/\(args[2])")
+        if o.json || args[1] == "delete" { printJSON(r); return 0 }
+        print("\(text(r["id"])) \(text(r["name"])) in \(text(r["namespace"])): \(text(r["state"])) (placement \(text(r["placement"])))")
+        table(["STEP", "DEPENDS ON", "STATE", "ATTEMPT", "CLUSTER/NODE", "REASON"], (r["steps"]?.arrayValue ?? []).map {
+            [text($0["name"]), ($0["depends_on"]?.arrayValue ?? []).map { text($0) }.joined(separator: ","), text($0["state"]), text($0["attempt"]),
+             "\(text($0["cluster"]))/\(text($0["node"]))", text($0["reason"])]
         })
     case ("scaling", "list"):
         let r = try await c.call("GET", "/v1/autoscaling")

@@ -1,6 +1,7 @@
 import Foundation
 import GEdgeCore
 import GEdgeGateway
+import GEdgeWorkflow
 import GEdgeOutbox
 import GEdgeHTTPClient
 import GEdgeKafka
@@ -38,6 +39,7 @@ final class GatewayHarness: @unchecked Sendable {
             WebhookDeliverer(
                 pool: world.pool, http: http, settings: callbacks, wake: wake, table: "callback_deliveries", key: "request_id",
                 metric: "gedge_gateway_callbacks_total", logger: world.logger),
+            WorkflowEngine(store: WorkflowStore(pool: world.pool), producer: world.producer, settings: GatewayHarness.fastWorkflows, logger: world.logger),
             app,
         ])
         var p = 0
@@ -46,6 +48,12 @@ final class GatewayHarness: @unchecked Sendable {
             return p != 0
         }
         port = p
+    }
+
+    static var fastWorkflows: WorkflowSettings {
+        var w = WorkflowSettings()
+        w.interval = .milliseconds(100)
+        return w
     }
 
     static var fastCallbacks: WebhookSettings {

@@ -92,6 +92,57 @@ let seedDefinition: String = {
         }
     }
 
+    /// GS-AIflow's runtime environment: the components mounted by subPath from the claim, the
+    /// conda environment first on PATH, the libraries on LD_LIBRARY_PATH (as the seed's pod had).
+    @Test func runtimeComponentsAreMountedFromTheClaim() throws {
+        let def = try ServiceDefinition.parse(text: """
+            name: inference
+            namespace: aieye
+            containers: [{image: "ubuntu:20.04", command: [python, serve.py], env: {MODEL: yolo}}]
+            ports: [8000]
+            type: ClusterIP
+            runtime:
+              claim: nfs-pvc-total
+              cuda: "11.2"
+              cudnn: 8.2.1
+              conda: tf2_py38
+              components: [{name: models, subPath: models/yolo-v5, lib: []}]
+            """)
+        let pod = try #require(def.manifests().deployment["spec"]?["template"]?["spec"])
+        #expect(pod["volumes"] == .array([.object(["name": "gedge-runtime", "persistentVolumeClaim": .object(["claimName": "nfs-pvc-total", "readOnly": true])])]))
+        let c = try #require(pod["containers"]?.arrayValue?.first)
+        let mounts = (c["volumeMounts"]?.arrayValue ?? []).map { "\($0["mountPath"]?.stringValue ?? "") <- \($0["subPath"]?.stringValue ?? "")" }
+        #expect(mounts == [
+            "/opt/gedge/runtime/miniconda3 <- miniconda3", "/opt/gedge/runtime/cuda <- cuda/cuda-11.2",
+            "/opt/gedge/runtime/cudnn <- cudnn/cudnn-8.2.1", "/opt/gedge/runtime/models <- models/yolo-v5",
+        ])
+        var env: [String: String] = [:]
+        for e in c["env"]?.arrayValue ?? [] { env[e["name"]?.stringValue ?? ""] = e["value"]?.stringValue }
+        #expect(env["PATH"] == "/opt/gedge/runtime/miniconda3/envs/tf2_py38/bin:/opt/gedge/runtime/cuda/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        #expect(env["LD_LIBRARY_PATH"] == "/opt/gedge/runtime/miniconda3/envs/tf2_py38/lib:/opt/gedge/runtime/cuda/lib64:/opt/gedge/runtime/cudnn/lib64")
+        #expect(env["CUDA_HOME"] == "/opt/gedge/runtime/cuda" && env["CONDA_DEFAULT_ENV"] == "tf2_py38" && env["MODEL"] == "yolo")
+    }
+
+    @Test(arguments: [
+        ("runtime: {cuda: '11.2'}", "runtime.claim", "missing_field"),
+        ("runtime: {claim: Bad_Claim, cuda: '11.2'}", "runtime.claim", "invalid_value"),
+        ("runtime: {claim: c}", "runtime.cuda", "missing_field"),
+        ("runtime: {claim: c, cuda: '11/2'}", "runtime.cuda", "invalid_value"),
+        ("runtime: {claim: c, components: [{name: x, subPath: ../etc}]}", "runtime.components[0].subPath", "invalid_value"),
+        ("runtime: {claim: c, components: [{name: x, subPath: /abs}]}", "runtime.components[0].subPath", "invalid_value"),
+        ("runtime: {claim: c, components: [{name: x, subPath: x, bin: ['a:b']}]}", "runtime.components[0].bin[0]", "invalid_value"),
+        ("runtime: {claim: c, python: '3.8'}", "runtime.python", "unknown_field"),
+    ])
+    func invalidRuntimesNameTheField(extra: String, field: String, code: String) {
+        do {
+            _ = try ServiceDefinition.parse(text: "name: a\nnamespace: edge\ncontainers: [a]\nports: [80]\ntype: ClusterIP\n" + extra)
+            Issue.record("accepted: \(extra)")
+        } catch {
+            #expect(error.field == field, "\(error)")
+            #expect(error.code.description == code, "\(error)")
+        }
+    }
+
     @Test(arguments: [
         ("namespace: edge\ncontainers: [a]\nports: [80]\ntype: ClusterIP", "name", "missing_field"),
         ("name: App_1\nnamespace: edge\ncontainers: [a]\nports: [80]\ntype: ClusterIP", "name", "invalid_value"),
