@@ -166,7 +166,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Libraries/GEdgeGateway",
-            resources: [.copy("Resources/openapi.yaml")],
+            resources: [.copy("Resources/openapi.yaml"), .copy("Resources/console.html")],
             swiftSettings: swiftSettings),
         // The ops endpoints and the service runner, shared by every service.
         .target(

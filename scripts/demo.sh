@@ -3,7 +3,8 @@
 # and the gateway run against the local stack. A producer publishes schedule requests to
 # Kafka under every policy; then the GS-Engine seed's service definition goes through the
 # gateway, and gedgectl follows it; the FaaS seed's chain runs; the autoscaler takes a
-# service over the edge and back.
+# service over the edge and back; the GS-AIflow seed's service runs as a workflow; the web
+# console is photographed.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${GEDGE_BIN_DIR:-$root/.build/debug}"
@@ -121,6 +122,21 @@ echo "== load falls to 1 CPU: the neighbour gives its replicas back first, then 
 "$bin/gedge-demo" --demo-load shop/web=1000
 for _ in $(seq 1 60); do [ "$(replicas)" = "1 1" ] && break; sleep 1; done
 "$ctl" --token "$token" scaling decisions shop/web
+
+echo
+echo "== GS-AIflow: the seed's AI service (media server, inference, post-processing, redis, database, dashboard) as a workflow"
+"$ctl" --token "$token" workflow create -f "$root/config/workflows/aieye.yaml" --watch
+wf="$("$ctl" --token "$token" --json workflows | python3 -c 'import json,sys; print(json.load(sys.stdin)["workflows"][0]["id"])')"
+"$ctl" --token "$token" workflow get "$wf"
+echo "== the web console: http://127.0.0.1:8888/console (sign in with a token: $state/admin-token, or a project token)"
+if command -v chromium >/dev/null; then
+  for page in clusters/edge2 "workflows/$wf" functions/detail-detection/darknet-detail-detection-scaling autoscaling/shop/web; do
+    file="$state/console-$(echo "$page" | cut -d/ -f1).png"
+    chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run --user-data-dir="$state/chromium" \
+      --virtual-time-budget=8000 --window-size=1280,900 --screenshot="$file" \
+      "http://127.0.0.1:8888/console#token=$token&go=/$page" >/dev/null 2>&1 && echo "   screenshot: $file"
+  done
+fi
 
 echo "== stopping (SIGTERM: finish in-flight work, commit offsets)"
 kill -TERM $scheduler $gateway $trigger $notifier $sink $autoscaler "${agents[@]}"

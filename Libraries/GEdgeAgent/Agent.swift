@@ -268,6 +268,17 @@ public final class Agent: Sendable {
                 var msg: [String: JSONValue] = ["request_id": .string(try r.optionalString("request_id") ?? key), "pod": .string(pod), "cluster": .string(settings.cluster)]
                 if let node { msg["node"] = .string(node) }
                 await reply(to: env, topic: replyTo, key: key, msg: .object(msg))
+            case .podLogs:
+                let r = try FieldReader(env.msg, path: "msg")
+                let ns = try r.string("namespace"), pod = try r.string("pod")
+                let tail = min(5000, max(1, try r.optionalInt("tail") ?? 200))
+                let lines = try await driver.logs(namespace: ns, pod: pod, tail: tail)
+                var msg: [String: JSONValue] = [
+                    "request_id": .string(try r.optionalString("request_id") ?? key), "cluster": .string(settings.cluster),
+                    "namespace": .string(ns), "pod": .string(pod), "found": .bool(lines != nil),
+                ]
+                msg["lines"] = .array((lines ?? []).map(JSONValue.string))
+                await reply(to: env, topic: replyTo, key: key, msg: .object(msg))
             case .projectNamespace:
                 let r = try FieldReader(env.msg, path: "msg")
                 let name = try r.optionalString("namespace") ?? KubeNames.namespace(forProject: try r.string("project_name"))

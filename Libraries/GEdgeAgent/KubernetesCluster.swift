@@ -165,6 +165,15 @@ public struct KubernetesCluster: ClusterDriver {
 
     static let trafficShare = "gedge.io/traffic-share"
 
+    /// The pod's log (`/log?tailLines=`), nil for a pod that is not there.
+    public func logs(namespace: String, pod: String, tail: Int) async throws -> [String]? {
+        let path = "/api/v1/namespaces/\(Self.query(namespace))/pods/\(Self.query(pod))/log?tailLines=\(max(1, tail))"
+        let response = try await client.execute(HTTPRequest(method: "GET", url: configuration.url + path, headers: [("Accept", "text/plain")], bearerToken: configuration.token()))
+        if response.status == 404 { return nil }
+        guard response.isSuccess else { throw KubernetesAPIError(status: response.status, message: "GET \(path): \(response.bodyString.prefix(200))") }
+        return response.bodyString.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).filter { !$0.isEmpty }
+    }
+
     /// Sets every container's requests and limits (a strategic merge patch by container
     /// name); the Deployment rolls its pods to the new values.
     public func resize(_ command: ResizeCommand) async throws -> Int {

@@ -30,6 +30,8 @@ public protocol ClusterDriver: Sendable {
     func scale(_ command: ScaleCommand) async throws -> Int
     /// Sets a workload's CPU and memory requests and limits; returns the pods affected.
     func resize(_ command: ResizeCommand) async throws -> Int
+    /// A pod's last `tail` log lines (nil when there is no such pod).
+    func logs(namespace: String, pod: String, tail: Int) async throws -> [String]?
     /// Pod usage and requests of the workloads the suite placed (for the autoscaler).
     func usage() async throws -> [WorkloadUsage]
 }
@@ -217,6 +219,26 @@ public actor SimulatedCluster: ClusterDriver {
             }
             return WorkloadUsage(namespace: first.namespace, name: first.workload, replicas: list.count, pods: pods)
         }.sorted { $0.key < $1.key }
+    }
+
+    /// What a simulated pod "printed": its scheduling and start, as a kubelet and a process
+    /// would have logged them, then the load it saw.
+    public func logs(namespace: String, pod: String, tail: Int) -> [String]? {
+        for (id, list) in pods {
+            guard let p = list.first(where: { $0.name == pod && $0.namespace == namespace }) else { continue }
+            let ready = p.node >= 0 && p.readyAt <= ContinuousClock.now
+            var lines = [
+                "pod \(namespace)/\(pod) of request \(id) (workload \(p.workload))",
+                p.node >= 0 ? "scheduled on node \(states[p.node].name) of cluster \(name)" : "pending: no node of cluster \(name) has room",
+                "requests: cpu \(p.resources.cpuMilli)m, memory \(p.resources.memory / 1_048_576)Mi",
+            ]
+            if ready {
+                lines.append("container started; listening")
+                if let load = loads["\(namespace)/\(p.workload)"] { lines.append("serving its share of \(Int(load.cpuMilli))m CPU of offered load") }
+            }
+            return Array(lines.suffix(max(1, tail)))
+        }
+        return nil
     }
 
     public func state() -> [NodeState] { states }

@@ -24,6 +24,8 @@ public struct HCode: Sendable, Hashable, Comparable, CustomStringConvertible {
     public static let projectNamespace = HCode(520)
     /// Which node hosts a pod.
     public static let nodeOfPod = HCode(530)
+    /// A pod's last log lines (new in this suite): gateway → agent, for the console.
+    public static let podLogs = HCode(540)
     /// A cluster's periodic status report from its agent: nodes, resources, labels, taints,
     /// latencies (new in this suite).
     public static let clusterStatus = HCode(600)
@@ -55,6 +57,7 @@ public struct HCode: Sendable, Hashable, Comparable, CustomStringConvertible {
         .applySelectedCluster: "apply-selected-cluster",
         .projectNamespace: "project-namespace",
         .nodeOfPod: "node-of-pod",
+        .podLogs: "pod-logs",
         .clusterStatus: "cluster-status",
         .nodeAccelerators: "node-accelerators",
         .scaleWorkload: "scale-workload",

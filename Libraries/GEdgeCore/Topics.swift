@@ -14,6 +14,8 @@ public enum Topics {
     public static let podMetrics = "gedge.pod-metrics"
     /// Replies from agents to the autoscaler (hcodes 700 and 710, lcode 2).
     public static let autoscalerReplies = "gedge.autoscaler.replies"
+    /// Agents' answers to the gateway's requests (hcode 540 pod logs), keyed by request ID.
+    public static let gatewayReplies = "gedge.gateway.replies"
     /// The dead-letter topic for a topic: undecodable messages with their error.
     public static func deadLetter(for topic: String) -> String { topic + ".dlq" }
 }

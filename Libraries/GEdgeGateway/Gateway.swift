@@ -66,8 +66,15 @@ public final class Gateway: Sendable {
     private let submitted = Mutex<(byID: [String: (String, ContinuousClock.Instant)], pruned: ContinuousClock.Instant)>(([:], .now))
     let published = Counter(label: "gedge_gateway_requests_published_total")
     let openAPI: [UInt8]
+    let console: [UInt8]
 
-    public init(settings: GatewaySettings, store: GatewayStore, producer: KafkaProducer, view: ClusterView, logger: Logger) throws {
+    /// Request and reply with agents (pod logs); without it the logs endpoint answers 503.
+    let rpc: AgentRPC?
+    let notifications: NotificationStore
+
+    public init(settings: GatewaySettings, store: GatewayStore, producer: KafkaProducer, view: ClusterView, rpc: AgentRPC? = nil, logger: Logger) throws {
+        self.rpc = rpc
+        self.notifications = NotificationStore(pool: store.pool)
         self.settings = settings
         self.store = store
         self.tokens = TokenStore(pool: store.pool)
@@ -82,6 +89,10 @@ public final class Gateway: Sendable {
             throw Problem(.internalServerError, code: "internal", detail: "openapi.yaml is missing from the bundle")
         }
         openAPI = Array(try Data(contentsOf: url))
+        guard let consoleURL = Bundle.module.url(forResource: "console", withExtension: "html") else {
+            throw Problem(.internalServerError, code: "internal", detail: "console.html is missing from the bundle")
+        }
+        console = Array(try Data(contentsOf: consoleURL))
     }
 
     // MARK: request bodies

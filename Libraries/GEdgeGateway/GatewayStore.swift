@@ -90,6 +90,15 @@ public struct GatewayStore: Sendable {
 
     // MARK: services
 
+    /// The project whose services or workflows are in a namespace, if any.
+    public func namespaceOwner(_ namespace: String) async throws -> String? {
+        let rows = try await pool.query("""
+            SELECT project_name FROM edge_services WHERE namespace = $1
+            UNION ALL SELECT project_name FROM workflows WHERE namespace = $1 AND state <> 'canceled' LIMIT 1
+            """, [.text(namespace)], retryOnConnectionLoss: true)
+        return try rows.first?.decode("project_name", as: String.self)
+    }
+
     public enum ServiceInsert: Sendable { case created, exists, namespaceTaken(String) }
 
     public func insertService(project: String, user: String, namespace: String, name: String, definition: JSONValue,

@@ -331,6 +331,43 @@ extension Gateway {
             return Reply.json(.object(["id": .string(id), "state": "canceled", "withdrawn": .array(requests.map(JSONValue.string))]), status: .accepted)
         }
 
+        // /v1: notifications (stored by the notifier) and pod logs (through the agent).
+        router.get("/v1/notifications") { request, _ in
+            _ = try await self.auth.principal(request)
+            let q = request.uri.queryParameters
+            let limit = q["limit"].map { Int(String($0)) ?? -1 } ?? 100
+            guard (1...1000).contains(limit) else { throw Problem(.badRequest, code: "invalid_value", detail: "limit is 1 to 1000", field: "limit") }
+            return Reply.json(.object(["notifications": .array(try await self.notifications.list(queue: q["queue"].map(String.init), limit: limit))]))
+        }
+        router.get("/v1/clusters/:name/pods/:namespace/:pod/logs") { request, context in
+            let p = try await self.auth.principal(request)
+            let (c, _) = try await self.visibleCluster(try context.parameters.require("name"), p)
+            let ns = try context.parameters.require("namespace"), pod = try context.parameters.require("pod")
+            guard KubeNames.isDNSLabel(ns) else { throw Problem(.badRequest, code: "invalid_value", detail: "'\(ns)' is not a namespace", field: "namespace") }
+            let owner = try await self.store.namespaceOwner(ns)
+            guard p.admin || ns == KubeNames.namespace(forProject: p.project) || owner == p.project else {
+                throw Problem.notFound("no pod \(ns)/\(pod) for this project")
+            }
+            let tail = request.uri.queryParameters["tail"].map { Int(String($0)) ?? -1 } ?? 200
+            guard (1...5000).contains(tail) else { throw Problem(.badRequest, code: "invalid_value", detail: "tail is 1 to 5000", field: "tail") }
+            guard let rpc = self.rpc else { throw Problem(.serviceUnavailable, code: "unavailable", detail: "pod logs are not enabled on this gateway", field: nil) }
+            let answer: JSONValue
+            do {
+                answer = try await rpc.call(cluster: c.name, hcode: .podLogs, msg: ["namespace": .string(ns), "pod": .string(pod), "tail": .number(Double(tail))])
+            } catch let e as AgentRPC.Timeout {
+                throw Problem(.gatewayTimeout, code: "timeout", detail: e.description, field: nil)
+            } catch let e as AgentRPC.Refused {
+                throw Problem(.badGateway, code: "agent_error", detail: e.reason, field: nil)
+            }
+            guard answer["found"] == .bool(true) else { throw Problem.notFound("no pod \(ns)/\(pod) in cluster \(c.name)") }
+            return Reply.json(.object(["cluster": .string(c.name), "namespace": .string(ns), "pod": .string(pod), "lines": answer["lines"] ?? .array([])]))
+        }
+
+        // The web console: one page; its data comes from /v1 with the same tokens.
+        router.get("/console") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"], body: .init(byteBuffer: ByteBuffer(bytes: self.console)))
+        }
+
         // /v1: projects, tokens, identity.
         router.get("/v1/whoami") { request, _ in
             let p = try await self.auth.principal(request)
@@ -415,6 +452,7 @@ extension Gateway {
         ("GET", "/v1/autoscaling"), ("PUT", "/v1/autoscaling/:namespace/:name"), ("GET", "/v1/autoscaling/:namespace/:name"),
         ("DELETE", "/v1/autoscaling/:namespace/:name"), ("GET", "/v1/autoscaling/:namespace/:name/decisions"),
         ("POST", "/v1/workflows"), ("GET", "/v1/workflows"), ("GET", "/v1/workflows/:id"), ("DELETE", "/v1/workflows/:id"),
+        ("GET", "/v1/notifications"), ("GET", "/v1/clusters/:name/pods/:namespace/:pod/logs"), ("GET", "/console"),
         ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
     ].map { ($0.0, $0.1.split(separator: "/")) }
 

@@ -32,7 +32,14 @@ func runGateway() async throws {
     let group = config.string("kafka.group", default: "gedge-gateway")
 
     let view = ClusterView(staleAfter: try config.duration("scheduler.cluster.stale", default: .seconds(15)))
-    let gateway = try Gateway(settings: settings, store: GatewayStore(pool: pool), producer: producer, view: view, logger: logger)
+    // Agents' answers to this replica's requests (the console's pod logs): a group of its own.
+    var repliesConfig = KafkaConsumerConfiguration(client: kafka, groupID: "\(group)-replies-\(instance)", topics: [Topics.gatewayReplies])
+    repliesConfig.autoOffsetReset = "latest"
+    var repliesClient = repliesConfig.client
+    repliesClient["allow.auto.create.topics"] = "true"
+    repliesConfig.client = repliesClient
+    let rpc = AgentRPC(producer: producer, consumer: try KafkaConsumer(configuration: repliesConfig, logger: logger), logger: logger)
+    let gateway = try Gateway(settings: settings, store: GatewayStore(pool: pool), producer: producer, view: view, rpc: rpc, logger: logger)
 
     // The first admin token: from configuration or a secret file, never a default.
     if let admin = try config.secret("gateway.admin.token") {
@@ -74,6 +81,7 @@ func runGateway() async throws {
                 pool: pool, http: http, settings: try WebhookSettings(config, prefix: "gateway.callback"), wake: wake,
                 table: "callback_deliveries", key: "request_id", metric: "gedge_gateway_callbacks_total", logger: logger),
             WorkflowEngine(store: WorkflowStore(pool: pool), producer: producer, settings: try WorkflowSettings(config), logger: logger),
+            rpc,
             app,
         ], logger: logger)
     await producer.shutdown()

@@ -22,8 +22,10 @@ final class GatewayHarness: @unchecked Sendable {
 
     init(settings: GatewaySettings = GatewaySettings(), callbacks: WebhookSettings = GatewayHarness.fastCallbacks) async throws {
         world = try await SchedulerHarness()
+        try world.cluster.createTopic(Topics.gatewayReplies, partitions: 1)
         let view = ClusterView(staleAfter: .seconds(3))
-        gateway = try Gateway(settings: settings, store: GatewayStore(pool: world.pool), producer: world.producer, view: view, logger: world.logger)
+        let rpc = AgentRPC(producer: world.producer, consumer: try world.consumer(group: TestEnv.unique("gw-replies"), topic: Topics.gatewayReplies, earliest: false), logger: world.logger)
+        gateway = try Gateway(settings: settings, store: GatewayStore(pool: world.pool), producer: world.producer, view: view, rpc: rpc, logger: world.logger)
         try await gateway.tokens.ensureAdmin(token: adminToken)
         http = HTTPClient(logger: world.logger)
         let router = Router()
@@ -40,6 +42,7 @@ final class GatewayHarness: @unchecked Sendable {
                 pool: world.pool, http: http, settings: callbacks, wake: wake, table: "callback_deliveries", key: "request_id",
                 metric: "gedge_gateway_callbacks_total", logger: world.logger),
             WorkflowEngine(store: WorkflowStore(pool: world.pool), producer: world.producer, settings: GatewayHarness.fastWorkflows, logger: world.logger),
+            rpc,
             app,
         ])
         var p = 0
