@@ -11,9 +11,10 @@ import Testing
 func chromium(_ args: [String], timeout: Duration = .seconds(60)) async throws -> (Int32, String) {
     let out = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnv.unique("chromium") + ".html")
     let profile = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnv.unique("chromium-profile"))
-    let cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+    // Bounded: a browser that hangs fails the test instead of holding the run.
+    let cmd = ["timeout", "90", "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                "--user-data-dir=\(profile.path)", "--virtual-time-budget=15000"] + args
-    let rc = runCommand(["/bin/sh", "-c", cmd.map { "'\($0)'" }.joined(separator: " ") + " > '\(out.path)' 2>/dev/null"])
+    let rc = await runCommand(["/bin/sh", "-c", cmd.map { "'\($0)'" }.joined(separator: " ") + " > '\(out.path)' 2>/dev/null"])
     let dom = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
     try? FileManager.default.removeItem(at: out)
     try? FileManager.default.removeItem(at: profile)

@@ -70,7 +70,7 @@ struct SchedulerFaultTests {
         let dir = "/tmp/" + TestEnv.unique("gedge-pg")
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures/scratch_postgres.sh").standardized.path
         func pg(_ action: String) throws {
-            #expect(runCommand(["/bin/bash", script, dir, "\(port)", action]) == 0, "scratch PostgreSQL \(action)")
+            #expect(runCommandBlocking(["/bin/bash", script, dir, "\(port)", action]) == 0, "scratch PostgreSQL \(action)")
         }
         try pg("start")
         defer { try? pg("stop"); try? FileManager.default.removeItem(atPath: dir) }

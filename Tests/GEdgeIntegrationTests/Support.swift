@@ -92,7 +92,16 @@ final class ChildProcess: @unchecked Sendable {
 /// Runs a command to its end and returns its exit status. posix_spawn and waitpid rather
 /// than Foundation's Process, whose waitUntilExit can hang when the command leaves a
 /// daemon behind (pg_ctl start).
-func runCommand(_ arguments: [String]) -> Int32 {
+/// Runs a command to its end on a thread of its own: a blocking wait on one of the two
+/// cooperative threads would stall every server the tests run in this process.
+func runCommand(_ arguments: [String]) async -> Int32 {
+    await withCheckedContinuation { (cont: CheckedContinuation<Int32, Never>) in
+        let thread = Thread { cont.resume(returning: runCommandBlocking(arguments)) }
+        thread.start()
+    }
+}
+
+func runCommandBlocking(_ arguments: [String]) -> Int32 {
     var pid: pid_t = 0
     let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
     defer { for a in argv { free(a) } }

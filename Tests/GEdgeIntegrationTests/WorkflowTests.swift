@@ -73,7 +73,7 @@ struct WorkflowTests {
         // The inference stage's manifests mount its runtime and pass the Kubernetes schemas.
         let inference = try WorkflowSpec.parse(text: aieyeYAML).steps.first { $0.name == "aieye-inference" }
         let manifests = try #require(inference).service.manifests()
-        try validateWithKubernetesSchemas([manifests.deployment, manifests.service])
+        try await validateWithKubernetesSchemas([manifests.deployment, manifests.service])
 
         // Chain-aware placement against each stage on its own: the per-frame cost of the
         // media -> inference -> post-processing chain on the clusters' measured latencies.
