@@ -21,7 +21,7 @@ public struct AgentSettings: Sendable {
     public var peers: [String: String] = [:]
     public var latencyInterval: Duration = .seconds(2)
     public var metricsTopic = Topics.podMetrics
-    /// How often pod usage is reported (hcode 620) for the autoscaler.
+    /// How often pod usage is reported (hcode 620) for the autoscaler; zero turns it off.
     public var metricsInterval: Duration = .seconds(15)
 
     public init(cluster: String) { self.cluster = cluster }
@@ -385,9 +385,12 @@ public struct AgentMetricsLoop: Service {
             while running.isSet {
                 do {
                     let report = PodMetricsReport(cluster: agent.settings.cluster, workloads: try await agent.driver.usage())
-                    await agent.publish(
-                        Envelope(source: .cluster(agent.settings.cluster), target: .cluster("autoscaler"), hcode: .podMetrics, lcode: .request, msg: report.json),
-                        topic: agent.settings.metricsTopic, key: agent.settings.cluster)
+                    // In parts of at most 2,000 pods each (about 400 KB), under Kafka's 1 MB message limit.
+                    for part in report.split(maxPods: 2000) {
+                        await agent.publish(
+                            Envelope(source: .cluster(agent.settings.cluster), target: .cluster("autoscaler"), hcode: .podMetrics, lcode: .request, msg: part.json),
+                            topic: agent.settings.metricsTopic, key: agent.settings.cluster)
+                    }
                 } catch {
                     agent.logger.error("pod metrics not read", metadata: [LogKeys.error: "\(error)"])
                 }

@@ -44,19 +44,30 @@ public struct AutoscalerSettings: Sendable {
     }
 }
 
-/// The latest pod metrics report of each cluster (hcode 620), fed from Kafka.
+/// The latest pod metrics report of each cluster (hcode 620, in parts for a big cluster),
+/// fed from Kafka.
 public final class PodMetricsView: Sendable {
-    private let reports = Mutex<[String: (report: PodMetricsReport, at: ContinuousClock.Instant)]>([:])
+    private let reports = Mutex<[String: [Int: (report: PodMetricsReport, at: ContinuousClock.Instant)]]>([:])
 
     public init() {}
 
-    public func update(_ r: PodMetricsReport) { reports.withLock { $0[r.cluster] = (r, .now) } }
+    public func update(_ r: PodMetricsReport) {
+        reports.withLock { d in
+            var parts = d[r.cluster] ?? [:]
+            // A report in fewer parts than before: the parts beyond it are gone.
+            parts = parts.filter { $0.key < r.parts }
+            parts[r.part] = (r, .now)
+            d[r.cluster] = parts
+        }
+    }
 
     /// The workload's usage in a cluster, if its report is fresh.
     public func usage(cluster: String, key: String, staleAfter: Duration) -> WorkloadUsage? {
         reports.withLock { d in
-            guard let e = d[cluster], ContinuousClock.now - e.at <= staleAfter else { return nil }
-            return e.report.workloads.first { $0.key == key }
+            for e in (d[cluster] ?? [:]).values where ContinuousClock.now - e.at <= staleAfter {
+                if let w = e.report.workloads.first(where: { $0.key == key }) { return w }
+            }
+            return nil
         }
     }
 }

@@ -70,15 +70,38 @@ public struct PodMetricsReport: Sendable {
     public var cluster: String
     public var reportedAt: Date
     public var workloads: [WorkloadUsage]
+    /// A big cluster's report comes in parts (under Kafka's message size): part `part` of `parts`.
+    public var part: Int
+    public var parts: Int
 
-    public init(cluster: String, reportedAt: Date = Date(), workloads: [WorkloadUsage]) {
+    public init(cluster: String, reportedAt: Date = Date(), workloads: [WorkloadUsage], part: Int = 0, parts: Int = 1) {
         self.cluster = cluster
         self.reportedAt = reportedAt
         self.workloads = workloads
+        self.part = part
+        self.parts = parts
     }
 
     public var json: JSONValue {
-        .object(["cluster": .string(cluster), "reported_at": .timestamp(reportedAt), "workloads": .array(workloads.map(\.json))])
+        .object([
+            "cluster": .string(cluster), "reported_at": .timestamp(reportedAt), "workloads": .array(workloads.map(\.json)),
+            "part": .number(Double(part)), "parts": .number(Double(parts)),
+        ])
+    }
+
+    /// The report split so that no part holds more than `maxPods` pods (a workload is never split).
+    public func split(maxPods: Int) -> [PodMetricsReport] {
+        var groups: [[WorkloadUsage]] = [[]]
+        var count = 0
+        for w in workloads {
+            if count > 0, count + w.pods.count > maxPods {
+                groups.append([])
+                count = 0
+            }
+            groups[groups.count - 1].append(w)
+            count += w.pods.count
+        }
+        return groups.enumerated().map { PodMetricsReport(cluster: cluster, reportedAt: reportedAt, workloads: $1, part: $0, parts: groups.count) }
     }
 
     public static func decode(_ msg: JSONValue) throws(MessageDecodingError) -> PodMetricsReport {
@@ -93,7 +116,10 @@ public struct PodMetricsReport: Sendable {
         }
         var at = Date()
         if let s = try r.optionalString("reported_at"), let d = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(s) { at = d }
-        return PodMetricsReport(cluster: try r.string("cluster"), reportedAt: at, workloads: out)
+        let parts = max(1, try r.optionalInt("parts") ?? 1)
+        let part = try r.optionalInt("part") ?? 0
+        guard (0..<parts).contains(part) else { throw MessageDecodingError(.invalidValue, field: "msg.part", reason: "part \(part) of \(parts)") }
+        return PodMetricsReport(cluster: try r.string("cluster"), reportedAt: at, workloads: out, part: part, parts: parts)
     }
 }
 

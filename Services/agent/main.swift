@@ -120,7 +120,8 @@ func runAgent() async throws {
         try OpsServerConfiguration(config, defaultPort: 9103), registry: registry,
         readiness: [ReadinessCheck(name: "cluster") { (try? await driver.state()) != nil }], logger: logger)
     logger.info("agent starting", metadata: [LogKeys.cluster: .string(settings.cluster), "kind": .string(settings.kind.rawValue)])
-    try await ServiceKit.run([ops, agent.prober, AgentCommandLoop(agent: agent, consumer: consumer), AgentStatusLoop(agent: agent), AgentMetricsLoop(agent: agent)], logger: logger)
+    try await ServiceKit.run([ops, agent.prober, AgentCommandLoop(agent: agent, consumer: consumer), AgentStatusLoop(agent: agent)]
+        + (settings.metricsInterval > .zero ? [AgentMetricsLoop(agent: agent)] : []), logger: logger)
     await producer.shutdown()
     await http?.shutdown()
     await replicas?.stopAll()

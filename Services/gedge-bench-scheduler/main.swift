@@ -196,7 +196,7 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
     defer { for c in children.reversed() { c.stop() } }
     for c in 0..<clusterCount {
         children.append(try Child("agent", common + ["--agent-cluster", "c\(c)", "--agent-driver", "simulated", "--agent-topology", topoFile.path,
-                                                      "--agent-status-min-interval", "1s"], log: dir.appendingPathComponent("agent-c\(c).log")))
+                                                      "--agent-status-min-interval", "1s", "--agent-metrics-interval", "0s"], log: dir.appendingPathComponent("agent-c\(c).log")))
     }
     children.append(try Child("scheduler", common + ["--postgres-url", schemaURL, "--scheduler-instance", "bench"], log: dir.appendingPathComponent("scheduler.log")))
 

@@ -89,6 +89,26 @@ import Testing
         #expect(Autoscaler.external(current: 2, value: 95, target: .averageValue(10)).replicas == 10)
     }
 
+    /// A big cluster's pod metrics go in parts under the message limit; the view reads them all.
+    @Test func podMetricsReportsSplitAndMerge() throws {
+        func w(_ name: String, _ pods: Int) -> WorkloadUsage {
+            WorkloadUsage(namespace: "p", name: name, replicas: pods, pods: (0..<pods).map {
+                PodUsage(name: "\(name)-\($0)", ready: true, cpuMilli: 10, memory: 1, cpuRequestMilli: 100, memoryRequest: 2)
+            })
+        }
+        let report = PodMetricsReport(cluster: "c", workloads: [w("a", 3), w("b", 3), w("c", 1), w("d", 5)])
+        let parts = report.split(maxPods: 4)
+        #expect(parts.map { $0.workloads.map(\.name) } == [["a"], ["b", "c"], ["d"]])
+        #expect(parts.allSatisfy { $0.parts == 3 })
+        let view = PodMetricsView()
+        for p in parts { view.update(try PodMetricsReport.decode(p.json)) }
+        #expect(view.usage(cluster: "c", key: "p/d", staleAfter: .seconds(60))?.pods.count == 5)
+        #expect(view.usage(cluster: "c", key: "p/a", staleAfter: .seconds(60))?.replicas == 3)
+        // The cluster shrinks to one part: the old parts are forgotten.
+        view.update(PodMetricsReport(cluster: "c", workloads: [w("a", 1)]))
+        #expect(view.usage(cluster: "c", key: "p/d", staleAfter: .seconds(60)) == nil)
+    }
+
     @Test func overflowWorkloadHasOneReplica() {
         let w = j(#"[{"kind": "Deployment", "spec": {"replicas": 5}}, {"kind": "Service", "spec": {}}]"#)
         let out = Autoscaler.withReplicas(w, 1)
