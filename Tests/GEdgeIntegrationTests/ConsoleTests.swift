@@ -72,6 +72,9 @@ struct ConsoleTests {
                 [.int(from), .int(to)])
         }
         _ = try await g.world.pool.execute("INSERT INTO notifications (event_id, queue, payload) VALUES ('det-console-1', 'fire', '{}')")
+        let (svcStatus, svc) = try await g.call("POST", "/v1/services", token: token,
+                                                body: "{name: shop-web, namespace: p1, containers: [nginx], ports: [80], type: ClusterIP}", contentType: "application/yaml")
+        #expect(svcStatus == 202, "\(svc)")
 
         // Pod logs through the agent, as the API gives them.
         let (logStatus, logs) = try await g.call("GET", "/v1/clusters/edge1/pods/p1/w-console-1-0/logs?tail=50", token: token)
@@ -95,6 +98,8 @@ struct ConsoleTests {
         #expect(wfPage.contains("workflow-graph") && wfPage.contains("data-step=\"infer\"") && wfPage.contains("class=\"edge\""), "\(wfPage.suffix(2000))")
         let fnPage = try await page("/functions/fn/detector")
         #expect(fnPage.contains("replica-chart") && fnPage.contains("detector-worker"), "\(fnPage.suffix(2000))")
+        let services = try await page("/services")
+        #expect(services.contains("shop-web"), "\(services.suffix(2000))")
         let notes = try await page("/notifications")
         #expect(notes.contains("det-console-1"), "\(notes.suffix(2000))")
         let podLogs = try await page("/logs/edge1/p1/w-console-1-0")
