@@ -48,6 +48,11 @@ final class ChildProcess: @unchecked Sendable {
     init(_ executable: String, _ arguments: [String]) throws {
         process.executableURL = TestEnv.binDir.appendingPathComponent(executable)
         process.arguments = arguments
+        // A child that crashes ends at once: Swift's backtracer would keep it (and the test
+        // run's output pipes) alive.
+        var env = ProcessInfo.processInfo.environment
+        env["SWIFT_BACKTRACE"] = "enable=no"
+        process.environment = env
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = FileHandle.standardError
