@@ -25,6 +25,11 @@ case "kafka-consume":
         client: KafkaConfiguration(brokers: config.string("brokers", default: "127.0.0.1:9092"), clientID: "gedge-testkit"),
         groupID: config.string("group", default: "gedge-testkit"), topics: [config.string("topic", default: "test")])
     consumerConfig.sessionTimeout = try config.duration("session.timeout", default: .seconds(6))
+    // A rebalance waits at most this long for members to rejoin (librdkafka's default is
+    // 5 minutes): a member leaving in the middle of one is not held for minutes.
+    var client = consumerConfig.client
+    client["max.poll.interval.ms"] = String(try config.duration("max.poll.interval", default: .seconds(10)).milliseconds)
+    consumerConfig.client = client
     let store = try config.bool("store", default: true)
     let consumer = try KafkaConsumer(configuration: consumerConfig, logger: logger) { event in
         if case .assigned(let parts) = event {

@@ -95,9 +95,9 @@ struct KafkaTests {
         // leave in the middle of the rebalance the other's leaving started, and the mock
         // broker's coordinator can hold that close past the test's bound.)
         a.kill(SIGTERM)
-        try await a.waitForExit()
+        try await a.waitForExit(timeout: .seconds(45))
         b.kill(SIGTERM)
-        try await b.waitForExit()
+        try await b.waitForExit(timeout: .seconds(45))
         #expect(a.lines.contains("CLOSED") && b.lines.contains("CLOSED"), "graceful close on SIGTERM")
         await p.shutdown()
     }
