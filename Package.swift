@@ -115,7 +115,7 @@ let package = Package(
             ],
             path: "Libraries/GEdgeAgent", swiftSettings: swiftSettings),
         .target(
-            name: "GEdgeScaling", dependencies: [],
+            name: "GEdgeScaling", dependencies: ["GEdgeCore"],
             path: "Libraries/GEdgeScaling", swiftSettings: swiftSettings),
         .target(
             name: "GEdgeOutbox",

@@ -118,16 +118,10 @@ public struct AutoscalePolicy: Sendable, Hashable {
                 return .object(["type": "kafka-lag", "topic": .string(topic), "group": .string(group), k: v])
             }
         }
-        func rules(_ r: ScalingRules) -> JSONValue {
-            .object([
-                "stabilizationWindowSeconds": .number(Double(r.stabilizationWindowSeconds)), "selectPolicy": .string(r.selectPolicy.rawValue),
-                "policies": .array(r.policies.map { .object(["type": .string($0.type.rawValue), "value": .number(Double($0.value)), "periodSeconds": .number(Double($0.periodSeconds))]) }),
-            ])
-        }
         return .object([
             "namespace": .string(namespace), "name": .string(name), "request_id": .string(requestID), "project": .string(projectName),
             "minReplicas": .number(Double(minReplicas)), "maxReplicas": .number(Double(maxReplicas)), "metrics": .array(metrics),
-            "behavior": .object(["scaleUp": rules(scaleUp), "scaleDown": rules(scaleDown)]),
+            "behavior": .object(["scaleUp": scaleUp.json, "scaleDown": scaleDown.json]),
             "vertical": .object([
                 "enabled": .bool(vertical.enabled), "minCPU": .string("\(vertical.minCPUMilli)m"), "maxCPU": .string("\(vertical.maxCPUMilli)m"),
                 "minMemory": .string("\(vertical.minMemory)"), "maxMemory": .string("\(vertical.maxMemory)"),
@@ -163,8 +157,13 @@ public struct AutoscalePolicy: Sendable, Hashable {
         var up = defaultUp, down = defaultDown
         if let b = try r.optionalObject("behavior") {
             try b.rejectUnknown(allowed: ["scaleUp", "scaleDown"])
-            if let u = try b.optionalObject("scaleUp") { up = try rules(u, defaults: defaultUp) }
-            if let d = try b.optionalObject("scaleDown") { down = try rules(d, defaults: defaultDown) }
+            func rules(_ key: String, _ base: ScalingRules) throws(MessageDecodingError) -> ScalingRules {
+                guard let r = try b.optionalObject(key) else { return base }
+                try r.rejectUnknown(allowed: ["stabilizationWindowSeconds", "policies", "selectPolicy"])
+                return try ScalingRules.decode(r, base: base)
+            }
+            up = try rules("scaleUp", defaultUp)
+            down = try rules("scaleDown", defaultDown)
         }
         let bodyProject = try r.optionalString("project") ?? ""
         return AutoscalePolicy(
@@ -207,34 +206,6 @@ public struct AutoscalePolicy: Sendable, Hashable {
         default:
             throw MessageDecodingError(.invalidValue, field: r.childPath("type"), reason: "'\(type)' is not cpu, memory, prometheus, rabbitmq or kafka-lag")
         }
-    }
-
-    static func rules(_ r: FieldReader, defaults: ScalingRules) throws(MessageDecodingError) -> ScalingRules {
-        try r.rejectUnknown(allowed: ["stabilizationWindowSeconds", "policies", "selectPolicy"])
-        var out = defaults
-        if let w = try r.optionalInt("stabilizationWindowSeconds") {
-            guard (0...3600).contains(w) else { throw MessageDecodingError(.invalidValue, field: r.childPath("stabilizationWindowSeconds"), reason: "0 to 3600 seconds") }
-            out.stabilizationWindowSeconds = w
-        }
-        if let s = try r.optionalString("selectPolicy") {
-            guard let sel = ScalingRules.Select(rawValue: s) else { throw MessageDecodingError(.invalidValue, field: r.childPath("selectPolicy"), reason: "Max, Min or Disabled") }
-            out.selectPolicy = sel
-        }
-        if let list = try r.optionalList("policies") {
-            out.policies = []
-            for (i, p) in list.enumerated() {
-                let pr = try FieldReader(p, path: "\(r.childPath("policies"))[\(i)]")
-                try pr.rejectUnknown(allowed: ["type", "value", "periodSeconds"])
-                let typeName = try pr.string("type")
-                guard let type = ScalingRules.PolicyType(rawValue: typeName) else { throw MessageDecodingError(.invalidValue, field: pr.childPath("type"), reason: "Pods or Percent") }
-                guard let value = try pr.optionalInt("value"), value > 0 else { throw MessageDecodingError(.invalidValue, field: pr.childPath("value"), reason: "a whole number above 0") }
-                guard let period = try pr.optionalInt("periodSeconds"), (1...1800).contains(period) else {
-                    throw MessageDecodingError(.invalidValue, field: pr.childPath("periodSeconds"), reason: "1 to 1800 seconds")
-                }
-                out.policies.append(.init(type: type, value: value, periodSeconds: period))
-            }
-        }
-        return out
     }
 
     static func verticalSpec(_ r: FieldReader) throws(MessageDecodingError) -> Vertical {

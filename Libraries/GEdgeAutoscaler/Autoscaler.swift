@@ -217,6 +217,8 @@ public final class Autoscaler: Service, Sendable {
         /// The last command per cluster: replicas and when.
         var sent: [String: (replicas: Int, at: ContinuousClock.Instant)] = [:]
         var lastSignature = ""
+        /// What one replica needs of a node, from the policy's request (which never changes).
+        var requirements: (requestID: String, value: WorkloadRequirements?)?
     }
 
     let settings: AutoscalerSettings
@@ -423,7 +425,12 @@ public final class Autoscaler: Service, Sendable {
             if !settling.isEmpty { reason = "waiting for \(settling.joined(separator: ", ")) to report the last change" }
 
             // Where the replicas go.
-            let req = (try? WorkloadRequirements.extract(workload: (try await store.request(id: p.requestID))?.workload ?? .null, parameters: .null))
+            var original: PlacedRequest?
+            if st.requirements?.requestID != p.requestID {
+                original = try await store.request(id: p.requestID)
+                st.requirements = (p.requestID, original.flatMap { try? WorkloadRequirements.extract(workload: $0.workload, parameters: .null) })
+            }
+            let req = st.requirements?.value
             let view = Dictionary(clusters.fresh(now: now).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
             let plan = ReplicaPlanner.plan(target: target, placements: placements, overflow: p.overflow) { cluster in
                 guard let r = req, let state = view[cluster] else { return 0 }
@@ -450,8 +457,9 @@ public final class Autoscaler: Service, Sendable {
                     try await store.save(namespace: p.namespace, name: p.name, pl)
                     try await scale(p, cluster: c, replicas: pl.replicas, placements: placements.filter { $0.replicas > 0 }, state: &st)
                 }
-                if plan.needsOverflow, let original = try await store.request(id: p.requestID) {
-                    try await placeOverflow(p, original: original, home: placements.first(where: \.home)?.cluster, inputs: inputs)
+                if plan.needsOverflow {
+                    if original == nil { original = try await store.request(id: p.requestID) }
+                    if let original { try await placeOverflow(p, original: original, home: placements.first(where: \.home)?.cluster) }
                 }
                 let placed = placements.filter { $0.replicas > 0 }.reduce(0) { $0 + $1.replicas }
                 if plan.waiting > 0 { reason += "; \(plan.waiting) wait for a neighbour over the edge" }
@@ -512,7 +520,7 @@ public final class Autoscaler: Service, Sendable {
 
     /// Asks the scheduler for one replica in the nearest neighbour that fits (low latency
     /// from the home cluster); later cycles scale it.
-    func placeOverflow(_ p: AutoscalePolicy, original: PlacedRequest, home: String?, inputs: [String: JSONValue]) async throws {
+    func placeOverflow(_ p: AutoscalePolicy, original: PlacedRequest, home: String?) async throws {
         let n = try await store.overflowCount(namespace: p.namespace, name: p.name) + 1
         let id = "\(p.requestID.prefix(100))-x\(n)"
         var params = original.parameters.objectValue ?? [:]

@@ -119,17 +119,17 @@ public struct ScaledObject: Sendable, Hashable {
         if let adv = try spec.optionalObject("advanced"), let hpa = try adv.optionalObject("horizontalPodAutoscalerConfig") {
             let behavior = try hpa.optionalObject("behavior")
             if let b = behavior {
-                if let u = try b.optionalObject("scaleUp") { up = try rules(u, base: Rules.defaultUp) }
-                if let d = try b.optionalObject("scaleDown") { down = try rules(d, base: Rules.defaultDown) }
+                if let u = try b.optionalObject("scaleUp") { up = try Rules.decode(u, base: Rules.defaultUp) }
+                if let d = try b.optionalObject("scaleDown") { down = try Rules.decode(d, base: Rules.defaultDown) }
             }
             // The FaaS seed's object indents scaleDown and policies one level too far out,
             // beside `behavior`: read them as the behavior they were meant to be.
             if let d = try hpa.optionalObject("scaleDown") {
-                down = try rules(d, base: down)
+                down = try Rules.decode(d, base: down)
                 notes.append("\(hpa.childPath("scaleDown")) read as behavior.scaleDown")
             }
             if let policies = try hpa.optionalList("policies") {
-                down.policies = try policyList(policies, path: hpa.childPath("policies"))
+                down.policies = try Rules.decodePolicies(policies, path: hpa.childPath("policies"))
                 notes.append("\(hpa.childPath("policies")) read as behavior.scaleDown.policies")
             }
         }
@@ -176,34 +176,5 @@ public struct ScaledObject: Sendable, Hashable {
             name: name, namespace: namespace, target: target, pollingInterval: polling, cooldownPeriod: cooldown,
             minReplicaCount: minR, maxReplicaCount: maxR, idleReplicaCount: idle, fallback: fallback.map { (failureThreshold: $0.0, replicas: $0.1) },
             scaleUp: up, scaleDown: down, triggers: triggers, notes: notes)
-    }
-
-    static func rules(_ r: FieldReader, base: Rules) throws(MessageDecodingError) -> Rules {
-        var out = base
-        if let w = try r.optionalInt("stabilizationWindowSeconds") {
-            guard (0...3600).contains(w) else { throw MessageDecodingError(.invalidValue, field: r.childPath("stabilizationWindowSeconds"), reason: "0 to 3600") }
-            out.stabilizationWindowSeconds = w
-        }
-        if let s = try r.optionalString("selectPolicy") {
-            guard let sel = Rules.Select(rawValue: s) else { throw MessageDecodingError(.invalidValue, field: r.childPath("selectPolicy"), reason: "Max, Min or Disabled") }
-            out.selectPolicy = sel
-        }
-        if let list = try r.optionalList("policies") { out.policies = try policyList(list, path: r.childPath("policies")) }
-        return out
-    }
-
-    static func policyList(_ list: [JSONValue], path: String) throws(MessageDecodingError) -> [Rules.Policy] {
-        var out: [Rules.Policy] = []
-        for (i, item) in list.enumerated() {
-            let pr = try FieldReader(item, path: "\(path)[\(i)]")
-            let t = try pr.string("type")
-            guard let type = Rules.PolicyType(rawValue: t) else { throw MessageDecodingError(.invalidValue, field: pr.childPath("type"), reason: "Pods or Percent") }
-            guard let v = try pr.optionalInt("value"), v > 0 else { throw MessageDecodingError(.invalidValue, field: pr.childPath("value"), reason: "above 0") }
-            guard let period = try pr.optionalInt("periodSeconds"), (1...1800).contains(period) else {
-                throw MessageDecodingError(.invalidValue, field: pr.childPath("periodSeconds"), reason: "1 to 1800")
-            }
-            out.append(Rules.Policy(type: type, value: v, periodSeconds: period))
-        }
-        return out
     }
 }
