@@ -12,6 +12,23 @@ import Hummingbird
 import NIOCore
 import Testing
 
+/// Runs an autoscaler in the harness (its own advisory lock, so concurrent tests do not
+/// share leadership), with its cluster and pod-metrics views; returns its HTTP client.
+func startAutoscaler(_ h: SchedulerHarness, _ settings: AutoscalerSettings, store: AutoscalerStore) throws -> HTTPClient {
+    var s = settings
+    s.lockKey = Int64.random(in: 1..<Int64.max)
+    let view = ClusterView(staleAfter: .seconds(3))
+    let pods = PodMetricsView()
+    let http = HTTPClient(logger: h.logger)
+    _ = h.run([
+        ClusterStatusListener(consumer: try h.consumer(group: "as-view", topic: Topics.clusterStatus), view: view, logger: h.logger),
+        PodMetricsListener(consumer: try h.consumer(group: "as-metrics", topic: Topics.podMetrics, earliest: false), view: pods, logger: h.logger),
+        Autoscaler(settings: s, store: store, pool: h.pool, clusters: view, pods: pods,
+                   external: ExternalMetrics(http: http, settings: s, kafka: h.kafka, logger: h.logger), producer: h.producer, logger: h.logger),
+    ])
+    return http
+}
+
 /// The autoscaler end to end: scheduler, three simulated clusters with their agents (pod
 /// metrics included) and the autoscaler, over the mock Kafka cluster and PostgreSQL. Load
 /// rises on a service placed in a small home cluster: it scales out there, then over the
@@ -47,19 +64,8 @@ import Testing
         var settings = AutoscalerSettings()
         settings.interval = .milliseconds(200)
         settings.resendAfter = .seconds(2)
-        settings.lockKey = Int64.random(in: 1..<Int64.max)
-        let view = ClusterView(staleAfter: .seconds(3))
-        let pods = PodMetricsView()
-        let http = HTTPClient(logger: h.logger)
+        let http = try startAutoscaler(h, settings, store: store)
         defer { Task { await http.shutdown() } }
-        let autoscaler = Autoscaler(
-            settings: settings, store: store, pool: h.pool, clusters: view, pods: pods,
-            external: ExternalMetrics(http: http, settings: settings, kafka: h.kafka, logger: h.logger), producer: h.producer, logger: h.logger)
-        _ = h.run([
-            ClusterStatusListener(consumer: try h.consumer(group: "as-view", topic: Topics.clusterStatus), view: view, logger: h.logger),
-            PodMetricsListener(consumer: try h.consumer(group: "as-metrics", topic: Topics.podMetrics, earliest: false), view: pods, logger: h.logger),
-            autoscaler,
-        ])
 
         func load(_ cpu: Double) async throws {
             for c in ["home", "near", "far"] {
@@ -200,17 +206,8 @@ struct AutoscalerVerticalTests {
         var settings = AutoscalerSettings()
         settings.interval = .milliseconds(100)
         settings.verticalWindow = .seconds(1)
-        settings.lockKey = Int64.random(in: 1..<Int64.max)
-        let view = ClusterView(staleAfter: .seconds(3))
-        let pods = PodMetricsView()
-        let http = HTTPClient(logger: h.logger)
+        let http = try startAutoscaler(h, settings, store: store)
         defer { Task { await http.shutdown() } }
-        _ = h.run([
-            ClusterStatusListener(consumer: try h.consumer(group: "as-view", topic: Topics.clusterStatus), view: view, logger: h.logger),
-            PodMetricsListener(consumer: try h.consumer(group: "as-metrics", topic: Topics.podMetrics, earliest: false), view: pods, logger: h.logger),
-            Autoscaler(settings: settings, store: store, pool: h.pool, clusters: view, pods: pods,
-                       external: ExternalMetrics(http: http, settings: settings, kafka: h.kafka, logger: h.logger), producer: h.producer, logger: h.logger),
-        ])
         // 64Mi + 15 % = 73.6Mi.
         let expected = Int64((Double(64 << 20) * 1.15).rounded(.up))
         try await eventually("the memory request lowered", timeout: .seconds(20)) {
