@@ -161,6 +161,14 @@ public struct ScaledObject: Sendable, Hashable {
             guard ["amqp", "http", "auto"].contains(proto) else {
                 throw MessageDecodingError(.invalidValue, field: m.childPath("protocol"), reason: "'\(proto)' is not amqp, http or auto")
             }
+            // As KEDA reads it: protocol http means host is the management API's URL.
+            let hostScheme = host.prefix(while: { $0 != ":" }).lowercased()
+            if proto == "http" && !["http", "https"].contains(hostScheme) {
+                throw MessageDecodingError(.invalidValue, field: m.childPath("host"), reason: "protocol http takes the management API's http(s):// URL, got '\(hostScheme)://'")
+            }
+            if proto == "amqp" && !["amqp", "amqps"].contains(hostScheme) {
+                throw MessageDecodingError(.invalidValue, field: m.childPath("host"), reason: "protocol amqp takes an amqp(s):// URL, got '\(hostScheme)://'")
+            }
             var queue = try m.optionalString("queueName")
             if queue == nil, let d = defaultQueue {
                 queue = d

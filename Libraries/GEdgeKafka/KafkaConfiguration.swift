@@ -66,7 +66,10 @@ public struct KafkaConfiguration: Sendable {
 final class KafkaClientContext: @unchecked Sendable {
     let logger: Logger
     var rebalanceHandler: (@Sendable (KafkaRebalanceEvent) -> Void)?
+    /// Set once at creation, from the assignment strategy.
     var cooperative = false
+    /// Set when close() begins.
+    let closing = RunFlag(false)
 
     init(logger: Logger) { self.logger = logger }
 

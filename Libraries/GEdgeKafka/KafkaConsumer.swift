@@ -48,7 +48,9 @@ private let rebalanceCallback: @convention(c) (OpaquePointer?, rd_kafka_resp_err
     rk, err, partitions, _ in
     guard let rk, let context = KafkaClientContext.from(rk) else { return }
     let list = [KafkaTopicPartition](list: partitions)
-    let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+    // The protocol comes from the configuration: rd_kafka_rebalance_protocol() asks the group
+    // thread, which may already be gone while close() is being served.
+    let cooperative = context.cooperative
     if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
         if cooperative {
             if let e = rd_kafka_incremental_assign(rk, partitions) { _ = KafkaError(taking: e) }
@@ -58,15 +60,16 @@ private let rebalanceCallback: @convention(c) (OpaquePointer?, rd_kafka_resp_err
         context.logger.info("partitions assigned", metadata: ["kafka.partitions": "\(list)"])
         context.rebalanceHandler?(.assigned(list))
     } else {
-        // Commit what was processed before the partitions go to another member.
-        let commitErr = rd_kafka_commit(rk, nil, 0)
-        if commitErr != RD_KAFKA_RESP_ERR_NO_ERROR && commitErr != RD_KAFKA_RESP_ERR__NO_OFFSET {
-            context.logger.warning("commit on revoke failed", metadata: [LogKeys.error: "\(KafkaError(commitErr))"])
-        }
-        if cooperative {
-            if let e = rd_kafka_incremental_unassign(rk, partitions) { _ = KafkaError(taking: e) }
-        } else {
-            rd_kafka_assign(rk, nil)
+        // Offsets stored for these partitions are committed by librdkafka as they are
+        // removed (auto-commit is on), before they go to another member.
+        // Closing, an empty revoke (a "lost" one after the leave) has nothing to give back,
+        // and the group thread that would answer the unassign may already have ended.
+        if !(list.isEmpty && context.closing.isSet) {
+            if cooperative {
+                if let e = rd_kafka_incremental_unassign(rk, partitions) { _ = KafkaError(taking: e) }
+            } else {
+                rd_kafka_assign(rk, nil)
+            }
         }
         context.logger.info("partitions revoked", metadata: ["kafka.partitions": "\(list)"])
         context.rebalanceHandler?(.revoked(list))
@@ -111,6 +114,8 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
         self.consumedCounter = Counter(label: "gedge_kafka_consumed_total", dimensions: [("group", configuration.groupID)])
         let context = KafkaClientContext(logger: logger)
         context.rebalanceHandler = onRebalance
+        context.cooperative = (configuration.client["partition.assignment.strategy"] ?? configuration.assignmentStrategy)
+            .split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces) == "cooperative-sticky" }
         self.context = context
         let conf = try configuration.properties().makeConf()
         rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback)
@@ -160,6 +165,7 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
         channel.close()
         pollThread.stop()
         if !closed.exchange(true) {
+            context.closing.set(true)
             rd_kafka_consumer_close(handle)
         }
         blocking.stop()
@@ -253,6 +259,7 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
     public func close() async throws {
         stopPolling()
         guard !closed.exchange(true) else { return }
+        context.closing.set(true)
         pollThread.stop()
         channel.close()
         nonisolated(unsafe) let rk = handle

@@ -12,9 +12,12 @@ import Logging
 //       gracefully (commit, leave) on SIGTERM.
 //   gedge-testkit amqp-consume --url U --queue Q [--prefetch N]
 //       prints "MSG <redelivered> <body>" per delivery and never acks.
+//
+// Diagnosing: --log.level debug (GEDGE_LOG_LEVEL) shows librdkafka's debug lines, and
+// --kafka.debug cgrp (GEDGE_KAFKA_DEBUG) turns its group-protocol contexts on.
 
 let config = try ConfigReader()
-GEdgeLogging.bootstrapConsole(level: .warning)
+GEdgeLogging.bootstrapConsole(level: config.string("log.level").flatMap { Logger.Level(rawValue: $0) } ?? .warning)
 let logger = Logger(label: "gedge-testkit")
 signal(SIGTERM, SIG_IGN)
 let term = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
@@ -29,6 +32,7 @@ case "kafka-consume":
     // 5 minutes): a member leaving in the middle of one is not held for minutes.
     var client = consumerConfig.client
     client["max.poll.interval.ms"] = String(try config.duration("max.poll.interval", default: .seconds(10)).milliseconds)
+    if let debug = config.string("kafka.debug") { client["debug"] = debug }
     consumerConfig.client = client
     let store = try config.bool("store", default: true)
     let consumer = try KafkaConsumer(configuration: consumerConfig, logger: logger) { event in

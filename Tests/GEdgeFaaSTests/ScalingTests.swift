@@ -59,6 +59,8 @@ let basic = """
         ("spec: {scaleTargetRef: {name: w}, triggers: [{type: rabbitmq, metadata: {host: h, queueName: q, mode: Bytes}}]}", "spec.triggers[0].metadata.mode"),
         ("spec: {scaleTargetRef: {name: w}, triggers: [{type: rabbitmq, metadata: {queueName: q}}]}", "spec.triggers[0].metadata.host"),
         ("spec: {scaleTargetRef: {name: w}, triggers: [{type: rabbitmq, metadata: {host: h, queueName: q, value: '0'}}]}", "spec.triggers[0].metadata.value"),
+        ("spec: {scaleTargetRef: {name: w}, triggers: [{type: rabbitmq, metadata: {host: 'amqp://b:5672/', protocol: http, queueName: q}}]}", "spec.triggers[0].metadata.host"),
+        ("spec: {scaleTargetRef: {name: w}, triggers: [{type: rabbitmq, metadata: {host: 'http://b:15672', protocol: amqp, queueName: q}}]}", "spec.triggers[0].metadata.host"),
     ])
     func invalidObjectsNameTheField(spec: String, field: String) {
         do {

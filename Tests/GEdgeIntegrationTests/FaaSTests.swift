@@ -33,7 +33,7 @@ struct FaaSTests {
           maxReplicaCount: \(max)
           triggers:
           - type: rabbitmq
-            metadata: {host: "\(TestEnv.amqpURL)", protocol: http, queueName: \(queue), mode: QueueLength, value: "\(value)"}
+            metadata: {host: "\(TestEnv.amqpURL)", protocol: auto, queueName: \(queue), mode: QueueLength, value: "\(value)"}
         """
     }
 
@@ -85,7 +85,11 @@ struct FaaSTests {
 
         // Drained: back to zero after the cooldown.
         _ = try await c.purgeQueue(queue)
+        // The command reaches the agent before the trigger records it: wait for both.
         try await eventually("back to zero", timeout: .seconds(30)) { await sim.replicas(namespace: "fn", name: "f1-worker") == 0 }
+        try await eventually("scale-in recorded", timeout: .seconds(10)) {
+            (try? await FunctionStore(pool: h.pool).events(namespace: "fn", name: "f1").first?["to"]?.numberValue) == 0
+        }
         let events = try await FunctionStore(pool: h.pool).events(namespace: "fn", name: "f1")
         let steps = events.reversed().compactMap { e -> String? in
             guard let f = e["from"]?.numberValue, let t = e["to"]?.numberValue else { return nil }
