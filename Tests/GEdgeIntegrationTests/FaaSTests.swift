@@ -74,7 +74,13 @@ struct FaaSTests {
         let activation = try #require(first).timeIntervalSince(published)
         #expect(activation < 1.0, "activation took \(activation) s")
         // ceil(35 / 10) = 4 once the management API's counts catch up (it refreshes every few seconds).
-        try await eventually("scaled out to 4", timeout: .seconds(20)) { await sim.replicas(namespace: "fn", name: "f1-worker") == 4 }
+        do {
+            try await eventually("scaled out to 4", timeout: .seconds(30)) { await sim.replicas(namespace: "fn", name: "f1-worker") == 4 }
+        } catch {
+            let events = try await FunctionStore(pool: h.pool).events(namespace: "fn", name: "f1")
+            Issue.record("replicas \(await sim.replicas(namespace: "fn", name: "f1-worker")); scale events, newest first: \(events)")
+            throw error
+        }
 
         // The trigger restarts; the queue keeps its messages and the function its replicas.
         await h.stop(trigger)
