@@ -30,6 +30,12 @@ public struct QueuePolicy: Sendable {
         maxInFlight = try c.int("scheduler.queue.max.inflight", default: maxInFlight)
         leaseTimeout = try c.duration("scheduler.lease.timeout", default: leaseTimeout)
         retryBackoff = try c.duration("scheduler.retry.backoff", default: retryBackoff)
+        for (key, value) in [("retry.after", retryAfterFailures), ("max.failures", maxFailures), ("retry.slice", retrySlice)] where value < 0 {
+            throw ConfigurationError(key: "scheduler.queue.\(key)", reason: "must not be negative, got \(value)")
+        }
+        for (key, value) in [("cycle.size", cycleSize), ("max.inflight", maxInFlight)] where value < 1 {
+            throw ConfigurationError(key: "scheduler.queue.\(key)", reason: "must be at least 1, got \(value)")
+        }
     }
 }
 
@@ -154,12 +160,13 @@ public struct RequestQueue: Sendable {
     public func claim(owner: String, limit: Int) async throws -> [ClaimedRequest] {
         guard limit > 0 else { return [] }
         // One round trip: each class picks with SKIP LOCKED, then the slice keeps retried
-        // first (at most retrySlice), fast next, base last, up to the limit.
+        // first (at most retrySlice), fast next, base last, up to the limit. (`fail_count > 0`
+        // lets the retry class use its partial index; retryAfterFailures is never negative.)
         let rows = try await pool.query(
             """
             WITH r AS (
                 SELECT id, 0 AS cls, queued_at FROM schedule_requests
-                WHERE state = 'enqueued' AND not_before <= now() AND fail_count > $4
+                WHERE state = 'enqueued' AND fail_count > 0 AND fail_count > $4 AND not_before <= now()
                 ORDER BY queued_at LIMIT $5 FOR UPDATE SKIP LOCKED
             ), f AS (
                 SELECT id, 1 AS cls, queued_at FROM schedule_requests

@@ -24,6 +24,9 @@ public struct SchedulerSettings: Sendable {
     public var podLookupWait: Duration = .seconds(2)
     /// When a project has no clusters bound: reject (the default) or allow every cluster.
     public var unboundProjectsUseAllClusters = false
+    /// How often the in-flight count (for `scheduler.queue.max.inflight`) is read from
+    /// PostgreSQL; in between, this worker's own claims and ends move its estimate.
+    public var inFlightRefresh: Duration = .seconds(1)
 
     public init(instance: String) { self.instance = instance }
 
@@ -39,6 +42,7 @@ public struct SchedulerSettings: Sendable {
         maxCandidates = try c.int("scheduler.candidates", default: maxCandidates)
         podLookupWait = try c.duration("scheduler.pod.lookup.wait", default: podLookupWait)
         unboundProjectsUseAllClusters = try c.bool("scheduler.projects.unbound.all", default: false)
+        inFlightRefresh = try c.duration("scheduler.inflight.refresh", default: inFlightRefresh)
     }
 }
 
@@ -52,6 +56,7 @@ public final class SchedulerContext: Sendable {
     public let logger: Logger
     public let wakeup = Wakeup()
     private let projects = Mutex<(clusters: [String: Set<String>], loaded: ContinuousClock.Instant?)>(([:], nil))
+    private let inFlightEstimate = Mutex<(count: Int, at: ContinuousClock.Instant?)>((0, nil))
 
     let sent = Counter(label: "gedge_scheduler_apply_commands_total")
     let finishedCounter: [RequestState: Counter] = Dictionary(uniqueKeysWithValues: [RequestState.completed, .failed, .rejected, .canceled].map {
@@ -80,6 +85,26 @@ public final class SchedulerContext: Sendable {
         let map = try await queue.projectClusters()
         projects.withLock { $0 = (map, now) }
         return map[project]
+    }
+
+    /// Requests in scheduling or applying over all workers: counted in PostgreSQL at most
+    /// every `inFlightRefresh` (a count over a churning index is not cheap at thousands of
+    /// requests a second), moved by this worker's claims and ends in between.
+    func inFlight() async throws -> Int {
+        let now = ContinuousClock.now
+        if let n = inFlightEstimate.withLock({ e -> Int? in
+            guard let at = e.at, now - at < settings.inFlightRefresh else { return nil }
+            return e.count
+        }) { return n }
+        let n = try await queue.inFlight()
+        inFlightEstimate.withLock { $0 = (n, now) }
+        return n
+    }
+
+    /// Moves the in-flight estimate: claims add, ends and re-queues subtract.
+    func inFlightChanged(by delta: Int) {
+        guard delta != 0 else { return }
+        inFlightEstimate.withLock { $0.count = max(0, $0.count + delta) }
     }
 
     // MARK: messages out
@@ -294,11 +319,12 @@ public struct Dispatcher: Service {
     /// One cycle. Returns true when the queue may hold more work right now.
     func cycle() async throws -> Bool {
         let q = context.settings.queue
-        let inflight = try await context.queue.inFlight()
+        let inflight = try await context.inFlight()
         let budget = min(q.cycleSize, q.maxInFlight - inflight)
         guard budget > 0 else { return false }
         let claimed = try await context.queue.claim(owner: context.settings.instance, limit: budget)
         guard !claimed.isEmpty else { return false }
+        context.inFlightChanged(by: claimed.count)
         cycleCounter.increment()
         context.view.expireReservations()
         var decisions: [(ClaimedRequest, DispatchOutcome)] = []
@@ -337,6 +363,8 @@ public struct Dispatcher: Service {
         }
         for (id, cluster, pod) in lookups { context.sendPodLookup(requestID: id, cluster: cluster, pod: pod) }
         for f in finished { context.publish(f) }
+        // Whatever was not sent left scheduling: rejected, or back in the queue.
+        context.inFlightChanged(by: -(claimed.count - send.count))
         return claimed.count >= budget
     }
 
@@ -457,6 +485,7 @@ public struct ReplyHandler: Service {
         await retrying("record applies") {
             let (completed, strays) = try await context.queue.recordApplied(applied)
             for f in completed { context.publish(f) }
+            context.inFlightChanged(by: -completed.count)
             // Completions free in-flight slots: a dispatcher held by the cap may go on.
             if !completed.isEmpty { context.wakeup.signal() }
             for s in strays { context.sendRemove(s) }
@@ -469,8 +498,12 @@ public struct ReplyHandler: Service {
                 case .ignore: break
                 case .next(let attempt, let parts, let policy, let workload, let namespace):
                     for p in parts { context.sendApply(requestID: o.requestID, attempt: attempt, policy: policy, namespace: namespace, workload: workload, part: p) }
-                case .requeued: context.wakeup.signal()
-                case .finished(let f): context.publish(f)
+                case .requeued:
+                    context.inFlightChanged(by: -1)
+                    context.wakeup.signal()
+                case .finished(let f):
+                    context.inFlightChanged(by: -1)
+                    context.publish(f)
                 }
             }
         }

@@ -138,6 +138,13 @@ final class Timings: Sendable {
     var last: ContinuousClock.Instant? { state.withLock { $0.last } }
 }
 
+/// The measurement under way, for the readers.
+final class CurrentTimings: Sendable {
+    private let state = Mutex<Timings?>(nil)
+    func get() -> Timings? { state.withLock { $0 } }
+    func set(_ t: Timings?) { state.withLock { $0 = t } }
+}
+
 func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
     let total = try config.int("bench.e2e.requests", default: 20_000)
     let rate = try config.int("bench.e2e.rate", default: 1000)
@@ -208,14 +215,20 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
     let producer = try KafkaProducer(configuration: producerConfig, logger: logger)
     let codec = EnvelopeCodec()
 
-    // Readers of the results and of the passthrough's output, joined before anything is sent.
-    func reader(_ topic: String, _ timings: Timings) throws -> (KafkaConsumer, Task<Void, Never>) {
-        var c = KafkaConsumerConfiguration(client: kafka, groupID: "bench-\(topic)-\(runID)-\(UUID().uuidString.prefix(4))", topics: [topic])
-        c.autoOffsetReset = "latest"
+    // Readers of the results and of the passthrough's output: one each for the whole run,
+    // from the topic's start (the broker is new), joined before anything is sent. (A reader
+    // made per measurement with `latest` would miss what is produced before its position
+    // is resolved.) Each message goes to the measurement under way.
+    let current = CurrentTimings()
+    func reader(_ topic: String) throws -> (KafkaConsumer, Task<Void, Never>) {
+        var c = KafkaConsumerConfiguration(client: kafka, groupID: "bench-\(topic)-\(runID)", topics: [topic])
+        c.autoOffsetReset = "earliest"
         c.bufferCapacity = 4096
         let consumer = try KafkaConsumer(configuration: c, logger: logger)
         let task = Task {
-            for await m in consumer { if let k = m.keyString { timings.received(k) } }
+            for await m in consumer {
+                if let k = m.keyString, let t = current.get() { t.received(k) }
+            }
         }
         return (consumer, task)
     }
@@ -226,10 +239,12 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
             try await Task.sleep(for: .milliseconds(50))
         }
     }
+    let readers = [try reader("pt-out"), try reader(Topics.scheduleResults)]
+    for (c, _) in readers { try await joined(c) }
 
     // The passthrough: consume pt-in, produce each message to pt-out, no work.
     var ptConfig = KafkaConsumerConfiguration(client: kafka, groupID: "bench-pt-\(runID)", topics: ["pt-in"])
-    ptConfig.autoOffsetReset = "latest"
+    ptConfig.autoOffsetReset = "earliest"  // the topic is new: nothing sent is skipped
     ptConfig.bufferCapacity = 4096
     let ptConsumer = try KafkaConsumer(configuration: ptConfig, logger: logger)
     let ptTask = Task {
@@ -277,10 +292,10 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
     }
 
     /// Sends `n` messages, at `perSecond` if given, else as fast as possible; waits for them all.
-    func drive(_ topic: String, _ tag: String, n: Int, perSecond: Int?, resultTopic: String) async throws -> (Duration, [Double], Int) {
+    func drive(_ topic: String, _ tag: String, n: Int, perSecond: Int?) async throws -> (Duration, [Double], Int) {
         let timings = Timings()
-        let (consumer, task) = try reader(resultTopic, timings)
-        try await joined(consumer)
+        current.set(timings)
+        defer { current.set(nil) }
         let messages = (0..<n).map { request($0, tag) }
         let start = ContinuousClock.now
         for (i, (id, bytes)) in messages.enumerated() {
@@ -293,9 +308,6 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
         let deadline = ContinuousClock.now + .seconds(120)
         while timings.count < n && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         let elapsed = (timings.last ?? .now) - start
-        consumer.stopPolling()
-        await task.value
-        try? await consumer.close()
         return (elapsed, timings.latencies, timings.count)
     }
 
@@ -306,19 +318,19 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
                             Double(got) / seconds(elapsed), percentile(lat, 0.5), percentile(lat, 0.99)))
     }
     // Warm up both paths (group joins, topic metadata, first PostgreSQL plans).
-    _ = try await drive("pt-in", "warm-pt", n: 200, perSecond: 1000, resultTopic: "pt-out")
-    _ = try await drive(Topics.scheduleRequests, "warm", n: 500, perSecond: 1000, resultTopic: Topics.scheduleResults)
+    _ = try await drive("pt-in", "warm-pt", n: 200, perSecond: 1000)
+    _ = try await drive(Topics.scheduleRequests, "warm", n: 500, perSecond: 1000)
 
     Console.line("  sustained: \(total) requests published as fast as possible; latency here includes queueing")
-    let ptBurst = try await drive("pt-in", "pt", n: total, perSecond: nil, resultTopic: "pt-out")
+    let ptBurst = try await drive("pt-in", "pt", n: total, perSecond: nil)
     line("Kafka passthrough (ceiling)", ptBurst, total)
-    let e2eBurst = try await drive(Topics.scheduleRequests, "burst", n: total, perSecond: nil, resultTopic: Topics.scheduleResults)
+    let e2eBurst = try await drive(Topics.scheduleRequests, "burst", n: total, perSecond: nil)
     line("schedule request -> completed", e2eBurst, total)
     let offered = rate * rateSeconds
     Console.line("  offered load: \(rate) requests/s for \(rateSeconds) s, latency from publish to the result message")
-    let ptRate = try await drive("pt-in", "pt-rate", n: offered, perSecond: rate, resultTopic: "pt-out")
+    let ptRate = try await drive("pt-in", "pt-rate", n: offered, perSecond: rate)
     line("Kafka passthrough (ceiling)", ptRate, offered)
-    let e2eRate = try await drive(Topics.scheduleRequests, "rate", n: offered, perSecond: rate, resultTopic: Topics.scheduleResults)
+    let e2eRate = try await drive(Topics.scheduleRequests, "rate", n: offered, perSecond: rate)
     line("schedule request -> completed", e2eRate, offered)
 
     // Where the time goes at the offered rate: each lifecycle step after the one before it.
@@ -341,6 +353,11 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
     ptConsumer.stopPolling()
     await ptTask.value
     try? await ptConsumer.close()
+    for (c, task) in readers {
+        c.stopPolling()
+        await task.value
+        try? await c.close()
+    }
     await producer.shutdown()
     pool.shutdown()
     try await admin.execute("DROP SCHEMA \(schema) CASCADE")
