@@ -14,6 +14,9 @@ public struct PostgresConfiguration: Sendable {
     public var statementTimeout: Duration
     public var connectTimeout: Duration
     public var applicationName: String
+    /// Run-time parameters set on every connection (`SET name = 'value'`), such as the
+    /// planner settings of a service whose statements are all keyed batches.
+    public var settings: [(name: String, value: String)] = []
 
     public init(
         url: String, password: String? = nil, poolSize: Int = 8, statementTimeout: Duration = .seconds(30),
@@ -35,6 +38,15 @@ public struct PostgresConfiguration: Sendable {
             statementTimeout: try reader.duration("postgres.statement.timeout", default: .seconds(30)),
             connectTimeout: try reader.duration("postgres.connect.timeout", default: .seconds(5)),
             applicationName: applicationName)
+    }
+
+    /// `settings` as statements. Names are checked (letters, digits, `_` and `.`); values
+    /// are quoted.
+    var sessionStatements: [String] {
+        settings.compactMap { s in
+            guard !s.name.isEmpty, s.name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == ".") }) else { return nil }
+            return "SET \(s.name) = '\(s.value.replacingOccurrences(of: "'", with: "''"))'"
+        }
     }
 
     /// The libpq connection string: the URL with timeouts and keepalives added.
@@ -97,7 +109,7 @@ public final class PostgresPool: Sendable {
             do {
                 return try await PostgresConnection.connect(
                     conninfo: configuration.conninfo,
-                    sessionSettings: ["SET statement_timeout = \(configuration.statementTimeout.milliseconds)"],
+                    sessionSettings: ["SET statement_timeout = \(configuration.statementTimeout.milliseconds)"] + configuration.sessionStatements,
                     logger: logger, name: "postgres-conn")
             } catch {
                 state.withLock { $0.open -= 1 }

@@ -39,6 +39,18 @@ public struct QueuePolicy: Sendable {
     }
 }
 
+extension RequestQueue {
+    /// Planner settings for the queue's connections. Every statement here reaches its rows
+    /// by key (a batch of ids, the head of a queue index), but the tables grow by thousands
+    /// of rows a second, faster than autovacuum's statistics: on stale ones the planner took
+    /// hash joins over full scans of the placements and bitmap scans that read and sorted
+    /// the whole queue for each claim. Switching those off (a cost penalty, not a ban) keeps
+    /// index plans whatever the statistics say.
+    public static let plannerSettings: [(name: String, value: String)] = [
+        ("enable_hashjoin", "off"), ("enable_mergejoin", "off"), ("enable_bitmapscan", "off"),
+    ]
+}
+
 /// A request claimed by a worker for scheduling.
 public struct ClaimedRequest: Sendable {
     public var id: String

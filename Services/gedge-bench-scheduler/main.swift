@@ -320,6 +320,7 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
     // Warm up both paths (group joins, topic metadata, first PostgreSQL plans).
     _ = try await drive("pt-in", "warm-pt", n: 200, perSecond: 1000)
     _ = try await drive(Topics.scheduleRequests, "warm", n: 500, perSecond: 1000)
+    if (try? config.bool("bench.analyze", default: false)) == true { try await pool.execute("ANALYZE") }
 
     Console.line("  sustained: \(total) requests published as fast as possible; latency here includes queueing")
     let ptBurst = try await drive("pt-in", "pt", n: total, perSecond: nil)

@@ -17,7 +17,9 @@ func runScheduler() async throws {
     let (logger, registry) = try ServiceKit.bootstrap(service: "scheduler", config: config)
     let settings = try SchedulerSettings(config)
 
-    let pool = PostgresPool(configuration: try PostgresConfiguration(config, applicationName: "gedge-scheduler"), logger: logger)
+    var pgConfig = try PostgresConfiguration(config, applicationName: "gedge-scheduler")
+    if try config.bool("scheduler.postgres.keyed.plans", default: true) { pgConfig.settings += RequestQueue.plannerSettings }
+    let pool = PostgresPool(configuration: pgConfig, logger: logger)
     try await PostgresMigrator(pool: pool, logger: logger).migrate(try RequestStore.migrations())
 
     var kafka = KafkaConfiguration(config, clientID: "gedge-scheduler")

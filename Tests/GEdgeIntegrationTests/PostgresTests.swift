@@ -1,6 +1,7 @@
 import Foundation
 import GEdgeCore
 import GEdgePostgres
+import GEdgeScheduler
 import Testing
 
 /// Against the local PostgreSQL. Each test works in a schema of its own.
@@ -98,6 +99,28 @@ struct PostgresTests {
         let migrator = PostgresMigrator(pool: db, logger: logger)
         #expect(try await migrator.migrate(files).count == files.count)
         #expect(try await migrator.migrate(files).isEmpty)
+        db.shutdown()
+    }
+
+    /// Run-time parameters from the configuration hold on every connection, quoted; a
+    /// name that is not one is left out rather than sent.
+    @Test func sessionSettingsApplyToEveryConnection() async throws {
+        var c = PostgresConfiguration(url: TestEnv.postgresURL, poolSize: 2)
+        c.settings = RequestQueue.plannerSettings + [("application_name", "it's gedge"), ("bad name; DROP TABLE x", "1")]
+        let db = PostgresPool(configuration: c, logger: logger)
+        @Sendable func check(_ conn: PostgresConnection) async throws {
+            #expect(try await conn.query("SHOW enable_hashjoin")[0].decode("enable_hashjoin", as: String.self) == "off")
+            #expect(try await conn.query("SHOW enable_bitmapscan")[0].decode("enable_bitmapscan", as: String.self) == "off")
+            #expect(try await conn.query("SHOW application_name")[0].decode("application_name", as: String.self) == "it's gedge")
+        }
+        // Two at once: the second is a connection of its own.
+        try await db.withConnection { (a: PostgresConnection) async throws -> Void in
+            try await check(a)
+            try await db.withConnection { (b: PostgresConnection) async throws -> Void in
+                #expect(a !== b)
+                try await check(b)
+            }
+        }
         db.shutdown()
     }
 
