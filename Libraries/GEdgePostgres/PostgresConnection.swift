@@ -15,8 +15,8 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Set when the connection broke; the pool reconnects it before the next use.
     private let broken = RunFlag(false)
     /// Statements with parameters are prepared on first use and executed by name after
-    /// (parsed and planned once, not on every call): SQL text -> statement name. Touched
-    /// only on the connection's thread; emptied on reconnect.
+    /// (parsed once; planned once too where the server settles on a generic plan): SQL
+    /// text -> statement name. Touched only on the connection's thread; emptied on reconnect.
     private var prepared: [String: String] = [:]
     private var preparedSequence = 0
     /// Beyond this many, statements run unprepared (SQL built with literals in it would
@@ -126,7 +126,7 @@ public final class PostgresConnection: @unchecked Sendable {
                 return try check(withParams(params) { PQexecPrepared(conn, name, Int32(params.count), $0, nil, nil, 0) })
             } catch let e as PostgresError where e.sqlState == "0A000" {
                 // "cached plan must not change result type": a table changed under the
-                // statement. Prepare it again once.
+                // statement. This run goes unprepared; the next one prepares it afresh.
                 prepared[sql] = nil
                 _ = PQclear(PQexec(conn, "DEALLOCATE \(name)"))
                 return try check(withParams(params) { PQexecParams(conn, sql, Int32(params.count), nil, $0, nil, nil, 0) })
