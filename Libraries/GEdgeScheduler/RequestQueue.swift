@@ -46,11 +46,8 @@ extension RequestQueue {
     /// hash joins over full scans of the placements and bitmap scans that read and sorted
     /// the whole queue for each claim. Switching those off (a cost penalty, not a ban) keeps
     /// index plans whatever the statistics say.
-    /// Statements are planned on every run with their parameters (the connection prepares
-    /// them, which saves the parsing): a plan made once for any batch drove reply batches
-    /// from every applying request instead of from the batch.
     public static let plannerSettings: [(name: String, value: String)] = [
-        ("enable_hashjoin", "off"), ("enable_mergejoin", "off"), ("enable_bitmapscan", "off"), ("plan_cache_mode", "force_custom_plan"),
+        ("enable_hashjoin", "off"), ("enable_mergejoin", "off"), ("enable_bitmapscan", "off"),
     ]
 }
 
