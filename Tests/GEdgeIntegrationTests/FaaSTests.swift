@@ -37,6 +37,14 @@ struct FaaSTests {
         """
     }
 
+    /// The functions' cluster: one simulated node and its agent.
+    func edge1Agent(_ h: SchedulerHarness) throws -> SimulatedCluster {
+        let sim = SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 1))
+        try h.cluster.createTopic(Topics.agentCommands(cluster: "edge1"), partitions: 1)
+        try h.startAgent("edge1", driver: sim)
+        return sim
+    }
+
     func startTrigger(_ h: SchedulerHarness, http: HTTPClient) throws -> ServiceGroup {
         var s = FaaSSettings()
         s.cluster = "edge1"
@@ -50,9 +58,7 @@ struct FaaSTests {
     /// the cooldown once the queue is drained; a restart of the trigger loses nothing.
     @Test func scalesFromZeroOutAndBackAcrossARestart() async throws {
         let h = try await SchedulerHarness()
-        let sim = SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 1))
-        try h.cluster.createTopic(Topics.agentCommands(cluster: "edge1"), partitions: 1)
-        try h.startAgent("edge1", driver: sim)
+        let sim = try edge1Agent(h)
         let http = HTTPClient(logger: h.logger)
         let queue = TestEnv.unique("jobs")
         let c = try await amqp()
@@ -116,9 +122,7 @@ struct FaaSTests {
     /// does not report goes to zero while its message is still held: what KEDA does.
     @Test func workInProgressKeepsAFunctionUpWithoutTheManagementAPI() async throws {
         let h = try await SchedulerHarness()
-        let sim = SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 1))
-        try h.cluster.createTopic(Topics.agentCommands(cluster: "edge1"), partitions: 1)
-        try h.startAgent("edge1", driver: sim)
+        let sim = try edge1Agent(h)
         let http = HTTPClient(logger: h.logger)
         let c = try await amqp()
         let store = FunctionStore(pool: h.pool)
