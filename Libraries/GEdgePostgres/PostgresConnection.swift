@@ -14,6 +14,14 @@ public final class PostgresConnection: @unchecked Sendable {
     private let logger: Logger
     /// Set when the connection broke; the pool reconnects it before the next use.
     private let broken = RunFlag(false)
+    /// Statements with parameters are prepared on first use and executed by name after
+    /// (parsed and planned once, not on every call): SQL text -> statement name. Touched
+    /// only on the connection's thread; emptied on reconnect.
+    private var prepared: [String: String] = [:]
+    private var preparedSequence = 0
+    /// Beyond this many, statements run unprepared (SQL built with literals in it would
+    /// otherwise fill the server's memory with one-off statements).
+    static let maxPrepared = 256
 
     private init(conninfo: String, sessionSettings: [String], logger: Logger, name: String) {
         self.conninfo = conninfo
@@ -38,6 +46,7 @@ public final class PostgresConnection: @unchecked Sendable {
 
     private func openOnThread() throws {
         if let conn { PQfinish(conn) }
+        prepared = [:]
         conn = PQconnectdb(conninfo)
         guard let conn, PQstatus(conn) == CONNECTION_OK else {
             let message = conn.map { String(cString: PQerrorMessage($0)) } ?? "out of memory"
@@ -112,10 +121,26 @@ public final class PostgresConnection: @unchecked Sendable {
         guard let conn, !broken.isSet || PQstatus(conn) == CONNECTION_OK else {
             throw PostgresError(.connectionLost, message: "connection is broken")
         }
+        if !params.isEmpty, let name = try preparedName(conn, sql, count: params.count) {
+            do {
+                return try check(withParams(params) { PQexecPrepared(conn, name, Int32(params.count), $0, nil, nil, 0) })
+            } catch let e as PostgresError where e.sqlState == "0A000" {
+                // "cached plan must not change result type": a table changed under the
+                // statement. Prepare it again once.
+                prepared[sql] = nil
+                _ = PQclear(PQexec(conn, "DEALLOCATE \(name)"))
+                return try check(withParams(params) { PQexecParams(conn, sql, Int32(params.count), nil, $0, nil, nil, 0) })
+            }
+        }
         let res: OpaquePointer? =
             params.isEmpty
             ? PQexec(conn, sql)
             : withParams(params) { PQexecParams(conn, sql, Int32(params.count), nil, $0, nil, nil, 0) }
+        return try check(res)
+    }
+
+    /// The result's rows, or its error; clears it.
+    private func check(_ res: OpaquePointer?) throws -> RawResult {
         defer { PQclear(res) }
         guard let res else { throw lostOrServerError(nil) }
         switch PQresultStatus(res) {
@@ -124,6 +149,19 @@ public final class PostgresConnection: @unchecked Sendable {
         default:
             throw lostOrServerError(res)
         }
+    }
+
+    /// The name `sql` is prepared under, preparing it first if need be; nil when the cache
+    /// is full. A statement that cannot be prepared throws its error (the same one running
+    /// it would).
+    private func preparedName(_ conn: OpaquePointer, _ sql: String, count: Int) throws -> String? {
+        if let name = prepared[sql] { return name }
+        guard prepared.count < Self.maxPrepared else { return nil }
+        preparedSequence += 1
+        let name = "gedge_\(preparedSequence)"
+        _ = try check(PQprepare(conn, name, sql, Int32(count), nil))
+        prepared[sql] = name
+        return name
     }
 
     /// Runs a statement and returns its rows.

@@ -102,6 +102,26 @@ struct PostgresTests {
         db.shutdown()
     }
 
+    /// Statements with parameters are prepared once per connection: a table changed under
+    /// one (its result type with it) is prepared again, and past the cache's size
+    /// statements still run, unprepared.
+    @Test func preparedStatementsSurviveATableChangeAndAFullCache() async throws {
+        let (db, _) = try await pool(size: 1)
+        try await db.execute("CREATE TABLE p (id bigint, name text)")
+        try await db.execute("INSERT INTO p VALUES ($1, $2)", [.int(1), .text("one")])
+        let select = "SELECT * FROM p WHERE id = $1"
+        #expect(try await db.query(select, [.int(1)])[0].decode("name", as: String.self) == "one")
+        try await db.execute("ALTER TABLE p ADD COLUMN extra text DEFAULT 'x'")
+        let row = try await db.query(select, [.int(1)])[0]
+        #expect(try row.decode("extra", as: String.self) == "x")
+        #expect(try await db.query(select, [.int(1)])[0].decode("extra", as: String.self) == "x")
+        for i in 0..<300 {
+            let r = try await db.query("SELECT $1::int + \(i) AS n", [.int(1)])
+            #expect(try r[0].decode("n", as: Int.self) == 1 + i)
+        }
+        db.shutdown()
+    }
+
     /// Run-time parameters from the configuration hold on every connection, quoted; a
     /// name that is not one is left out rather than sent.
     @Test func sessionSettingsApplyToEveryConnection() async throws {
