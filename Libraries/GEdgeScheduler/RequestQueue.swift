@@ -42,12 +42,15 @@ public struct QueuePolicy: Sendable {
 extension RequestQueue {
     /// Planner settings for the queue's connections. Every statement here reaches its rows
     /// by key (a batch of ids, the head of a queue index), but the tables grow by thousands
-    /// of rows a second, faster than autovacuum's statistics: on stale ones the planner took
-    /// hash joins over full scans of the placements and bitmap scans that read and sorted
-    /// the whole queue for each claim. Switching those off (a cost penalty, not a ban) keeps
-    /// index plans whatever the statistics say.
+    /// of rows a second, faster than autovacuum's statistics, and a connection keeps the
+    /// generic plan of a statement it prepared: on statistics of a smaller table the planner
+    /// took hash joins over full scans of the placements, bitmap scans that read and sorted
+    /// the whole queue for each claim, and full scans of the placements, read once and kept
+    /// in memory, to match a batch of replies. Switching those off (a cost penalty, not a
+    /// ban) keeps plans that probe an index for each row of a batch, whatever the
+    /// statistics say.
     public static let plannerSettings: [(name: String, value: String)] = [
-        ("enable_hashjoin", "off"), ("enable_mergejoin", "off"), ("enable_bitmapscan", "off"),
+        ("enable_hashjoin", "off"), ("enable_mergejoin", "off"), ("enable_bitmapscan", "off"), ("enable_seqscan", "off"),
     ]
 }
 
@@ -75,6 +78,18 @@ public enum DispatchOutcome: Sendable {
     case rejected(String)
     /// Ask the source cluster which node runs the pod, then schedule again.
     case awaitPodLookup(cluster: String, pod: String, wait: Duration)
+}
+
+/// A placement decided for a request as it arrived, before it was stored.
+public struct IngestDecision: Sendable {
+    public var parts: [PlacementPart]
+    public var candidates: [PlacementPlan]
+    public var reason: String
+    public init(parts: [PlacementPart], candidates: [PlacementPlan], reason: String) {
+        self.parts = parts
+        self.candidates = candidates
+        self.reason = reason
+    }
 }
 
 /// A request that reached an end state, to announce on the results topic.
@@ -119,9 +134,21 @@ public struct RequestQueue: Sendable {
     /// Records requests (received, then enqueued) in one statement. Duplicates — already
     /// stored, or twice in the batch — are skipped. Returns the IDs that were new.
     public func recordReceived(_ items: [(ScheduleRequest, Endpoint, MessageOrigin?)]) async throws -> Set<String> {
-        guard !items.isEmpty else { return [] }
+        try await recordReceived(items, decided: [:], owner: "").new
+    }
+
+    /// Records requests in one statement, as above. Requests in `decided` (placed by `owner`
+    /// as they arrived) are stored straight in applying, attempt 1 — received, enqueued,
+    /// dispatched, scheduling and applying in their history, the placement parts applying —
+    /// but only when no request waits in the queue: otherwise they are enqueued like the
+    /// rest, to be taken in queue order. Returns the new IDs and which of them are applying
+    /// (whose apply commands the caller sends).
+    public func recordReceived(
+        _ items: [(ScheduleRequest, Endpoint, MessageOrigin?)], decided: [String: IngestDecision], owner: String
+    ) async throws -> (new: Set<String>, applying: Set<String>) {
+        guard !items.isEmpty else { return ([], []) }
         let rows: [JSONValue] = items.map { req, source, origin in
-            .object([
+            var row: [String: JSONValue] = [
                 "id": .string(req.requestID), "policy": .string(req.policy.rawValue), "user_name": .string(req.userName),
                 "workspace_name": .string(req.workspaceName), "project_name": .string(req.projectName), "fast": .bool(req.fast),
                 "workload": req.workload, "parameters": req.parameters, "callback_url": req.callbackURL.map(JSONValue.string) ?? .null,
@@ -129,41 +156,77 @@ public struct RequestQueue: Sendable {
                 "kafka_topic": origin.map { .string($0.topic) } ?? .null,
                 "kafka_partition": origin.map { .number(Double($0.partition)) } ?? .null,
                 "kafka_offset": origin.map { .number(Double($0.offset)) } ?? .null,
-            ])
+            ]
+            if let d = decided[req.requestID] {
+                row["parts"] = .array(d.parts.map(\.json))
+                row["candidates"] = .array(d.candidates.map(\.json))
+                row["reason"] = .string("\(PlacementPlan(parts: d.parts).summary): \(d.reason)")
+            }
+            return .object(row)
         }
+        // `idle`: nothing due in the queue (the queue index holds only enqueued rows, and a
+        // request stored applying never enters it).
         let result = try await pool.query(
             """
             WITH input AS (
                 SELECT DISTINCT ON (id) * FROM jsonb_to_recordset($1::jsonb) AS x(
                     id text, policy text, user_name text, workspace_name text, project_name text, fast boolean,
                     workload jsonb, parameters jsonb, callback_url text, source jsonb,
-                    kafka_topic text, kafka_partition integer, kafka_offset bigint)
+                    kafka_topic text, kafka_partition integer, kafka_offset bigint,
+                    parts jsonb, candidates jsonb, reason text)
+            ), queue AS (
+                SELECT NOT EXISTS (SELECT 1 FROM schedule_requests WHERE state = 'enqueued' AND not_before <= now()) AS idle
+            ), decided AS (
+                SELECT input.*, (input.parts IS NOT NULL AND queue.idle) AS direct FROM input, queue
             ), ins AS (
                 INSERT INTO schedule_requests
                     (id, policy, user_name, workspace_name, project_name, fast, state, workload, parameters,
-                     callback_url, source, kafka_topic, kafka_partition, kafka_offset)
-                SELECT id, policy, user_name, workspace_name, project_name, fast, 'enqueued', workload, parameters,
-                       callback_url, source, kafka_topic, kafka_partition, kafka_offset
-                FROM input
+                     callback_url, source, kafka_topic, kafka_partition, kafka_offset,
+                     attempt, lease_owner, lease_until, placement, candidates, reason)
+                SELECT id, policy, user_name, workspace_name, project_name, fast, CASE WHEN direct THEN 'applying' ELSE 'enqueued' END,
+                       workload, parameters, callback_url, source, kafka_topic, kafka_partition, kafka_offset,
+                       CASE WHEN direct THEN 1 ELSE 0 END, CASE WHEN direct THEN $2 END,
+                       CASE WHEN direct THEN clock_timestamp() + $3::interval END,
+                       CASE WHEN direct THEN parts END, CASE WHEN direct THEN candidates ELSE '[]' END, CASE WHEN direct THEN reason END
+                FROM decided
                 ON CONFLICT (id) DO NOTHING
-                RETURNING id, fast, kafka_topic, kafka_partition, kafka_offset
+                RETURNING id, fast, state, policy, placement, reason, kafka_topic, kafka_partition, kafka_offset
+            ), direct AS (
+                SELECT * FROM ins WHERE state = 'applying'
+            ), parts AS (
+                INSERT INTO schedule_placements (request_id, attempt, cluster, node, replicas, state)
+                SELECT d.id, 1, p.cluster, p.node, p.replicas, 'applying'
+                FROM direct d, jsonb_to_recordset(d.placement) AS p(cluster text, node text, replicas integer)
             ), ev AS (
                 INSERT INTO schedule_request_events (request_id, state, reason)
                 SELECT id, 'received', COALESCE('from ' || kafka_topic || '[' || kafka_partition || ']@' || kafka_offset, 'submitted') FROM ins
                 UNION ALL
                 SELECT id, 'enqueued', CASE WHEN fast THEN 'fast queue' ELSE 'base queue' END FROM ins
+                UNION ALL
+                SELECT id, 'dispatched', CASE WHEN fast THEN 'fast' ELSE 'base' END || ' queue (empty: at once) to ' || $2 FROM direct
+                UNION ALL
+                SELECT id, 'scheduling', policy || ' (attempt 1)' FROM direct
+                UNION ALL
+                SELECT id, 'applying', reason FROM direct
             )
-            SELECT id FROM ins
+            SELECT id, state FROM ins
             """,
-            [.json(.array(rows))])
-        return Set(try result.map { try $0.decode("id", as: String.self) })
+            [.json(.array(rows)), .text(owner), .text(Self.interval(policy.leaseTimeout))])
+        var new = Set<String>()
+        var applying = Set<String>()
+        for row in result {
+            let id = try row.decode("id", as: String.self)
+            new.insert(id)
+            if try row.decode("state", as: String.self) == "applying" { applying.insert(id) }
+        }
+        return (new, applying)
     }
 
     // MARK: dispatch
 
-    /// Requests in scheduling or applying now, over all workers.
+    /// Requests in scheduling or applying now, over all workers (each holds a lease).
     public func inFlight() async throws -> Int {
-        let rows = try await pool.query("SELECT count(*) AS n FROM schedule_requests WHERE state IN ('scheduling', 'applying')")
+        let rows = try await pool.query("SELECT count(*) AS n FROM schedule_requests WHERE lease_until IS NOT NULL AND state IN ('scheduling', 'applying')")
         return try rows[0].decode("n")
     }
 
@@ -274,7 +337,7 @@ public struct RequestQueue: Sendable {
                     SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, attempt integer, placement jsonb, candidates jsonb, parts jsonb, reason text)
                 ), upd AS (
                     UPDATE schedule_requests r
-                    SET state = 'applying', placement = i.placement, candidates = i.candidates,
+                    SET state = 'applying', placement = i.placement, candidates = i.candidates, reason = i.reason,
                         lease_until = clock_timestamp() + $2::interval, updated_at = clock_timestamp()
                     FROM input i
                     WHERE r.id = i.id AND r.attempt = i.attempt AND r.state = 'scheduling' AND r.lease_owner = $3
@@ -340,28 +403,43 @@ public struct RequestQueue: Sendable {
             WITH input AS (
                 SELECT DISTINCT ON (request_id, attempt, cluster) * FROM jsonb_to_recordset($1::jsonb) AS x(request_id text, attempt integer, cluster text, reason text)
             ), part AS (
-                UPDATE schedule_placements p SET state = 'applied', reason = i.reason, updated_at = clock_timestamp()
-                FROM input i
-                WHERE p.request_id = i.request_id AND p.attempt = i.attempt AND p.cluster = i.cluster AND p.state = 'applying'
+                -- Each reply's placement is found by key (LATERAL: whatever the statistics,
+                -- never a scan of all placements) and updated by its row address. A row
+                -- changed meanwhile is skipped: it left applying.
+                UPDATE schedule_placements p SET state = 'applied', reason = t.reason, updated_at = clock_timestamp()
+                FROM (
+                    SELECT i.reason, q.ctid AS tid FROM input i
+                    CROSS JOIN LATERAL (
+                        SELECT ctid FROM schedule_placements q
+                        WHERE q.request_id = i.request_id AND q.attempt = i.attempt AND q.cluster = i.cluster AND q.state = 'applying'
+                        LIMIT 1) q
+                ) t
+                WHERE p.ctid = t.tid AND p.state = 'applying'
                 RETURNING p.request_id, p.attempt, p.cluster
+            ), d AS MATERIALIZED (
+                SELECT request_id, attempt, count(*) AS n FROM part GROUP BY request_id, attempt
             ), done AS (
+                -- Complete when the parts applied now are all the attempt had left: the count
+                -- below reads the statement's snapshot, from before `part`.
                 UPDATE schedule_requests r
                 SET state = 'completed', lease_owner = NULL, lease_until = NULL, updated_at = clock_timestamp(),
                     finished_at = clock_timestamp(), reason = NULL
-                FROM (SELECT DISTINCT request_id, attempt FROM part) d
+                FROM d
                 WHERE r.id = d.request_id AND r.attempt = d.attempt AND r.state = 'applying'
-                  AND NOT EXISTS (
-                      SELECT 1 FROM schedule_placements q
-                      WHERE q.request_id = r.id AND q.attempt = r.attempt AND q.state <> 'applied'
-                        AND NOT EXISTS (SELECT 1 FROM part WHERE part.request_id = q.request_id AND part.attempt = q.attempt AND part.cluster = q.cluster))
+                  AND (SELECT count(*) FROM schedule_placements q
+                       WHERE q.request_id = r.id AND q.attempt = r.attempt AND q.state <> 'applied') = d.n
                 RETURNING r.id, r.placement, r.fail_count, r.callback_url
             ), ev AS (
                 INSERT INTO schedule_request_events (request_id, state, reason, detail)
                 SELECT id, 'completed', 'applied on ' || (SELECT string_agg(e->>'cluster' || COALESCE('/' || (e->>'node'), ''), ', ') FROM jsonb_array_elements(placement) e), placement FROM done
             ), stray AS (
+                -- Probed by key for each reply (a join here could scan every placement).
                 SELECT i.request_id, i.attempt, i.cluster FROM input i
-                JOIN schedule_placements p ON p.request_id = i.request_id AND p.attempt = i.attempt AND p.cluster = i.cluster
-                WHERE p.state IN ('expired', 'failed', 'removed')
+                CROSS JOIN LATERAL (
+                    SELECT 1 FROM schedule_placements p
+                    WHERE p.request_id = i.request_id AND p.attempt = i.attempt AND p.cluster = i.cluster
+                      AND p.state IN ('expired', 'failed', 'removed')
+                    LIMIT 1) gone
             )
             SELECT 'done' AS kind, id, placement, fail_count, callback_url, NULL::integer AS attempt, NULL AS cluster FROM done
             UNION ALL

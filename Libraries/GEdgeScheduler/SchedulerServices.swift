@@ -27,6 +27,9 @@ public struct SchedulerSettings: Sendable {
     /// How often the in-flight count (for `scheduler.queue.max.inflight`) is read from
     /// PostgreSQL; in between, this worker's own claims and ends move its estimate.
     public var inFlightRefresh: Duration = .seconds(1)
+    /// Place requests as they arrive when the queue holds nothing due, storing them straight
+    /// in applying (one write instead of three); off, every request goes through the queue.
+    public var dispatchOnArrival = true
 
     public init(instance: String) { self.instance = instance }
 
@@ -43,6 +46,7 @@ public struct SchedulerSettings: Sendable {
         podLookupWait = try c.duration("scheduler.pod.lookup.wait", default: podLookupWait)
         unboundProjectsUseAllClusters = try c.bool("scheduler.projects.unbound.all", default: false)
         inFlightRefresh = try c.duration("scheduler.inflight.refresh", default: inFlightRefresh)
+        dispatchOnArrival = try c.bool("scheduler.dispatch.on.arrival", default: dispatchOnArrival)
     }
 }
 
@@ -56,9 +60,17 @@ public final class SchedulerContext: Sendable {
     public let logger: Logger
     public let wakeup = Wakeup()
     private let projects = Mutex<(clusters: [String: Set<String>], loaded: ContinuousClock.Instant?)>(([:], nil))
-    private let inFlightEstimate = Mutex<(count: Int, at: ContinuousClock.Instant?)>((0, nil))
+    private let inFlightEstimate = Mutex<(count: Int, taken: Int, generation: UInt64, at: ContinuousClock.Instant?)>((0, 0, 0, nil))
+
+    /// Whether the queue may hold requests due now: set when ingest enqueues some, cleared
+    /// when a claim takes less than it asked for. While set, ingest leaves placing to the
+    /// queue's order.
+    let queueMayHoldWork = Atomic<Bool>(true)
+    /// When this replica's dispatcher last looked at the queue.
+    let lastClaim = Mutex<ContinuousClock.Instant?>(nil)
 
     let sent = Counter(label: "gedge_scheduler_apply_commands_total")
+    let decisionTimer = Metrics.Timer(label: "gedge_scheduler_decision_seconds")
     let finishedCounter: [RequestState: Counter] = Dictionary(uniqueKeysWithValues: [RequestState.completed, .failed, .rejected, .canceled].map {
         ($0, Counter(label: "gedge_scheduler_requests_finished_total", dimensions: [("state", $0.rawValue)]))
     })
@@ -87,24 +99,111 @@ public final class SchedulerContext: Sendable {
         return map[project]
     }
 
-    /// Requests in scheduling or applying over all workers: counted in PostgreSQL at most
+    /// Takes up to `n` in-flight slots (`scheduler.queue.max.inflight`) for a claim or for
+    /// requests placed as they arrive; `settle` gives back what was not used. The count of
+    /// requests in scheduling or applying over all workers is read from PostgreSQL at most
     /// every `inFlightRefresh` (a count over a churning index is not cheap at thousands of
-    /// requests a second), moved by this worker's claims and ends in between.
-    func inFlight() async throws -> Int {
+    /// requests a second) and moved by this worker's own claims and ends in between; a
+    /// reading is dropped if this worker moved the count while it was taken.
+    func takeInFlight(upTo n: Int) async throws -> Int {
         let now = ContinuousClock.now
-        if let n = inFlightEstimate.withLock({ e -> Int? in
-            guard let at = e.at, now - at < settings.inFlightRefresh else { return nil }
-            return e.count
-        }) { return n }
-        let n = try await queue.inFlight()
-        inFlightEstimate.withLock { $0 = (n, now) }
-        return n
+        let due = inFlightEstimate.withLock { e -> UInt64? in
+            guard let at = e.at, now - at < settings.inFlightRefresh else { return e.generation }
+            return nil
+        }
+        if let generation = due {
+            let counted = try await queue.inFlight()
+            inFlightEstimate.withLock { e in
+                if e.generation == generation { e.count = counted }
+                e.at = now
+            }
+        }
+        return inFlightEstimate.withLock { e in
+            let k = max(0, min(n, settings.queue.maxInFlight - e.count - e.taken))
+            e.taken += k
+            return k
+        }
     }
 
-    /// Moves the in-flight estimate: claims add, ends and re-queues subtract.
+    /// Settles slots taken with `takeInFlight`: `used` of them are now in flight.
+    func settleInFlight(taken: Int, used: Int) {
+        inFlightEstimate.withLock { e in
+            e.taken = max(0, e.taken - taken)
+            e.count += used
+            e.generation &+= 1
+        }
+    }
+
+    /// Moves the in-flight count: ends and re-queues subtract.
     func inFlightChanged(by delta: Int) {
         guard delta != 0 else { return }
-        inFlightEstimate.withLock { $0.count = max(0, $0.count + delta) }
+        inFlightEstimate.withLock { e in
+            e.count = max(0, e.count + delta)
+            e.generation &+= 1
+        }
+    }
+
+    /// Requests went into the queue: the dispatcher looks at once.
+    func queuedWork() {
+        queueMayHoldWork.store(true, ordering: .relaxed)
+        wakeup.signal()
+    }
+
+    // MARK: decisions
+
+    /// Runs the request's policy against the fresh cluster view. The workload's requirements
+    /// are kept in `requirements` for the reservation.
+    func decide(_ req: ClaimedRequest, _ requirements: inout [String: WorkloadRequirements]) async throws -> DispatchOutcome {
+        let start = ContinuousClock.now
+        defer { decisionTimer.recordNanoseconds(Int64((ContinuousClock.now - start).milliseconds * 1_000_000)) }
+        let r: WorkloadRequirements
+        do {
+            r = try WorkloadRequirements.extract(workload: try WorkloadText.normalize(req.workload), parameters: req.parameters)
+        } catch {
+            return .rejected(error.description)
+        }
+        requirements[req.id] = r
+        let source = Self.source(req)
+        if let pod = source.pod, let cluster = source.placement.cluster, source.placement.node == nil, req.podLookupAt == nil {
+            return .awaitPodLookup(cluster: cluster, pod: pod, wait: settings.podLookupWait)
+        }
+        let allowed = try await allowedClusters(project: req.project)
+        if allowed == nil && !settings.unboundProjectsUseAllClusters {
+            return .rejected("project '\(req.project)' has no clusters bound")
+        }
+        let input = PlacementInput(
+            policy: req.policy, requirements: r, parameters: req.parameters, source: source.placement,
+            allowedClusters: allowed, maxCandidates: settings.maxCandidates)
+        switch Placer.decide(input, clusters: view.fresh()) {
+        case .placed(let plans):
+            return .apply(parts: plans[0].parts, candidates: Array(plans.dropFirst()), reason: "\(req.policy.rawValue) chose it among \(plans.count) candidate(s)")
+        case .unschedulable(let why): return .unschedulable(why)
+        case .rejected(let why): return .rejected(why)
+        }
+    }
+
+    /// The request's source: `source_cluster` / `source_node` / `pod_name` parameters first
+    /// (GS-Scheduler's form fields), else the envelope's source endpoint.
+    static func source(_ req: ClaimedRequest) -> (placement: PlacementSource, pod: String?) {
+        let p = req.parameters
+        var cluster = p["source_cluster"]?.stringValue
+        var node = p["source_node"]?.stringValue
+        var pod = p["pod_name"]?.stringValue ?? p["source_pod"]?.stringValue
+        if cluster == nil, case .object(let src) = req.source, let type = src["type"]?.stringValue, let object = src["object"] {
+            switch (type, object) {
+            case ("cluster", .string(let c)): cluster = c
+            case ("node", .object(let o)):
+                cluster = o["cluster"]?.stringValue
+                node = o["node"]?.stringValue
+            case ("pod", .object(let o)):
+                cluster = o["cluster"]?.stringValue
+                pod = o["pod"]?.stringValue
+            default: break
+            }
+        }
+        if node == nil { node = req.sourceNode }
+        if node != nil { pod = nil }
+        return (PlacementSource(cluster: cluster, node: node), pod)
     }
 
     // MARK: messages out
@@ -175,6 +274,7 @@ public struct RequestIngest: Service {
     let received = Counter(label: "gedge_scheduler_requests_received_total")
     let duplicates = Counter(label: "gedge_scheduler_requests_duplicate_total")
     let deadLettered = Counter(label: "gedge_scheduler_messages_dead_lettered_total")
+    let onArrival = Counter(label: "gedge_scheduler_requests_dispatched_on_arrival_total")
     let ingestTimer = Metrics.Timer(label: "gedge_scheduler_ingest_seconds")
 
     public init(consumer: KafkaConsumer, context: SchedulerContext, deadLetters: KafkaDeadLetterPublisher, batchSize: Int = 500) {
@@ -225,13 +325,26 @@ public struct RequestIngest: Service {
                 await deadLetter(message, MessageDecodingError(.invalidValue, field: "", reason: "\(error)"))
             }
         }
+        let (decided, placed, taken) = await decideOnArrival(items)
         var attempt = 0
         while !items.isEmpty {
             do {
-                let new = try await context.queue.recordReceived(items)
+                let (new, applying) = try await context.queue.recordReceived(items, decided: decided, owner: context.settings.instance)
                 received.increment(by: new.count)
                 duplicates.increment(by: items.count - new.count)
-                if !new.isEmpty { context.wakeup.signal() }
+                onArrival.increment(by: applying.count)
+                context.settleInFlight(taken: taken, used: applying.count)
+                for (id, (req, parts)) in placed {
+                    guard applying.contains(id) else {
+                        context.view.release(requestID: id)
+                        continue
+                    }
+                    let namespace = KubeNames.namespace(project: req.project, parameters: req.parameters)
+                    for part in parts {
+                        context.sendApply(requestID: id, attempt: 1, policy: req.policy, namespace: namespace, workload: req.workload, part: part)
+                    }
+                }
+                if new.count > applying.count { context.queuedWork() }
                 break
             } catch {
                 attempt += 1
@@ -270,6 +383,36 @@ public struct RequestIngest: Service {
         ingestTimer.recordNanoseconds(Int64((ContinuousClock.now - start).milliseconds * 1_000_000))
     }
 
+    /// Places the batch's requests at once when the queue holds nothing due and in-flight
+    /// slots are free (fast ones first, as the queue would take them). Only placements are
+    /// kept; anything else (unschedulable, rejected, a pod to look up) goes through the
+    /// queue, whose worker decides again and records the outcome. Placements are reserved
+    /// in the view like a claimed request's.
+    func decideOnArrival(_ items: [(ScheduleRequest, Endpoint, MessageOrigin?)]) async
+        -> (decided: [String: IngestDecision], placed: [String: (ClaimedRequest, [PlacementPart])], taken: Int)
+    {
+        guard context.settings.dispatchOnArrival, !items.isEmpty, !context.queueMayHoldWork.load(ordering: .relaxed) else { return ([:], [:], 0) }
+        var seen = Set<String>()
+        let unique = items.filter { seen.insert($0.0.requestID).inserted }
+        let ordered = unique.filter { $0.0.fast } + unique.filter { !$0.0.fast }
+        guard let taken = try? await context.takeInFlight(upTo: ordered.count), taken > 0 else { return ([:], [:], 0) }
+        context.view.expireReservations()
+        var decided: [String: IngestDecision] = [:]
+        var placed: [String: (ClaimedRequest, [PlacementPart])] = [:]
+        var requirements: [String: WorkloadRequirements] = [:]
+        for (req, source, _) in ordered.prefix(taken) {
+            let claim = ClaimedRequest(
+                id: req.requestID, policy: req.policy, project: req.projectName, workload: req.workload, parameters: req.parameters,
+                source: EnvelopeCodec.endpointJSON(source), sourceNode: nil, podLookupAt: nil, attempt: 1, failCount: 0,
+                callbackURL: req.callbackURL, queueClass: req.fast ? "fast" : "base")
+            guard case .apply(let parts, let candidates, let reason)? = try? await context.decide(claim, &requirements) else { continue }
+            if let r = requirements[req.requestID] { context.view.reserve(requestID: req.requestID, parts: parts, perReplica: r.perReplica) }
+            decided[req.requestID] = IngestDecision(parts: parts, candidates: candidates, reason: reason)
+            placed[req.requestID] = (claim, parts)
+        }
+        return (decided, placed, taken)
+    }
+
     func deadLetter(_ message: KafkaMessage, _ error: MessageDecodingError) async {
         while true {
             do {
@@ -291,9 +434,7 @@ public struct RequestIngest: Service {
 /// and sends the apply commands. Woken by ingest and replies; otherwise polls.
 public struct Dispatcher: Service {
     let context: SchedulerContext
-    let decisionTimer = Metrics.Timer(label: "gedge_scheduler_decision_seconds")
     let cycleCounter = Counter(label: "gedge_scheduler_dispatch_cycles_total")
-
     public init(context: SchedulerContext) { self.context = context }
 
     public func run() async throws {
@@ -318,22 +459,33 @@ public struct Dispatcher: Service {
 
     /// One cycle. Returns true when the queue may hold more work right now.
     func cycle() async throws -> Bool {
-        let q = context.settings.queue
-        let inflight = try await context.inFlight()
-        let budget = min(q.cycleSize, q.maxInFlight - inflight)
+        // Woken with nothing queued here (completions freeing slots): the queue is looked at
+        // only on the poll, which also finds what other replicas queued or backoffs released.
+        let now = ContinuousClock.now
+        if !context.queueMayHoldWork.load(ordering: .relaxed),
+           let last = context.lastClaim.withLock({ $0 }), now - last < context.settings.pollInterval {
+            return false
+        }
+        context.lastClaim.withLock { $0 = now }
+        let budget = try await context.takeInFlight(upTo: context.settings.queue.cycleSize)
         guard budget > 0 else { return false }
-        let claimed = try await context.queue.claim(owner: context.settings.instance, limit: budget)
+        let claimed: [ClaimedRequest]
+        do {
+            claimed = try await context.queue.claim(owner: context.settings.instance, limit: budget)
+        } catch {
+            context.settleInFlight(taken: budget, used: 0)
+            throw error
+        }
+        context.settleInFlight(taken: budget, used: claimed.count)
+        if claimed.count < budget { context.queueMayHoldWork.store(false, ordering: .relaxed) }
         guard !claimed.isEmpty else { return false }
-        context.inFlightChanged(by: claimed.count)
         cycleCounter.increment()
         context.view.expireReservations()
         var decisions: [(ClaimedRequest, DispatchOutcome)] = []
         var requirements: [String: WorkloadRequirements] = [:]
         var lookups: [(String, String, String)] = []
         for req in claimed {
-            let start = ContinuousClock.now
-            let outcome = try await decide(req, &requirements)
-            decisionTimer.recordNanoseconds(Int64((ContinuousClock.now - start).milliseconds * 1_000_000))
+            let outcome = try await context.decide(req, &requirements)
             if case .awaitPodLookup(let cluster, let pod, _) = outcome { lookups.append((req.id, cluster, pod)) }
             // Reserved at once, so that the next decision of this cycle sees it.
             if case .apply(let parts, _, _) = outcome, let r = requirements[req.id] {
@@ -366,57 +518,6 @@ public struct Dispatcher: Service {
         // Whatever was not sent left scheduling: rejected, or back in the queue.
         context.inFlightChanged(by: -(claimed.count - send.count))
         return claimed.count >= budget
-    }
-
-    func decide(_ req: ClaimedRequest, _ requirements: inout [String: WorkloadRequirements]) async throws -> DispatchOutcome {
-        let r: WorkloadRequirements
-        do {
-            r = try WorkloadRequirements.extract(workload: try WorkloadText.normalize(req.workload), parameters: req.parameters)
-        } catch {
-            return .rejected(error.description)
-        }
-        requirements[req.id] = r
-        let source = Self.source(req)
-        if let pod = source.pod, let cluster = source.placement.cluster, source.placement.node == nil, req.podLookupAt == nil {
-            return .awaitPodLookup(cluster: cluster, pod: pod, wait: context.settings.podLookupWait)
-        }
-        let allowed = try await context.allowedClusters(project: req.project)
-        if allowed == nil && !context.settings.unboundProjectsUseAllClusters {
-            return .rejected("project '\(req.project)' has no clusters bound")
-        }
-        let input = PlacementInput(
-            policy: req.policy, requirements: r, parameters: req.parameters, source: source.placement,
-            allowedClusters: allowed, maxCandidates: context.settings.maxCandidates)
-        switch Placer.decide(input, clusters: context.view.fresh()) {
-        case .placed(let plans):
-            return .apply(parts: plans[0].parts, candidates: Array(plans.dropFirst()), reason: "\(req.policy.rawValue) chose it among \(plans.count) candidate(s)")
-        case .unschedulable(let why): return .unschedulable(why)
-        case .rejected(let why): return .rejected(why)
-        }
-    }
-
-    /// The request's source: `source_cluster` / `source_node` / `pod_name` parameters first
-    /// (GS-Scheduler's form fields), else the envelope's source endpoint.
-    static func source(_ req: ClaimedRequest) -> (placement: PlacementSource, pod: String?) {
-        let p = req.parameters
-        var cluster = p["source_cluster"]?.stringValue
-        var node = p["source_node"]?.stringValue
-        var pod = p["pod_name"]?.stringValue ?? p["source_pod"]?.stringValue
-        if cluster == nil, case .object(let src) = req.source, let type = src["type"]?.stringValue, let object = src["object"] {
-            switch (type, object) {
-            case ("cluster", .string(let c)): cluster = c
-            case ("node", .object(let o)):
-                cluster = o["cluster"]?.stringValue
-                node = o["node"]?.stringValue
-            case ("pod", .object(let o)):
-                cluster = o["cluster"]?.stringValue
-                pod = o["pod"]?.stringValue
-            default: break
-            }
-        }
-        if node == nil { node = req.sourceNode }
-        if node != nil { pod = nil }
-        return (PlacementSource(cluster: cluster, node: node), pod)
     }
 }
 
@@ -500,7 +601,7 @@ public struct ReplyHandler: Service {
                     for p in parts { context.sendApply(requestID: o.requestID, attempt: attempt, policy: policy, namespace: namespace, workload: workload, part: p) }
                 case .requeued:
                     context.inFlightChanged(by: -1)
-                    context.wakeup.signal()
+                    context.queuedWork()
                 case .finished(let f):
                     context.inFlightChanged(by: -1)
                     context.publish(f)
@@ -509,7 +610,7 @@ public struct ReplyHandler: Service {
         }
         for (id, node) in podNodes {
             await retrying("record a pod's node") { try await context.queue.recordPodNode(requestID: id, node: node) }
-            context.wakeup.signal()
+            context.queuedWork()
         }
         for m in batch { try? consumer.storeOffset(m) }
     }
@@ -586,7 +687,7 @@ public struct LeaseReaper: Service {
                 if requeued + finished.count > 0 {
                     expired.increment(by: requeued + finished.count)
                     context.logger.warning("leases expired", metadata: ["requeued": "\(requeued)", "failed": "\(finished.count)"])
-                    context.wakeup.signal()
+                    context.queuedWork()
                 }
                 for f in finished { context.publish(f) }
                 for s in strays { context.sendRemove(s) }

@@ -266,6 +266,39 @@ struct RequestQueueTests {
         }
     }
 
+    /// Placed as they arrive: stored straight in applying (the whole history, the part
+    /// applying) when nothing waits in the queue; a redelivery is neither stored nor placed
+    /// again; when something waits, a placed arrival is enqueued behind it all the same.
+    @Test func arrivalsArePlacedAtOnceOnlyWhenNothingWaits() async throws {
+        let (h, q) = try await harness()
+        let decision = IngestDecision(parts: [PlacementPart(cluster: "edge1", node: "n1", replicas: 1)], candidates: [],
+                                      reason: "GMostRequestedPriority chose it among 1 candidate(s)")
+        let a = request("arr-1", .mostRequested)
+        let first = try await q.recordReceived([(a, .cluster("gateway"), nil)], decided: ["arr-1": decision], owner: "w")
+        #expect(first.new == ["arr-1"] && first.applying == ["arr-1"])
+        #expect(try await h.store.request(id: "arr-1")?.state == .applying)
+        #expect(try await h.states("arr-1") == [.received, .enqueued, .dispatched, .scheduling, .applying])
+        let parts = try await h.pool.query("SELECT attempt, cluster, node, state FROM schedule_placements WHERE request_id = 'arr-1'")
+        #expect(parts.count == 1)
+        #expect(try parts.first?.decode("state", as: String.self) == "applying")
+        #expect(try parts.first?.decode("node", as: String.self) == "n1")
+
+        let again = try await q.recordReceived([(a, .cluster("gateway"), nil)], decided: ["arr-1": decision], owner: "w")
+        #expect(again.new.isEmpty && again.applying.isEmpty)
+
+        try await record(q, [request("waiting", .mostRequested)])
+        let behind = try await q.recordReceived([(request("arr-2", .mostRequested), .cluster("gateway"), nil)], decided: ["arr-2": decision], owner: "w")
+        #expect(behind.new == ["arr-2"] && behind.applying.isEmpty)
+        #expect(try await h.store.request(id: "arr-2")?.state == .enqueued)
+        #expect(try await q.claim(owner: "w", limit: 5).map(\.id) == ["waiting", "arr-2"])
+
+        // The one placed on arrival completes like any other.
+        let (done, strays) = try await q.recordApplied([ApplyOutcome(requestID: "arr-1", attempt: 1, cluster: "edge1", ok: true, reason: "1/1 replicas ready")])
+        #expect(done.map(\.id) == ["arr-1"] && strays.isEmpty)
+        #expect(try await h.states("arr-1").last == .completed)
+        await h.shutdown()
+    }
+
     @Test func sliceTakesTwoRetriedThenFastThenBase() async throws {
         let (h, q) = try await harness()
         try await record(q, [request("base-1", .mostRequested), request("fast-1", .mostRequested, fast: true), request("base-2", .mostRequested),
