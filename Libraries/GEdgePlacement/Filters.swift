@@ -73,6 +73,16 @@ public enum NodeFilter {
         }
     }
 
+    /// The first feasible node in `order` (indices into `nodes`).
+    @inline(__always)
+    public static func first(_ nodes: [NodeState], _ req: WorkloadRequirements, copies: Int, in order: [Int]) -> Int? {
+        nodes.withUnsafeBufferPointer { buf in
+            guard let base = buf.baseAddress else { return nil }
+            for i in order where i < buf.count && check(at: base + i, req, copies: copies) == nil { return i }
+            return nil
+        }
+    }
+
     /// Whether the node passes every filter except resources (used to count capacity).
     public static func eligible(_ node: NodeState, _ req: WorkloadRequirements) -> Bool {
         check(node, WorkloadRequirements(

@@ -1,5 +1,6 @@
 import Foundation
 import GEdgeCore
+import Synchronization
 
 /// Schedulable resources: CPU in millicores, memory in bytes, NVIDIA GPUs, and any other
 /// extended resource (`amd.com/gpu`, `google.com/tpu`, ...) by its Kubernetes name.
@@ -203,17 +204,44 @@ public enum ClusterKind: String, Sendable, Hashable {
     case edge, cloud
 }
 
+/// What a latency order of a cluster's nodes was computed for.
+struct LatencyOrderKey: Hashable, Sendable {
+    var source: String
+    var sourceNode: String?
+    var fallback: Double
+}
+
+/// Latency orders of one report's nodes. Not part of the state's value: two states are
+/// equal whatever either has cached.
+final class LatencyOrderCache: Sendable, Hashable {
+    static let capacity = 64
+    private let orders = Mutex<[LatencyOrderKey: [Int]]>([:])
+
+    func get(_ key: LatencyOrderKey, count: Int) -> [Int]? {
+        orders.withLock { o in o[key].flatMap { $0.count == count ? $0 : nil } }
+    }
+
+    func put(_ key: LatencyOrderKey, _ order: [Int]) {
+        orders.withLock { o in if o.count < Self.capacity { o[key] = order } }
+    }
+
+    static func == (lhs: LatencyOrderCache, rhs: LatencyOrderCache) -> Bool { true }
+    func hash(into hasher: inout Hasher) {}
+}
+
 /// A cluster as its agent reports it (hcode 600 on the cluster-status topic).
 public struct ClusterState: Sendable, Hashable {
     public var name: String
     public var kind: ClusterKind
-    /// After changing nodes' latencies, call `refreshLatencySummary()`.
+    /// After changing nodes' latencies or names, call `refreshLatencySummary()`.
     public var nodes: [NodeState]
     /// Increases with every report of this agent; older reports are ignored.
     public var sequence: Int64
     public var reportedAt: Date
     /// Median latency from this cluster's ready nodes to each other cluster, computed once.
     public private(set) var latencySummary: [String: Double]
+    /// Nodes in order of latency to a source, computed on first use (see `latencyOrder`).
+    private(set) var latencyOrders = LatencyOrderCache()
 
     public init(name: String, kind: ClusterKind = .edge, nodes: [NodeState], sequence: Int64 = 0, reportedAt: Date = Date()) {
         self.name = name
@@ -224,7 +252,22 @@ public struct ClusterState: Sendable, Hashable {
         self.latencySummary = Self.summarize(nodes)
     }
 
-    public mutating func refreshLatencySummary() { latencySummary = Self.summarize(nodes) }
+    public mutating func refreshLatencySummary() {
+        latencySummary = Self.summarize(nodes)
+        latencyOrders = LatencyOrderCache()
+    }
+
+    /// The node indices by `score` (highest first, ties to the lower name), kept for `key`:
+    /// the scores depend only on the nodes' names and latencies, which change only with a
+    /// new report, not with the resources a placement reserves. At most
+    /// `LatencyOrderCache.capacity` keys are kept; past that the order is computed each time.
+    func latencyOrder(_ key: LatencyOrderKey, score: (Int) -> Double) -> [Int] {
+        if let hit = latencyOrders.get(key, count: nodes.count) { return hit }
+        let scores = nodes.indices.map(score)
+        let order = nodes.indices.sorted { a, b in scores[a] != scores[b] ? scores[a] > scores[b] : nodes[a].name < nodes[b].name }
+        latencyOrders.put(key, order)
+        return order
+    }
 
     static func summarize(_ nodes: [NodeState]) -> [String: Double] {
         var values: [String: [Double]] = [:]

@@ -173,12 +173,15 @@ public enum Placer {
             let clusterLatency = latencyOf[c.name] ?? .infinity
             let local = c.name == src
             // The nearest node: in the source cluster the source node itself comes first.
-            let found = NodeFilter.best(c.nodes, req, copies: req.replicas) { p in
-                if local { return p.pointee.name == sourceNode ? 1 : -(p.pointee.latencyMs[src] ?? 0) }
-                return -(p.pointee.latencyMs[src] ?? clusterLatency)
+            // The nodes' order by latency is kept with the report; the first that fits wins.
+            func score(_ i: Int) -> Double {
+                let n = c.nodes[i]
+                if local { return n.name == sourceNode ? 1 : -(n.latencyMs[src] ?? 0) }
+                return -(n.latencyMs[src] ?? clusterLatency)
             }
-            if let (i, score) = found {
-                plans.append(PlacementPlan(parts: [PlacementPart(cluster: c.name, node: c.nodes[i].name, replicas: req.replicas)], score: min(0, score)))
+            let key = LatencyOrderKey(source: src, sourceNode: local ? sourceNode : nil, fallback: local ? 0 : clusterLatency)
+            if let i = NodeFilter.first(c.nodes, req, copies: req.replicas, in: c.latencyOrder(key, score: score)) {
+                plans.append(PlacementPlan(parts: [PlacementPart(cluster: c.name, node: c.nodes[i].name, replicas: req.replicas)], score: min(0, score(i))))
                 if plans.count >= input.maxCandidates { break }
             }
         }

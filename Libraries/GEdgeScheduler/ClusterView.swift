@@ -24,6 +24,7 @@ public final class ClusterView: Sendable {
         var effective: [String: ClusterState] = [:]
         var nodeIndex: [String: [String: Int]] = [:]
         var reservations: [String: [Reservation]] = [:]
+        var lastExpiry: Date?
     }
 
     private let state = Mutex(State())
@@ -46,9 +47,11 @@ public final class ClusterView: Sendable {
             var idx: [String: Int] = [:]
             for (i, n) in report.nodes.enumerated() { idx[n.name] = i }
             s.nodeIndex[report.name] = idx
-            // Drop reservations the report already accounts for.
-            for (id, list) in s.reservations {
-                let kept = list.filter { r in r.cluster != report.name || !(r.confirmed.map { $0 < report.reportedAt } ?? false) }
+            // Drop reservations the report already accounts for (a request's list is copied
+            // only when it holds one: thousands are held at a time).
+            func accounted(_ r: Reservation) -> Bool { r.cluster == report.name && (r.confirmed.map { $0 < report.reportedAt } ?? false) }
+            for (id, list) in s.reservations where list.contains(where: accounted) {
+                let kept = list.filter { !accounted($0) }
                 s.reservations[id] = kept.isEmpty ? nil : kept
             }
             s.effective[report.name] = Self.apply(report, s.reservations.values.joined().filter { $0.cluster == report.name }, idx)
@@ -121,17 +124,20 @@ public final class ClusterView: Sendable {
         }
     }
 
-    /// Drops reservations older than the TTL (their answer went to another replica, or never came).
+    /// Drops reservations older than the TTL (their answer went to another replica, or never
+    /// came). Looks at most every `expiryCheck` (every decision batch calls it; a TTL of
+    /// seconds needs no finer check).
     public func expireReservations(now: Date = Date()) {
         let ttl = Double(reservationTTL.milliseconds) / 1000
         state.withLock { s in
+            if let last = s.lastExpiry, now >= last, now.timeIntervalSince(last) < Self.expiryCheck { return }
+            s.lastExpiry = now
+            func expired(_ r: Reservation) -> Bool { now.timeIntervalSince(r.created) >= ttl }
             var touched = Set<String>()
-            for (id, list) in s.reservations {
-                let kept = list.filter { now.timeIntervalSince($0.created) < ttl }
-                if kept.count != list.count {
-                    for r in list where now.timeIntervalSince(r.created) >= ttl { touched.insert(r.cluster) }
-                    s.reservations[id] = kept.isEmpty ? nil : kept
-                }
+            for (id, list) in s.reservations where list.contains(where: expired) {
+                for r in list where expired(r) { touched.insert(r.cluster) }
+                let kept = list.filter { !expired($0) }
+                s.reservations[id] = kept.isEmpty ? nil : kept
             }
             for name in touched {
                 if let rep = s.reported[name], let idx = s.nodeIndex[name] {
@@ -140,6 +146,8 @@ public final class ClusterView: Sendable {
             }
         }
     }
+
+    static let expiryCheck: TimeInterval = 0.25
 
     public var reservationCount: Int { state.withLock { $0.reservations.values.reduce(0) { $0 + $1.count } } }
 }

@@ -4,6 +4,7 @@ import GEdgePostgres
 import GEdgeScheduler
 import GEdgeServiceKit
 import Logging
+import ServiceLifecycle
 
 // The scheduler: a policy worker. Any number of replicas share the requests topic in one
 // consumer group and the queue in PostgreSQL.
@@ -37,10 +38,20 @@ func runScheduler() async throws {
         settings: settings, queue: RequestQueue(pool: pool, policy: settings.queue), view: view, producer: producer, logger: logger)
     let deadLetters = KafkaDeadLetterPublisher(producer: producer, logger: logger)
 
-    let requests = try KafkaConsumer(
-        configuration: KafkaConsumerConfiguration(client: kafka, groupID: group, topics: [settings.requestsTopic]), logger: logger)
-    let replies = try KafkaConsumer(
-        configuration: KafkaConsumerConfiguration(client: kafka, groupID: group + "-replies", topics: [settings.repliesTopic]), logger: logger)
+    // Each ingest and reply worker is a member of its topic's group: the partitions are
+    // shared among them as among replicas, and one's database round trip overlaps another's
+    // decoding and deciding.
+    let ingestWorkers = try config.int("scheduler.ingest.workers", default: 2)
+    let replyWorkers = try config.int("scheduler.replies.workers", default: 2)
+    for (key, n) in [("scheduler.ingest.workers", ingestWorkers), ("scheduler.replies.workers", replyWorkers)] where n < 1 {
+        throw ConfigurationError(key: key, reason: "must be at least 1, got \(n)")
+    }
+    let requests = try (0..<ingestWorkers).map { _ in
+        try KafkaConsumer(configuration: KafkaConsumerConfiguration(client: kafka, groupID: group, topics: [settings.requestsTopic]), logger: logger)
+    }
+    let replies = try (0..<replyWorkers).map { _ in
+        try KafkaConsumer(configuration: KafkaConsumerConfiguration(client: kafka, groupID: group + "-replies", topics: [settings.repliesTopic]), logger: logger)
+    }
     var statusConfig = KafkaConsumerConfiguration(client: kafka, groupID: "\(group)-view-\(settings.instance)", topics: [settings.statusTopic])
     statusConfig.autoOffsetReset = "earliest"
     let status = try KafkaConsumer(configuration: statusConfig, logger: logger)
@@ -55,12 +66,11 @@ func runScheduler() async throws {
 
     logger.info("scheduler starting", metadata: ["instance": .string(settings.instance), LogKeys.kafkaTopic: .string(settings.requestsTopic)])
     try await ServiceKit.run(
-        [
-            ops, ClusterStatusListener(consumer: status, context: context),
-            RequestIngest(consumer: requests, context: context, deadLetters: deadLetters),
-            ReplyHandler(consumer: replies, context: context, deadLetters: deadLetters),
-            Dispatcher(context: context), LeaseReaper(context: context),
-        ], logger: logger)
+        [ops, ClusterStatusListener(consumer: status, context: context)]
+            + requests.map { RequestIngest(consumer: $0, context: context, deadLetters: deadLetters) as any Service }
+            + replies.map { ReplyHandler(consumer: $0, context: context, deadLetters: deadLetters) as any Service }
+            + [Dispatcher(context: context), LeaseReaper(context: context)],
+        logger: logger)
     await producer.shutdown()
     pool.shutdown()
     logger.info("scheduler stopped")

@@ -225,6 +225,28 @@ func parts(_ d: PlacementDecision) -> [String] {
         #expect(parts(d) == ["edge-a/a-w1", "cloud/cloud-w1"])
     }
 
+    /// The latency order is kept with the report: later decisions on the same states, with
+    /// nodes filled in between (as reservations do), take the next nearest node that fits;
+    /// after latencies change (and the summary is refreshed) the new order holds.
+    @Test func keptLatencyOrderFollowsWhatFitsAndChangedLatencies() {
+        var topo = seedTopology()
+        func pick() -> [String] {
+            parts(Placer.decide(PlacementInput(policy: .lowLatency, requirements: need(), source: PlacementSource(cluster: "edge-a"), maxCandidates: 1),
+                                clusters: topo))
+        }
+        #expect(pick() == ["edge-a/a-w1"])
+        topo[1].nodes[0].requested = topo[1].nodes[0].allocatable
+        #expect(pick() == ["edge-a/a-w2"])
+        topo[1].nodes[1].requested = topo[1].nodes[1].allocatable
+        topo[1].nodes[2].requested = topo[1].nodes[2].allocatable
+        topo[1].nodes[3].requested = topo[1].nodes[3].allocatable
+        // edge-a full: the nearer of the others from edge-a's nodes (cloud 5.x ms, edge-b 6 ms).
+        #expect(pick() == ["cloud/cloud-w1"])
+        topo[0].nodes[1].latencyMs["edge-a"] = 0.2
+        topo[0].refreshLatencySummary()
+        #expect(pick() == ["cloud/cloud-w2"])
+    }
+
     @Test func sourceNodeLatencyOverridesTheClusterMedian() {
         var topo = seedTopology()
         // From cloud-w2 edge-a is nearer than edge-b, although the cluster median says otherwise.
