@@ -51,7 +51,7 @@ public struct AcceleratorRequirement: Sendable, Hashable {
     let countKey: String
     let modelKey: String
     let memoryKey: String
-    let modelNeedle: String?
+    let modelNeedle: [UInt8]?
 
     public init(kind: String, count: Int = 1, model: String? = nil, minMemoryMiB: Int? = nil) {
         self.kind = kind
@@ -62,15 +62,37 @@ public struct AcceleratorRequirement: Sendable, Hashable {
         countKey = base + ".count"
         modelKey = base + ".model"
         memoryKey = base + ".memory"
-        modelNeedle = model.map { String($0.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }) }
+        modelNeedle = model.map { Array(String($0.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }).utf8) }
     }
 
     public static let labelPrefix = "accelerator.gedge.io/"
 
+    /// Whether `needle` (lowercase) occurs in `text`, ASCII letters compared without case.
+    /// Label values are ASCII (letters, digits, `-`, `_`, `.`); this runs once per node
+    /// with an accelerator in every decision, so it allocates nothing.
+    static func contains(_ text: String, lowercased needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty else { return true }
+        var text = text
+        return text.withUTF8 { hay in
+            guard hay.count >= needle.count else { return false }
+            for start in 0...(hay.count - needle.count) {
+                var i = 0
+                while i < needle.count {
+                    var b = hay[start + i]
+                    if b >= 65 && b <= 90 { b += 32 }
+                    if b != needle[i] { break }
+                    i += 1
+                }
+                if i == needle.count { return true }
+            }
+            return false
+        }
+    }
+
     public func matches(_ labels: [String: String]) -> Bool {
         guard let c = labels[countKey].flatMap(Int.init), c >= count else { return false }
         if let modelNeedle {
-            guard let m = labels[modelKey], m.lowercased().contains(modelNeedle) else { return false }
+            guard let m = labels[modelKey], Self.contains(m, lowercased: modelNeedle) else { return false }
         }
         if let minMemoryMiB {
             guard let mem = labels[memoryKey].flatMap(Int.init), mem >= minMemoryMiB else { return false }

@@ -178,6 +178,9 @@ func parts(_ d: PlacementDecision) -> [String] {
             (AcceleratorRequirement(kind: "nvidia-gpu", count: 3), false),
             (AcceleratorRequirement(kind: "nvidia-gpu", model: "v100"), true),
             (AcceleratorRequirement(kind: "nvidia-gpu", model: "A100"), false),
+            (AcceleratorRequirement(kind: "nvidia-gpu", model: "Tesla V100"), true),
+            (AcceleratorRequirement(kind: "nvidia-gpu", model: "V100-SXM2-32GB"), true),
+            (AcceleratorRequirement(kind: "nvidia-gpu", model: "v100-sxm2-32gb-extra"), false),
             (AcceleratorRequirement(kind: "nvidia-gpu", minMemoryMiB: 40000), false),
             (AcceleratorRequirement(kind: "jetson"), false),
         ] {
