@@ -19,16 +19,8 @@ public struct AcceleratorScanner: Sendable {
     /// nvidia-smi's answer per PCI address (lowercased, 4-digit domain as sysfs writes it).
     func querySMI() -> [String: (name: String?, memoryMiB: Int?, driver: String?)] {
         guard let nvidiaSMI, FileManager.default.isExecutableFile(atPath: nvidiaSMI) else { return [:] }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: nvidiaSMI)
-        p.arguments = ["--query-gpu=pci.bus_id,name,memory.total,driver_version", "--format=csv,noheader,nounits"]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return [:] }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { return [:] }
+        guard let (status, data) = Subprocess.run(nvidiaSMI, ["--query-gpu=pci.bus_id,name,memory.total,driver_version", "--format=csv,noheader,nounits"]),
+              status == 0 else { return [:] }
         var result: [String: (name: String?, memoryMiB: Int?, driver: String?)] = [:]
         for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
             let cols = line.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }

@@ -5,7 +5,7 @@ import Testing
 
 /// A fixture server of Tests/Fixtures (echo_server.py, fake_kube.py) on loopback.
 final class EchoServer: @unchecked Sendable {
-    let process = Process()
+    let process: Spawned
     let port: Int
 
     convenience init(tls: (cert: String, key: String, ca: String)? = nil) throws {
@@ -15,28 +15,23 @@ final class EchoServer: @unchecked Sendable {
     /// Starts a fixture script of Tests/Fixtures that prints "READY <port>".
     init(script: String, arguments: [String]) throws {
         let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures").standardized
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", fixtures.appendingPathComponent(script).path] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        var line = ""
-        while !line.hasSuffix("\n") {
-            let data = pipe.fileHandleForReading.readData(ofLength: 1)
-            if data.isEmpty { break }
-            line += String(decoding: data, as: UTF8.self)
+        process = try Spawned("python3", [fixtures.appendingPathComponent(script).path] + arguments, captureOutput: true)
+        var line: [UInt8] = []
+        var byte: UInt8 = 0
+        while line.last != 10 {
+            let n = read(process.output, &byte, 1)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            line.append(byte)
         }
-        guard line.hasPrefix("READY "), let p = Int(line.dropFirst(6).trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            throw ConfigurationError(key: "echo_server", reason: "did not start: \(line)")
+        let text = String(decoding: line, as: UTF8.self)
+        guard text.hasPrefix("READY "), let p = Int(text.dropFirst(6).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw ConfigurationError(key: "echo_server", reason: "did not start: \(text)")
         }
         port = p
     }
 
     var base: String { "http://127.0.0.1:\(port)" }
-
-    deinit {
-        kill(process.processIdentifier, SIGKILL)
-    }
 }
 
 @Suite("HTTP client", .enabled(if: TestEnv.integration), .serialized, .timeLimit(.minutes(2)))
