@@ -1,39 +1,62 @@
 import Foundation
 
-/// Runs a command to its end with posix_spawn and returns its exit code and standard output
-/// (standard error goes to /dev/null). Foundation's `Process.run()` is not used: on Linux it
-/// lists /proc/self/fd with an over-read that now and then crashes the caller
-/// (swift-corelibs-foundation #5472). Blocks the calling thread until the command ends.
+/// Child processes started with posix_spawn. Foundation's `Process.run()` is not used: on
+/// Linux it lists /proc/self/fd with an over-read that now and then crashes the caller
+/// (swift-corelibs-foundation #5472).
 public enum Subprocess {
-    public static func run(_ executable: String, _ arguments: [String]) -> (status: Int32, output: [UInt8])? {
+    /// Starts `executable` (looked up in PATH when it has no slash). With `captureOutput`,
+    /// its standard output is a pipe whose read end is returned (close-on-exec, so other
+    /// children started meanwhile do not hold it open); otherwise `output` is -1. With
+    /// `quiet`, standard error goes to /dev/null.
+    public static func spawn(
+        _ executable: String, _ arguments: [String], environment: [String: String]? = nil, captureOutput: Bool, quiet: Bool = false
+    ) throws -> (pid: pid_t, output: Int32) {
         var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { return nil }
-        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        if captureOutput {
+            guard pipe(&fds) == 0 else { throw ConfigurationError(key: executable, reason: "pipe: \(String(cString: strerror(errno)))") }
+            for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        if captureOutput { posix_spawn_file_actions_adddup2(&actions, fds[1], 1) }
+        if quiet { posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0) }
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { for a in argv { free(a) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, &actions, nil, argv, environ)
-        close(fds[1])
-        guard rc == 0 else {
-            close(fds[0])
-            return nil
+        let envp: [UnsafeMutablePointer<CChar>?]? = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
+        defer {
+            for a in argv { free(a) }
+            for e in envp ?? [] { free(e) }
         }
+        var pid: pid_t = 0
+        let rc = envp.map { posix_spawnp(&pid, executable, &actions, nil, argv, $0) } ?? posix_spawnp(&pid, executable, &actions, nil, argv, environ)
+        if captureOutput { close(fds[1]) }
+        guard rc == 0 else {
+            if captureOutput { close(fds[0]) }
+            throw ConfigurationError(key: executable, reason: "posix_spawn: \(String(cString: strerror(rc)))")
+        }
+        return (pid, fds[0])
+    }
+
+    /// A `waitpid` status as a shell reports it: the exit code, or 128 + the signal.
+    public static func exitCode(_ status: Int32) -> Int32 {
+        (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+
+    /// Runs a command to its end and returns its exit code and standard output (standard
+    /// error goes to /dev/null); nil if it cannot start. Blocks the calling thread.
+    public static func run(_ executable: String, _ arguments: [String]) -> (status: Int32, output: [UInt8])? {
+        guard let (pid, fd) = try? spawn(executable, arguments, captureOutput: true, quiet: true) else { return nil }
         var output: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
-            let n = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
             output += buffer[..<n]
         }
-        close(fds[0])
+        close(fd)
         var s: Int32 = 0
         while waitpid(pid, &s, 0) < 0 && errno == EINTR {}
-        return ((s & 0x7f) == 0 ? (s >> 8) & 0xff : 128 + (s & 0x7f), output)
+        return (exitCode(s), output)
     }
 }

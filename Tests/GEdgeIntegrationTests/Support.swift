@@ -38,10 +38,9 @@ func eventually(
     throw CancellationError()
 }
 
-/// A child process started with posix_spawn. Foundation's `Process.run()` is not used: on
-/// Linux it lists /proc/self/fd with an over-read that now and then crashes the caller
-/// (swift-corelibs-foundation #5472), which here would take down the whole test run and
-/// leave its children holding the run's output open.
+/// A child process of the tests (started with `Subprocess.spawn`, not Foundation's
+/// `Process.run`, whose crash would take down the whole test run and leave its children
+/// holding the run's output open).
 final class Spawned: @unchecked Sendable {
     let pid: pid_t
     /// The read end of the child's standard output, or -1 when it was not captured.
@@ -49,42 +48,17 @@ final class Spawned: @unchecked Sendable {
     private let lock = NSLock()
     private var status: Int32?
 
-    /// `executable` is looked up in PATH when it has no slash. The output pipe is
-    /// close-on-exec, so other children started meanwhile do not hold it open.
     init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, captureOutput: Bool) throws {
-        var fds: [Int32] = [-1, -1]
-        if captureOutput {
-            guard pipe(&fds) == 0 else { throw ConfigurationError(key: executable, reason: "pipe: \(String(cString: strerror(errno)))") }
-            for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        if captureOutput { posix_spawn_file_actions_adddup2(&actions, fds[1], 1) }
-        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?]? = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
-        defer {
-            for a in argv { free(a) }
-            for e in envp ?? [] { free(e) }
-        }
-        var pid: pid_t = 0
-        let rc = envp.map { posix_spawnp(&pid, executable, &actions, nil, argv, $0) } ?? posix_spawnp(&pid, executable, &actions, nil, argv, environ)
-        if captureOutput { close(fds[1]) }
-        guard rc == 0 else {
-            if captureOutput { close(fds[0]) }
-            throw ConfigurationError(key: executable, reason: "posix_spawn: \(String(cString: strerror(rc)))")
-        }
-        self.pid = pid
-        output = fds[0]
+        (pid, output) = try Subprocess.spawn(executable, arguments, environment: environment, captureOutput: captureOutput)
     }
 
-    /// The exit code (or the signal that ended it) once the child has ended; nil while it runs.
+    /// The exit code (128 + the signal that ended it) once the child has ended; nil while it runs.
     var exitStatus: Int32? {
         lock.lock()
         defer { lock.unlock() }
         if status == nil {
             var s: Int32 = 0
-            if waitpid(pid, &s, WNOHANG) == pid { status = (s & 0x7f) == 0 ? (s >> 8) & 0xff : s & 0x7f }
+            if waitpid(pid, &s, WNOHANG) == pid { status = Subprocess.exitCode(s) }
         }
         return status
     }
@@ -174,11 +148,8 @@ func runCommand(_ arguments: [String]) async -> Int32 {
 }
 
 func runCommandBlocking(_ arguments: [String]) -> Int32 {
-    var pid: pid_t = 0
-    let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-    defer { for a in argv { free(a) } }
-    guard posix_spawnp(&pid, arguments[0], nil, nil, argv, environ) == 0 else { return -1 }
+    guard let (pid, _) = try? Subprocess.spawn(arguments[0], Array(arguments.dropFirst()), captureOutput: false) else { return -1 }
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-    return (status >> 8) & 0xff
+    return Subprocess.exitCode(status)
 }
