@@ -34,16 +34,29 @@ public enum JSONValue: Sendable, Hashable {
     /// The path of the first string (or key) holding a NUL character, which PostgreSQL's
     /// text and jsonb cannot store; nil when there is none.
     public func pathOfNUL(_ path: String = "") -> String? {
+        // Paths are built only when there is one to report.
+        containsNUL ? firstNUL(path) : nil
+    }
+
+    var containsNUL: Bool {
+        switch self {
+        case .string(let s): return s.utf8.contains(0)
+        case .array(let items): return items.contains { $0.containsNUL }
+        case .object(let fields): return fields.contains { $0.key.utf8.contains(0) || $0.value.containsNUL }
+        default: return false
+        }
+    }
+
+    private func firstNUL(_ path: String) -> String? {
         switch self {
         case .string(let s): return s.utf8.contains(0) ? path : nil
         case .array(let items):
-            for (i, v) in items.enumerated() { if let p = v.pathOfNUL("\(path)[\(i)]") { return p } }
+            for (i, v) in items.enumerated() where v.containsNUL { return v.firstNUL("\(path)[\(i)]") }
             return nil
         case .object(let fields):
-            for (k, v) in fields {
+            for (k, v) in fields where k.utf8.contains(0) || v.containsNUL {
                 let child = path.isEmpty ? k : "\(path).\(k)"
-                if k.utf8.contains(0) { return child }
-                if let p = v.pathOfNUL(child) { return p }
+                return k.utf8.contains(0) ? child : v.firstNUL(child)
             }
             return nil
         default: return nil

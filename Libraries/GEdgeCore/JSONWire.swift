@@ -73,12 +73,12 @@ struct JSONParser {
         try enter()
         defer { depth -= 1 }
         i += 1
-        var fields: [String: JSONValue] = [:]
         skipSpace()
         if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
             i += 1
-            return .object(fields)
+            return .object([:])
         }
+        var fields: [String: JSONValue] = Dictionary(minimumCapacity: 8)
         while true {
             skipSpace()
             guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
@@ -140,6 +140,21 @@ struct JSONParser {
             if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
             guard digits(&self) > 0 else { throw fail("no digits in the exponent") }
         }
+        // Whole numbers of up to 15 digits are exact in a Double: no text to convert.
+        if i - start <= 15 {
+            var v: Int64 = 0
+            var k = start
+            let negative = bytes[k] == UInt8(ascii: "-")
+            if negative { k += 1 }
+            var whole = true
+            while k < i {
+                let c = bytes[k]
+                guard c >= 0x30, c <= 0x39 else { whole = false; break }
+                v = v * 10 + Int64(c - 0x30)
+                k += 1
+            }
+            if whole { return negative ? (v == 0 ? -0.0 : -Double(v)) : Double(v) }
+        }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
         guard let d = Double(text), d.isFinite else { throw fail("the number \(text) is out of range") }
         return d
@@ -166,15 +181,18 @@ struct JSONParser {
     mutating func string() throws(Failure) -> String {
         i += 1
         let start = i
-        // Fast path: no escapes.
+        // Fast path: no escapes. ASCII text (every byte below 0x80) is valid UTF-8 as it is.
+        var high: UInt8 = 0
         while i < bytes.count {
             let c = bytes[i]
             if c == UInt8(ascii: "\"") {
                 let slice = UnsafeBufferPointer(rebasing: bytes[start..<i])
                 i += 1
+                if high < 0x80 { return String(decoding: slice, as: UTF8.self) }
                 guard let s = String(validating: slice, as: UTF8.self) else { throw fail("a string that is not UTF-8") }
                 return s
             }
+            high |= c
             if c == UInt8(ascii: "\\") { break }
             if c < 0x20 { throw fail("a control character in a string") }
             i += 1
@@ -239,15 +257,15 @@ enum JSONWriter {
 
     static func write(_ v: JSONValue, into out: inout [UInt8]) {
         switch v {
-        case .null: out.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C])
-        case .bool(let b): out.append(contentsOf: b ? Array("true".utf8) : Array("false".utf8))
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: b ? "true".utf8 : "false".utf8)
         case .number(let d):
             if !d.isFinite {
-                out.append(contentsOf: Array("null".utf8))
+                out.append(contentsOf: "null".utf8)
             } else if d.rounded() == d, abs(d) < 9.0e15 {
-                out.append(contentsOf: Array(String(Int64(d)).utf8))
+                integer(Int64(d), into: &out)
             } else {
-                out.append(contentsOf: Array(d.description.utf8))
+                out.append(contentsOf: d.description.utf8)
             }
         case .string(let s): string(s, into: &out)
         case .array(let items):
@@ -260,12 +278,12 @@ enum JSONWriter {
         case .object(let fields):
             out.append(UInt8(ascii: "{"))
             // Sorted by UTF-8 bytes: equal values give equal bytes.
-            let keys = fields.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
-            for (k, key) in keys.enumerated() {
+            let sorted = fields.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+            for (k, field) in sorted.enumerated() {
                 if k > 0 { out.append(UInt8(ascii: ",")) }
-                string(key, into: &out)
+                string(field.key, into: &out)
                 out.append(UInt8(ascii: ":"))
-                write(fields[key]!, into: &out)
+                write(field.value, into: &out)
             }
             out.append(UInt8(ascii: "}"))
         }
@@ -273,8 +291,36 @@ enum JSONWriter {
 
     static let hexDigits = Array("0123456789abcdef".utf8)
 
+    /// Decimal digits of `v`, without making a String.
+    static func integer(_ v: Int64, into out: inout [UInt8]) {
+        if v == 0 { out.append(UInt8(ascii: "0")); return }
+        if v < 0 { out.append(UInt8(ascii: "-")) }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                      UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var m = v.magnitude
+        var n = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            while m > 0 {
+                d[n] = UInt8(truncatingIfNeeded: m % 10) + 0x30
+                m /= 10
+                n += 1
+            }
+            for k in stride(from: n - 1, through: 0, by: -1) { out.append(d[k]) }
+        }
+    }
+
     static func string(_ s: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
+        // Most strings need no escape: copied in one go.
+        let plain: Bool? = s.utf8.withContiguousStorageIfAvailable { buf in
+            for c in buf where c < 0x20 || c == 0x22 || c == 0x5C { return false }
+            out.append(contentsOf: buf)
+            return true
+        }
+        if plain == true {
+            out.append(UInt8(ascii: "\""))
+            return
+        }
         for c in s.utf8 {
             switch c {
             case 0x22: out.append(0x5C); out.append(0x22)

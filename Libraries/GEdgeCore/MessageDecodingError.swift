@@ -27,6 +27,14 @@ public struct MessageDecodingError: Error, Sendable, Hashable, CustomStringConve
         field.isEmpty ? "\(code): \(reason)" : "\(code) at \(field): \(reason)"
     }
 
+    /// The same error for a part decoded on its own (with an empty path) inside `path`:
+    /// lets a decoder of many parts build a part's path only when one fails.
+    public func under(_ path: String) -> MessageDecodingError {
+        guard !path.isEmpty else { return self }
+        let inner = field.isEmpty ? path : (field.hasPrefix("[") ? path + field : path + "." + field)
+        return MessageDecodingError(code, field: inner, reason: reason)
+    }
+
     /// A decoding error is never retriable: the same bytes fail the same way.
     public var isRetriable: Bool { false }
 }
@@ -46,8 +54,17 @@ public struct FieldReader: Sendable {
 
     public func childPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
+    /// Rejects any field not in `allowed`: a short list, searched in place (a literal list
+    /// costs no allocation, where a Set literal would be hashed on every message).
+    public func rejectUnknown(allowed: [String]) throws(MessageDecodingError) {
+        guard fields.keys.contains(where: { !allowed.contains($0) }) else { return }
+        try rejectUnknown(allowed: Set(allowed))
+    }
+
     /// Rejects any field not in `allowed`.
     public func rejectUnknown(allowed: Set<String>) throws(MessageDecodingError) {
+        guard fields.keys.contains(where: { !allowed.contains($0) }) else { return }
+        // The first unknown field in order, so the same message always names the same one.
         for key in fields.keys.sorted() where !allowed.contains(key) {
             throw MessageDecodingError(.unknownField, field: childPath(key), reason: "unknown field '\(key)'")
         }

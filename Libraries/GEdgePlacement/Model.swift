@@ -80,7 +80,7 @@ public struct Resources: Sendable, Hashable {
         let r = try FieldReader(value, path: path)
         var out = Resources()
         for (name, v) in r.fields {
-            let field = r.childPath(name)
+            var field: String { r.childPath(name) }
             let text: String
             switch v {
             case .string(let s): text = s
@@ -108,7 +108,62 @@ public enum Quantity {
     static let binary: [String: Double] = ["Ki": 0x1p10, "Mi": 0x1p20, "Gi": 0x1p30, "Ti": 0x1p40, "Pi": 0x1p50, "Ei": 0x1p60]
     static let decimal: [String: Double] = ["n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18]
 
+    static let powersOfTen: [Double] = (0...15).map { pow(10, Double($0)) }
+
+    /// The common forms (`500m`, `64`, `1.5`, `256Gi`: up to 15 digits and a suffix) read
+    /// straight from the bytes; anything else (exponents, spaces) goes the long way. Both
+    /// give the same value: digits / 10^k is one correctly rounded division, as Double(text) is.
+    static func parseSimple(_ s: String) -> Double?? {
+        var s = s
+        return s.withUTF8 { b -> Double?? in
+            var mantissa: Int64 = 0
+            var digits = 0
+            var fraction = -1
+            var i = 0
+            while i < b.count {
+                let c = b[i]
+                if c >= 0x30, c <= 0x39 {
+                    mantissa = mantissa * 10 + Int64(c - 0x30)
+                    digits += 1
+                    if fraction >= 0 { fraction += 1 }
+                } else if c == UInt8(ascii: "."), fraction < 0 {
+                    fraction = 0
+                } else {
+                    break
+                }
+                i += 1
+            }
+            guard digits > 0, digits <= 15, fraction != 0 else { return .none }
+            let n = Double(mantissa) / powersOfTen[max(0, fraction)]
+            let suffix = b.count - i
+            if suffix == 0 { return .some(n) }
+            let c0 = b[i]
+            if suffix == 1 {
+                switch c0 {
+                case UInt8(ascii: "m"): return .some(n * 1e-3)
+                case UInt8(ascii: "k"): return .some(n * 1e3)
+                case UInt8(ascii: "M"): return .some(n * 1e6)
+                case UInt8(ascii: "G"): return .some(n * 1e9)
+                case UInt8(ascii: "T"): return .some(n * 1e12)
+                default: return .none
+                }
+            }
+            guard suffix == 2, b[i + 1] == UInt8(ascii: "i") else { return .none }
+            switch c0 {
+            case UInt8(ascii: "K"): return .some(n * 0x1p10)
+            case UInt8(ascii: "M"): return .some(n * 0x1p20)
+            case UInt8(ascii: "G"): return .some(n * 0x1p30)
+            case UInt8(ascii: "T"): return .some(n * 0x1p40)
+            default: return .none
+            }
+        }
+    }
+
     static func parse(_ raw: String) -> Double? {
+        parseSimple(raw) ?? parseGeneral(raw)
+    }
+
+    static func parseGeneral(_ raw: String) -> Double? {
         let s = raw.trimmingCharacters(in: .whitespaces)
         guard !s.isEmpty else { return nil }
         func number(_ text: Substring) -> Double? {
@@ -306,8 +361,14 @@ extension ClusterState {
             throw MessageDecodingError(.invalidValue, field: r.childPath("kind"), reason: "'\(kindName)' is not edge or cloud")
         }
         var nodes: [NodeState] = []
-        for (i, n) in (try r.optionalList("nodes") ?? []).enumerated() {
-            nodes.append(try NodeState.decode(n, path: "\(r.childPath("nodes"))[\(i)]"))
+        let list = try r.optionalList("nodes") ?? []
+        nodes.reserveCapacity(list.count)
+        for (i, n) in list.enumerated() {
+            do {
+                nodes.append(try NodeState.decode(n, path: ""))
+            } catch {
+                throw error.under("\(r.childPath("nodes"))[\(i)]")
+            }
         }
         let millis = try r.optionalNumber("reported_at") ?? Date().timeIntervalSince1970 * 1000
         return ClusterState(
@@ -339,7 +400,14 @@ extension NodeState {
         try r.rejectUnknown(allowed: ["name", "ready", "unschedulable", "allocatable", "requested", "labels", "taints", "latency_ms"])
         var latency: [String: Double] = [:]
         if let l = try r.optionalObject("latency_ms") {
-            for key in l.fields.keys { latency[key] = try l.optionalNumber(key) }
+            latency.reserveCapacity(l.fields.count)
+            for (key, value) in l.fields {
+                switch value {
+                case .number(let ms): latency[key] = ms
+                case .null: continue
+                default: latency[key] = try l.optionalNumber(key)
+                }
+            }
         }
         var taints: [Taint] = []
         for (i, t) in (try r.optionalList("taints") ?? []).enumerated() {

@@ -18,7 +18,12 @@ import Synchronization
 // Keys: bench.decisions (2000), bench.e2e.requests (20000), bench.e2e.rate (1000),
 // bench.e2e.seconds (10), bench.e2e.clusters (3), bench.e2e.nodes (1000), bench.kafka.port
 // (19093), bench.fetch.wait.ms (10: librdkafka fetch.wait.max.ms for every consumer),
-// bench.only (decision|e2e), postgres.url.
+// bench.codec.iterations (300), bench.only (decision|codec|e2e), postgres.url.
+
+/// `s` padded on the right to `width` characters (String(format:) does not pad `%@` here).
+func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }
+/// `s` padded on the left to `width` characters.
+func lpad(_ s: String, _ width: Int) -> String { s.count >= width ? s : String(repeating: " ", count: width - s.count) + s }
 
 func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
 func millis(_ d: Duration) -> Double { seconds(d) * 1000 }
@@ -65,7 +70,7 @@ func makeClusters(_ count: Int, nodes perCluster: Int) -> [ClusterState] {
 func decisionBenchmark(_ config: ConfigReader) throws {
     let decisions = try config.int("bench.decisions", default: 2000)
     Console.line("(a) Decision time per request (Placer.decide on the reported state; 100 nodes per cluster, 2% not ready, random load)")
-    Console.line(String(format: "  %-24@ %9@ %10@ %10@ %10@", "policy" as NSString, "clusters" as NSString, "p50 µs" as NSString, "p99 µs" as NSString, "max µs" as NSString))
+    Console.line("  " + pad("policy", 24) + " " + lpad("clusters", 9) + " " + lpad("p50 µs", 10) + " " + lpad("p99 µs", 10) + " " + lpad("max µs", 10))
     let workload = WorkloadRequirements(perReplica: Resources(cpuMilli: 500, memory: 512 << 20), replicas: 1)
     var gpuWorkload = WorkloadRequirements(perReplica: Resources(cpuMilli: 2000, memory: 4 << 30, gpu: 1), replicas: 1)
     gpuWorkload.accelerator = AcceleratorRequirement(kind: "nvidia-gpu", model: "V100")
@@ -94,10 +99,66 @@ func decisionBenchmark(_ config: ConfigReader) throws {
                 if case .placed = d { placed += 1 }
             }
             times.sort()
-            Console.line(String(format: "  %-24@ %9d %10.1f %10.1f %10.1f%@", name as NSString, count, percentile(times, 0.5), percentile(times, 0.99), times.last!,
+            Console.line("  " + pad(name, 24) + String(format: " %9d %10.1f %10.1f %10.1f%@", count, percentile(times, 0.5), percentile(times, 0.99), times.last!,
                                 (placed == decisions ? "" : "  (not placed!)") as NSString))
         }
     }
+}
+
+// MARK: - message coding
+
+/// Times `body` `n` times; returns the median and the 99th percentile in microseconds.
+func timed(_ n: Int, _ body: () throws -> Void) rethrows -> (Double, Double) {
+    var times: [Double] = []
+    times.reserveCapacity(n)
+    for _ in 0..<n {
+        let start = ContinuousClock.now
+        try body()
+        times.append(millis(ContinuousClock.now - start) * 1000)
+    }
+    times.sort()
+    return (percentile(times, 0.5), percentile(times, 0.99))
+}
+
+/// What the scheduler spends on each message it reads or writes, in the wire form the
+/// services use (envelope JSON through EnvelopeCodec).
+func codecBenchmark(_ config: ConfigReader) throws {
+    let n = try config.int("bench.codec.iterations", default: 300)
+    let nodes = try config.int("bench.e2e.nodes", default: 1000)
+    let codec = EnvelopeCodec()
+    Console.line("")
+    Console.line("(c) Message coding per message (EnvelopeCodec and the message's own decoder; \(n) times each)")
+    Console.line("  " + pad("message", 56) + " " + lpad("bytes", 8) + " " + lpad("p50 µs", 10) + " " + lpad("p99 µs", 10))
+    func row(_ name: String, _ bytes: Int, _ t: (Double, Double)) {
+        Console.line("  " + pad(name, 56) + String(format: " %8d %10.1f %10.1f", bytes, t.0, t.1))
+    }
+    let workload: JSONValue = .object([
+        "apiVersion": .string("apps/v1"), "kind": .string("Deployment"), "metadata": .object(["name": .string("w1")]),
+        "spec": .object(["replicas": .number(1), "template": .object(["spec": .object(["containers": .array([.object([
+            "name": .string("w"), "image": .string("example/w:1"),
+            "resources": .object(["requests": .object(["cpu": .string("10m"), "memory": .string("16Mi")])]),
+        ])])])])]),
+    ])
+    let request = ScheduleRequest(requestID: "b-codec-1", policy: .mostRequested, userName: "bench", workspaceName: "w", projectName: "p1", workload: workload,
+                                  parameters: .object(["source_cluster": .string("c0")]))
+    let requestBytes = codec.encode(request.envelope(sourceCluster: "c0"))
+    row("schedule request: decode, read, workload requirements", requestBytes.count, try timed(n) {
+        let env = try codec.decode(requestBytes)
+        let r = try ScheduleRequest.decode(msg: env.msg, key: "b-codec-1")
+        _ = try WorkloadRequirements.extract(workload: r.workload, parameters: r.parameters)
+    })
+    let cmd = ApplyCommand(requestID: "b-codec-1", attempt: 1, namespace: "p1", workload: workload, node: "c0-n1", replicas: 1,
+                           deadline: Date(), replyTo: Topics.schedulerReplies)
+    let cmdEnvelope = Envelope(source: .cluster("scheduler"), target: .node(cluster: "c0", node: "c0-n1"), hcode: .applyMostRequested, lcode: .request, msg: cmd.msg)
+    row("apply command (310): encode", codec.encode(cmdEnvelope).count, timed(n) { _ = codec.encode(cmdEnvelope) })
+    let state = makeClusters(1, nodes: nodes)[0]
+    let statusEnvelope = Envelope(source: .cluster(state.name), target: .cluster("scheduler"), hcode: .clusterStatus, lcode: .request, msg: state.json)
+    let statusBytes = codec.encode(statusEnvelope)
+    row("cluster status (600), \(nodes) nodes: encode (agent)", statusBytes.count, timed(max(10, n / 10)) { _ = codec.encode(Envelope(
+        source: .cluster(state.name), target: .cluster("scheduler"), hcode: .clusterStatus, lcode: .request, msg: state.json)) })
+    row("cluster status (600), \(nodes) nodes: decode (scheduler)", statusBytes.count, try timed(max(10, n / 10)) {
+        _ = try ClusterState.decode(try codec.decode(statusBytes).msg)
+    })
 }
 
 // MARK: - end to end
@@ -314,7 +375,7 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
     try await joined(ptConsumer)
     func line(_ name: String, _ r: (Duration, [Double], Int), _ n: Int) {
         let (elapsed, lat, got) = r
-        Console.line(String(format: "  %-40@ %6d/%-6d in %6.2f s %9.0f /s   p50 %7.2f ms  p99 %7.2f ms", name as NSString, got, n, seconds(elapsed),
+        Console.line("  " + pad(name, 32) + String(format: " %6d/%-6d in %6.2f s %9.0f /s   p50 %7.2f ms  p99 %7.2f ms", got, n, seconds(elapsed),
                             Double(got) / seconds(elapsed), percentile(lat, 0.5), percentile(lat, 0.99)))
     }
     // Warm up both paths (group joins, topic metadata, first PostgreSQL plans).
@@ -371,6 +432,7 @@ func runBench() async throws {
     let logger = Logger(label: "gedge-bench-scheduler")
     let only = config.string("bench.only")
     if only == nil || only == "decision" { try decisionBenchmark(config) }
+    if only == nil || only == "codec" { try codecBenchmark(config) }
     if only == nil || only == "e2e" { try await e2eBenchmark(config, logger: logger) }
 }
 

@@ -24,6 +24,31 @@ import Testing
         #expect(throws: MessageDecodingError.self) { try JSONValue.parse(Array(text.utf8)) }
     }
 
+    /// Whole numbers are read without text; every number reads as Double(text) does.
+    @Test(arguments: ["0", "-0", "7", "-12", "123456789012345", "-999999999999999", "1234567890123456", "9007199254740993",
+                      "0.1", "-2.5", "1e3", "123456789012345678901234567890"])
+    func numbersReadAsDoubleDoes(text: String) throws {
+        let v = try JSONValue.parse(Array("[\(text)]".utf8))
+        guard case .array(let items) = v, case .number(let d) = items.first else {
+            Issue.record("not a number: \(v)")
+            return
+        }
+        #expect(d == Double(text)!)
+        #expect(d.sign == Double(text)!.sign)
+    }
+
+    @Test(arguments: [Int64(0), 1, -1, 10, -10, 1_000_000, 8_999_999_999_999_999, -8_999_999_999_999_999])
+    func wholeNumbersAreWrittenAsIntegers(n: Int64) {
+        #expect(String(decoding: JSONValue.number(Double(n)).serialized(), as: UTF8.self) == String(n))
+    }
+
+    @Test func rawUTF8StringsReadAndWriteBack() throws {
+        let text = #"{"é":"ü 東京 😀","a":"plain"}"#
+        let v = try JSONValue.parse(Array(text.utf8))
+        #expect(v == .object(["é": .string("ü 東京 😀"), "a": .string("plain")]))
+        #expect(String(decoding: v.serialized(), as: UTF8.self) == #"{"a":"plain","é":"ü 東京 😀"}"#)
+    }
+
     @Test func invalidUTF8IsRefused() {
         #expect(throws: MessageDecodingError.self) { try JSONValue.parse([0x22, 0xFF, 0x22]) }
     }

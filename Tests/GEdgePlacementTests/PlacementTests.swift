@@ -58,9 +58,27 @@ func parts(_ d: PlacementDecision) -> [String] {
         #expect(Quantity.value(text) == bytes)
     }
 
-    @Test(arguments: ["", "abc", "-1", "1Zi", "1.2.3", "+5", "Mi"])
+    @Test(arguments: ["", "abc", "-1", "1Zi", "1.2.3", "+5", "Mi", "1.5.Gi", "12Gix", "1 Gi"])
     func rejects(_ text: String) {
         #expect(Quantity.value(text) == nil)
+    }
+
+    /// The byte-level reading of the common forms gives exactly what the general one does,
+    /// and leaves every other form to it.
+    @Test func simpleFormsReadAsTheGeneralReaderDoes() {
+        let numbers = ["0", "1", "7", "10", "64", "0.1", "0.3", "1.5", "2.25", ".5", "123456789012345", "3.14159", "0.001", "999999.999"]
+        let suffixes = ["", "m", "k", "M", "G", "T", "Ki", "Mi", "Gi", "Ti"]
+        for n in numbers {
+            for suffix in suffixes {
+                let text = n + suffix
+                let simple = Quantity.parseSimple(text)
+                #expect(simple != nil, "\(text) is a simple form")
+                #expect(simple == Quantity.parseGeneral(text), "\(text)")
+            }
+        }
+        for text in ["1e3", "1E", " 5", "5 ", "250u", "1n", "1234567890123456", "5.", "-1", "+5", "1Pi"] {
+            #expect(Quantity.parseSimple(text) == nil, "\(text) goes the general way")
+        }
     }
 }
 
@@ -399,5 +417,27 @@ func parts(_ d: PlacementDecision) -> [String] {
         #expect(abs(back.reportedAt.timeIntervalSince(c.reportedAt)) < 0.002)
         #expect(c.latency(to: "cloud") == 5.1)
         #expect(throws: MessageDecodingError.self) { try ClusterState.decode(.object(["cluster": .string("x"), "nodes": .array([.object(["name": .string("n")])])])) }
+    }
+
+    /// A node's error names the node and the field inside it, whatever the depth.
+    @Test(arguments: [
+        (JSONValue.string("n0"), "msg.nodes[1]", "wrong_type"),
+        (.object(["name": .string("n1")]), "msg.nodes[1].allocatable", "missing_field"),
+        (.object(["name": .string("n1"), "allocatable": .object(["cpu": .string("lots")])]), "msg.nodes[1].allocatable.cpu", "invalid_value"),
+        (.object(["name": .string("n1"), "allocatable": .object(["cpu": .string("1")]), "colour": .string("red")]), "msg.nodes[1].colour", "unknown_field"),
+        (.object(["name": .string("n1"), "allocatable": .object(["cpu": .string("1")]), "taints": .array([.object(["key": .string("k")])])]),
+         "msg.nodes[1].taints[0].effect", "missing_field"),
+        (.object(["name": .string("n1"), "allocatable": .object(["cpu": .string("1")]), "latency_ms": .object(["c2": .string("near")])]),
+         "msg.nodes[1].latency_ms.c2", "wrong_type"),
+    ])
+    func badNodeIsNamed(_ bad: JSONValue, _ field: String, _ code: String) {
+        let good: JSONValue = .object(["name": .string("n0"), "allocatable": .object(["cpu": .string("1")]), "latency_ms": .object(["c2": .number(3)])])
+        do {
+            _ = try ClusterState.decode(.object(["cluster": .string("c1"), "nodes": .array([good, bad])]))
+            Issue.record("decoded")
+        } catch {
+            #expect(error.field == field)
+            #expect(error.code.description == code)
+        }
     }
 }
