@@ -138,6 +138,13 @@ public struct ConfigReader: Sendable {
         return v
     }
 
+    /// A TCP port: 0 (any free port) to 65535.
+    public func port(_ key: String, default defaultValue: Int) throws -> Int {
+        let v = try int(key, default: defaultValue)
+        guard (0...65535).contains(v) else { throw ConfigurationError(key: key, reason: "\(v) is not a TCP port (0 to 65535)") }
+        return v
+    }
+
     public func double(_ key: String, default defaultValue: Double) throws -> Double {
         guard let raw = value(key) else { return defaultValue }
         guard let v = Double(raw.trimmingCharacters(in: .whitespaces)) else {

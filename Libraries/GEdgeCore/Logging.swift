@@ -118,13 +118,30 @@ public enum GEdgeLogging {
 
 /// Unbuffered lines on standard output, for programs whose output other programs read.
 public enum Console {
-    public static func line(_ text: String) {
+    public static func line(_ text: String) { emit(text, to: 1) }
+
+    /// A line on standard error.
+    public static func error(_ text: String) { emit(text, to: 2) }
+
+    /// Runs a program's body; an error it throws (a bad setting, a port taken) is printed as
+    /// one line on standard error, `<program>: <error>`, and the program exits with status 1
+    /// rather than crashing with a backtrace.
+    public static func runMain(_ program: String, _ body: () async throws -> Void) async {
+        do {
+            try await body()
+        } catch {
+            Console.error("\(program): \(error)")
+            exit(1)
+        }
+    }
+
+    static func emit(_ text: String, to fd: Int32) {
         var bytes = Array(text.utf8)
         bytes.append(10)
         bytes.withUnsafeBytes { buf in
             var off = 0
             while off < buf.count {
-                let n = write(1, buf.baseAddress! + off, buf.count - off)
+                let n = write(fd, buf.baseAddress! + off, buf.count - off)
                 if n <= 0 { return }
                 off += n
             }

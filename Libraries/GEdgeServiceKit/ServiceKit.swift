@@ -28,7 +28,7 @@ public struct OpsServerConfiguration: Sendable {
     }
 
     public init(_ reader: ConfigReader, defaultPort: Int) throws {
-        self.init(host: reader.string("http.host", default: "127.0.0.1"), port: try reader.int("http.port", default: defaultPort))
+        self.init(host: reader.string("http.host", default: "127.0.0.1"), port: try reader.port("http.port", default: defaultPort))
     }
 }
 

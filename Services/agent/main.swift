@@ -128,4 +128,4 @@ func runAgent() async throws {
     logger.info("agent stopped")
 }
 
-try await runAgent()
+await Console.runMain("agent") { try await runAgent() }

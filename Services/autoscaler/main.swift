@@ -58,4 +58,4 @@ func runAutoscaler() async throws {
     logger.info("autoscaler stopped")
 }
 
-try await runAutoscaler()
+await Console.runMain("autoscaler") { try await runAutoscaler() }

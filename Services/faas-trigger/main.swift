@@ -39,7 +39,7 @@ func runFaaSTrigger() async throws {
     }
     let app = Application(
         router: router,
-        configuration: .init(address: .hostname(config.string("http.host", default: "127.0.0.1"), port: try config.int("http.port", default: 9104)), serverName: "faas-trigger"),
+        configuration: .init(address: .hostname(config.string("http.host", default: "127.0.0.1"), port: try config.port("http.port", default: 9104)), serverName: "faas-trigger"),
         logger: logger)
 
     try await ServiceKit.run(
@@ -52,4 +52,4 @@ func runFaaSTrigger() async throws {
     logger.info("faas-trigger stopped")
 }
 
-try await runFaaSTrigger()
+await Console.runMain("faas-trigger") { try await runFaaSTrigger() }

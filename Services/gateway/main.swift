@@ -68,7 +68,7 @@ func runGateway() async throws {
         readiness: [ReadinessCheck(name: "postgres") { await pool.ping() }])
     gateway.addRoutes(to: router)
     let host = config.string("http.host", default: "127.0.0.1")
-    let port = try config.int("http.port", default: 8888)
+    let port = try config.port("http.port", default: 8888)
     let app = Application(
         router: router, configuration: .init(address: .hostname(host, port: port), serverName: "gedge-gateway"), logger: logger)
 
@@ -90,4 +90,4 @@ func runGateway() async throws {
     logger.info("gateway stopped")
 }
 
-try await runGateway()
+await Console.runMain("gateway") { try await runGateway() }

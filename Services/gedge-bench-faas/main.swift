@@ -168,4 +168,4 @@ func run() async throws {
     pool.shutdown()
 }
 
-try await run()
+await Console.runMain("gedge-bench-faas") { try await run() }

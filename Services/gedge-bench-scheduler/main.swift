@@ -212,7 +212,7 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
     let rateSeconds = try config.int("bench.e2e.seconds", default: 10)
     let clusterCount = try config.int("bench.e2e.clusters", default: 3)
     let nodeCount = try config.int("bench.e2e.nodes", default: 1000)
-    let port = try config.int("bench.kafka.port", default: 19093)
+    let port = try config.port("bench.kafka.port", default: 19093)
     let runID = String(RequestID.make().prefix(6))
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gedge-bench-\(runID)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -229,7 +229,13 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
                                                "--kafka-dev-topics", topics.joined(separator: ","), "--kafka-dev-bootstrap-file", bootstrapFile.path],
                            log: dir.appendingPathComponent("kafka.log"))
     defer { broker.stop() }
-    while !FileManager.default.fileExists(atPath: bootstrapFile.path) { try await Task.sleep(for: .milliseconds(20)) }
+    while !FileManager.default.fileExists(atPath: bootstrapFile.path) {
+        // A broker that could not start (its port taken, say) would leave this waiting forever.
+        guard broker.process.isRunning else {
+            throw ConfigurationError(key: "bench.kafka.port", reason: "the dev broker exited before it listened on \(port); see \(dir.path)/kafka.log")
+        }
+        try await Task.sleep(for: .milliseconds(20))
+    }
     let brokers = "127.0.0.1:\(port)"
     let fetchWait = try config.int("bench.fetch.wait.ms", default: 10)
     let kafka = KafkaConfiguration(brokers: brokers, clientID: "bench", properties: ["fetch.wait.max.ms": String(fetchWait)])
@@ -436,4 +442,9 @@ func runBench() async throws {
     if only == nil || only == "e2e" { try await e2eBenchmark(config, logger: logger) }
 }
 
-try await runBench()
+do {
+    try await runBench()
+} catch {
+    FileHandle.standardError.write(Data("gedge-bench-scheduler: \(error)\n".utf8))
+    exit(1)
+}

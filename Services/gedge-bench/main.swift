@@ -75,7 +75,7 @@ let rounds = try config.int("bench.rounds", default: 5)
     let libTopic = "bench-lib-\(runID)"
     let consumeTopic = "bench-consume-\(runID)"
     let partitions = try config.int("bench.partitions", default: 32)
-    let port = try config.int("bench.kafka.port", default: 19092)
+    let port = try config.port("bench.kafka.port", default: 19092)
     let broker = Process()
     broker.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("gedge-kafka-dev")
     let bootstrapFile = FileManager.default.temporaryDirectory.appendingPathComponent("gedge-bench-\(runID).bootstrap")
@@ -207,7 +207,7 @@ let rounds = try config.int("bench.rounds", default: 5)
     try? FileManager.default.removeItem(at: file)
 }
 
-try await run()
+await Console.runMain("gedge-bench") { try await run() }
 
 /// A counter shared with delivery callbacks.
 final class Counter: @unchecked Sendable {

@@ -175,4 +175,4 @@ func runDemo() async throws {
     exit(found && ok ? 0 : 1)
 }
 
-try await runDemo()
+await Console.runMain("gedge-demo") { try await runDemo() }

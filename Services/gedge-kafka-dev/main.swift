@@ -21,7 +21,7 @@ let defaultTopics = [
 ].joined(separator: ",")
 let brokerCount = try config.int("kafka.dev.brokers", default: 3)
 let host = config.string("kafka.dev.host", default: "127.0.0.1")
-let port = try config.int("kafka.dev.port", default: 9092)
+let port = try config.port("kafka.dev.port", default: 9092)
 
 // Block SIGTERM and SIGINT in every thread (the mock cluster's threads inherit the mask and
 // must not see EINTR); the main thread takes them with sigwait.

@@ -43,7 +43,7 @@ func runNotifier() async throws {
     }
     let app = Application(
         router: router,
-        configuration: .init(address: .hostname(config.string("http.host", default: "127.0.0.1"), port: try config.int("http.port", default: 9105)), serverName: "notifier"),
+        configuration: .init(address: .hostname(config.string("http.host", default: "127.0.0.1"), port: try config.port("http.port", default: 9105)), serverName: "notifier"),
         logger: logger)
 
     var services: [any Service] = [app]
@@ -64,4 +64,4 @@ func runNotifier() async throws {
     logger.info("notifier stopped")
 }
 
-try await runNotifier()
+await Console.runMain("notifier") { try await runNotifier() }

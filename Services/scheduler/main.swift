@@ -76,4 +76,4 @@ func runScheduler() async throws {
     logger.info("scheduler stopped")
 }
 
-try await runScheduler()
+await Console.runMain("scheduler") { try await runScheduler() }

@@ -31,6 +31,15 @@ struct ConfigurationTests {
         }
     }
 
+    @Test func portsAreTCPPorts() throws {
+        let r = try ConfigReader(commandLine: ["--p1", "8080", "--p2", "0", "--p3", "99999", "--p4", "-1"], environment: [:])
+        #expect(try r.port("p1", default: 1) == 8080)
+        #expect(try r.port("p2", default: 1) == 0)
+        #expect(try r.port("none", default: 9092) == 9092)
+        #expect(throws: ConfigurationError.self) { try r.port("p3", default: 0) }
+        #expect(throws: ConfigurationError.self) { try r.port("p4", default: 0) }
+    }
+
     @Test func jsonAndKeyValueFilesAndSecrets() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gedge-config-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
