@@ -123,8 +123,9 @@ public enum Quantity {
             while i < b.count {
                 let c = b[i]
                 if c >= 0x30, c <= 0x39 {
-                    mantissa = mantissa * 10 + Int64(c - 0x30)
                     digits += 1
+                    guard digits <= 15 else { return .none }  // and no Int64 overflow
+                    mantissa = mantissa * 10 + Int64(c - 0x30)
                     if fraction >= 0 { fraction += 1 }
                 } else if c == UInt8(ascii: "."), fraction < 0 {
                     fraction = 0
@@ -133,7 +134,7 @@ public enum Quantity {
                 }
                 i += 1
             }
-            guard digits > 0, digits <= 15, fraction != 0 else { return .none }
+            guard digits > 0, fraction != 0 else { return .none }
             let n = Double(mantissa) / powersOfTen[max(0, fraction)]
             let suffix = b.count - i
             if suffix == 0 { return .some(n) }

@@ -76,7 +76,9 @@ func parts(_ d: PlacementDecision) -> [String] {
                 #expect(simple == Quantity.parseGeneral(text), "\(text)")
             }
         }
-        for text in ["1e3", "1E", " 5", "5 ", "250u", "1n", "1234567890123456", "5.", "-1", "+5", "1Pi"] {
+        #expect(Quantity.milli("123456789012345678901234567890") == nil)  // too large, not a trap
+        #expect(Quantity.value("99999999999999999999999999Gi") == nil)
+        for text in ["1e3", "1E", " 5", "5 ", "250u", "1n", "1234567890123456", "123456789012345678901234567890", "5.", "-1", "+5", "1Pi"] {
             #expect(Quantity.parseSimple(text) == nil, "\(text) goes the general way")
         }
     }
