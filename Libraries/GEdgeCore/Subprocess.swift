@@ -42,18 +42,23 @@ public enum Subprocess {
         (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     }
 
+    /// Reads `fd` until its end (or an error), handing each chunk read to `body`, which
+    /// returns false to stop early. Blocks the calling thread.
+    public static func readChunks(_ fd: Int32, _ body: (ArraySlice<UInt8>) -> Bool) {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 || !body(buffer[..<n]) { return }
+        }
+    }
+
     /// Runs a command to its end and returns its exit code and standard output (standard
     /// error goes to /dev/null); nil if it cannot start. Blocks the calling thread.
     public static func run(_ executable: String, _ arguments: [String]) -> (status: Int32, output: [UInt8])? {
         guard let (pid, fd) = try? spawn(executable, arguments, captureOutput: true, quiet: true) else { return nil }
         var output: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            output += buffer[..<n]
-        }
+        readChunks(fd) { output += $0; return true }
         close(fd)
         var s: Int32 = 0
         while waitpid(pid, &s, 0) < 0 && errno == EINTR {}

@@ -96,23 +96,20 @@ final class ChildProcess: @unchecked Sendable {
         // blocking read must not hold one of the two cooperative threads.
         Thread { [weak self] in
             var partial: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return }
-                partial += buffer[..<n]
+            Subprocess.readChunks(fd) { chunk in
+                partial += chunk
                 var done: [String] = []
                 while let nl = partial.firstIndex(of: 10) {
                     done.append(String(decoding: partial[..<nl], as: UTF8.self))
                     partial.removeSubrange(...nl)
                 }
-                guard let self else { return }
+                guard let self else { return false }
                 if !done.isEmpty {
                     self.lock.lock()
                     self._lines += done
                     self.lock.unlock()
                 }
+                return true
             }
         }.start()
     }
