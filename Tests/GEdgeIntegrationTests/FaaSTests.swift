@@ -211,8 +211,8 @@ struct FaaSTests {
     @Test func notificationsStoredOnceDeliveredOnceAndBadOnesDeadLettered() async throws {
         let h = try await SchedulerHarness()
         let queue = TestEnv.unique("fire")
-        let receiver = WebhookReceiver()
-        let port = try await receiver.start(port: 0)
+        let receiver = try WebhookReceiver()
+        let port = try await receiver.start()
         await receiver.stop()  // down at first
         let c = try await amqp()
         try await NotificationConsumer.declare(c, queue: queue)
@@ -243,7 +243,7 @@ struct FaaSTests {
         try await eventually("failed attempts while down") {
             try await h.pool.query("SELECT min(attempts) AS n FROM notification_deliveries").first?.decode("n", as: Int.self) ?? 0 >= 1
         }
-        _ = try await receiver.start(port: port)
+        _ = try await receiver.start()
         try await eventually("delivered") { receiver.received.count >= 20 }
         try await Task.sleep(for: .seconds(1))
         #expect(receiver.received.count == 20)

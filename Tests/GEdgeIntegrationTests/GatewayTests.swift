@@ -84,8 +84,8 @@ struct GatewayTests {
         let token = try await g.token(project: "p1")
 
         // A port with nothing on it yet.
-        let receiver = WebhookReceiver()
-        let port = try await receiver.start(port: 0)
+        let receiver = try WebhookReceiver()
+        let port = try await receiver.start()
         await receiver.stop()
 
         let boundary = "gedge-boundary-7f3a"
@@ -116,7 +116,7 @@ struct GatewayTests {
             return (try rows.first?.decode("attempts", as: Int.self) ?? 0) >= 2
         }
         // ...delivered once when up, signed.
-        _ = try await receiver.start(port: port)
+        _ = try await receiver.start()
         try await eventually("the callback delivered") { receiver.received.count == 1 }
         try await Task.sleep(for: .seconds(1))
         #expect(receiver.received.count == 1)
@@ -447,14 +447,21 @@ func validateWithKubernetesSchemas(_ objects: [JSONValue], sourceLocation: Sourc
     #expect(rc == 0, "kubernetes-validate rejected the manifests in \(dir.path)", sourceLocation: sourceLocation)
 }
 
-/// A webhook receiver on loopback that records what it is sent.
+/// A webhook receiver on loopback that records what it is sent. It can be stopped and
+/// started again on the same port, which it holds for its whole life (`PortReservation`):
+/// while it is down a sender's connection is refused.
 final class WebhookReceiver: Sendable {
     struct Hit: Sendable { var raw: [UInt8]; var body: JSONValue; var signature: String? }
     private let hits = Mutex<[Hit]>([])
     private let running = Mutex<(ServiceGroup, Task<Void, any Error>)?>(nil)
+    private let reservation: PortReservation
     var received: [Hit] { hits.withLock { $0 } }
 
-    func start(port: Int) async throws -> Int {
+    init() throws { reservation = try PortReservation() }
+
+    /// Starts listening on the receiver's port and returns it.
+    func start() async throws -> Int {
+        let port = reservation.port
         let router = Router()
         router.post("/hook") { request, _ in
             let buffer = try await request.body.collect(upTo: 1 << 20)
@@ -467,14 +474,24 @@ final class WebhookReceiver: Sendable {
             router: router, configuration: .init(address: .hostname("127.0.0.1", port: port), reuseAddress: true),
             onServerRunning: { bound.set($0.localAddress?.port ?? 0) }, logger: TestEnv.logger)
         let group = ServiceGroup(services: [app], logger: TestEnv.logger)
-        let task = Task { try await group.run() }
-        running.withLock { $0 = (group, task) }
-        var p = 0
-        try await eventually("the receiver listening") {
-            p = bound.get()
-            return p != 0
+        let failure = Mutex<String?>(nil)
+        let task = Task {
+            do { try await group.run() } catch {
+                failure.withLock { $0 = String(describing: error) }
+                throw error
+            }
         }
-        return p
+        running.withLock { $0 = (group, task) }
+        try await eventually("the receiver listening on port \(port)") {
+            if bound.get() != 0 { return true }
+            // A server that could not bind ends at once: say why instead of waiting.
+            if let why = failure.withLock({ $0 }) {
+                Issue.record("the receiver could not start on port \(port): \(why)")
+                throw CancellationError()
+            }
+            return false
+        }
+        return port
     }
 
     func stop() async {

@@ -36,7 +36,9 @@ struct SchedulerFaultTests {
         let edge = SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 20, cpu: 64000, mem: 256 << 30), podStartDelay: .milliseconds(5))
         try h.startAgent("edge1", driver: edge)
         try await h.bind("p1", ["edge1"])
-        let ports = (freeLoopbackPort(), freeLoopbackPort())
+        let held = (try PortReservation(), try PortReservation())
+        defer { held.0.release(); held.1.release() }
+        let ports = (held.0.port, held.1.port)
         let s1 = try schedulerProcess(h, instance: "doomed", port: ports.0)
         let s2 = try schedulerProcess(h, instance: "survivor", port: ports.1)
         let http = HTTPClient(logger: TestEnv.logger)
@@ -66,7 +68,10 @@ struct SchedulerFaultTests {
     }
 
     @Test func postgresRestartLosesNothing() async throws {
-        let port = freeLoopbackPort()
+        // Held for the whole test, so the restarted server finds its port free.
+        let reservation = try PortReservation()
+        defer { reservation.release() }
+        let port = reservation.port
         let dir = "/tmp/" + TestEnv.unique("gedge-pg")
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures/scratch_postgres.sh").standardized.path
         func pg(_ action: String) throws {

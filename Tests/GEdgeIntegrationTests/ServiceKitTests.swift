@@ -8,19 +8,6 @@ import Prometheus
 import ServiceLifecycle
 import Testing
 
-func freeLoopbackPort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = 0
-    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-    return Int(UInt16(bigEndian: addr.sin_port))
-}
-
 /// Keeps a service group running until it is shut down.
 struct Trigger: Service {
     func run() async throws {
@@ -35,7 +22,9 @@ struct ServiceKitTests {
         let counter = registry.makeCounter(name: "gedge_test_events_total")
         counter.increment(by: Int64(3))
         let ready = RunFlag(false)
-        let port = freeLoopbackPort()
+        let reservation = try PortReservation()
+        defer { reservation.release() }
+        let port = reservation.port
         let ops = ServiceKit.opsServer(
             OpsServerConfiguration(host: "127.0.0.1", port: port), registry: registry,
             readiness: [ReadinessCheck(name: "database") { ready.isSet }], logger: TestEnv.logger)

@@ -1,7 +1,49 @@
 import Foundation
 import GEdgeCore
 import Logging
+import Synchronization
 import Testing
+
+/// A loopback TCP port held for a test: a socket bound to it with SO_REUSEADDR and never
+/// listening. A server that binds with SO_REUSEADDR (Hummingbird, PostgreSQL) can listen on
+/// the port while it is held; between a server's stop and its restart a client's connection
+/// is refused, and no other socket of the test run (a listener on port 0, or the local end of
+/// an outgoing connection) can take the port.
+final class PortReservation: Sendable {
+    let port: Int
+    private let fd: Mutex<Int32>
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard ok else {
+            let e = errno
+            close(fd)
+            throw POSIXError(POSIXErrorCode(rawValue: e) ?? .EIO)
+        }
+        self.port = Int(UInt16(bigEndian: addr.sin_port))
+        self.fd = Mutex(fd)
+    }
+
+    /// Gives the port back (also done when the reservation is freed).
+    func release() {
+        fd.withLock { fd in
+            if fd >= 0 { close(fd) }
+            fd = -1
+        }
+    }
+
+    deinit { release() }
+}
 
 /// Integration tests need the local stack (`make test` starts it and sets GEDGE_INTEGRATION=1).
 enum TestEnv {
