@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Logging
 
 /// Metadata keys used across the suite, in one place so that logs can be queried by them.
@@ -120,6 +121,10 @@ public enum GEdgeLogging {
 public enum Console {
     public static func line(_ text: String) { emit(text, to: 1) }
 
+    /// What a program does when a line cannot be written because its reader went away (with
+    /// SIGPIPE ignored, as `ChildProcess.stopAllOnInterrupt` has it); nothing by default.
+    public static let brokenPipe = Mutex<(@Sendable () -> Void)?>(nil)
+
     /// A line on standard error.
     public static func error(_ text: String) { emit(text, to: 2) }
 
@@ -135,6 +140,17 @@ public enum Console {
         }
     }
 
+    /// `runMain` for a program that must stay on its main thread (one that takes its stop
+    /// signals with `sigwait` there).
+    public static func runMainSync(_ program: String, _ body: () throws -> Void) {
+        do {
+            try body()
+        } catch {
+            Console.error("\(program): \(error)")
+            exit(1)
+        }
+    }
+
     static func emit(_ text: String, to fd: Int32) {
         var bytes = Array(text.utf8)
         bytes.append(10)
@@ -142,6 +158,12 @@ public enum Console {
             var off = 0
             while off < buf.count {
                 let n = write(fd, buf.baseAddress! + off, buf.count - off)
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 && errno == EPIPE, let hook = brokenPipe.withLock({ $0 }) {
+                    // The reader went away (`program | head`), SIGPIPE being ignored here.
+                    hook()
+                    return
+                }
                 if n <= 0 { return }
                 off += n
             }

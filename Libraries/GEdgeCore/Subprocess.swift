@@ -7,9 +7,11 @@ public enum Subprocess {
     /// Starts `executable` (looked up in PATH when it has no slash). With `captureOutput`,
     /// its standard output is a pipe whose read end is returned (close-on-exec, so other
     /// children started meanwhile do not hold it open); otherwise `output` is -1. With
-    /// `quiet`, standard error goes to /dev/null.
+    /// `quiet`, standard error goes to /dev/null. With `outputFile`, standard output and
+    /// standard error both go to that file (created or emptied).
     public static func spawn(
-        _ executable: String, _ arguments: [String], environment: [String: String]? = nil, captureOutput: Bool, quiet: Bool = false
+        _ executable: String, _ arguments: [String], environment: [String: String]? = nil, captureOutput: Bool, quiet: Bool = false,
+        outputFile: String? = nil
     ) throws -> (pid: pid_t, output: Int32) {
         var fds: [Int32] = [-1, -1]
         if captureOutput {
@@ -21,6 +23,10 @@ public enum Subprocess {
         defer { posix_spawn_file_actions_destroy(&actions) }
         if captureOutput { posix_spawn_file_actions_adddup2(&actions, fds[1], 1) }
         if quiet { posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0) }
+        if let outputFile, !captureOutput {
+            posix_spawn_file_actions_addopen(&actions, 1, outputFile, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp: [UnsafeMutablePointer<CChar>?]? = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
         defer {

@@ -23,7 +23,7 @@ public struct CallbackRecorder: Service {
     }
 
     public func run() async throws {
-        try await withGracefulShutdownHandler {
+        await withGracefulShutdownHandler {
             while true {
                 let batch = await consumer.nextBatch(max: 200)
                 if batch.isEmpty { break }

@@ -16,32 +16,37 @@ import Logging
 // scan.interval (60s), kafka.enabled (true), kafka.brokers, kubernetes.url,
 // kubernetes.token.file, kubernetes.tls.ca.file, http.host, http.port (9102), log.level.
 
-let config = try ConfigReader()
-let hostRoot = URL(fileURLWithPath: config.string("host.root", default: "/"))
-let node = config.string("node.name") ?? ProcessInfo.processInfo.environment["NODE_NAME"] ?? ProcessInfo.processInfo.hostName
-// nvidia-smi: the configured path, else the one on PATH when scanning this machine's own root.
-let smi = config.string("nvidia.smi") ?? (hostRoot.path == "/" ? (ProcessInfo.processInfo.environment["PATH"] ?? "")
-    .split(separator: ":").map { "\($0)/nvidia-smi" }.first { FileManager.default.isExecutableFile(atPath: $0) } : nil)
-let scanner = AcceleratorScanner(hostRoot: hostRoot, nvidiaSMI: smi)
+func runMonitor() async throws {
+    let config = try ConfigReader()
+    let hostRoot = URL(fileURLWithPath: config.string("host.root", default: "/"))
+    let node = config.string("node.name") ?? ProcessInfo.processInfo.environment["NODE_NAME"] ?? ProcessInfo.processInfo.hostName
+    // nvidia-smi: the configured path, else the one on PATH when scanning this machine's own root.
+    let smi = config.string("nvidia.smi") ?? (hostRoot.path == "/" ? (ProcessInfo.processInfo.environment["PATH"] ?? "")
+        .split(separator: ":").map { "\($0)/nvidia-smi" }.first { FileManager.default.isExecutableFile(atPath: $0) } : nil)
+    let scanner = AcceleratorScanner(hostRoot: hostRoot, nvidiaSMI: smi)
 
-if config.flag("once") {
-    Console.line(String(decoding: scanner.scan(node: node).json.serialized(), as: UTF8.self))
-    exit(0)
+    if config.flag("once") {
+        Console.line(String(decoding: scanner.scan(node: node).json.serialized(), as: UTF8.self))
+        return
+    }
+
+    let (logger, registry) = try ServiceKit.bootstrap(service: "accelerator-monitor", config: config)
+    let kubernetes = try KubernetesAPIConfiguration(config)
+    let opsConfig = try OpsServerConfiguration(config, defaultPort: 9102)
+    let http = HTTPClient(configuration: kubernetes.http, logger: logger)
+    let producer: KafkaProducer? =
+        try config.bool("kafka.enabled", default: true)
+        ? try KafkaProducer(configuration: KafkaProducerConfiguration(client: KafkaConfiguration(config, clientID: "gedge-accelerator-monitor")), logger: logger)
+        : nil
+    let monitor = AcceleratorMonitor(
+        scanner: scanner, labeler: NodeLabeler(nodes: KubernetesNodes(client: http, configuration: kubernetes)), producer: producer,
+        node: node, cluster: config.string("cluster.name", default: "default"),
+        interval: try config.duration("scan.interval", default: .seconds(60)), logger: logger)
+    let ops = ServiceKit.opsServer(opsConfig, registry: registry, readiness: [], logger: logger)
+    logger.info("accelerator monitor starting", metadata: [LogKeys.node: .string(node), "host.root": .string(hostRoot.path)])
+    try await ServiceKit.run([ops, monitor], logger: logger)
+    await producer?.shutdown()
+    await http.shutdown()
 }
 
-let (logger, registry) = try ServiceKit.bootstrap(service: "accelerator-monitor", config: config)
-let kubernetes = try KubernetesAPIConfiguration(config)
-let http = HTTPClient(configuration: kubernetes.http, logger: logger)
-let producer: KafkaProducer? =
-    try config.bool("kafka.enabled", default: true)
-    ? try KafkaProducer(configuration: KafkaProducerConfiguration(client: KafkaConfiguration(config, clientID: "gedge-accelerator-monitor")), logger: logger)
-    : nil
-let monitor = AcceleratorMonitor(
-    scanner: scanner, labeler: NodeLabeler(nodes: KubernetesNodes(client: http, configuration: kubernetes)), producer: producer,
-    node: node, cluster: config.string("cluster.name", default: "default"),
-    interval: try config.duration("scan.interval", default: .seconds(60)), logger: logger)
-let ops = ServiceKit.opsServer(try OpsServerConfiguration(config, defaultPort: 9102), registry: registry, readiness: [], logger: logger)
-logger.info("accelerator monitor starting", metadata: [LogKeys.node: .string(node), "host.root": .string(hostRoot.path)])
-try await ServiceKit.run([ops, monitor], logger: logger)
-await producer?.shutdown()
-await http.shutdown()
+await Console.runMain("accelerator-monitor") { try await runMonitor() }

@@ -163,24 +163,6 @@ func codecBenchmark(_ config: ConfigReader) throws {
 
 // MARK: - end to end
 
-final class Child: @unchecked Sendable {
-    let process = Process()
-    init(_ name: String, _ args: [String], log: URL) throws {
-        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(name)
-        process.arguments = args
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-    }
-    func stop() {
-        kill(process.processIdentifier, SIGTERM)
-        for _ in 0..<100 where process.isRunning { usleep(50_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    }
-}
-
 /// Publish times and latencies, shared with delivery callbacks and the result reader.
 final class Timings: Sendable {
     private let state = Mutex<(sent: [String: ContinuousClock.Instant], latencies: [Double], last: ContinuousClock.Instant?)>(([:], [], nil))
@@ -225,17 +207,11 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
         "\(Topics.scheduleRequests):8", "\(Topics.schedulerReplies):8", "\(Topics.scheduleResults):4", "\(Topics.clusterStatus):1",
         "\(Topics.deadLetter(for: Topics.scheduleRequests)):1", "\(Topics.deadLetter(for: Topics.schedulerReplies)):1", "pt-in:8", "pt-out:4",
     ] + (0..<clusterCount).map { "\(Topics.agentCommands(cluster: "c\($0)")):4" }
-    let broker = try Child("gedge-kafka-dev", ["--kafka-dev-port", String(port), "--kafka-dev-brokers", "1", "--log-level", "error",
-                                               "--kafka-dev-topics", topics.joined(separator: ","), "--kafka-dev-bootstrap-file", bootstrapFile.path],
-                           log: dir.appendingPathComponent("kafka.log"))
+    let broker = try ChildProcess("gedge-kafka-dev", ["--kafka-dev-port", String(port), "--kafka-dev-brokers", "1", "--log-level", "error",
+                                                      "--kafka-dev-topics", topics.joined(separator: ","), "--kafka-dev-bootstrap-file", bootstrapFile.path],
+                           logFile: dir.appendingPathComponent("kafka.log").path)
     defer { broker.stop() }
-    while !FileManager.default.fileExists(atPath: bootstrapFile.path) {
-        // A broker that could not start (its port taken, say) would leave this waiting forever.
-        guard broker.process.isRunning else {
-            throw ConfigurationError(key: "bench.kafka.port", reason: "the dev broker exited before it listened on \(port); see \(dir.path)/kafka.log")
-        }
-        try await Task.sleep(for: .milliseconds(20))
-    }
+    try await broker.waitForFile(bootstrapFile.path)
     let brokers = "127.0.0.1:\(port)"
     let fetchWait = try config.int("bench.fetch.wait.ms", default: 10)
     let kafka = KafkaConfiguration(brokers: brokers, clientID: "bench", properties: ["fetch.wait.max.ms": String(fetchWait)])
@@ -266,13 +242,14 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
     try Data(JSONValue.object(["pod_start_ms": .number(0), "clusters": .array(clustersJSON)]).serialized()).write(to: topoFile)
     let common = ["--kafka-brokers", brokers, "--log-level", "warning", "--http-host", "127.0.0.1", "--http-port", "0",
                   "--kafka-rdkafka-fetch-wait-max-ms", String(fetchWait)]
-    var children: [Child] = []
+    var children: [ChildProcess] = []
     defer { for c in children.reversed() { c.stop() } }
     for c in 0..<clusterCount {
-        children.append(try Child("agent", common + ["--agent-cluster", "c\(c)", "--agent-driver", "simulated", "--agent-topology", topoFile.path,
-                                                      "--agent-status-min-interval", "1s", "--agent-metrics-interval", "0s"], log: dir.appendingPathComponent("agent-c\(c).log")))
+        children.append(try ChildProcess("agent", common + ["--agent-cluster", "c\(c)", "--agent-driver", "simulated", "--agent-topology", topoFile.path,
+                                                      "--agent-status-min-interval", "1s", "--agent-metrics-interval", "0s"],
+                                                logFile: dir.appendingPathComponent("agent-c\(c).log").path))
     }
-    children.append(try Child("scheduler", common + ["--postgres-url", schemaURL, "--scheduler-instance", "bench"], log: dir.appendingPathComponent("scheduler.log")))
+    children.append(try ChildProcess("scheduler", common + ["--postgres-url", schemaURL, "--scheduler-instance", "bench"], logFile: dir.appendingPathComponent("scheduler.log").path))
 
     let producerConfig: KafkaProducerConfiguration = {
         var p = KafkaProducerConfiguration(client: kafka)
@@ -442,9 +419,5 @@ func runBench() async throws {
     if only == nil || only == "e2e" { try await e2eBenchmark(config, logger: logger) }
 }
 
-do {
-    try await runBench()
-} catch {
-    FileHandle.standardError.write(Data("gedge-bench-scheduler: \(error)\n".utf8))
-    exit(1)
-}
+ChildProcess.stopAllOnInterrupt()
+await Console.runMain("gedge-bench-scheduler") { try await runBench() }

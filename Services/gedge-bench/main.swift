@@ -24,7 +24,7 @@ func timeCommand(_ path: String, _ args: [String], stdin: URL? = nil, stdout: UR
     p.arguments = args
     if let stdin { p.standardInput = try FileHandle(forReadingFrom: stdin) }
     if let stdout {
-        FileManager.default.createFile(atPath: stdout.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: stdout.path, contents: nil)
         p.standardOutput = try FileHandle(forWritingTo: stdout)
     } else {
         p.standardOutput = FileHandle.nullDevice
@@ -76,17 +76,16 @@ let rounds = try config.int("bench.rounds", default: 5)
     let consumeTopic = "bench-consume-\(runID)"
     let partitions = try config.int("bench.partitions", default: 32)
     let port = try config.port("bench.kafka.port", default: 19092)
-    let broker = Process()
-    broker.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("gedge-kafka-dev")
     let bootstrapFile = FileManager.default.temporaryDirectory.appendingPathComponent("gedge-bench-\(runID).bootstrap")
-    broker.arguments = [
-        "--kafka-dev-port", String(port), "--kafka-dev-brokers", "1", "--log-level", "error",
-        "--kafka-dev-topics", "\(consumeTopic):\(partitions)", "--kafka-dev-bootstrap-file", bootstrapFile.path,
-    ]
-    broker.standardOutput = FileHandle.nullDevice
-    try broker.run()
-    defer { broker.terminate() }
-    while !FileManager.default.fileExists(atPath: bootstrapFile.path) { try await Task.sleep(for: .milliseconds(20)) }
+    let broker = try ChildProcess(
+        "gedge-kafka-dev",
+        [
+            "--kafka-dev-port", String(port), "--kafka-dev-brokers", "1", "--log-level", "error",
+            "--kafka-dev-topics", "\(consumeTopic):\(partitions)", "--kafka-dev-bootstrap-file", bootstrapFile.path,
+        ],
+        logFile: FileManager.default.temporaryDirectory.appendingPathComponent("gedge-bench-\(runID).kafka.log").path)
+    defer { broker.stop() }
+    try await broker.waitForFile(bootstrapFile.path)
     let brokers = "127.0.0.1:\(port)"
     Console.line("Kafka: \(count) messages of \(size) bytes, dev broker process on \(brokers), \(partitions) partitions per topic")
 
@@ -113,8 +112,8 @@ let rounds = try config.int("bench.rounds", default: 5)
                         if done.increment() == count { delivered.set(true) }
                     }
                     break
-                } catch {
-                    guard let k = error as? KafkaError, k.isQueueFull else { throw error }
+                } catch let k {
+                    guard k.isQueueFull else { throw k }
                     try await Task.sleep(for: .microseconds(200))
                 }
             }
@@ -207,6 +206,7 @@ let rounds = try config.int("bench.rounds", default: 5)
     try? FileManager.default.removeItem(at: file)
 }
 
+ChildProcess.stopAllOnInterrupt()
 await Console.runMain("gedge-bench") { try await run() }
 
 /// A counter shared with delivery callbacks.

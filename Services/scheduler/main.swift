@@ -17,6 +17,7 @@ func runScheduler() async throws {
     let config = try ConfigReader()
     let (logger, registry) = try ServiceKit.bootstrap(service: "scheduler", config: config)
     let settings = try SchedulerSettings(config)
+    let opsConfig = try OpsServerConfiguration(config, defaultPort: 9101)
 
     var pgConfig = try PostgresConfiguration(config, applicationName: "gedge-scheduler")
     if try config.bool("scheduler.postgres.keyed.plans", default: true) { pgConfig.settings += RequestQueue.plannerSettings }
@@ -57,7 +58,7 @@ func runScheduler() async throws {
     let status = try KafkaConsumer(configuration: statusConfig, logger: logger)
 
     let ops = ServiceKit.opsServer(
-        try OpsServerConfiguration(config, defaultPort: 9101), registry: registry,
+        opsConfig, registry: registry,
         readiness: [
             ReadinessCheck(name: "postgres") { await pool.ping() },
             ReadinessCheck(name: "cluster-view") { !view.all().isEmpty },
