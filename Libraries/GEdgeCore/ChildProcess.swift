@@ -45,13 +45,19 @@ public final class ChildProcess: Sendable {
 
     /// SIGTERM, then SIGKILL if it has not ended within `grace`; waits for it to end.
     public func stop(grace: Duration = .seconds(5)) {
-        guard isRunning else { return }
-        kill(pid, SIGTERM)
+        Self.stop([self], grace: grace)
+    }
+
+    /// Stops these children together: SIGTERM to each, then SIGKILL to any still running
+    /// after `grace`; waits for all of them to end.
+    public static func stop(_ children: [ChildProcess], grace: Duration = .seconds(5)) {
+        let running = children.filter(\.isRunning)
+        for child in running { kill(child.pid, SIGTERM) }
         let deadline = ContinuousClock.now + grace
-        while isRunning && ContinuousClock.now < deadline { usleep(20_000) }
-        if isRunning {
-            kill(pid, SIGKILL)
-            while isRunning { usleep(5_000) }
+        while running.contains(where: \.isRunning) && ContinuousClock.now < deadline { usleep(20_000) }
+        for child in running where child.isRunning {
+            kill(child.pid, SIGKILL)
+            while child.isRunning { usleep(5_000) }
         }
     }
 
@@ -71,16 +77,17 @@ public final class ChildProcess: Sendable {
 
     private static let handlers = Mutex<[any DispatchSourceSignal]>([])
 
-    /// Stops every child still running, the last started first (services before the broker
-    /// they flush to).
+    /// Stops every child still running: all but the first started together, then the first
+    /// (the services, then the broker they flush to).
     public static func stopAll() {
-        let children = live.withLock { $0.values.sorted { $0.order > $1.order } }
-        for child in children { child.stop() }
+        let children = live.withLock { $0.values.sorted { $0.order < $1.order } }
+        stop(Array(children.dropFirst()))
+        stop(Array(children.prefix(1)))
     }
 
     /// On SIGINT, SIGTERM or SIGHUP, or when standard output's reader goes away (SIGPIPE is
     /// ignored, so a write fails instead of killing the program): stops every child still
-    /// running, then exits with 128 + the signal, as the signal would have ended the program.
+    /// running (`stopAll`), then exits with 128 + the signal, as the signal would have ended the program.
     public static func stopAllOnInterrupt() {
         handlers.withLock { handlers in
             guard handlers.isEmpty else { return }

@@ -33,8 +33,22 @@ public enum Subprocess {
             for a in argv { free(a) }
             for e in envp ?? [] { free(e) }
         }
+        // The child starts with no signal blocked and every signal at its default action,
+        // whatever this process blocks or ignores (a program that ignores SIGTERM to take it
+        // through a dispatch source would otherwise pass the ignoring on).
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
-        let rc = envp.map { posix_spawnp(&pid, executable, &actions, nil, argv, $0) } ?? posix_spawnp(&pid, executable, &actions, nil, argv, environ)
+        let rc = envp.map { posix_spawnp(&pid, executable, &actions, &attributes, argv, $0) }
+            ?? posix_spawnp(&pid, executable, &actions, &attributes, argv, environ)
         if captureOutput { close(fds[1]) }
         guard rc == 0 else {
             if captureOutput { close(fds[0]) }

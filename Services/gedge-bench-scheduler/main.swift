@@ -243,7 +243,7 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
     let common = ["--kafka-brokers", brokers, "--log-level", "warning", "--http-host", "127.0.0.1", "--http-port", "0",
                   "--kafka-rdkafka-fetch-wait-max-ms", String(fetchWait)]
     var children: [ChildProcess] = []
-    defer { for c in children.reversed() { c.stop() } }
+    defer { ChildProcess.stop(children) }
     for c in 0..<clusterCount {
         children.append(try ChildProcess("agent", common + ["--agent-cluster", "c\(c)", "--agent-driver", "simulated", "--agent-topology", topoFile.path,
                                                       "--agent-status-min-interval", "1s", "--agent-metrics-interval", "0s"],
