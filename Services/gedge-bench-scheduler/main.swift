@@ -13,7 +13,9 @@ import Synchronization
 //       as their own processes, against a dev broker process started for the run): sustained
 //       requests/s, and latency p50/p99 from publish to the completed result at a fixed
 //       offered rate, beside a raw Kafka passthrough (consume and produce, no work) measured
-//       the same way in the same run as the ceiling.
+//       the same way in the same run as the ceiling; at the offered rate, the latency by
+//       second of sending and each process's share of the CPU;
+//   (c) the cost of coding each message the scheduler and agents read and write.
 //
 // Keys: bench.decisions (2000), bench.e2e.requests (20000), bench.e2e.rate (1000),
 // bench.e2e.seconds (10), bench.e2e.clusters (3), bench.e2e.nodes (1000), bench.kafka.port
@@ -163,21 +165,72 @@ func codecBenchmark(_ config: ConfigReader) throws {
 
 // MARK: - end to end
 
+/// CPU time of the run's processes, from /proc: the broker, the scheduler and the agents
+/// (children of this program), PostgreSQL (every process named postgres) and this program.
+struct CPUSample {
+    let at = ContinuousClock.now
+    var ticks: [String: Int] = [:]
+    var machine: (busy: Int, total: Int) = (0, 0)
+
+    init(broker: ChildProcess, children: [ChildProcess]) {
+        ticks["broker"] = Self.ticks(broker.pid)
+        let counts = Dictionary(children.map { ($0.name, 1) }, uniquingKeysWith: +)
+        for c in children { ticks[counts[c.name]! > 1 ? "\(c.name) ×\(counts[c.name]!)" : c.name, default: 0] += Self.ticks(c.pid) }
+        ticks["PostgreSQL"] = Self.postgres()
+        ticks["benchmark"] = Self.ticks(getpid())
+        if let cpu = (try? String(contentsOfFile: "/proc/stat", encoding: .utf8))?.split(separator: "\n").first {
+            let f = cpu.split(separator: " ").dropFirst().compactMap { Int($0) }
+            if f.count >= 5 { machine = (f.reduce(0, +) - f[3] - f[4], f.reduce(0, +)) }
+        }
+    }
+
+    /// utime + stime of a process, in clock ticks (0 when it is gone).
+    static func ticks(_ pid: pid_t) -> Int {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return 0 }
+        let f = stat[stat.index(after: close)...].split(separator: " ")
+        return f.count > 12 ? (Int(f[11]) ?? 0) + (Int(f[12]) ?? 0) : 0
+    }
+
+    static func postgres() -> Int {
+        let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.compactMap { pid_t($0) } ?? []
+        return pids.filter { (try? String(contentsOfFile: "/proc/\($0)/comm", encoding: .utf8)) == "postgres\n" }.map(ticks).reduce(0, +)
+    }
+
+    /// Each process's share of one core since `earlier`, and how busy the machine was.
+    func since(_ earlier: CPUSample) -> String {
+        let hz = Double(sysconf(Int32(_SC_CLK_TCK)))
+        let wall = seconds(at - earlier.at)
+        let shares = ticks.map { (name: $0.key, share: Double($0.value - (earlier.ticks[$0.key] ?? 0)) / hz / wall) }.sorted { $0.share > $1.share }
+        let busy = Double(machine.busy - earlier.machine.busy) / Double(max(1, machine.total - earlier.machine.total))
+        return shares.map { String(format: "%@ %.0f%%", $0.name as NSString, $0.share * 100) }.joined(separator: ", ")
+            + String(format: " of one core; the machine %.0f%% busy on %d cores", busy * 100, ProcessInfo.processInfo.activeProcessorCount)
+    }
+}
+
 /// Publish times and latencies, shared with delivery callbacks and the result reader.
 final class Timings: Sendable {
-    private let state = Mutex<(sent: [String: ContinuousClock.Instant], latencies: [Double], last: ContinuousClock.Instant?)>(([:], [], nil))
+    private let start = ContinuousClock.now
+    private let state = Mutex<(sent: [String: ContinuousClock.Instant], latencies: [Double], bySecond: [Int: [Double]], last: ContinuousClock.Instant?)>(
+        ([:], [], [:], nil))
     func sent(_ id: String) { state.withLock { $0.sent[id] = .now } }
     func received(_ id: String) {
         let now = ContinuousClock.now
         state.withLock { s in
             if let t = s.sent.removeValue(forKey: id) {
-                s.latencies.append(millis(now - t))
+                let ms = millis(now - t)
+                s.latencies.append(ms)
+                s.bySecond[Int(max(0, (t - start).components.seconds)), default: []].append(ms)
                 s.last = now
             }
         }
     }
     var count: Int { state.withLock { $0.latencies.count } }
     var latencies: [Double] { state.withLock { $0.latencies.sorted() } }
+    /// Latencies by the second of the measurement in which each message was sent, in order.
+    var latenciesBySecond: [[Double]] {
+        state.withLock { s in s.bySecond.keys.sorted().map { s.bySecond[$0]!.sorted() } }
+    }
     var last: ContinuousClock.Instant? { state.withLock { $0.last } }
 }
 
@@ -336,7 +389,7 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
     }
 
     /// Sends `n` messages, at `perSecond` if given, else as fast as possible; waits for them all.
-    func drive(_ topic: String, _ tag: String, n: Int, perSecond: Int?) async throws -> (Duration, [Double], Int) {
+    func drive(_ topic: String, _ tag: String, n: Int, perSecond: Int?) async throws -> (Duration, [Double], Int, [[Double]]) {
         let timings = Timings()
         current.set(timings)
         defer { current.set(nil) }
@@ -352,12 +405,12 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
         let deadline = ContinuousClock.now + .seconds(120)
         while timings.count < n && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         let elapsed = (timings.last ?? .now) - start
-        return (elapsed, timings.latencies, timings.count)
+        return (elapsed, timings.latencies, timings.count, timings.latenciesBySecond)
     }
 
     try await joined(ptConsumer)
-    func line(_ name: String, _ r: (Duration, [Double], Int), _ n: Int) {
-        let (elapsed, lat, got) = r
+    func line(_ name: String, _ r: (Duration, [Double], Int, [[Double]]), _ n: Int) {
+        let (elapsed, lat, got, _) = r
         Console.line("  " + pad(name, 32) + String(format: " %6d/%-6d in %6.2f s %9.0f /s   p50 %7.2f ms  p99 %7.2f ms", got, n, seconds(elapsed),
                             Double(got) / seconds(elapsed), percentile(lat, 0.5), percentile(lat, 0.99)))
     }
@@ -375,8 +428,14 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
     Console.line("  offered load: \(rate) requests/s for \(rateSeconds) s, latency from publish to the result message")
     let ptRate = try await drive("pt-in", "pt-rate", n: offered, perSecond: rate)
     line("Kafka passthrough (ceiling)", ptRate, offered)
+    let cpuBefore = CPUSample(broker: broker, children: children)
     let e2eRate = try await drive(Topics.scheduleRequests, "rate", n: offered, perSecond: rate)
+    let cpuAfter = CPUSample(broker: broker, children: children)
     line("schedule request -> completed", e2eRate, offered)
+    Console.line("  at the offered rate, by second of sending (p50/p99 ms): " + e2eRate.3.enumerated().map {
+        String(format: "%d: %.0f/%.0f", $0.offset + 1, percentile($0.element, 0.5), percentile($0.element, 0.99))
+    }.joined(separator: ", "))
+    Console.line("  at the offered rate, CPU: " + cpuAfter.since(cpuBefore))
 
     // Where the time goes at the offered rate: each lifecycle step after the one before it.
     let steps = try await pool.query(
