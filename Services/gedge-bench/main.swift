@@ -40,7 +40,9 @@ func timeCommand(_ path: String, _ args: [String], stdin: URL? = nil, stdout: UR
 func row(_ name: String, _ n: Int, _ d: Duration, bytes: Int? = nil) -> (String, Double) {
     let rate = Double(n) / seconds(d)
     let mb = bytes.map { String(format: "  %7.1f MB/s", Double($0) * rate / 1e6) } ?? ""
-    Console.line(String(format: "  %-34@ %9d in %7.3f s  %10.0f /s", name as NSString, n, seconds(d), rate) + mb)
+    // (String(format:) does not pad a `%@` argument on Linux.)
+    Console.line("  " + name.padding(toLength: max(34, name.count), withPad: " ", startingAt: 0)
+        + String(format: " %9d in %7.3f s  %10.0f /s", n, seconds(d), rate) + mb)
     return (name, rate)
 }
 
