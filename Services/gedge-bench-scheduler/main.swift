@@ -14,7 +14,8 @@ import Synchronization
 //       requests/s, and latency p50/p99 from publish to the completed result at a fixed
 //       offered rate, beside a raw Kafka passthrough (consume and produce, no work) measured
 //       the same way in the same run as the ceiling; at the offered rate, the latency by
-//       second of sending and each process's share of the CPU;
+//       second of sending, by segment (publish -> received -> completed -> result read) and
+//       each process's share of the CPU;
 //   (c) the cost of coding each message the scheduler and agents read and write.
 //
 // Keys: bench.decisions (2000), bench.e2e.requests (20000), bench.e2e.rate (1000),
@@ -213,18 +214,28 @@ final class Timings: Sendable {
     private let start = ContinuousClock.now
     private let state = Mutex<(sent: [String: ContinuousClock.Instant], latencies: [Double], bySecond: [Int: [Double]], last: ContinuousClock.Instant?)>(
         ([:], [], [:], nil))
-    func sent(_ id: String) { state.withLock { $0.sent[id] = .now } }
+    /// Wall-clock times (seconds since 1970) of each send and receipt, to set beside
+    /// PostgreSQL's timestamps of the same request.
+    private let wall = Mutex<(sent: [String: Double], received: [String: Double])>(([:], [:]))
+    func sent(_ id: String) {
+        let w = Date().timeIntervalSince1970
+        state.withLock { $0.sent[id] = .now }
+        wall.withLock { $0.sent[id] = w }
+    }
     func received(_ id: String) {
         let now = ContinuousClock.now
-        state.withLock { s in
-            if let t = s.sent.removeValue(forKey: id) {
-                let ms = millis(now - t)
-                s.latencies.append(ms)
-                s.bySecond[Int(max(0, (t - start).components.seconds)), default: []].append(ms)
-                s.last = now
-            }
+        let w = Date().timeIntervalSince1970
+        let counted = state.withLock { s in
+            guard let t = s.sent.removeValue(forKey: id) else { return false }
+            let ms = millis(now - t)
+            s.latencies.append(ms)
+            s.bySecond[Int(max(0, (t - start).components.seconds)), default: []].append(ms)
+            s.last = now
+            return true
         }
+        if counted { wall.withLock { $0.received[id] = w } }
     }
+    var wallClock: (sent: [String: Double], received: [String: Double]) { wall.withLock { $0 } }
     var count: Int { state.withLock { $0.latencies.count } }
     var latencies: [Double] { state.withLock { $0.latencies.sorted() } }
     /// Latencies by the second of the measurement in which each message was sent, in order.
@@ -389,7 +400,7 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
     }
 
     /// Sends `n` messages, at `perSecond` if given, else as fast as possible; waits for them all.
-    func drive(_ topic: String, _ tag: String, n: Int, perSecond: Int?) async throws -> (Duration, [Double], Int, [[Double]]) {
+    func drive(_ topic: String, _ tag: String, n: Int, perSecond: Int?) async throws -> (Duration, [Double], Int, [[Double]], Timings) {
         let timings = Timings()
         current.set(timings)
         defer { current.set(nil) }
@@ -405,12 +416,12 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
         let deadline = ContinuousClock.now + .seconds(120)
         while timings.count < n && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         let elapsed = (timings.last ?? .now) - start
-        return (elapsed, timings.latencies, timings.count, timings.latenciesBySecond)
+        return (elapsed, timings.latencies, timings.count, timings.latenciesBySecond, timings)
     }
 
     try await joined(ptConsumer)
-    func line(_ name: String, _ r: (Duration, [Double], Int, [[Double]]), _ n: Int) {
-        let (elapsed, lat, got, _) = r
+    func line(_ name: String, _ r: (Duration, [Double], Int, [[Double]], Timings), _ n: Int) {
+        let (elapsed, lat, got, _, _) = r
         Console.line("  " + pad(name, 32) + String(format: " %6d/%-6d in %6.2f s %9.0f /s   p50 %7.2f ms  p99 %7.2f ms", got, n, seconds(elapsed),
                             Double(got) / seconds(elapsed), percentile(lat, 0.5), percentile(lat, 0.99)))
     }
@@ -436,6 +447,34 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
         String(format: "%d: %.0f/%.0f", $0.offset + 1, percentile($0.element, 0.5), percentile($0.element, 0.99))
     }.joined(separator: ", "))
     Console.line("  at the offered rate, CPU: " + cpuAfter.since(cpuBefore))
+
+    // Where the time goes at the offered rate, end to end: the benchmark's clock at publish
+    // and at the result, PostgreSQL's at received and completed (one machine, one clock).
+    let recorded = try await pool.query(
+        """
+        SELECT request_id, state, extract(epoch FROM at)::float8 AS t FROM schedule_request_events
+        WHERE request_id LIKE $1 AND state IN ('received', 'completed')
+        """, [.text("b-\(runID)-rate-%")])
+    var received: [String: Double] = [:]
+    var completed: [String: Double] = [:]
+    for row in recorded {
+        let id = try row.decode("request_id", as: String.self)
+        let t = try row.decode("t", as: Double.self)
+        if try row.decode("state", as: String.self) == "received" { received[id] = t } else { completed[id] = t }
+    }
+    let clock = e2eRate.4.wallClock
+    var segments: [(String, [Double])] = [("publish -> received (Kafka hop 1)", []), ("received -> completed (scheduler, 2 hops, agent)", []),
+                                          ("completed -> result read (Kafka hop 4)", [])]
+    for (id, sent) in clock.sent {
+        guard let r = received[id], let c = completed[id], let done = clock.received[id] else { continue }
+        segments[0].1.append((r - sent) * 1000)
+        segments[1].1.append((c - r) * 1000)
+        segments[2].1.append((done - c) * 1000)
+    }
+    Console.line("  at the offered rate, each segment (p50/p99 ms): " + segments.map {
+        let v = $0.1.sorted()
+        return String(format: "%@ %.1f/%.1f", $0.0 as NSString, percentile(v, 0.5), percentile(v, 0.99))
+    }.joined(separator: "; "))
 
     // Where the time goes at the offered rate: each lifecycle step after the one before it.
     let steps = try await pool.query(
