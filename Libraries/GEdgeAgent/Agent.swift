@@ -187,6 +187,17 @@ public final class Agent: Sendable {
         await publish(Envelope(source: .cluster(settings.cluster), target: env.source, hcode: hcode ?? env.hcode, lcode: .reply, msg: msg), topic: topic, key: key)
     }
 
+    /// The key under which a command is ordered: the workload for scale and resize commands
+    /// (whoever sends them, with whatever message key), else the message key (the request ID
+    /// of apply and delete commands).
+    func orderingKey(_ message: KafkaMessage) -> String {
+        let key = message.keyString ?? ""
+        guard let env = try? codec.decode(message.value), env.hcode == .scaleWorkload || env.hcode == .resizeWorkload,
+              let namespace = env.msg["namespace"]?.stringValue, let name = env.msg["name"]?.stringValue
+        else { return "message:" + key }
+        return "workload:\(env.msg["kind"]?.stringValue ?? "Deployment")/\(namespace)/\(name)"
+    }
+
     /// Handles one command message.
     func handle(_ message: KafkaMessage) async {
         handled.increment()
@@ -303,7 +314,34 @@ public final class Agent: Sendable {
     }
 }
 
+/// Runs work items so that items of the same key run one after another, in the order they
+/// were given, while items of different keys run at the same time.
+final class KeyedOrder: Sendable {
+    private let tails = Mutex<[String: (id: Int, task: Task<Void, Never>)]>([:])
+    private let counter = Atomic<Int>(0)
+
+    /// Starts `body` once every body given earlier under `key` has finished.
+    func run(_ key: String, _ body: @escaping @Sendable () async -> Void) -> Task<Void, Never> {
+        let id = counter.add(1, ordering: .relaxed).newValue
+        return tails.withLock { tails in
+            let previous = tails[key]?.task
+            let task = Task {
+                await previous?.value
+                await body()
+                self.tails.withLock { if $0[key]?.id == id { $0[key] = nil } }
+            }
+            tails[key] = (id, task)
+            return task
+        }
+    }
+
+    var pending: Int { tails.withLock { $0.count } }
+}
+
 /// Consumes the agent's command topic, handling up to `concurrency` commands at once.
+/// Commands on the same workload (`Agent.orderingKey`) are handled one after another, in the
+/// order they were sent: two scale commands sent a moment apart cannot land in reverse
+/// order and leave the older replica count in place.
 public struct AgentCommandLoop: Service {
     let agent: Agent
     let consumer: KafkaConsumer
@@ -315,6 +353,7 @@ public struct AgentCommandLoop: Service {
 
     public func run() async throws {
         let tracker = OffsetTracker()
+        let order = KeyedOrder()
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 var running = 0
@@ -325,10 +364,11 @@ public struct AgentCommandLoop: Service {
                     }
                     tracker.started(message)
                     running += 1
-                    group.addTask {
+                    let turn = order.run(agent.orderingKey(message)) {
                         await agent.handle(message)
                         if let (tp, next) = tracker.finished(message) { try? consumer.storeOffsets([tp: next]) }
                     }
+                    group.addTask { await turn.value }
                 }
             }
         } onGracefulShutdown: {

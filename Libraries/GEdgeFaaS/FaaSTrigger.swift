@@ -341,7 +341,9 @@ public struct FaaSTrigger: Service {
             requestID: "faas-\(o.namespace)-\(o.name)-\(UInt64(Date().timeIntervalSince1970 * 1000))", namespace: o.namespace,
             kind: o.target.kind, name: o.target.name, replicas: replicas, busyPodIPs: busy, replyTo: settings.repliesTopic)
         let env = Envelope(source: .cluster("faas-trigger"), target: .cluster(cluster), hcode: .scaleWorkload, lcode: .request, msg: cmd.msg)
-        _ = try await producer.send(KafkaRecord(topic: Topics.agentCommands(cluster: cluster), key: cmd.requestID, value: codec.encode(env)))
+        // Keyed by the workload: its scale commands share a partition, so the agent reads them
+        // in the order they were sent (and applies them in that order).
+        _ = try await producer.send(KafkaRecord(topic: Topics.agentCommands(cluster: cluster), key: o.key, value: codec.encode(env)))
         commands.increment()
     }
 }

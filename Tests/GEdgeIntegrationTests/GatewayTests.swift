@@ -85,8 +85,7 @@ struct GatewayTests {
 
         // A port with nothing on it yet.
         let receiver = try WebhookReceiver()
-        let port = try await receiver.start()
-        await receiver.stop()
+        let port = receiver.port  // nothing listens there yet
 
         let boundary = "gedge-boundary-7f3a"
         var form = ""
@@ -116,7 +115,7 @@ struct GatewayTests {
             return (try rows.first?.decode("attempts", as: Int.self) ?? 0) >= 2
         }
         // ...delivered once when up, signed.
-        _ = try await receiver.start()
+        try await receiver.start()
         try await eventually("the callback delivered") { receiver.received.count == 1 }
         try await Task.sleep(for: .seconds(1))
         #expect(receiver.received.count == 1)
@@ -447,21 +446,25 @@ func validateWithKubernetesSchemas(_ objects: [JSONValue], sourceLocation: Sourc
     #expect(rc == 0, "kubernetes-validate rejected the manifests in \(dir.path)", sourceLocation: sourceLocation)
 }
 
-/// A webhook receiver on loopback that records what it is sent. It can be stopped and
-/// started again on the same port, which it holds for its whole life (`PortReservation`):
-/// while it is down a sender's connection is refused.
+/// A webhook receiver on loopback that records what it is sent. Its port is held from the
+/// start (`PortReservation`), so a sender can be given the address while nothing listens
+/// there yet (its connections are refused) and no other socket can take the port before
+/// `start()` listens on it. It listens once: a server stopped and started again on the same
+/// port could not always bind it again.
 final class WebhookReceiver: Sendable {
     struct Hit: Sendable { var raw: [UInt8]; var body: JSONValue; var signature: String? }
     private let hits = Mutex<[Hit]>([])
     private let running = Mutex<(ServiceGroup, Task<Void, any Error>)?>(nil)
     private let reservation: PortReservation
+    private let started = Mutex(false)
     var received: [Hit] { hits.withLock { $0 } }
+    var port: Int { reservation.port }
 
     init() throws { reservation = try PortReservation() }
 
-    /// Starts listening on the receiver's port and returns it.
-    func start() async throws -> Int {
-        let port = reservation.port
+    /// Starts listening on the receiver's port.
+    func start() async throws {
+        precondition(started.withLock { s in defer { s = true }; return !s }, "a receiver listens once")
         let router = Router()
         router.post("/hook") { request, _ in
             let buffer = try await request.body.collect(upTo: 1 << 20)
@@ -486,12 +489,12 @@ final class WebhookReceiver: Sendable {
             if bound.get() != 0 { return true }
             // A server that could not bind ends at once: say why instead of waiting.
             if let why = failure.withLock({ $0 }) {
-                Issue.record("the receiver could not start on port \(port): \(why)")
+                let holders = Subprocess.run("/bin/sh", ["-c", "ss -tanp | grep ':\(port) ' || true"]).map { String(decoding: $0.output, as: UTF8.self) } ?? ""
+                Issue.record("the receiver could not start on port \(port): \(why); sockets on the port: \(holders)")
                 throw CancellationError()
             }
             return false
         }
-        return port
     }
 
     func stop() async {

@@ -229,6 +229,60 @@ struct SchedulerFlowTests {
         try await replies.close()
         await h.shutdown()
     }
+    /// Scale commands for one workload are applied in the order they were sent, even when the
+    /// first is slow to apply and the second arrives meanwhile (the agent handles commands of
+    /// different workloads at the same time, and used to do so for one workload too).
+    @Test func scaleCommandsForOneWorkloadApplyInOrder() async throws {
+        let h = try await SchedulerHarness()
+        let sim = SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 1), podStartDelay: .zero)
+        try h.cluster.createTopic(Topics.agentCommands(cluster: "edge1"), partitions: 4)
+        try h.startAgent("edge1", driver: SlowScaleDriver(sim, slowTo: 1))
+        let replyTopic = TestEnv.unique("replies")
+        try h.cluster.createTopic(replyTopic, partitions: 1)
+        let replies = try h.consumer(group: TestEnv.unique("r"), topic: replyTopic)
+        func scale(_ workload: String, to n: Int) async throws {
+            let cmd = ScaleCommand(requestID: "s-\(workload)-\(n)", namespace: "fn", name: workload, replicas: n, replyTo: replyTopic)
+            let env = Envelope(source: .cluster("tester"), target: .cluster("edge1"), hcode: .scaleWorkload, lcode: .request, msg: cmd.msg)
+            // Keyed by the workload, as the FaaS trigger and the autoscaler send them: one
+            // partition, read in order, often in one batch.
+            _ = try await h.producer.send(KafkaRecord(topic: Topics.agentCommands(cluster: "edge1"), key: "fn/\(workload)", value: h.codec.encode(env)))
+        }
+        try await scale("f1", to: 1)  // slow to apply
+        try await scale("f1", to: 4)
+        try await scale("f2", to: 1)  // another workload: slow too, but not held up by f1
+        var seen = 0
+        for await _ in replies {
+            seen += 1
+            if seen == 3 { break }
+        }
+        #expect(await sim.replicas(namespace: "fn", name: "f1") == 4, "the newer count stands")
+        #expect(await sim.replicas(namespace: "fn", name: "f2") == 1)
+        replies.stopPolling()
+        try await replies.close()
+        await h.shutdown()
+    }
+}
+
+/// A simulated cluster whose scale commands to `slowTo` replicas take a while to apply.
+struct SlowScaleDriver: ClusterDriver {
+    let sim: SimulatedCluster
+    let slowTo: Int
+    init(_ sim: SimulatedCluster, slowTo: Int) {
+        self.sim = sim
+        self.slowTo = slowTo
+    }
+    func state() async throws -> [NodeState] { try await sim.state() }
+    func apply(_ command: ApplyCommand) async throws -> ApplyResult { try await sim.apply(command) }
+    func remove(requestID: String, attempt: Int?) async throws -> Int { try await sim.remove(requestID: requestID, attempt: attempt) }
+    func namespace(_ name: String, delete: Bool) async throws { try await sim.namespace(name, delete: delete) }
+    func nodeOf(pod: String, namespace: String?) async throws -> String? { try await sim.nodeOf(pod: pod, namespace: namespace) }
+    func scale(_ command: ScaleCommand) async throws -> Int {
+        if command.replicas == slowTo { try await Task.sleep(for: .milliseconds(500)) }
+        return try await sim.scale(command)
+    }
+    func resize(_ command: ResizeCommand) async throws -> Int { try await sim.resize(command) }
+    func logs(namespace: String, pod: String, tail: Int) async throws -> [String]? { try await sim.logs(namespace: namespace, pod: pod, tail: tail) }
+    func usage() async throws -> [WorkloadUsage] { try await sim.usage() }
 }
 
 @Suite("Request queue", .enabled(if: TestEnv.integration), .timeLimit(.minutes(2)))
