@@ -187,24 +187,34 @@ public final class Agent: Sendable {
         await publish(Envelope(source: .cluster(settings.cluster), target: env.source, hcode: hcode ?? env.hcode, lcode: .reply, msg: msg), topic: topic, key: key)
     }
 
-    /// The key under which a command is ordered: the workload for scale and resize commands
-    /// (whoever sends them, with whatever message key), else the message key (the request ID
-    /// of apply and delete commands).
-    func orderingKey(_ message: KafkaMessage) -> String {
-        let key = message.keyString ?? ""
-        guard let env = try? codec.decode(message.value), env.hcode == .scaleWorkload || env.hcode == .resizeWorkload,
-              let namespace = env.msg["namespace"]?.stringValue, let name = env.msg["name"]?.stringValue
-        else { return "message:" + key }
-        return "workload:\(env.msg["kind"]?.stringValue ?? "Deployment")/\(namespace)/\(name)"
+    /// A command message, decoded once: for its ordering key, then for handling.
+    struct Command: Sendable {
+        let message: KafkaMessage
+        let envelope: Result<Envelope, any Error>
+
+        /// The key under which the command is ordered: the workload for scale and resize
+        /// commands (whoever sends them, with whatever message key), else the message key
+        /// (the request ID of apply and delete commands).
+        var orderingKey: String {
+            if case .success(let env) = envelope, env.hcode == .scaleWorkload || env.hcode == .resizeWorkload,
+               let namespace = env.msg["namespace"]?.stringValue, let name = env.msg["name"]?.stringValue {
+                return "workload:\(env.msg["kind"]?.stringValue ?? "Deployment")/\(namespace)/\(name)"
+            }
+            return "message:" + (message.keyString ?? "")
+        }
+    }
+
+    func command(_ message: KafkaMessage) -> Command {
+        Command(message: message, envelope: Result { try codec.decode(message.value) })
     }
 
     /// Handles one command message.
-    func handle(_ message: KafkaMessage) async {
+    func handle(_ command: Command) async {
         handled.increment()
-        let key = message.keyString ?? ""
+        let key = command.message.keyString ?? ""
         let env: Envelope
         do {
-            env = try codec.decode(message.value)
+            env = try command.envelope.get()
             guard env.lcode == .request else { return }
         } catch {
             logger.warning("command not understood", metadata: [LogKeys.error: "\(error)"])
@@ -334,12 +344,10 @@ final class KeyedOrder: Sendable {
             return task
         }
     }
-
-    var pending: Int { tails.withLock { $0.count } }
 }
 
 /// Consumes the agent's command topic, handling up to `concurrency` commands at once.
-/// Commands on the same workload (`Agent.orderingKey`) are handled one after another, in the
+/// Commands on the same workload (`Agent.Command.orderingKey`) are handled one after another, in the
 /// order they were sent: two scale commands sent a moment apart cannot land in reverse
 /// order and leave the older replica count in place.
 public struct AgentCommandLoop: Service {
@@ -364,8 +372,9 @@ public struct AgentCommandLoop: Service {
                     }
                     tracker.started(message)
                     running += 1
-                    let turn = order.run(agent.orderingKey(message)) {
-                        await agent.handle(message)
+                    let command = agent.command(message)
+                    let turn = order.run(command.orderingKey) {
+                        await agent.handle(command)
                         if let (tp, next) = tracker.finished(message) { try? consumer.storeOffsets([tp: next]) }
                     }
                     group.addTask { await turn.value }
