@@ -270,6 +270,8 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
     let topics = [
         "\(Topics.scheduleRequests):8", "\(Topics.schedulerReplies):8", "\(Topics.scheduleResults):4", "\(Topics.clusterStatus):1",
         "\(Topics.deadLetter(for: Topics.scheduleRequests)):1", "\(Topics.deadLetter(for: Topics.schedulerReplies)):1", "pt-in:8", "pt-out:4",
+        // The four-hop passthrough: the request's path (requests 8, commands 4, replies 8, results 4) without the work.
+        "pt4-in:8", "pt4-a:4", "pt4-b:8", "pt4-out:4",
     ] + (0..<clusterCount).map { "\(Topics.agentCommands(cluster: "c\($0)")):4" }
     let broker = try ChildProcess("gedge-kafka-dev", ["--kafka-dev-port", String(port), "--kafka-dev-brokers", "1", "--log-level", "error",
                                                       "--kafka-dev-topics", topics.joined(separator: ","), "--kafka-dev-bootstrap-file", bootstrapFile.path],
@@ -347,29 +349,37 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
             try await Task.sleep(for: .milliseconds(50))
         }
     }
-    let readers = [try reader("pt-out"), try reader(Topics.scheduleResults)]
+    let readers = [try reader("pt-out"), try reader("pt4-out"), try reader(Topics.scheduleResults)]
     for (c, _) in readers { try await joined(c) }
 
-    // The passthrough: consume pt-in, produce each message to pt-out, no work.
-    var ptConfig = KafkaConsumerConfiguration(client: kafka, groupID: "bench-pt-\(runID)", topics: ["pt-in"])
-    ptConfig.autoOffsetReset = "earliest"  // the topic is new: nothing sent is skipped
-    ptConfig.bufferCapacity = 4096
-    let ptConsumer = try KafkaConsumer(configuration: ptConfig, logger: logger)
-    let ptTask = Task {
-        while true {
-            let batch = await ptConsumer.nextBatch(max: 500)
-            if batch.isEmpty { break }
-            for m in batch {
-                while true {
-                    do {
-                        try producer.enqueue(KafkaRecord(topic: "pt-out", key: m.key, value: m.value)) { _ in }
-                        break
-                    } catch { try? await Task.sleep(for: .microseconds(200)) }
+    // The passthroughs: consume a topic, produce each message to the next, no work; each
+    // hop its own consumer and producer, as each hop of a request is its own process's.
+    // Two hops (pt-in -> pt-out), and four along the request's path
+    // (requests -> commands -> replies -> results, as pt4-in -> pt4-a -> pt4-b -> pt4-out).
+    func forward(_ from: String, _ to: String) throws -> (KafkaConsumer, KafkaProducer, Task<Void, Never>) {
+        var c = KafkaConsumerConfiguration(client: kafka, groupID: "bench-pt-\(from)-\(runID)", topics: [from])
+        c.autoOffsetReset = "earliest"  // the topic is new: nothing sent is skipped
+        c.bufferCapacity = 4096
+        let consumer = try KafkaConsumer(configuration: c, logger: logger)
+        let out = try KafkaProducer(configuration: producerConfig, logger: logger)
+        let task = Task {
+            while true {
+                let batch = await consumer.nextBatch(max: 500)
+                if batch.isEmpty { break }
+                for m in batch {
+                    while true {
+                        do {
+                            try out.enqueue(KafkaRecord(topic: to, key: m.key, value: m.value)) { _ in }
+                            break
+                        } catch { try? await Task.sleep(for: .microseconds(200)) }
+                    }
+                    try? consumer.storeOffset(m)
                 }
-                try? ptConsumer.storeOffset(m)
             }
         }
+        return (consumer, out, task)
     }
+    let forwarders = [try forward("pt-in", "pt-out"), try forward("pt4-in", "pt4-a"), try forward("pt4-a", "pt4-b"), try forward("pt4-b", "pt4-out")]
 
     // The agents report within a second; the warm-up below waits for its requests to end.
     try await Task.sleep(for: .seconds(3))
@@ -419,7 +429,7 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
         return (elapsed, timings.latencies, timings.count, timings.latenciesBySecond, timings)
     }
 
-    try await joined(ptConsumer)
+    for (c, _, _) in forwarders { try await joined(c) }
     func line(_ name: String, _ r: (Duration, [Double], Int, [[Double]], Timings), _ n: Int) {
         let (elapsed, lat, got, _, _) = r
         Console.line("  " + pad(name, 32) + String(format: " %6d/%-6d in %6.2f s %9.0f /s   p50 %7.2f ms  p99 %7.2f ms", got, n, seconds(elapsed),
@@ -427,26 +437,30 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
     }
     // Warm up both paths (group joins, topic metadata, first PostgreSQL plans).
     _ = try await drive("pt-in", "warm-pt", n: 200, perSecond: 1000)
+    _ = try await drive("pt4-in", "warm-pt4", n: 200, perSecond: 1000)
     _ = try await drive(Topics.scheduleRequests, "warm", n: 500, perSecond: 1000)
     if (try? config.bool("bench.analyze", default: false)) == true { try await pool.execute("ANALYZE") }
 
     Console.line("  sustained: \(total) requests published as fast as possible; latency here includes queueing")
     let ptBurst = try await drive("pt-in", "pt", n: total, perSecond: nil)
-    line("Kafka passthrough (ceiling)", ptBurst, total)
+    line("Kafka passthrough, 2 hops", ptBurst, total)
+    let pt4Burst = try await drive("pt4-in", "pt4", n: total, perSecond: nil)
+    line("Kafka passthrough, 4 hops", pt4Burst, total)
+    let cpuBurstBefore = CPUSample(broker: broker, children: children)
     let e2eBurst = try await drive(Topics.scheduleRequests, "burst", n: total, perSecond: nil)
-    line("schedule request -> completed", e2eBurst, total)
+    let cpuBurstAfter = CPUSample(broker: broker, children: children)
+    line("schedule request -> result read", e2eBurst, total)
+    Console.line("  sustained, CPU: " + cpuBurstAfter.since(cpuBurstBefore))
     let offered = rate * rateSeconds
-    Console.line("  offered load: \(rate) requests/s for \(rateSeconds) s, latency from publish to the result message")
+    Console.line("  offered load: \(rate) requests/s for \(rateSeconds) s, latency from publish to the result message (4 hops)")
     let ptRate = try await drive("pt-in", "pt-rate", n: offered, perSecond: rate)
-    line("Kafka passthrough (ceiling)", ptRate, offered)
+    line("Kafka passthrough, 2 hops", ptRate, offered)
+    let pt4Rate = try await drive("pt4-in", "pt4-rate", n: offered, perSecond: rate)
+    line("Kafka passthrough, 4 hops", pt4Rate, offered)
     let cpuBefore = CPUSample(broker: broker, children: children)
     let e2eRate = try await drive(Topics.scheduleRequests, "rate", n: offered, perSecond: rate)
     let cpuAfter = CPUSample(broker: broker, children: children)
-    line("schedule request -> completed", e2eRate, offered)
-    Console.line("  at the offered rate, by second of sending (p50/p99 ms): " + e2eRate.3.enumerated().map {
-        String(format: "%d: %.0f/%.0f", $0.offset + 1, percentile($0.element, 0.5), percentile($0.element, 0.99))
-    }.joined(separator: ", "))
-    Console.line("  at the offered rate, CPU: " + cpuAfter.since(cpuBefore))
+    line("schedule request -> result read", e2eRate, offered)
 
     // Where the time goes at the offered rate, end to end: the benchmark's clock at publish
     // and at the result, PostgreSQL's at received and completed (one machine, one clock).
@@ -465,12 +479,23 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
     let clock = e2eRate.4.wallClock
     var segments: [(String, [Double])] = [("publish -> received (Kafka hop 1)", []), ("received -> completed (scheduler, 2 hops, agent)", []),
                                           ("completed -> result read (Kafka hop 4)", [])]
+    var toCompleted: [Double] = []
     for (id, sent) in clock.sent {
         guard let r = received[id], let c = completed[id], let done = clock.received[id] else { continue }
         segments[0].1.append((r - sent) * 1000)
         segments[1].1.append((c - r) * 1000)
         segments[2].1.append((done - c) * 1000)
+        toCompleted.append((c - sent) * 1000)
     }
+    toCompleted.sort()
+    Console.line("  " + pad("schedule request -> completed", 32) + String(format: " %6d/%-6d   (3 hops; PostgreSQL's clock)   p50 %7.2f ms  p99 %7.2f ms",
+                                                                            toCompleted.count, offered, percentile(toCompleted, 0.5), percentile(toCompleted, 0.99)))
+    func bySecond(_ r: (Duration, [Double], Int, [[Double]], Timings)) -> String {
+        r.3.enumerated().map { String(format: "%d: %.0f/%.0f", $0.offset + 1, percentile($0.element, 0.5), percentile($0.element, 0.99)) }.joined(separator: ", ")
+    }
+    Console.line("  at the offered rate, by second of sending (p50/p99 ms), schedule requests: " + bySecond(e2eRate))
+    Console.line("  at the offered rate, by second of sending (p50/p99 ms), 4-hop passthrough: " + bySecond(pt4Rate))
+    Console.line("  at the offered rate, CPU: " + cpuAfter.since(cpuBefore))
     Console.line("  at the offered rate, each segment (p50/p99 ms): " + segments.map {
         let v = $0.1.sorted()
         return String(format: "%@ %.1f/%.1f", $0.0 as NSString, percentile(v, 0.5), percentile(v, 0.99))
@@ -493,9 +518,12 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
     let events = try await pool.query("SELECT count(*) AS n FROM schedule_request_events")[0].decode("n", as: Int.self)
     Console.line("  lifecycle events written: \(events)")
 
-    ptConsumer.stopPolling()
-    await ptTask.value
-    try? await ptConsumer.close()
+    for (c, out, task) in forwarders {
+        c.stopPolling()
+        await task.value
+        try? await c.close()
+        await out.shutdown()
+    }
     for (c, task) in readers {
         c.stopPolling()
         await task.value
