@@ -336,19 +336,27 @@ public struct RequestQueue: Sendable {
                 WITH input AS (
                     SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, attempt integer, placement jsonb, candidates jsonb, parts jsonb, reason text)
                 ), upd AS (
+                    -- Each request is found by key (LATERAL: on statistics outgrown by a burst,
+                    -- a join here was planned as a walk of every request for each batch) and
+                    -- updated by its row address. A row changed meanwhile is skipped: it left
+                    -- scheduling under this lease. The input's columns come back with the row,
+                    -- so the inserts below join nothing.
                     UPDATE schedule_requests r
-                    SET state = 'applying', placement = i.placement, candidates = i.candidates, reason = i.reason,
+                    SET state = 'applying', placement = t.placement, candidates = t.candidates, reason = t.reason,
                         lease_until = clock_timestamp() + $2::interval, updated_at = clock_timestamp()
-                    FROM input i
-                    WHERE r.id = i.id AND r.attempt = i.attempt AND r.state = 'scheduling' AND r.lease_owner = $3
-                    RETURNING r.id
+                    FROM (
+                        SELECT i.*, q.ctid AS tid FROM input i
+                        CROSS JOIN LATERAL (SELECT ctid FROM schedule_requests q WHERE q.id = i.id LIMIT 1) q
+                    ) t
+                    WHERE r.ctid = t.tid AND r.attempt = t.attempt AND r.state = 'scheduling' AND r.lease_owner = $3
+                    RETURNING r.id, r.attempt, t.parts, t.reason
                 ), parts AS (
                     INSERT INTO schedule_placements (request_id, attempt, cluster, node, replicas, state)
-                    SELECT i.id, i.attempt, p.cluster, p.node, p.replicas, 'applying'
-                    FROM input i JOIN upd ON upd.id = i.id, jsonb_to_recordset(i.parts) AS p(cluster text, node text, replicas integer)
+                    SELECT u.id, u.attempt, p.cluster, p.node, p.replicas, 'applying'
+                    FROM upd u, jsonb_to_recordset(u.parts) AS p(cluster text, node text, replicas integer)
                 ), ev AS (
                     INSERT INTO schedule_request_events (request_id, state, reason)
-                    SELECT i.id, 'applying', i.reason FROM input i JOIN upd ON upd.id = i.id
+                    SELECT id, 'applying', reason FROM upd
                 )
                 SELECT id FROM upd
                 """,

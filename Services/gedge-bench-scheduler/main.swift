@@ -451,6 +451,13 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
     let cpuBurstAfter = CPUSample(broker: broker, children: children)
     line("schedule request -> result read", e2eBurst, total)
     Console.line("  sustained, CPU: " + cpuBurstAfter.since(cpuBurstBefore))
+    // Placed as they arrived (one row write after the insert), or through the queue once the
+    // in-flight cap (scheduler.queue.max.inflight) was reached (three: claimed, recorded, completed).
+    let onArrival = try await pool.query(
+        "SELECT count(*) AS n FROM schedule_request_events WHERE request_id LIKE $1 AND state = 'dispatched' AND reason LIKE '%(empty: at once)%'",
+        [.text("b-\(runID)-burst-%")])[0].decode("n", as: Int.self)
+    Console.line("  sustained: \(onArrival) of \(total) placed as they arrived, \(total - onArrival) through the queue"
+        + (onArrival < total ? " (the in-flight cap was reached)" : ""))
     let offered = rate * rateSeconds
     Console.line("  offered load: \(rate) requests/s for \(rateSeconds) s, latency from publish to the result message (4 hops)")
     let ptRate = try await drive("pt-in", "pt-rate", n: offered, perSecond: rate)
