@@ -35,7 +35,6 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
-        .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
     ],
     targets: [
         // C libraries from Debian's -dev packages.
@@ -51,12 +50,16 @@ let package = Package(
         .systemLibrary(
             name: "CCurl", path: "Libraries/CCurl", pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"]), .brew(["curl"])]),
+        .systemLibrary(
+            name: "CYAML", path: "Libraries/CYAML", pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"]), .brew(["libyaml"])]),
         .target(name: "CGEdgeShims", dependencies: ["CCurl", "CRabbitMQ"], path: "Libraries/CGEdgeShims"),
 
         // Swift libraries: one module per concern. None of these pulls in Hummingbird.
         .target(
             name: "GEdgeCore",
             dependencies: [
+                "CYAML",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
@@ -82,7 +85,7 @@ let package = Package(
             path: "Libraries/GEdgePlacement", swiftSettings: swiftSettings),
         .target(
             name: "GEdgeServiceSpec",
-            dependencies: ["GEdgeCore", "GEdgePlacement", .product(name: "Yams", package: "Yams")],
+            dependencies: ["GEdgeCore", "GEdgePlacement"],
             path: "Libraries/GEdgeServiceSpec", swiftSettings: swiftSettings),
         .target(
             name: "GEdgeScheduler",
@@ -108,7 +111,6 @@ let package = Package(
             name: "GEdgeAgent",
             dependencies: [
                 "GEdgeCore", "GEdgeKafka", "GEdgePlacement", "GEdgeHTTPClient", "GEdgeAccelerators",
-                .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

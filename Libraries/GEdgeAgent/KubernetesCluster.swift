@@ -3,7 +3,6 @@ import GEdgeAccelerators
 import GEdgeCore
 import GEdgeHTTPClient
 import GEdgePlacement
-import Yams
 
 /// Drives a real cluster through the Kubernetes REST API (libcurl): reads nodes and pods,
 /// server-side applies workloads (`application/apply-patch+yaml`, field manager
@@ -341,35 +340,37 @@ public enum Kubeconfig {
         guard let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }) else {
             throw ConfigurationError(key: "kubernetes.kubeconfig", reason: "cannot read \(path)")
         }
-        guard let root = try Yams.load(yaml: text) as? [String: Any] else {
-            throw ConfigurationError(key: "kubernetes.kubeconfig", reason: "\(path) is not a kubeconfig")
+        let root: JSONValue
+        do { root = try YAMLText.document(text, path: "") } catch {
+            throw ConfigurationError(key: "kubernetes.kubeconfig", reason: "\(path) is not a kubeconfig: \(error)")
         }
-        func named(_ list: String, _ name: String) -> [String: Any]? {
-            (root[list] as? [[String: Any]])?.first { $0["name"] as? String == name }
+        func named(_ list: String, _ name: String) -> JSONValue? {
+            guard case .array(let items)? = root[list] else { return nil }
+            return items.first { $0["name"]?.stringValue == name }
         }
-        guard let ctxName = context ?? root["current-context"] as? String,
-              let ctx = named("contexts", ctxName)?["context"] as? [String: Any],
-              let clusterName = ctx["cluster"] as? String, let cluster = named("clusters", clusterName)?["cluster"] as? [String: Any],
-              let server = cluster["server"] as? String else {
+        guard let ctxName = context ?? root["current-context"]?.stringValue,
+              let ctx = named("contexts", ctxName)?["context"],
+              let clusterName = ctx["cluster"]?.stringValue, let cluster = named("clusters", clusterName)?["cluster"],
+              let server = cluster["server"]?.stringValue else {
             throw ConfigurationError(key: "kubernetes.kubeconfig", reason: "\(path): no usable current context")
         }
-        let user = (ctx["user"] as? String).flatMap { named("users", $0)?["user"] as? [String: Any] } ?? [:]
+        let user = ctx["user"]?.stringValue.flatMap { named("users", $0)?["user"] } ?? .object([:])
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gedge-kubeconfig-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        func file(_ fileKey: String, _ dataKey: String, in m: [String: Any], as name: String) throws -> String? {
-            if let f = m[fileKey] as? String { return f }
-            guard let b64 = m[dataKey] as? String, let data = Data(base64Encoded: b64) else { return nil }
+        func file(_ fileKey: String, _ dataKey: String, in m: JSONValue, as name: String) throws -> String? {
+            if let f = m[fileKey]?.stringValue { return f }
+            guard let b64 = m[dataKey]?.stringValue, let data = Data(base64Encoded: b64) else { return nil }
             let url = dir.appendingPathComponent(name)
             FileManager.default.createFile(atPath: url.path, contents: data, attributes: [.posixPermissions: 0o600])
             return url.path
         }
         var http = HTTPClientConfiguration()
         http.caFile = try file("certificate-authority", "certificate-authority-data", in: cluster, as: "ca.crt")
-        http.insecureSkipVerify = cluster["insecure-skip-tls-verify"] as? Bool ?? false
+        http.insecureSkipVerify = cluster["insecure-skip-tls-verify"] == .bool(true)
         http.clientCertFile = try file("client-certificate", "client-certificate-data", in: user, as: "client.crt")
         http.clientKeyFile = try file("client-key", "client-key-data", in: user, as: "client.key")
-        var tokenFile = user["tokenFile"] as? String
-        if tokenFile == nil, let token = user["token"] as? String {
+        var tokenFile = user["tokenFile"]?.stringValue
+        if tokenFile == nil, let token = user["token"]?.stringValue {
             let url = dir.appendingPathComponent("token")
             FileManager.default.createFile(atPath: url.path, contents: Data(token.utf8), attributes: [.posixPermissions: 0o600])
             tokenFile = url.path

@@ -112,10 +112,11 @@ extension JSONValue: Codable {
 }
 
 extension JSONValue {
-    /// Parses JSON bytes (RFC 8259, nesting up to 512 levels). Errors are
-    /// `MessageDecodingError` with an empty field path.
-    public static func parse(_ bytes: some Collection<UInt8>) throws(MessageDecodingError) -> JSONValue {
-        try JSONParser.parse(bytes)
+    /// Parses JSON bytes (RFC 8259) within `limits` (the process's unless given). Errors
+    /// are `MessageDecodingError` with an empty field path; a limit passed is `too_large`
+    /// and names its configuration key.
+    public static func parse(_ bytes: some Collection<UInt8>, limits: DecodeLimits = .process) throws(MessageDecodingError) -> JSONValue {
+        try JSONParser.parse(bytes, limits: limits)
     }
 
     /// Serializes compactly with keys sorted by their UTF-8 bytes, so equal values give

@@ -1,21 +1,31 @@
 /// JSON text to `JSONValue` and back, byte by byte (RFC 8259): every message of the suite
 /// passes through here, so it avoids Foundation's coders and their per-value errors.
+/// Bounded by `DecodeLimits`: depth, values, keys per object, string and document bytes.
 struct JSONParser {
     let bytes: UnsafeBufferPointer<UInt8>
+    let limits: DecodeLimits
     var i = 0
     var depth = 0
-    static let maxDepth = 512
+    var nodes = 0
 
     struct Failure: Error {
         var reason: String
+        /// Set when a limit was passed: its configuration key.
+        var limit: String? = nil
     }
 
-    init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+    init(_ bytes: UnsafeBufferPointer<UInt8>, limits: DecodeLimits) {
+        self.bytes = bytes
+        self.limits = limits
+    }
 
-    static func parse(_ data: some Collection<UInt8>) throws(MessageDecodingError) -> JSONValue {
+    static func parse(_ data: some Collection<UInt8>, limits: DecodeLimits) throws(MessageDecodingError) -> JSONValue {
+        guard data.count <= limits.maxDocumentBytes else {
+            throw limits.exceeded("decode.max.document.bytes", "a document of \(data.count) bytes, over \(limits.maxDocumentBytes)")
+        }
         let array = Array(data)
         let result: Result<JSONValue, Failure> = array.withUnsafeBufferPointer { buf in
-            var p = JSONParser(buf)
+            var p = JSONParser(buf, limits: limits)
             do throws(Failure) {
                 p.skipSpace()
                 let v = try p.value()
@@ -28,11 +38,14 @@ struct JSONParser {
         }
         switch result {
         case .success(let v): return v
-        case .failure(let f): throw MessageDecodingError(.malformedJSON, field: "", reason: "not valid JSON: \(f.reason)")
+        case .failure(let f):
+            if let key = f.limit { throw MessageDecodingError(.tooLarge, field: "", reason: "\(f.reason) (limit \(key))") }
+            throw MessageDecodingError(.malformedJSON, field: "", reason: "not valid JSON: \(f.reason)")
         }
     }
 
     func fail(_ reason: String) -> Failure { Failure(reason: "\(reason) at byte \(i)") }
+    func over(_ key: String, _ reason: String) -> Failure { Failure(reason: "\(reason) at byte \(i)", limit: key) }
 
     mutating func skipSpace() {
         while i < bytes.count {
@@ -45,6 +58,8 @@ struct JSONParser {
 
     mutating func value() throws(Failure) -> JSONValue {
         guard i < bytes.count else { throw fail("unexpected end of input") }
+        nodes += 1
+        if nodes > limits.maxNodes { throw over("decode.max.nodes", "more than \(limits.maxNodes) values") }
         switch bytes[i] {
         case UInt8(ascii: "{"): return try object()
         case UInt8(ascii: "["): return try array()
@@ -66,7 +81,7 @@ struct JSONParser {
 
     mutating func enter() throws(Failure) {
         depth += 1
-        if depth > Self.maxDepth { throw fail("nested deeper than \(Self.maxDepth) levels") }
+        if depth > limits.maxDepth { throw over("decode.max.depth", "nested deeper than \(limits.maxDepth) levels") }
     }
 
     mutating func object() throws(Failure) -> JSONValue {
@@ -83,6 +98,7 @@ struct JSONParser {
             skipSpace()
             guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
             let key = try string()
+            if fields.count >= limits.maxKeys { throw over("decode.max.keys", "an object of more than \(limits.maxKeys) keys") }
             skipSpace()
             guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
             i += 1
@@ -186,6 +202,7 @@ struct JSONParser {
         while i < bytes.count {
             let c = bytes[i]
             if c == UInt8(ascii: "\"") {
+                if i - start > limits.maxStringBytes { throw over("decode.max.string.bytes", "a string of more than \(limits.maxStringBytes) bytes") }
                 let slice = UnsafeBufferPointer(rebasing: bytes[start..<i])
                 i += 1
                 if high < 0x80 { return String(decoding: slice, as: UTF8.self) }
@@ -203,6 +220,7 @@ struct JSONParser {
             switch c {
             case UInt8(ascii: "\""):
                 i += 1
+                if out.count > limits.maxStringBytes { throw over("decode.max.string.bytes", "a string of more than \(limits.maxStringBytes) bytes") }
                 guard let s = String(validating: out, as: UTF8.self) else { throw fail("a string that is not UTF-8") }
                 return s
             case UInt8(ascii: "\\"):

@@ -5,6 +5,7 @@ import Metrics
 import NIOCore
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 
 /// A readiness check: the service is ready when every check passes.
 public struct ReadinessCheck: Sendable {
@@ -35,9 +36,14 @@ public struct OpsServerConfiguration: Sendable {
 /// What every executable of the suite shares: logging and metrics set up from configuration,
 /// the ops endpoints, and one `ServiceGroup` with graceful shutdown on SIGTERM and SIGINT.
 public enum ServiceKit {
-    /// Bootstraps logging (`log.level`, `log.format`) and the Prometheus metrics registry.
+    /// Bootstraps logging (`log.level`, `log.format`), the decoding limits (`decode.max.*`)
+    /// and the Prometheus metrics registry.
     public static func bootstrap(service: String, config: ConfigReader) throws -> (Logger, PrometheusCollectorRegistry) {
         try GEdgeLogging.bootstrap(config)
+        try DecodeLimits.configure(config)
+        let grace = try config.duration("shutdown.grace", default: .seconds(20))
+        guard grace > .zero else { throw ConfigurationError(key: "shutdown.grace", reason: "must be positive") }
+        shutdownGrace.withLock { $0 = grace }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         var logger = Logger(label: service)
@@ -88,14 +94,20 @@ public enum ServiceKit {
             logger: logger)
     }
 
+    /// How long services may take to stop gracefully (`shutdown.grace`).
+    static let shutdownGrace = Mutex<Duration>(.seconds(20))
+
     /// Runs the services in one group, in order (dependencies first); SIGTERM or SIGINT
-    /// shuts them down gracefully in reverse order.
+    /// shuts them down gracefully in reverse order. Past `shutdown.grace` they are
+    /// cancelled, and 5 s after that the process ends whatever they are doing.
     public static func run(_ services: [any Service], logger: Logger) async throws {
-        let group = ServiceGroup(
-            configuration: .init(
-                services: services.map { .init(service: $0) },
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+        var configuration = ServiceGroupConfiguration(
+            services: services.map { .init(service: $0) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        configuration.maximumGracefulShutdownDuration = shutdownGrace.withLock { $0 }
+        configuration.maximumCancellationDuration = .seconds(5)
+        let group = ServiceGroup(configuration: configuration)
         try await group.run()
     }
 }
