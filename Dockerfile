@@ -4,7 +4,7 @@
 ARG SWIFT_IMAGE=swift:6.3-bookworm
 FROM ${SWIFT_IMAGE} AS build
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      librdkafka-dev librabbitmq-dev libpq-dev libcurl4-openssl-dev pkg-config \
+      librdkafka-dev librabbitmq-dev libpq-dev libcurl4-openssl-dev libyaml-dev pkg-config \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Dependencies first, so that a change to the sources does not fetch them again.
@@ -22,7 +22,7 @@ RUN swift build -c release --static-swift-stdlib \
 
 FROM debian:bookworm-slim
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      librdkafka1 librabbitmq4 libpq5 libcurl4 ca-certificates curl \
+      librdkafka1 librabbitmq4 libpq5 libcurl4 libyaml-0-2 ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --no-create-home gedge
 # The executables with their resource bundles (migrations, the OpenAPI document) beside them.

@@ -35,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
         // C libraries from Debian's -dev packages.
@@ -62,11 +63,17 @@ let package = Package(
                 "CYAML",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Libraries/GEdgeCore", swiftSettings: swiftSettings),
+        // Digests, HMAC signatures and their constant-time checks, from swift-crypto.
+        .target(
+            name: "GEdgeSecurity",
+            dependencies: ["GEdgeCore", .product(name: "Crypto", package: "swift-crypto")],
+            path: "Libraries/GEdgeSecurity", swiftSettings: swiftSettings),
         .target(
             name: "GEdgeKafka",
-            dependencies: ["CRdKafka", "GEdgeCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CRdKafka", "GEdgeCore", "GEdgeSecurity", .product(name: "Logging", package: "swift-log")],
             path: "Libraries/GEdgeKafka", swiftSettings: swiftSettings),
         .target(
             name: "GEdgeAMQP",
@@ -122,7 +129,7 @@ let package = Package(
         .target(
             name: "GEdgeOutbox",
             dependencies: [
-                "GEdgeCore", "GEdgePostgres", "GEdgeHTTPClient",
+                "GEdgeCore", "GEdgeSecurity", "GEdgePostgres", "GEdgeHTTPClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -160,7 +167,7 @@ let package = Package(
         .target(
             name: "GEdgeGateway",
             dependencies: [
-                "GEdgeCore", "GEdgeKafka", "GEdgePostgres", "GEdgeHTTPClient", "GEdgePlacement", "GEdgeScheduler", "GEdgeServiceSpec",
+                "GEdgeCore", "GEdgeSecurity", "GEdgeKafka", "GEdgePostgres", "GEdgeHTTPClient", "GEdgePlacement", "GEdgeScheduler", "GEdgeServiceSpec",
                 "GEdgeOutbox", "GEdgeFaaS", "GEdgeAutoscaler", "GEdgeWorkflow",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -201,7 +208,7 @@ let package = Package(
                                              .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             path: "Services/notifier", swiftSettings: swiftSettings),
         .executableTarget(
-            name: "gedge-faas-demo", dependencies: ["GEdgeCore", "GEdgeAMQP", .product(name: "Hummingbird", package: "hummingbird"),
+            name: "gedge-faas-demo", dependencies: ["GEdgeCore", "GEdgeSecurity", "GEdgeAMQP", .product(name: "Hummingbird", package: "hummingbird"),
                                                     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             path: "Services/gedge-faas-demo", swiftSettings: swiftSettings),
         .executableTarget(
@@ -251,7 +258,7 @@ let package = Package(
             name: "GEdgeFaaSTests", dependencies: ["GEdgeFaaS", "GEdgeScaling", "GEdgeCore"],
             path: "Tests/GEdgeFaaSTests", swiftSettings: swiftSettings),
         .testTarget(
-            name: "GEdgeGatewayTests", dependencies: ["GEdgeGateway", "GEdgeServiceSpec", "GEdgeCore"],
+            name: "GEdgeGatewayTests", dependencies: ["GEdgeGateway", "GEdgeSecurity", "GEdgeServiceSpec", "GEdgeCore"],
             path: "Tests/GEdgeGatewayTests", swiftSettings: swiftSettings),
         .testTarget(
             name: "GEdgeSchedulerTests", dependencies: ["GEdgeScheduler", "GEdgeServiceSpec", "GEdgePlacement", "GEdgeCore"],
@@ -262,7 +269,7 @@ let package = Package(
         .testTarget(
             name: "GEdgeIntegrationTests",
             dependencies: [
-                "GEdgeCore", "GEdgeKafka", "GEdgeAMQP", "GEdgePostgres", "GEdgeHTTPClient",
+                "GEdgeCore", "GEdgeSecurity", "GEdgeKafka", "GEdgeAMQP", "GEdgePostgres", "GEdgeHTTPClient",
                 "GEdgeScheduler", "GEdgeServiceKit", "GEdgeAccelerators", "GEdgeAgent", "GEdgePlacement",
                 "GEdgeGateway", "GEdgeServiceSpec", "GEdgeOutbox", "GEdgeFaaS", "GEdgeAutoscaler", "GEdgeWorkflow",
                 .product(name: "Hummingbird", package: "hummingbird"),

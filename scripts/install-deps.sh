@@ -3,7 +3,7 @@
 set -euo pipefail
 
 packages=(
-  librdkafka-dev librabbitmq-dev libpq-dev libcurl4-openssl-dev pkg-config
+  librdkafka-dev librabbitmq-dev libpq-dev libcurl4-openssl-dev libyaml-dev pkg-config
   postgresql rabbitmq-server kcat python3 openssl procps curl wrk docker-compose chromium
 )
 # Python tools the tests and checks run: Kubernetes schemas, the OpenAPI validator, yamllint.

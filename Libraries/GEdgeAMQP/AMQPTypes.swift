@@ -2,7 +2,7 @@ import Foundation
 import GEdgeCore
 
 /// An error from the broker or from rabbitmq-c.
-public struct AMQPError: Error, Sendable, CustomStringConvertible {
+public struct AMQPError: Error, Sendable, CustomStringConvertible, TransientError {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         let raw: String
         public static let connection = Code(raw: "connection")

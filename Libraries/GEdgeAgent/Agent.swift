@@ -238,7 +238,7 @@ public final class Agent: Sendable {
                     let n = try await driver.remove(requestID: cmd.requestID, attempt: cmd.attempt)
                     outcome = ApplyOutcome(requestID: cmd.requestID, attempt: cmd.attempt, cluster: settings.cluster, action: .delete, ok: true, reason: "removed \(n) object(s)")
                 }
-                applyTimer.recordNanoseconds(Int64((ContinuousClock.now - start).milliseconds * 1_000_000))
+                applyTimer.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
                 changed.signal()
                 logger.info("\(cmd.action.rawValue) \(outcome.ok ? "done" : "failed")", metadata: [LogKeys.requestID: .string(cmd.requestID), "reason": .string(outcome.reason)])
                 await reply(to: env, topic: cmd.replyTo, key: cmd.requestID, msg: outcome.msg)

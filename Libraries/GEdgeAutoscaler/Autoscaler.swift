@@ -266,7 +266,7 @@ public final class Autoscaler: Service, Sendable {
                         while running.isSet {
                             let start = ContinuousClock.now
                             await cycle()
-                            cycleTimer.recordNanoseconds(Int64((ContinuousClock.now - start).milliseconds * 1_000_000))
+                            cycleTimer.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
                             await wake.wait(timeout: settings.interval)
                             _ = try await conn.query("SELECT 1")
                         }

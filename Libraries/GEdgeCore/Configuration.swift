@@ -205,6 +205,13 @@ public struct ConfigReader: Sendable {
 }
 
 extension Duration {
+    /// The duration in whole nanoseconds (saturating), for timers.
+    public var nanoseconds: Int64 {
+        let (seconds, atto) = components
+        let (ns, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? (seconds < 0 ? .min : .max) : ns &+ atto / 1_000_000_000
+    }
+
     /// Whole milliseconds.
     public var milliseconds: Int64 {
         components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000

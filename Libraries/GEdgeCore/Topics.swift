@@ -28,4 +28,8 @@ public enum MessageHeaders {
     public static let originalTopic = "gedge-original-topic"
     public static let originalPartition = "gedge-original-partition"
     public static let originalOffset = "gedge-original-offset"
+    /// On a dead letter stored shortened: `true`, the original's size and SHA-256 (hex).
+    public static let truncated = "gedge-dlq-truncated"
+    public static let originalBytes = "gedge-original-bytes"
+    public static let originalSHA256 = "gedge-original-sha256"
 }

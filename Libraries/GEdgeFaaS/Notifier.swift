@@ -96,28 +96,38 @@ public struct NotificationConsumer: Service {
         logger.info("notifier consumer stopped", metadata: ["queue": .string(queue)])
     }
 
+    var consumerName: String { "notifier." + queue }
+
+    /// Stores the batch's events, then acknowledges it. PostgreSQL down holds the batch; an
+    /// event the database refuses is dead-lettered alone; a shutdown meanwhile acknowledges
+    /// nothing (RabbitMQ delivers the rest again, and storing is idempotent).
     func handle(_ batch: [AMQPDelivery]) async {
-        var good: [(String, JSONValue)] = []
+        var good: [(String, JSONValue, AMQPDelivery)] = []
         for d in batch {
             do {
                 let (id, payload) = try DetectionEvent.validate(d.message.body, maxBytes: settings.maxEventBytes)
-                good.append((id, payload))
+                good.append((id, payload, d))
             } catch {
-                await deadLetter(d, error)
+                guard await deadLetter(d, error) else { return }
             }
         }
-        var attempt = 0
-        while !good.isEmpty {
-            do {
-                try await store(good)
-                break
-            } catch {
-                attempt += 1
-                logger.error("events not stored; retrying", metadata: ["queue": .string(queue), LogKeys.error: "\(error)"])
-                try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(attempt, 6))))
+        if !good.isEmpty {
+            switch await Retry.run("storing events", consumer: consumerName, logger: logger, { try await store(good.map { ($0.0, $0.1) }) }) {
+            case .done: break
+            case .stopped: return
+            case .permanent(let error):
+                logger.warning("a batch of events was refused; storing them one by one", metadata: ["queue": .string(queue), LogKeys.error: "\(error)"])
+                for (id, payload, d) in good {
+                    switch await Retry.run("storing an event", consumer: consumerName, logger: logger, { try await store([(id, payload)]) }) {
+                    case .done: continue
+                    case .stopped: return
+                    case .permanent(let e):
+                        guard await deadLetter(d, MessageDecodingError(.invalidValue, field: "", reason: "refused by the database: \(e)")) else { return }
+                    }
+                }
             }
+            wake.signal()
         }
-        if !good.isEmpty { wake.signal() }
         if let last = batch.last { try? await client.ackThrough(last) }
     }
 
@@ -154,24 +164,22 @@ public struct NotificationConsumer: Service {
         "{" + items.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }.joined(separator: ",") + "}"
     }
 
-    func deadLetter(_ d: AMQPDelivery, _ error: MessageDecodingError) async {
+    /// Publishes the event to `<queue>.dlq` with the reason, retrying until RabbitMQ confirms
+    /// it; false when the service stops first.
+    func deadLetter(_ d: AMQPDelivery, _ error: MessageDecodingError) async -> Bool {
         var headers = d.message.headers
-        headers["x-gedge-error"] = error.reason
+        headers["x-gedge-error"] = String(error.reason.prefix(4096))
         headers["x-gedge-error-code"] = error.code.description
-        headers["x-gedge-error-field"] = error.field
+        headers["x-gedge-error-field"] = String(error.field.prefix(1024))
         headers["x-gedge-original-queue"] = queue
         let copy = AMQPMessage(body: d.message.body, headers: headers, messageID: d.message.messageID, contentType: d.message.contentType)
-        while true {
-            do {
-                try await client.publish(routingKey: queue + ".dlq", message: copy)
-                deadLettered.increment()
-                logger.warning("event dead-lettered", metadata: ["queue": .string(queue), "reason": .string("\(error)")])
-                return
-            } catch {
-                logger.error("dead-letter publish failed; retrying", metadata: [LogKeys.error: "\(error)"])
-                try? await Task.sleep(for: .seconds(1))
-            }
+        let outcome = await Retry.run("dead-letter publish", consumer: consumerName, logger: logger) {
+            do { try await client.publish(routingKey: queue + ".dlq", message: copy) } catch { throw RetryAnyway(error) }
         }
+        guard case .done = outcome else { return false }
+        deadLettered.increment()
+        logger.warning("event dead-lettered", metadata: ["queue": .string(queue), "reason": .string("\(error)")])
+        return true
     }
 }
 

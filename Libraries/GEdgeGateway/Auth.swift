@@ -1,5 +1,6 @@
 import Foundation
 import GEdgeCore
+import GEdgeSecurity
 import GEdgePostgres
 import Hummingbird
 import Logging
@@ -32,7 +33,7 @@ public final class TokenStore: Sendable {
 
     public static let prefix = "gedge_"
 
-    public static func digest(_ token: String) -> String { SHA256.hex(Array(token.utf8)) }
+    public static func digest(_ token: String) -> String { Digests.sha256Hex(Array(token.utf8)) }
 
     /// The principal of a presented token, or nil if it is unknown or revoked.
     public func authenticate(_ token: String) async throws -> Principal? {

@@ -34,10 +34,10 @@ public struct CallbackRecorder: Service {
                     else { continue }
                     owed.append((id, url, env.msg))
                 }
-                var attempt = 0
-                while !owed.isEmpty {
-                    do {
-                        // One statement for the batch.
+                if !owed.isEmpty {
+                    // One statement for the batch; PostgreSQL down holds it (retrying) and a
+                    // shutdown meanwhile stores nothing, so the next owner reads it again.
+                    let outcome = await Retry.run("recording callbacks", consumer: "gateway.callbacks", logger: logger) {
                         let rows: JSONValue = .array(owed.map { .object(["request_id": .string($0.0), "url": .string($0.1), "payload": $0.2]) })
                         try await pool.execute(
                             """
@@ -47,13 +47,16 @@ public struct CallbackRecorder: Service {
                             ON CONFLICT (request_id) DO NOTHING
                             """,
                             [.json(rows)])
-                        wake.signal()
-                        break
-                    } catch {
-                        attempt += 1
-                        logger.error("callbacks not recorded; retrying", metadata: [LogKeys.error: "\(error)"])
-                        try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(attempt, 6))))
                     }
+                    switch outcome {
+                    case .done: wake.signal()
+                    case .stopped: break
+                    case .permanent(let error):
+                        // A result the database refuses (it is the scheduler's, already checked):
+                        // logged, and the partition goes on.
+                        logger.error("callbacks refused by the database; skipped", metadata: [LogKeys.error: "\(error)", "count": "\(owed.count)"])
+                    }
+                    if case .stopped = outcome { break }
                 }
                 for m in batch { try? consumer.storeOffset(m) }
             }

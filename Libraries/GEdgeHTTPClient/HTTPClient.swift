@@ -48,7 +48,7 @@ public struct HTTPResponse: Sendable {
 }
 
 /// Why a request got no response.
-public struct HTTPClientError: Error, Sendable, CustomStringConvertible {
+public struct HTTPClientError: Error, Sendable, CustomStringConvertible, TransientError {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         let raw: String
         public static let invalidRequest = Code(raw: "invalid_request")

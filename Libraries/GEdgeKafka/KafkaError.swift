@@ -1,7 +1,8 @@
 import CRdKafka
+import GEdgeCore
 
 /// An error from librdkafka or from this library's use of it.
-public struct KafkaError: Error, Sendable, CustomStringConvertible {
+public struct KafkaError: Error, Sendable, CustomStringConvertible, TransientError {
     /// librdkafka's `rd_kafka_resp_err_t` value (negative values are client-side errors).
     public let code: Int32
     public let message: String
@@ -43,6 +44,11 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
     ]
 
     public var isQueueFull: Bool { code == RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue }
+
+    /// The message is larger than the producer or the broker accepts.
+    public var isMessageTooLarge: Bool {
+        code == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE.rawValue || code == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE.rawValue
+    }
 
     public static func configuration(_ message: String) -> KafkaError {
         KafkaError(code: RD_KAFKA_RESP_ERR__INVALID_ARG.rawValue, message: message)

@@ -26,6 +26,8 @@ public struct KafkaProducerConfiguration: Sendable {
             c["message.timeout.ms"] = String(messageTimeout.components.seconds * 1000 + messageTimeout.components.attoseconds / 1_000_000_000_000_000)
         }
         if c["linger.ms"] == nil { c["linger.ms"] = String(lingerMs) }
+        // Set, not left to the default, so that dead letters (capped below it) always fit.
+        if c["message.max.bytes"] == nil { c["message.max.bytes"] = "1000000" }
         return c
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import GEdgeCore
+import GEdgeSecurity
 import GEdgeHTTPClient
 import GEdgePostgres
 import Logging
@@ -98,7 +99,7 @@ public struct WebhookDeliverer: Service {
         let body = d.payload.serialized()
         var headers = [("Content-Type", "application/json"), ("X-GEdge-Delivery", d.id), ("X-GEdge-Attempt", String(d.attempts))]
         if let key = settings.signingKey {
-            headers.append(("X-GEdge-Signature", "sha256=" + HMACSHA256.hex(key: Array(key.utf8), message: body)))
+            headers.append(("X-GEdge-Signature", "sha256=" + Digests.hmacSHA256Hex(key: Array(key.utf8), message: body)))
         }
         var status: Int?
         var problem: String?

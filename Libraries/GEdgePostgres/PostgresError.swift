@@ -1,5 +1,7 @@
+import GEdgeCore
+
 /// An error from PostgreSQL or libpq.
-public struct PostgresError: Error, Sendable, CustomStringConvertible {
+public struct PostgresError: Error, Sendable, CustomStringConvertible, TransientError {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         let raw: String
         /// Could not connect.
@@ -28,14 +30,18 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         self.message = message
     }
 
-    /// Trying again (on a fresh connection or transaction) may succeed.
+    /// Trying again (on a fresh connection or transaction) may succeed. A closed pool
+    /// counts as transient: it is closed at shutdown, and a consumer then stops retrying
+    /// without acknowledging anything.
     public var isRetriable: Bool {
         switch code {
-        case .connectionFailed, .connectionLost: return true
+        case .connectionFailed, .connectionLost, .poolClosed: return true
         case .server:
-            // serialization_failure, deadlock_detected, admin/crash shutdown, cannot_connect_now
-            return ["40001", "40P01", "57P01", "57P02", "57P03"].contains(sqlState ?? "")
-                || (sqlState ?? "").hasPrefix("08")
+            // serialization_failure, deadlock_detected, statement timeout, admin/crash
+            // shutdown, cannot_connect_now; connection exceptions; insufficient resources.
+            let state = sqlState ?? ""
+            return ["40001", "40P01", "57014", "57P01", "57P02", "57P03"].contains(state)
+                || state.hasPrefix("08") || state.hasPrefix("53")
         default: return false
         }
     }

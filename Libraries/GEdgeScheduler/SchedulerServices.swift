@@ -155,7 +155,7 @@ public final class SchedulerContext: Sendable {
     /// are kept in `requirements` for the reservation.
     func decide(_ req: ClaimedRequest, _ requirements: inout [String: WorkloadRequirements]) async throws -> DispatchOutcome {
         let start = ContinuousClock.now
-        defer { decisionTimer.recordNanoseconds(Int64((ContinuousClock.now - start).milliseconds * 1_000_000)) }
+        defer { decisionTimer.recordNanoseconds((ContinuousClock.now - start).nanoseconds) }
         let r: WorkloadRequirements
         do {
             r = try WorkloadRequirements.extract(workload: try WorkloadText.normalize(req.workload), parameters: req.parameters)
@@ -298,15 +298,22 @@ public struct RequestIngest: Service {
         context.logger.info("request ingest stopped; offsets committed")
     }
 
+    static let consumerName = "scheduler.requests"
+
+    /// Records the batch, then stores its offsets. Transient failures (PostgreSQL down) hold
+    /// the batch and retry; a permanent one (a request PostgreSQL refuses) splits the batch so
+    /// that only the message at fault is dead-lettered. On shutdown nothing more is stored:
+    /// the next owner of the partitions reads the rest again (recording is idempotent).
     func handle(_ batch: [KafkaMessage]) async {
         let start = ContinuousClock.now
         var items: [(ScheduleRequest, Endpoint, MessageOrigin?)] = []
-        var cancels: [CancelRequest] = []
+        var itemMessages: [String: KafkaMessage] = [:]
+        var cancels: [(CancelRequest, KafkaMessage)] = []
         for message in batch {
             do {
                 let envelope = try context.codec.decode(message.value)
                 if envelope.hcode == .scheduleCancel, envelope.lcode == .request {
-                    cancels.append(try CancelRequest.decode(msg: envelope.msg, key: message.keyString))
+                    cancels.append((try CancelRequest.decode(msg: envelope.msg, key: message.keyString), message))
                     continue
                 }
                 guard envelope.hcode == .scheduleRequest, envelope.lcode == .request else {
@@ -315,63 +322,55 @@ public struct RequestIngest: Service {
                         reason: "the requests topic takes hcode \(HCode.scheduleRequest.rawValue) lcode 1, got \(envelope.hcode.rawValue) lcode \(envelope.lcode.rawValue)")
                 }
                 var request = try ScheduleRequest.decode(msg: envelope.msg, key: message.keyString)
-                // YAML becomes JSON here; a workload that cannot be read is recorded anyway and
-                // rejected by the policy worker with the reason, where the requester can see it.
+                // YAML becomes JSON here (bounded by decode.max.*); a workload that cannot be read
+                // is recorded anyway and rejected by the policy worker with the reason, where the
+                // requester can see it.
                 if let json = try? WorkloadText.normalize(request.workload) { request.workload = json }
+                if let at = request.workload.pathOfNUL() ?? request.parameters.pathOfNUL() {
+                    throw MessageDecodingError(.invalidValue, field: "msg." + at, reason: "a NUL character, which cannot be stored")
+                }
                 items.append((request, envelope.source, MessageOrigin(topic: message.topic, partition: message.partition, offset: message.offset)))
+                itemMessages[request.requestID] = message
             } catch let error as MessageDecodingError {
-                await deadLetter(message, error)
+                guard await deadLetter(message, error) else { return }
             } catch {
-                await deadLetter(message, MessageDecodingError(.invalidValue, field: "", reason: "\(error)"))
+                guard await deadLetter(message, MessageDecodingError(.invalidValue, field: "", reason: "\(error)")) else { return }
             }
         }
         let (decided, placed, taken) = await decideOnArrival(items)
-        var attempt = 0
-        while !items.isEmpty {
-            do {
-                let (new, applying) = try await context.queue.recordReceived(items, decided: decided, owner: context.settings.instance)
-                received.increment(by: new.count)
-                duplicates.increment(by: items.count - new.count)
-                onArrival.increment(by: applying.count)
-                context.settleInFlight(taken: taken, used: applying.count)
-                for (id, (req, parts)) in placed {
-                    guard applying.contains(id) else {
-                        context.view.release(requestID: id)
-                        continue
-                    }
-                    let namespace = KubeNames.namespace(project: req.project, parameters: req.parameters)
-                    for part in parts {
-                        context.sendApply(requestID: id, attempt: 1, policy: req.policy, namespace: namespace, workload: req.workload, part: part)
-                    }
+        switch await record(items, decided: decided, placed: placed, taken: taken) {
+        case .done: break
+        case .stopped: return
+        case .permanent(let error):
+            // One by one, without the decisions on arrival: each request goes through the queue.
+            context.logger.warning("a batch of requests was refused; recording them one by one", metadata: [LogKeys.error: "\(error)"])
+            for item in items {
+                switch await record([item], decided: [:], placed: [:], taken: 0) {
+                case .done: continue
+                case .stopped: return
+                case .permanent(let e):
+                    guard let message = itemMessages[item.0.requestID],
+                          await deadLetter(message, MessageDecodingError(.invalidValue, field: "", reason: "refused by the database: \(e)")) else { return }
                 }
-                if new.count > applying.count { context.queuedWork() }
-                break
-            } catch {
-                attempt += 1
-                let delay = Duration.milliseconds(min(5000, 100 << min(attempt, 6)))
-                context.logger.error("requests not recorded; retrying", metadata: [LogKeys.error: "\(error)", "batch": "\(items.count)", "retry.in": "\(delay)"])
-                try? await Task.sleep(for: delay)
             }
         }
         // Cancels after the batch's requests: a cancel follows its request on the same partition.
-        for cancel in cancels {
-            var attempt = 0
-            while true {
-                do {
-                    if let (finished, strays) = try await context.queue.cancel(id: cancel.requestID, reason: cancel.reason, withdraw: cancel.withdraw) {
-                        context.view.release(requestID: cancel.requestID)
-                        for s in strays { context.sendRemove(s) }
-                        context.publish(finished)
-                        context.wakeup.signal()
-                    } else {
-                        context.logger.info("cancel of an unknown or ended request ignored", metadata: [LogKeys.requestID: .string(cancel.requestID)])
-                    }
-                    break
-                } catch {
-                    attempt += 1
-                    context.logger.error("cancel not recorded; retrying", metadata: [LogKeys.error: "\(error)", LogKeys.requestID: .string(cancel.requestID)])
-                    try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(attempt, 6))))
+        for (cancel, message) in cancels {
+            let outcome = await Retry.run("cancel", consumer: Self.consumerName, logger: context.logger) {
+                if let (finished, strays) = try await context.queue.cancel(id: cancel.requestID, reason: cancel.reason, withdraw: cancel.withdraw) {
+                    context.view.release(requestID: cancel.requestID)
+                    for s in strays { context.sendRemove(s) }
+                    context.publish(finished)
+                    context.wakeup.signal()
+                } else {
+                    context.logger.info("cancel of an unknown or ended request ignored", metadata: [LogKeys.requestID: .string(cancel.requestID)])
                 }
+            }
+            switch outcome {
+            case .done: continue
+            case .stopped: return
+            case .permanent(let e):
+                guard await deadLetter(message, MessageDecodingError(.invalidValue, field: "", reason: "refused by the database: \(e)")) else { return }
             }
         }
         for message in batch {
@@ -380,7 +379,44 @@ public struct RequestIngest: Service {
                 context.logger.warning("offset not stored", metadata: [LogKeys.error: "\(error)"])
             }
         }
-        ingestTimer.recordNanoseconds(Int64((ContinuousClock.now - start).milliseconds * 1_000_000))
+        ingestTimer.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
+    }
+
+    /// Records requests as received (and those decided on arrival as applying), then sends
+    /// the decided ones' apply commands.
+    func record(
+        _ items: [(ScheduleRequest, Endpoint, MessageOrigin?)], decided: [String: IngestDecision],
+        placed: [String: (ClaimedRequest, [PlacementPart])], taken: Int
+    ) async -> Retry.Outcome<Void> {
+        guard !items.isEmpty else {
+            context.settleInFlight(taken: taken, used: 0)
+            return .done(())
+        }
+        let outcome = await Retry.run("recording requests", consumer: Self.consumerName, logger: context.logger) {
+            try await context.queue.recordReceived(items, decided: decided, owner: context.settings.instance)
+        }
+        guard case .done(let (new, applying)) = outcome else {
+            context.settleInFlight(taken: taken, used: 0)
+            for id in placed.keys { context.view.release(requestID: id) }
+            if case .permanent(let e) = outcome { return .permanent(e) }
+            return .stopped
+        }
+        received.increment(by: new.count)
+        duplicates.increment(by: items.count - new.count)
+        onArrival.increment(by: applying.count)
+        context.settleInFlight(taken: taken, used: applying.count)
+        for (id, (req, parts)) in placed {
+            guard applying.contains(id) else {
+                context.view.release(requestID: id)
+                continue
+            }
+            let namespace = KubeNames.namespace(project: req.project, parameters: req.parameters)
+            for part in parts {
+                context.sendApply(requestID: id, attempt: 1, policy: req.policy, namespace: namespace, workload: req.workload, part: part)
+            }
+        }
+        if new.count > applying.count { context.queuedWork() }
+        return .done(())
     }
 
     /// Places the batch's requests at once when the queue holds nothing due and in-flight
@@ -413,17 +449,14 @@ public struct RequestIngest: Service {
         return (decided, placed, taken)
     }
 
-    func deadLetter(_ message: KafkaMessage, _ error: MessageDecodingError) async {
-        while true {
-            do {
-                try await deadLetters.deadLetter(message, error: error, code: error.code.description, field: error.field)
-                deadLettered.increment()
-                return
-            } catch {
-                context.logger.error("dead-letter publish failed; retrying", metadata: [LogKeys.error: "\(error)"])
-                try? await Task.sleep(for: .seconds(1))
-            }
+    /// Dead-letters a message, retrying until the broker takes it; false when the service
+    /// stops first (then nothing after it may be acknowledged).
+    func deadLetter(_ message: KafkaMessage, _ error: MessageDecodingError) async -> Bool {
+        guard await deadLetters.deadLetterRetrying(message, error: error, code: error.code.description, field: error.field, consumer: Self.consumerName) else {
+            return false
         }
+        deadLettered.increment()
+        return true
     }
 }
 
@@ -552,10 +585,12 @@ public struct ReplyHandler: Service {
         context.logger.info("reply handler stopped; offsets committed")
     }
 
+    static let consumerName = "scheduler.replies"
+
     func handle(_ batch: [KafkaMessage]) async {
-        var applied: [ApplyOutcome] = []
-        var failed: [ApplyOutcome] = []
-        var podNodes: [(String, String?)] = []
+        var applied: [(ApplyOutcome, KafkaMessage)] = []
+        var failed: [(ApplyOutcome, KafkaMessage)] = []
+        var podNodes: [(String, String?, KafkaMessage)] = []
         for message in batch {
             replies.increment()
             do {
@@ -568,31 +603,31 @@ public struct ReplyHandler: Service {
                     let o = try ApplyOutcome.decode(env.msg)
                     guard o.action == .apply else { continue }
                     context.view.confirm(requestID: o.requestID, cluster: o.cluster, ok: o.ok)
-                    if o.ok { applied.append(o) } else { failed.append(o) }
+                    if o.ok { applied.append((o, message)) } else { failed.append((o, message)) }
                 case .nodeOfPod:
                     let r = try FieldReader(env.msg, path: "msg")
-                    podNodes.append((try r.string("request_id"), try r.optionalString("node")))
+                    podNodes.append((try r.string("request_id"), try r.optionalString("node"), message))
                 case .error:
                     context.logger.warning("agent error", metadata: ["msg": "\(env.msg)", LogKeys.requestID: .string(message.keyString ?? "")])
                 default:
                     context.logger.debug("reply ignored", metadata: ["hcode": "\(env.hcode)"])
                 }
             } catch let error as MessageDecodingError {
-                try? await deadLetters.deadLetter(message, error: error, code: error.code.description, field: error.field)
+                guard await deadLetter(message, error) else { return }
             } catch {
-                context.logger.error("reply not handled", metadata: [LogKeys.error: "\(error)"])
+                guard await deadLetter(message, MessageDecodingError(.invalidValue, field: "", reason: "\(error)")) else { return }
             }
         }
-        await retrying("record applies") {
-            let (completed, strays) = try await context.queue.recordApplied(applied)
+        guard await perform("record applies", applied, { list in
+            let (completed, strays) = try await context.queue.recordApplied(list)
             for f in completed { context.publish(f) }
             context.inFlightChanged(by: -completed.count)
             // Completions free in-flight slots: a dispatcher held by the cap may go on.
             if !completed.isEmpty { context.wakeup.signal() }
             for s in strays { context.sendRemove(s) }
-        }
-        for o in failed {
-            await retrying("record a failed apply") {
+        }) else { return }
+        for (o, message) in failed {
+            guard await perform("record a failed apply", [(o, message)], { _ in
                 let (step, strays) = try await context.queue.recordFailed(o)
                 for s in strays { context.sendRemove(s) }
                 switch step {
@@ -606,27 +641,38 @@ public struct ReplyHandler: Service {
                     context.inFlightChanged(by: -1)
                     context.publish(f)
                 }
-            }
+            }) else { return }
         }
-        for (id, node) in podNodes {
-            await retrying("record a pod's node") { try await context.queue.recordPodNode(requestID: id, node: node) }
+        for (id, node, message) in podNodes {
+            guard await perform("record a pod's node", [((id, node), message)], { _ in
+                try await context.queue.recordPodNode(requestID: id, node: node)
+            }) else { return }
             context.queuedWork()
         }
         for m in batch { try? consumer.storeOffset(m) }
     }
 
-    func retrying(_ what: String, _ body: () async throws -> Void) async {
-        var attempt = 0
-        while true {
-            do {
-                try await body()
-                return
-            } catch {
-                attempt += 1
-                context.logger.error("\(what) failed; retrying", metadata: [LogKeys.error: "\(error)"])
-                try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(attempt, 6))))
+    /// Runs `body` over `items` with the retry policy. A permanent error splits them: each is
+    /// tried alone, and one that still fails is dead-lettered with the reason. False when the
+    /// service stops first (nothing more may be acknowledged).
+    func perform<T>(_ what: String, _ items: [(T, KafkaMessage)], _ body: ([T]) async throws -> Void) async -> Bool {
+        guard !items.isEmpty else { return true }
+        switch await Retry.run(what, consumer: Self.consumerName, logger: context.logger, { try await body(items.map(\.0)) }) {
+        case .done: return true
+        case .stopped: return false
+        case .permanent(let error):
+            guard items.count > 1 else {
+                return await deadLetter(items[0].1, MessageDecodingError(.invalidValue, field: "", reason: "refused by the database: \(error)"))
             }
+            for item in items {
+                guard await perform(what, [item], body) else { return false }
+            }
+            return true
         }
+    }
+
+    func deadLetter(_ message: KafkaMessage, _ error: MessageDecodingError) async -> Bool {
+        await deadLetters.deadLetterRetrying(message, error: error, code: error.code.description, field: error.field, consumer: Self.consumerName)
     }
 }
 

@@ -52,7 +52,7 @@ public enum ServiceKit {
     }
 
     /// The router of the ops endpoints: `/healthz` (the process is up), `/readyz` (every
-    /// readiness check passes; 503 with the failing ones otherwise) and `/metrics`
+    /// readiness check passes and no consumer is stalled; 503 with the failing ones otherwise) and `/metrics`
     /// (Prometheus text format).
     public static func opsRouter(registry: PrometheusCollectorRegistry, readiness: [ReadinessCheck]) -> Router<BasicRequestContext> {
         let router = Router()
@@ -68,6 +68,8 @@ public enum ServiceKit {
         router.get("/readyz") { _, _ in
             var failing: [String] = []
             for check in readiness where !(await check.check()) { failing.append(check.name) }
+            // A consumer that cannot make progress (ConsumerProgress) makes the service unready.
+            for s in ConsumerProgress.shared.stuck { failing.append("consumer \(s.consumer) stalled for \(s.for.milliseconds / 1000) s") }
             if failing.isEmpty {
                 return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ready\n")))
             }

@@ -1,6 +1,7 @@
 import Foundation
 import GEdgeAMQP
 import GEdgeCore
+import GEdgeSecurity
 import Hummingbird
 import Logging
 import ServiceLifecycle
@@ -42,7 +43,7 @@ struct Detector: Service {
                     continue
                 }
                 try await Task.sleep(for: work)  // looking closer at the frame
-                let kind = kinds[Int(SHA256.hash(Array(id.utf8))[0]) % kinds.count]
+                let kind = kinds[Int(Digests.sha256(Array(id.utf8))[0]) % kinds.count]
                 let detection: JSONValue = .object([
                     "event_id": .string("det-\(id)"), "type": .string(kind), "camera": event["camera"] ?? "cam-1",
                     "motion_event": .string(id), "confidence": 0.9,
@@ -86,7 +87,7 @@ case "sink":
     router.post("/hook") { request, _ in
         let body = Array(try await request.body.collect(upTo: 1 << 20).readableBytesView)
         let sig = request.headers.first { $0.name.canonicalName == "x-gedge-signature" }?.value ?? "-"
-        let ok = key.isEmpty || sig == "sha256=" + HMACSHA256.hex(key: Array(key.utf8), message: body)
+        let ok = key.isEmpty || (sig.hasPrefix("sha256=") && Digests.isValidHMACSHA256(signatureHex: String(sig.dropFirst(7)), key: Array(key.utf8), message: body))
         let event = (try? JSONValue.parse(body)) ?? .null
         let line = "webhook: \(event["queue"]?.stringValue ?? "?") \(event["event_id"]?.stringValue ?? "?") signature \(ok ? "valid" : "INVALID")\n"
         FileHandle.standardOutput.write(Data(line.utf8))

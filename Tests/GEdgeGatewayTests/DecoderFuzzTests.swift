@@ -1,5 +1,6 @@
 import Foundation
 import GEdgeCore
+import GEdgeSecurity
 import GEdgeServiceSpec
 import Testing
 
@@ -98,7 +99,7 @@ import Testing
     }
 
     @Test func tokensAreStoredAsTheirDigest() {
-        #expect(TokenStore.digest("gedge_abc") == SHA256.hex(Array("gedge_abc".utf8)))
+        #expect(TokenStore.digest("gedge_abc") == Digests.sha256Hex(Array("gedge_abc".utf8)))
         #expect(TokenStore.digest("gedge_abc").count == 64)
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import GEdgeAMQP
 import GEdgeAgent
 import GEdgeCore
+import GEdgeSecurity
 import GEdgeFaaS
 import GEdgeHTTPClient
 import GEdgeKafka
@@ -247,7 +248,7 @@ struct FaaSTests {
         try await Task.sleep(for: .seconds(1))
         #expect(receiver.received.count == 20)
         #expect(Set(receiver.received.compactMap { $0.body["event_id"]?.stringValue }).count == 20)
-        #expect(receiver.received.allSatisfy { $0.signature == "sha256=" + HMACSHA256.hex(key: Array("k".utf8), message: $0.raw) })
+        #expect(receiver.received.allSatisfy { $0.signature == "sha256=" + Digests.hmacSHA256Hex(key: Array("k".utf8), message: $0.raw) })
         let status = try await NotificationStore(pool: h.pool).get(eventID: "fire-3")
         #expect(status?["deliveries"]?.arrayValue?.first?["state"] == "delivered")
 

@@ -1,6 +1,7 @@
 import Foundation
 import GEdgeAgent
 import GEdgeCore
+import GEdgeSecurity
 import GEdgeGateway
 import GEdgeOutbox
 import GEdgeHTTPClient
@@ -121,7 +122,7 @@ struct GatewayTests {
         #expect(receiver.received.count == 1)
         let hit = try #require(receiver.received.first)
         #expect(hit.body["request_id"] == .string(id) && hit.body["state"] == "completed")
-        #expect(hit.signature == "sha256=" + HMACSHA256.hex(key: Array("callback-secret".utf8), message: hit.raw))
+        #expect(hit.signature == "sha256=" + Digests.hmacSHA256Hex(key: Array("callback-secret".utf8), message: hit.raw))
         let rows = try await g.world.pool.query("SELECT state FROM callback_deliveries WHERE request_id = $1", [.text(id)])
         #expect(try rows.first?.decode("state", as: String.self) == "delivered")
         await receiver.stop()
