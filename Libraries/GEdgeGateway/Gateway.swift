@@ -57,6 +57,7 @@ public final class Gateway: Sendable {
     let functions: FunctionStore
     let autoscaling: AutoscalerStore
     let workflows: WorkflowStore
+    let policies: ProjectPolicyStore
     let auth: Authenticator
     let producer: KafkaProducer
     public let view: ClusterView
@@ -81,6 +82,7 @@ public final class Gateway: Sendable {
         self.functions = FunctionStore(pool: store.pool)
         self.autoscaling = AutoscalerStore(pool: store.pool)
         self.workflows = WorkflowStore(pool: store.pool)
+        self.policies = ProjectPolicyStore(pool: store.pool)
         self.auth = Authenticator(tokens: tokens, limiter: RateLimiter(rate: settings.rate, burst: settings.burst))
         self.producer = producer
         self.view = view
@@ -187,6 +189,7 @@ public final class Gateway: Sendable {
             throw Problem(.badRequest, code: "invalid_value", detail: "\(error)", field: "workload")
         }
         try await checkTargets(request, principal: principal)
+        try await admit(workload: request.workload, namespace: KubeNames.namespace(project: request.projectName, parameters: request.parameters), project: request.projectName)
         if case .string(let id)? = clientID {
             // Published moments ago (perhaps not recorded yet), or recorded.
             var owner = recentlySubmitted(id)
@@ -201,6 +204,20 @@ public final class Gateway: Sendable {
         published.increment()
         remember(request.requestID, project: request.projectName)
         return request
+    }
+
+    /// The project may deploy this workload into this namespace (Admission): 403 with the
+    /// rule and field otherwise.
+    func admit(workload: JSONValue, namespace: String, project: String) async throws {
+        let policy: ProjectPolicy
+        do { policy = try await policies.policy(project: project) } catch {
+            throw Problem.unavailable("the project's policy cannot be read now")
+        }
+        do {
+            try Admission.check(workload: workload, namespace: namespace, project: project, policy: policy)
+        } catch {
+            throw Problem(.forbidden, code: error.rule.rawValue, detail: error.reason, field: error.field)
+        }
     }
 
     /// Clusters a request names as targets must be its project's.
@@ -290,6 +307,11 @@ public final class Gateway: Sendable {
         if case .object(var p) = parameters {
             p["namespace"] = .string(def.namespace)
             parameters = .object(p)
+        }
+        do {
+            try Admission.checkNamespace(def.namespace, project: principal.project, policy: try await policies.policy(project: principal.project))
+        } catch let e as AdmissionError {
+            throw Problem(.forbidden, code: e.rule.rawValue, detail: e.reason, field: e.field)
         }
         let requestID = RequestID.make()
         let inserted = try await store.insertService(

@@ -13,7 +13,7 @@ extension Gateway {
     /// Every route: GS-Engine's `/gse`, GS-Scheduler's front API `/scheduler`, `/v1`, and the
     /// OpenAPI document. The ops endpoints are added by the caller.
     public func addRoutes(to router: Router<BasicRequestContext>) {
-        router.add(middleware: ProblemMiddleware(logger: logger, routes: Self.routeTable))
+        router.add(middleware: ProblemMiddleware(logger: logger, routes: Self.routeTable, maxBody: settings.maxBody))
         router.add(middleware: MetricsMiddleware())
 
         router.get("/openapi.yaml") { _, _ in self.openAPIResponse() }
@@ -194,12 +194,14 @@ extension Gateway {
 
         // /v1: functions (faas-trigger): definitions in, replicas and scale events out.
         router.get("/v1/functions") { request, _ in
-            _ = try await self.auth.principal(request)
-            return Reply.json(.object(["functions": .array(try await self.functions.list())]))
+            let p = try await self.auth.principal(request)
+            let owned = try await self.ownedNamespaces(p)
+            return Reply.json(.object(["functions": .array(try await self.functions.list().filter { owned?.contains($0["namespace"]?.stringValue ?? "") ?? true })]))
         }
         router.get("/v1/functions/:namespace/:name") { request, context in
-            _ = try await self.auth.principal(request)
+            let p = try await self.auth.principal(request)
             let ns = try context.parameters.require("namespace"), name = try context.parameters.require("name")
+            if let owned = try await self.ownedNamespaces(p), !owned.contains(ns) { throw Problem.notFound("no function \(ns)/\(name)") }
             guard let f = try await self.functions.list().first(where: { $0["namespace"]?.stringValue == ns && $0["name"]?.stringValue == name }),
                   case .object(var o) = f else { throw Problem.notFound("no function \(ns)/\(name)") }
             o["events"] = .array(try await self.functions.events(namespace: ns, name: name))
@@ -302,6 +304,11 @@ extension Gateway {
             let doc = try await self.document(request)
             let spec: WorkflowSpec
             do { spec = try WorkflowSpec.decode(doc) } catch let e as MessageDecodingError { throw Problem.badInput(e) }
+            do {
+                try Admission.checkNamespace(spec.namespace, project: p.project, policy: try await self.policies.policy(project: p.project))
+            } catch let e as AdmissionError {
+                throw Problem(.forbidden, code: e.rule.rawValue, detail: e.reason, field: e.field)
+            }
             let id: String
             do { id = try await self.workflows.create(spec, source: doc, project: p.project, user: p.user, workspace: p.workspace) } catch let e as WorkflowError {
                 throw Problem.forbidden("namespace '\(spec.namespace)': \(p.admin ? e.description : "it belongs to another project")")
@@ -333,7 +340,9 @@ extension Gateway {
 
         // /v1: notifications (stored by the notifier) and pod logs (through the agent).
         router.get("/v1/notifications") { request, _ in
-            _ = try await self.auth.principal(request)
+            let p = try await self.auth.principal(request)
+            // Detection events come from shared queues and belong to no project.
+            guard p.admin else { throw Problem.forbidden("notifications belong to no project; reading them takes an admin token") }
             let q = request.uri.queryParameters
             let limit = q["limit"].map { Int(String($0)) ?? -1 } ?? 100
             guard (1...1000).contains(limit) else { throw Problem(.badRequest, code: "invalid_value", detail: "limit is 1 to 1000", field: "limit") }
@@ -399,6 +408,73 @@ extension Gateway {
             try await self.store.bind(project: project, clusters: names, replace: true)
             return Reply.json(.object(["project_name": .string(project), "clusters": .array(names.sorted().map(JSONValue.string))]))
         }
+        router.get("/v1/projects/:project/namespaces") { request, context in
+            let p = try await self.auth.principal(request)
+            let project = try context.parameters.require("project")
+            guard p.mayAccess(project: project) else { throw Problem.forbidden("this token acts for project '\(p.project)'") }
+            let bound = try await self.policies.namespaces(project: project)
+            return Reply.json(.object([
+                "project_name": .string(project), "own": .string(KubeNames.namespace(forProject: project)),
+                "namespaces": .array(bound.map(JSONValue.string)),
+            ]))
+        }
+        router.put("/v1/projects/:project/namespaces") { request, context in
+            let p = try await self.auth.principal(request)
+            guard p.admin else { throw Problem.forbidden("binding namespaces to projects takes an admin token") }
+            let project = try context.parameters.require("project")
+            let names: [String]
+            do {
+                let r = try FieldReader(try await self.document(request), path: "")
+                try r.rejectUnknown(allowed: ["namespaces"])
+                guard let list = try r.optionalStringList("namespaces") else {
+                    throw MessageDecodingError(.missingField, field: "namespaces", reason: "required: the namespaces the project owns")
+                }
+                names = list
+            } catch let e as MessageDecodingError { throw Problem.badInput(e) }
+            do {
+                try await self.policies.bind(project: project, namespaces: names, replace: true)
+            } catch let e as ProjectPolicyStore.BindError {
+                switch e {
+                case .taken(let ns, let owner): throw Problem.conflict("namespace '\(ns)' is bound to project '\(owner)'")
+                case .system(let ns): throw Problem(.forbidden, code: "system_namespace", detail: "namespace '\(ns)' is a system namespace; no project may own it", field: "namespaces")
+                case .invalid(let ns): throw Problem(.badRequest, code: "invalid_value", detail: "'\(ns)' is not a namespace name (RFC 1123 label)", field: "namespaces")
+                }
+            }
+            return Reply.json(.object(["project_name": .string(project), "namespaces": .array(names.sorted().map(JSONValue.string))]))
+        }
+        router.get("/v1/projects/:project/policy") { request, context in
+            let p = try await self.auth.principal(request)
+            let project = try context.parameters.require("project")
+            guard p.mayAccess(project: project) else { throw Problem.forbidden("this token acts for project '\(p.project)'") }
+            let policy = try await self.policies.policy(project: project)
+            return Reply.json(.object([
+                "project_name": .string(project), "pod_security": .string(policy.podSecurity.rawValue),
+                "kinds": .array(policy.kinds.sorted().map(JSONValue.string)),
+            ]))
+        }
+        router.put("/v1/projects/:project/policy") { request, context in
+            let p = try await self.auth.principal(request)
+            guard p.admin else { throw Problem.forbidden("setting a project's policy takes an admin token") }
+            let project = try context.parameters.require("project")
+            let level: ProjectPolicy.PodSecurity
+            let kinds: [String]?
+            do {
+                let r = try FieldReader(try await self.document(request), path: "")
+                try r.rejectUnknown(allowed: ["pod_security", "kinds"])
+                let name = try r.optionalString("pod_security") ?? "baseline"
+                guard let l = ProjectPolicy.PodSecurity(rawValue: name) else {
+                    throw MessageDecodingError(.invalidValue, field: "pod_security", reason: "'\(name)' is not baseline or restricted")
+                }
+                level = l
+                kinds = try r.optionalStringList("kinds")
+            } catch let e as MessageDecodingError { throw Problem.badInput(e) }
+            try await self.policies.setPolicy(project: project, podSecurity: level, kinds: kinds)
+            let policy = try await self.policies.policy(project: project)
+            return Reply.json(.object([
+                "project_name": .string(project), "pod_security": .string(policy.podSecurity.rawValue),
+                "kinds": .array(policy.kinds.sorted().map(JSONValue.string)),
+            ]))
+        }
         router.post("/v1/tokens") { request, _ in
             let p = try await self.auth.principal(request)
             guard p.admin else { throw Problem.forbidden("creating tokens takes an admin token") }
@@ -447,6 +523,8 @@ extension Gateway {
         ("GET", "/v1/services/:namespace/:name"), ("DELETE", "/v1/services/:namespace/:name"),
         ("GET", "/v1/clusters"), ("GET", "/v1/clusters/:name"), ("GET", "/v1/clusters/:name/nodes"), ("GET", "/v1/whoami"),
         ("GET", "/v1/projects/:project/clusters"), ("PUT", "/v1/projects/:project/clusters"),
+        ("GET", "/v1/projects/:project/namespaces"), ("PUT", "/v1/projects/:project/namespaces"),
+        ("GET", "/v1/projects/:project/policy"), ("PUT", "/v1/projects/:project/policy"),
         ("POST", "/v1/tokens"), ("GET", "/v1/tokens"), ("DELETE", "/v1/tokens/:id"),
         ("GET", "/v1/functions"), ("POST", "/v1/functions"), ("GET", "/v1/functions/:namespace/:name"),
         ("GET", "/v1/autoscaling"), ("PUT", "/v1/autoscaling/:namespace/:name"), ("GET", "/v1/autoscaling/:namespace/:name"),
@@ -455,6 +533,13 @@ extension Gateway {
         ("GET", "/v1/notifications"), ("GET", "/v1/clusters/:name/pods/:namespace/:pod/logs"), ("GET", "/console"),
         ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
     ].map { ($0.0, $0.1.split(separator: "/")) }
+
+    /// The namespaces a principal may read in: its project's own and bound ones; nil for
+    /// an admin (every namespace).
+    func ownedNamespaces(_ p: Principal) async throws -> Set<String>? {
+        guard !p.admin else { return nil }
+        return try await policies.policy(project: p.project).namespaces.union([KubeNames.namespace(forProject: p.project)])
+    }
 
     func openAPIResponse() -> Response {
         Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(bytes: openAPI)))
@@ -526,8 +611,27 @@ extension Gateway {
 struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
     let logger: Logger
     let routes: [(method: String, path: [Substring])]
+    let maxBody: Int
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        // CONNECT asks for a tunnel: refused, and the connection closed.
+        if request.method == .connect {
+            var p = Problem(.methodNotAllowed, code: "method_not_allowed", detail: "CONNECT is not served here")
+            p.headers[.connection] = "close"
+            throw p
+        }
+        // A declared length over the limit is refused before any of the body is read (with
+        // `Expect: 100-continue`, before the client sends it).
+        if let declared = request.headers[.contentLength] {
+            guard let n = Int(declared), n >= 0 else {
+                throw Problem(.badRequest, code: "malformed_body", detail: "Content-Length '\(declared)' is not a length")
+            }
+            if n > maxBody {
+                var p = Problem(.contentTooLarge, code: "too_large", detail: "the body is larger than \(maxBody) bytes")
+                p.headers[.connection] = "close"
+                throw p
+            }
+        }
         // PostgreSQL cannot hold NUL in text: refuse it in the path and query up front.
         if request.uri.description.lowercased().contains("%00") {
             throw Problem(.badRequest, code: "invalid_value", detail: "a NUL character (%00) in the URL")

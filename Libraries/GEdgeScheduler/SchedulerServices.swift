@@ -34,8 +34,10 @@ public struct SchedulerSettings: Sendable {
     public init(instance: String) { self.instance = instance }
 
     public init(_ c: ConfigReader) throws {
+        // Unique per process start: a restarted replica (pid 1 again in a container) must not
+        // take its predecessor's leases for its own.
         let host = ProcessInfo.processInfo.hostName
-        instance = c.string("scheduler.instance", default: "\(host)-\(getpid())")
+        instance = c.string("scheduler.instance", default: "\(host)-\(getpid())") + "-" + Hex.random(bytes: 4)
         requestsTopic = c.string("scheduler.topic", default: requestsTopic)
         repliesTopic = c.string("scheduler.replies.topic", default: repliesTopic)
         statusTopic = c.string("scheduler.status.topic", default: statusTopic)
@@ -59,6 +61,8 @@ public final class SchedulerContext: Sendable {
     public let codec = EnvelopeCodec()
     public let logger: Logger
     public let wakeup = Wakeup()
+    /// The projects' namespaces, kinds and Pod Security levels.
+    public let policies: ProjectPolicyStore
     private let projects = Mutex<(clusters: [String: Set<String>], loaded: ContinuousClock.Instant?)>(([:], nil))
     private let inFlightEstimate = Mutex<(count: Int, taken: Int, generation: UInt64, at: ContinuousClock.Instant?)>((0, 0, 0, nil))
 
@@ -68,6 +72,10 @@ public final class SchedulerContext: Sendable {
     let queueMayHoldWork = Atomic<Bool>(true)
     /// When this replica's dispatcher last looked at the queue.
     let lastClaim = Mutex<ContinuousClock.Instant?>(nil)
+    /// When this replica started, and whether its view is complete: until it is, it places
+    /// nothing (a view still empty after a restart would charge requests false failures).
+    let startedAt = ContinuousClock.now
+    let viewComplete = Atomic<Bool>(false)
 
     let sent = Counter(label: "gedge_scheduler_apply_commands_total")
     let decisionTimer = Metrics.Timer(label: "gedge_scheduler_decision_seconds")
@@ -81,6 +89,7 @@ public final class SchedulerContext: Sendable {
         self.view = view
         self.producer = producer
         self.logger = logger
+        self.policies = ProjectPolicyStore(pool: queue.pool)
     }
 
     /// The clusters of a project, cached for a few seconds; a project not in the cache is
@@ -143,6 +152,22 @@ public final class SchedulerContext: Sendable {
         }
     }
 
+    /// Whether the view may be trusted: every cluster bound to a project has reported since
+    /// this replica started, or the stale window (`scheduler.cluster.stale`) has passed.
+    func viewIsComplete() async -> Bool {
+        if viewComplete.load(ordering: .relaxed) { return true }
+        var complete = ContinuousClock.now - startedAt >= view.staleAfter
+        if !complete, let bound = try? await queue.projectClusters() {
+            let reported = Set(view.all().map(\.0.name))
+            complete = bound.values.allSatisfy { $0.isSubset(of: reported) }
+        }
+        if complete {
+            viewComplete.store(true, ordering: .relaxed)
+            logger.info("cluster view complete; placing", metadata: ["after": "\(ContinuousClock.now - startedAt)"])
+        }
+        return complete
+    }
+
     /// Requests went into the queue: the dispatcher looks at once.
     func queuedWork() {
         queueMayHoldWork.store(true, ordering: .relaxed)
@@ -157,10 +182,21 @@ public final class SchedulerContext: Sendable {
         let start = ContinuousClock.now
         defer { decisionTimer.recordNanoseconds((ContinuousClock.now - start).nanoseconds) }
         let r: WorkloadRequirements
+        let workload: JSONValue
         do {
-            r = try WorkloadRequirements.extract(workload: try WorkloadText.normalize(req.workload), parameters: req.parameters)
+            workload = try WorkloadText.normalize(req.workload)
+            r = try WorkloadRequirements.extract(workload: workload, parameters: req.parameters)
         } catch {
             return .rejected(error.description)
+        }
+        // What the project may deploy, checked before anything reaches an agent: whoever
+        // wrote the request to Kafka, it lands only in the project's own namespaces.
+        do {
+            try Admission.check(
+                workload: workload, namespace: KubeNames.namespace(project: req.project, parameters: req.parameters),
+                project: req.project, policy: try await policies.policy(project: req.project))
+        } catch let e as AdmissionError {
+            return .rejected("forbidden: \(e.reason) (at \(e.field))")
         }
         requirements[req.id] = r
         let source = Self.source(req)
@@ -427,7 +463,8 @@ public struct RequestIngest: Service {
     func decideOnArrival(_ items: [(ScheduleRequest, Endpoint, MessageOrigin?)]) async
         -> (decided: [String: IngestDecision], placed: [String: (ClaimedRequest, [PlacementPart])], taken: Int)
     {
-        guard context.settings.dispatchOnArrival, !items.isEmpty, !context.queueMayHoldWork.load(ordering: .relaxed) else { return ([:], [:], 0) }
+        guard context.settings.dispatchOnArrival, !items.isEmpty, !context.queueMayHoldWork.load(ordering: .relaxed),
+              await context.viewIsComplete() else { return ([:], [:], 0) }
         var seen = Set<String>()
         let unique = items.filter { seen.insert($0.0.requestID).inserted }
         let ordered = unique.filter { $0.0.fast } + unique.filter { !$0.0.fast }
@@ -492,6 +529,7 @@ public struct Dispatcher: Service {
 
     /// One cycle. Returns true when the queue may hold more work right now.
     func cycle() async throws -> Bool {
+        guard await context.viewIsComplete() else { return false }
         // Woken with nothing queued here (completions freeing slots): the queue is looked at
         // only on the poll, which also finds what other replicas queued or backoffs released.
         let now = ContinuousClock.now
