@@ -97,7 +97,7 @@ let package = Package(
         .target(
             name: "GEdgeScheduler",
             dependencies: [
-                "GEdgeCore", "GEdgeKafka", "GEdgePostgres", "GEdgePlacement", "GEdgeServiceSpec",
+                "GEdgeCore", "GEdgeSecurity", "GEdgeKafka", "GEdgePostgres", "GEdgePlacement", "GEdgeServiceSpec",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -148,7 +148,7 @@ let package = Package(
         .target(
             name: "GEdgeAutoscaler",
             dependencies: [
-                "GEdgeCore", "GEdgeKafka", "GEdgeAMQP", "GEdgePostgres", "GEdgeHTTPClient", "GEdgePlacement", "GEdgeScaling", "GEdgeScheduler",
+                "GEdgeCore", "GEdgeSecurity", "GEdgeKafka", "GEdgeAMQP", "GEdgePostgres", "GEdgeHTTPClient", "GEdgePlacement", "GEdgeScaling", "GEdgeScheduler",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -157,7 +157,7 @@ let package = Package(
         .target(
             name: "GEdgeWorkflow",
             dependencies: [
-                "GEdgeCore", "GEdgeKafka", "GEdgePostgres", "GEdgePlacement", "GEdgeServiceSpec",
+                "GEdgeCore", "GEdgeSecurity", "GEdgeKafka", "GEdgePostgres", "GEdgePlacement", "GEdgeServiceSpec",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -19,7 +19,7 @@ for c in cloud edge1 edge2; do
     --agent-metrics-interval 1s --http-port 0 --log-format text >"$state/agent-$c.log" 2>&1 &
   agents+=($!)
 done
-"$bin/scheduler" --log-format text --http-port 9101 >"$state/scheduler.log" 2>&1 &
+"$bin/scheduler" --log-format text --http-port 9101 --scheduler-producers trusted >"$state/scheduler.log" 2>&1 &
 scheduler=$!
 GEDGE_GATEWAY_ADMIN_TOKEN_FILE="$state/admin-token" "$bin/gateway" --log-format text --http-port 8888 >"$state/gateway.log" 2>&1 &
 gateway=$!
@@ -50,6 +50,8 @@ echo "== gateway ready on http://127.0.0.1:8888 (pid $gateway; admin token in $s
 echo
 echo "== GS-Engine: the seed's service definition through the gateway, as its curl sent it, with a project token"
 token="$("$ctl" --json token create --user user1 --workspace w1 --project p1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
+# The namespaces of the seeds' services and workflows are p1's (bound by the admin).
+"$ctl" namespaces bind p1 edge,shop,aieye
 # A rerun starts clean: the admin token sees every project's services.
 "$ctl" service delete edge/app1 >/dev/null 2>&1 && sleep 1 || true
 answer="$(curl -s -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/yaml' --data-binary @"$root/config/gse/app1.yaml" http://127.0.0.1:8888/gse/service/create)"

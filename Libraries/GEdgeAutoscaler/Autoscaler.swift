@@ -3,6 +3,7 @@ import GEdgeAMQP
 import GEdgeCore
 import GEdgeHTTPClient
 import GEdgeKafka
+import GEdgeSecurity
 import GEdgePlacement
 import GEdgePostgres
 import GEdgeScaling
@@ -27,12 +28,15 @@ public struct AutoscalerSettings: Sendable {
     public var amqp: AMQPConfiguration?
     public var repliesTopic = Topics.autoscalerReplies
     public var requestsTopic = Topics.scheduleRequests
+    /// Signs schedule requests for their project (`producers.secret`).
+    public var producers: ProducerSigning?
     /// The PostgreSQL advisory lock the acting replica holds (one per database by default).
     public var lockKey: Int64 = 0x6765_6467_6561_73
 
     public init() {}
 
     public init(_ c: ConfigReader) throws {
+        if let secret = try c.secret("producers.secret") { producers = try ProducerSigning(secret: Array(secret.utf8)) }
         interval = try c.duration("autoscaler.interval", default: interval)
         metricsStaleAfter = try c.duration("autoscaler.metrics.stale.after", default: metricsStaleAfter)
         resendAfter = try c.duration("autoscaler.resend.after", default: resendAfter)
@@ -507,11 +511,15 @@ public final class Autoscaler: Service, Sendable {
         st.sent[cluster] = (replicas, .now)
     }
 
+    func signed(_ record: KafkaRecord, project: String) -> KafkaRecord {
+        settings.producers.map { record.signed(project: project, signing: $0) } ?? record
+    }
+
     func withdraw(_ p: AutoscalePolicy, _ pl: WorkloadPlacement) async throws {
         let cancel = CancelRequest(requestID: pl.requestID, reason: "autoscaler: back from over the edge", withdraw: true)
         var env = cancel.envelope
         env.source = .cluster("autoscaler")
-        _ = try await producer.send(KafkaRecord(topic: settings.requestsTopic, key: pl.requestID, value: codec.encode(env)))
+        _ = try await producer.send(signed(KafkaRecord(topic: settings.requestsTopic, key: pl.requestID, value: codec.encode(env)), project: p.projectName))
         try await store.remove(namespace: p.namespace, name: p.name, requestID: pl.requestID)
         await record(ScalingDecision(namespace: p.namespace, name: p.name, kind: .overflow, current: 0, target: 0,
                                      inputs: .object(["request_id": .string(pl.requestID), "cluster": .string(pl.cluster ?? "")]),
@@ -532,7 +540,7 @@ public final class Autoscaler: Service, Sendable {
         let workload = Self.withReplicas(original.workload, 1)
         let request = ScheduleRequest(requestID: id, policy: .lowLatency, userName: original.userName, workspaceName: original.workspaceName,
                                       projectName: original.projectName, workload: workload, parameters: .object(params))
-        _ = try await producer.send(KafkaRecord(topic: settings.requestsTopic, key: id, value: codec.encode(request.envelope(sourceCluster: "autoscaler"))))
+        _ = try await producer.send(signed(KafkaRecord(topic: settings.requestsTopic, key: id, value: codec.encode(request.envelope(sourceCluster: "autoscaler"))), project: original.projectName))
         try await store.save(namespace: p.namespace, name: p.name, WorkloadPlacement(requestID: id, cluster: nil, home: false, replicas: 1, state: .placing))
         await record(ScalingDecision(namespace: p.namespace, name: p.name, kind: .overflow, current: 0, target: 1,
                                      inputs: .object(["placement_request": .string(id), "source_cluster": .string(home ?? "")]),

@@ -6,6 +6,7 @@ import GEdgeFaaS
 import GEdgeKafka
 import GEdgePlacement
 import GEdgeScheduler
+import GEdgeSecurity
 import GEdgeServiceSpec
 import Hummingbird
 import Logging
@@ -29,6 +30,9 @@ public struct GatewaySettings: Sendable {
     /// Who scales services that ask for `autoscaling`: the suite's `autoscaler` (across
     /// clusters, over the edge; the HPA manifest is then not applied) or an in-cluster `hpa`.
     public var autoscalingBy = "autoscaler"
+    /// Signs what the gateway writes to the requests topic (`producers.secret`), as every
+    /// producer must when the scheduler checks signatures.
+    public var producers: ProducerSigning?
 
     public init() {}
 
@@ -41,6 +45,7 @@ public struct GatewaySettings: Sendable {
         functionCluster = c.string("faas.cluster", default: functionCluster)
         defaultFunctionQueue = c.string("faas.queue.default")
         autoscalingBy = c.string("gateway.autoscaling", default: autoscalingBy)
+        if let secret = try c.secret("producers.secret") { producers = try ProducerSigning(secret: Array(secret.utf8)) }
         guard ["autoscaler", "hpa"].contains(autoscalingBy) else {
             throw ConfigurationError(key: "gateway.autoscaling", reason: "'\(autoscalingBy)' is not autoscaler or hpa")
         }
@@ -246,8 +251,16 @@ public final class Gateway: Sendable {
     }
 
     func publish(_ envelope: Envelope, key: String) async throws {
+        var record = KafkaRecord(topic: settings.requestsTopic, key: key, value: codec.encode(envelope))
+        if let signing = settings.producers {
+            // Signed for the request's project: a request names it; a cancel's is looked up.
+            var project = envelope.msg["project_name"]?.stringValue
+            if project == nil { project = try await store.request(id: key)?.project ?? recentlySubmitted(key) }
+            guard let project else { throw Problem.notFound("no request '\(key)'") }
+            record = record.signed(project: project, signing: signing)
+        }
         do {
-            _ = try await producer.send(KafkaRecord(topic: settings.requestsTopic, key: key, value: codec.encode(envelope)))
+            _ = try await producer.send(record)
         } catch {
             logger.error("request not published", metadata: [LogKeys.requestID: .string(key), LogKeys.error: "\(error)"])
             throw Problem.unavailable("the request could not be handed to Kafka; nothing was submitted, try again")

@@ -5,6 +5,7 @@ import GEdgeCore
 import GEdgeFaaS
 import GEdgePlacement
 import GEdgeScheduler
+import GEdgeSecurity
 import Hummingbird
 import Logging
 import NIOCore
@@ -12,7 +13,7 @@ import NIOCore
 extension Gateway {
     /// Every route: GS-Engine's `/gse`, GS-Scheduler's front API `/scheduler`, `/v1`, and the
     /// OpenAPI document. The ops endpoints are added by the caller.
-    public func addRoutes(to router: Router<BasicRequestContext>) {
+    public func addRoutes(to router: Router<GatewayRequestContext>) {
         router.add(middleware: ProblemMiddleware(logger: logger, routes: Self.routeTable, maxBody: settings.maxBody))
         router.add(middleware: MetricsMiddleware())
 
@@ -475,6 +476,19 @@ extension Gateway {
                 "kinds": .array(policy.kinds.sorted().map(JSONValue.string)),
             ]))
         }
+        router.get("/v1/projects/:project/producer-key") { request, context in
+            let p = try await self.auth.principal(request)
+            guard p.admin else { throw Problem.forbidden("a project's producer key is handed out with an admin token") }
+            let project = try context.parameters.require("project")
+            guard let signing = self.settings.producers else {
+                throw Problem(.notFound, code: "not_found", detail: "this gateway has no producers.secret: producers are trusted, not signed")
+            }
+            return Reply.json(.object([
+                "project_name": .string(project), "key": .string(Hex.encode(signing.key(project: project))),
+                "headers": .object(["project": .string(ProducerSigning.projectHeader), "signature": .string(ProducerSigning.signatureHeader)]),
+                "signature": "v1=hex(HMAC-SHA-256(key, record key + 0x00 + record value))",
+            ]))
+        }
         router.post("/v1/tokens") { request, _ in
             let p = try await self.auth.principal(request)
             guard p.admin else { throw Problem.forbidden("creating tokens takes an admin token") }
@@ -524,7 +538,7 @@ extension Gateway {
         ("GET", "/v1/clusters"), ("GET", "/v1/clusters/:name"), ("GET", "/v1/clusters/:name/nodes"), ("GET", "/v1/whoami"),
         ("GET", "/v1/projects/:project/clusters"), ("PUT", "/v1/projects/:project/clusters"),
         ("GET", "/v1/projects/:project/namespaces"), ("PUT", "/v1/projects/:project/namespaces"),
-        ("GET", "/v1/projects/:project/policy"), ("PUT", "/v1/projects/:project/policy"),
+        ("GET", "/v1/projects/:project/policy"), ("PUT", "/v1/projects/:project/policy"), ("GET", "/v1/projects/:project/producer-key"),
         ("POST", "/v1/tokens"), ("GET", "/v1/tokens"), ("DELETE", "/v1/tokens/:id"),
         ("GET", "/v1/functions"), ("POST", "/v1/functions"), ("GET", "/v1/functions/:namespace/:name"),
         ("GET", "/v1/autoscaling"), ("PUT", "/v1/autoscaling/:namespace/:name"), ("GET", "/v1/autoscaling/:namespace/:name"),
@@ -616,6 +630,11 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         // CONNECT asks for a tunnel: refused, and the connection closed.
         if request.method == .connect {
+            // Past a CONNECT the HTTP parser reads no more requests: the connection is closed
+            // once the answer is out.
+            if let channel = (context as? GatewayRequestContext)?.channel {
+                channel.eventLoop.scheduleTask(in: .milliseconds(200)) { channel.close(promise: nil) }
+            }
             var p = Problem(.methodNotAllowed, code: "method_not_allowed", detail: "CONNECT is not served here")
             p.headers[.connection] = "close"
             throw p
@@ -664,5 +683,17 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             logger.error("request failed", metadata: ["path": .string(request.uri.path), LogKeys.error: "\(error)"])
             throw Problem(.internalServerError, code: "internal", detail: "the request failed inside the gateway; it is logged")
         }
+    }
+}
+
+/// The gateway's request context: Hummingbird's basics and the connection's channel (to close
+/// a connection that must not be kept, such as one that sent CONNECT).
+public struct GatewayRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let channel: (any Channel)?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
     }
 }

@@ -1,3 +1,4 @@
+import GEdgeSecurity
 import CRdKafka
 
 /// A Kafka header: a name and optional bytes.
@@ -122,5 +123,23 @@ extension Array where Element == KafkaTopicPartition {
             let e = list.pointee.elems[i]
             return KafkaTopicPartition(topic: String(cString: e.topic), partition: e.partition)
         }
+    }
+}
+
+extension KafkaRecord {
+    /// The record with `ProducerSigning`'s headers for `project` added.
+    public func signed(project: String, signing: ProducerSigning) -> KafkaRecord {
+        var r = self
+        for (k, v) in ProducerSigning.headers(project: project, projectKey: signing.key(project: project), key: key, value: value) {
+            r.headers.append(KafkaHeader(key: k, string: v))
+        }
+        return r
+    }
+}
+
+extension KafkaMessage {
+    /// The project that signed this message (`ProducerSigning`).
+    public func signer(_ signing: ProducerSigning) throws(ProducerSigning.Failure) -> String {
+        try signing.verify(headers: headers.map { ($0.key, $0.value.map { String(decoding: $0, as: UTF8.self) }) }, key: key, value: value)
     }
 }

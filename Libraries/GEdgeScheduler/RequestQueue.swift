@@ -661,6 +661,12 @@ public struct RequestQueue: Sendable {
     }
 
     /// Every project's clusters.
+    /// The project of a request, if it is recorded.
+    public func project(of requestID: String) async throws -> String? {
+        try await pool.query("SELECT project_name FROM schedule_requests WHERE id = $1", [.text(requestID)], retryOnConnectionLoss: true)
+            .first.map { try $0.decode("project_name") }
+    }
+
     public func projectClusters() async throws -> [String: Set<String>] {
         var out: [String: Set<String>] = [:]
         for row in try await pool.query("SELECT project_name, cluster FROM project_clusters", retryOnConnectionLoss: true) {

@@ -1,6 +1,7 @@
 import Foundation
 import GEdgeCore
 import GEdgeKafka
+import GEdgeSecurity
 import GEdgePlacement
 import GEdgeServiceSpec
 import GEdgePostgres
@@ -30,8 +31,15 @@ public struct SchedulerSettings: Sendable {
     /// Place requests as they arrive when the queue holds nothing due, storing them straight
     /// in applying (one write instead of three); off, every request goes through the queue.
     public var dispatchOnArrival = true
+    /// Who may write schedule requests: producers that sign for their project
+    /// (`ProducerSigning`; the default), or anyone, believed as written (`trusted`: the
+    /// local stack and tests only).
+    public var producers: ProducerSigning?
 
-    public init(instance: String) { self.instance = instance }
+    public init(instance: String, producers: ProducerSigning? = nil) {
+        self.instance = instance
+        self.producers = producers
+    }
 
     public init(_ c: ConfigReader) throws {
         // Unique per process start: a restarted replica (pid 1 again in a container) must not
@@ -49,6 +57,18 @@ public struct SchedulerSettings: Sendable {
         unboundProjectsUseAllClusters = try c.bool("scheduler.projects.unbound.all", default: false)
         inFlightRefresh = try c.duration("scheduler.inflight.refresh", default: inFlightRefresh)
         dispatchOnArrival = try c.bool("scheduler.dispatch.on.arrival", default: dispatchOnArrival)
+        switch c.string("scheduler.producers", default: "signed") {
+        case "trusted": producers = nil
+        case "signed":
+            guard let secret = try c.secret("producers.secret") else {
+                throw ConfigurationError(
+                    key: "producers.secret",
+                    reason: "required to check producers' signatures (or producers.secret.file); set scheduler.producers=trusted only on a local stack")
+            }
+            producers = try ProducerSigning(secret: Array(secret.utf8))
+        case let other:
+            throw ConfigurationError(key: "scheduler.producers", reason: "'\(other)' is not signed or trusted")
+        }
     }
 }
 
@@ -312,6 +332,7 @@ public struct RequestIngest: Service {
     let deadLettered = Counter(label: "gedge_scheduler_messages_dead_lettered_total")
     let onArrival = Counter(label: "gedge_scheduler_requests_dispatched_on_arrival_total")
     let ingestTimer = Metrics.Timer(label: "gedge_scheduler_ingest_seconds")
+    let unauthenticated = Counter(label: "gedge_scheduler_messages_unauthenticated_total")
 
     public init(consumer: KafkaConsumer, context: SchedulerContext, deadLetters: KafkaDeadLetterPublisher, batchSize: Int = 500) {
         self.consumer = consumer
@@ -344,12 +365,20 @@ public struct RequestIngest: Service {
         let start = ContinuousClock.now
         var items: [(ScheduleRequest, Endpoint, MessageOrigin?)] = []
         var itemMessages: [String: KafkaMessage] = [:]
-        var cancels: [(CancelRequest, KafkaMessage)] = []
+        var cancels: [(CancelRequest, KafkaMessage, String?)] = []
         for message in batch {
             do {
+                // The signature first, before anything of the message is read.
+                var signer: String?
+                if let signing = context.settings.producers {
+                    do { signer = try message.signer(signing) } catch {
+                        unauthenticated.increment()
+                        throw MessageDecodingError(.invalidValue, field: "headers", reason: error.description)
+                    }
+                }
                 let envelope = try context.codec.decode(message.value)
                 if envelope.hcode == .scheduleCancel, envelope.lcode == .request {
-                    cancels.append((try CancelRequest.decode(msg: envelope.msg, key: message.keyString), message))
+                    cancels.append((try CancelRequest.decode(msg: envelope.msg, key: message.keyString), message, signer))
                     continue
                 }
                 guard envelope.hcode == .scheduleRequest, envelope.lcode == .request else {
@@ -358,6 +387,10 @@ public struct RequestIngest: Service {
                         reason: "the requests topic takes hcode \(HCode.scheduleRequest.rawValue) lcode 1, got \(envelope.hcode.rawValue) lcode \(envelope.lcode.rawValue)")
                 }
                 var request = try ScheduleRequest.decode(msg: envelope.msg, key: message.keyString)
+                // The project is the signer's, whatever the message says.
+                if let signer, request.projectName != signer {
+                    throw MessageDecodingError(.invalidValue, field: "msg.project_name", reason: "the message is signed for project '\(signer)', not '\(request.projectName)'")
+                }
                 // YAML becomes JSON here (bounded by decode.max.*); a workload that cannot be read
                 // is recorded anyway and rejected by the policy worker with the reason, where the
                 // requester can see it.
@@ -391,7 +424,17 @@ public struct RequestIngest: Service {
             }
         }
         // Cancels after the batch's requests: a cancel follows its request on the same partition.
-        for (cancel, message) in cancels {
+        for (cancel, message, signer) in cancels {
+            if let signer {
+                // A signed cancel acts on its own project's requests only.
+                switch await Retry.run("cancel owner", consumer: Self.consumerName, logger: context.logger, { try await context.queue.project(of: cancel.requestID) }) {
+                case .done(let owner?) where owner != signer:
+                    guard await deadLetter(message, MessageDecodingError(.invalidValue, field: "msg.request_id", reason: "the request belongs to another project than the signer '\(signer)'")) else { return }
+                    continue
+                case .stopped: return
+                default: break
+                }
+            }
             let outcome = await Retry.run("cancel", consumer: Self.consumerName, logger: context.logger) {
                 if let (finished, strays) = try await context.queue.cancel(id: cancel.requestID, reason: cancel.reason, withdraw: cancel.withdraw) {
                     context.view.release(requestID: cancel.requestID)

@@ -1,6 +1,7 @@
 import Foundation
 import GEdgeCore
 import GEdgeKafka
+import GEdgeSecurity
 import GEdgePlacement
 import GEdgePostgres
 import Logging
@@ -134,10 +135,13 @@ public struct WorkflowStore: Sendable {
 public struct WorkflowSettings: Sendable {
     public var interval: Duration = .milliseconds(500)
     public var requestsTopic = Topics.scheduleRequests
+    /// Signs schedule requests for their project (`producers.secret`).
+    public var producers: ProducerSigning?
     public init() {}
     public init(_ c: ConfigReader) throws {
         interval = try c.duration("workflow.interval", default: interval)
         requestsTopic = c.string("scheduler.topic", default: requestsTopic)
+        if let secret = try c.secret("producers.secret") { producers = try ProducerSigning(secret: Array(secret.utf8)) }
     }
 }
 
@@ -255,7 +259,9 @@ public final class WorkflowEngine: Service, Sendable {
                     workload: .array(manifests.all), parameters: params)
                 // Published before the step is marked: a crash in between submits the same ID again,
                 // which the scheduler records once.
-                _ = try await producer.send(KafkaRecord(topic: settings.requestsTopic, key: rid, value: codec.encode(request.envelope(sourceCluster: "workflow"))))
+                var record = KafkaRecord(topic: settings.requestsTopic, key: rid, value: codec.encode(request.envelope(sourceCluster: "workflow")))
+                if let signing = settings.producers { record = record.signed(project: request.projectName, signing: signing) }
+                _ = try await producer.send(record)
                 submitted.increment()
                 logger.info("workflow step submitted", metadata: ["workflow": .string(id), "step": .string(name), LogKeys.requestID: .string(rid), "policy": .string(policy.rawValue)])
                 steps[name] = s

@@ -62,7 +62,7 @@ func runGateway() async throws {
     let http = HTTPClient(configuration: try HTTPClientConfiguration(config, prefix: "gateway.callback.http"), logger: logger)
     let wake = Wakeup()
 
-    let router = Router()
+    let router = Router(context: GatewayRequestContext.self)
     ServiceKit.addOpsRoutes(
         to: router, registry: registry,
         readiness: [ReadinessCheck(name: "postgres") { await pool.ping() }])
@@ -70,7 +70,9 @@ func runGateway() async throws {
     let host = config.string("http.host", default: "127.0.0.1")
     let port = try config.port("http.port", default: 8888)
     let app = Application(
-        router: router, configuration: .init(address: .hostname(host, port: port), serverName: "gedge-gateway"), logger: logger)
+        router: router,
+        server: .http1(configuration: .init(idleTimeout: .seconds(Int64(try config.duration("gateway.idle.timeout", default: .seconds(60)).milliseconds / 1000)))),
+        configuration: .init(address: .hostname(host, port: port), serverName: "gedge-gateway"), logger: logger)
 
     logger.info("gateway starting", metadata: ["address": "\(host):\(port)"])
     try await ServiceKit.run(

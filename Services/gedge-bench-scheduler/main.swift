@@ -315,7 +315,7 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
                                                       "--agent-status-min-interval", "1s", "--agent-metrics-interval", "0s"],
                                                 logFile: dir.appendingPathComponent("agent-c\(c).log").path))
     }
-    children.append(try ChildProcess("scheduler", common + ["--postgres-url", schemaURL, "--scheduler-instance", "bench"], logFile: dir.appendingPathComponent("scheduler.log").path))
+    children.append(try ChildProcess("scheduler", common + ["--postgres-url", schemaURL, "--scheduler-instance", "bench", "--scheduler-producers", "trusted"], logFile: dir.appendingPathComponent("scheduler.log").path))
 
     let producerConfig: KafkaProducerConfiguration = {
         var p = KafkaProducerConfiguration(client: kafka)

@@ -34,6 +34,11 @@ let usage = """
       scaling set NS/NAME -f FILE       create or replace a policy (JSON or YAML)
       scaling delete NS/NAME            remove a policy (replicas over the edge withdrawn)
       bind PROJECT CLUSTER[,CLUSTER]    bind clusters to a project (admin)
+      namespaces bind PROJECT NS[,NS]   the namespaces a project owns, all of them (admin)
+      namespaces get PROJECT            a project's own and bound namespaces
+      policy set PROJECT [--pod-security baseline|restricted] [--kinds K[,K]]   (admin)
+      policy get PROJECT                a project's Pod Security level and allowed kinds
+      producer-key PROJECT              the key a project's Kafka producers sign with (admin)
       token create --user U --workspace W --project P [--admin]   (admin)
       whoami
 
@@ -65,7 +70,7 @@ func parse(_ argv: [String]) throws -> Options {
     }
     let valued: Set<String> = [
         "--server", "--token", "--token-file", "-f", "--file", "--namespace", "--policy", "--select", "--source-cluster",
-        "--param", "--callback", "--id", "--state", "--limit", "--user", "--workspace", "--project",
+        "--param", "--callback", "--id", "--state", "--limit", "--user", "--workspace", "--project", "--pod-security", "--kinds",
     ]
     var i = 0
     while i < argv.count {
@@ -420,6 +425,28 @@ func run(_ o: Options) async throws -> Int32 {
         let clusters = args[2].split(separator: ",").map { JSONValue.string(String($0)) }
         let r = try await c.json("PUT", "/v1/projects/\(project)/clusters", .object(["clusters": .array(clusters)]))
         if o.json { printJSON(r) } else { print("project \(project): \(text(r["clusters"]))") }
+    case ("namespaces", "bind"):
+        guard args.count > 3 else { throw CLIError(description: "namespaces bind PROJECT NS[,NS...]") }
+        let names = args[3].split(separator: ",").map { JSONValue.string(String($0)) }
+        let r = try await c.json("PUT", "/v1/projects/\(args[2])/namespaces", .object(["namespaces": .array(names)]))
+        if o.json { printJSON(r) } else { print("project \(args[2]) owns namespaces: \(text(r["namespaces"]))") }
+    case ("namespaces", "get"):
+        guard args.count > 2 else { throw CLIError(description: "namespaces get PROJECT") }
+        let r = try await c.call("GET", "/v1/projects/\(args[2])/namespaces")
+        if o.json { printJSON(r) } else { print("project \(args[2]): own \(text(r["own"])); bound \(text(r["namespaces"]))") }
+    case ("policy", "set"):
+        guard args.count > 2 else { throw CLIError(description: "policy set PROJECT [--pod-security baseline|restricted] [--kinds K,K]") }
+        var doc: [String: JSONValue] = ["pod_security": .string(o.flag("--pod-security") ?? "baseline")]
+        if let k = o.flag("--kinds") { doc["kinds"] = .array(k.split(separator: ",").map { .string(String($0)) }) }
+        let r = try await c.json("PUT", "/v1/projects/\(args[2])/policy", .object(doc))
+        if o.json { printJSON(r) } else { print("project \(args[2]): pod security \(text(r["pod_security"])); kinds \(text(r["kinds"]))") }
+    case ("policy", "get"):
+        guard args.count > 2 else { throw CLIError(description: "policy get PROJECT") }
+        let r = try await c.call("GET", "/v1/projects/\(args[2])/policy")
+        if o.json { printJSON(r) } else { print("project \(args[2]): pod security \(text(r["pod_security"])); kinds \(text(r["kinds"]))") }
+    case ("producer-key", let project?):
+        let r = try await c.call("GET", "/v1/projects/\(project)/producer-key")
+        if o.json { printJSON(r) } else { print(text(r["key"])) }
     case ("token", "create"):
         guard let u = o.flag("--user"), let w = o.flag("--workspace"), let p = o.flag("--project") else {
             throw CLIError(description: "token create needs --user, --workspace and --project")

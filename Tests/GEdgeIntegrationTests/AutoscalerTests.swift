@@ -235,6 +235,7 @@ struct AutoscalingAPITests {
         try await eventually("edge1 in view") { !ctx.view.fresh().isEmpty }
         _ = try await g.json("PUT", "/v1/projects/p1/clusters", token: g.adminToken, .object(["clusters": .array(["edge1"])]))
         let token = try await g.token(project: "p1")
+        try await g.bindNamespaces("p1", ["shop"])
         let other = try await g.token(project: "p2")
 
         // A service asking for autoscaling: a policy, and no HPA applied beside it.

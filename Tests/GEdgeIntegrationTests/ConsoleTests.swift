@@ -39,6 +39,7 @@ struct ConsoleTests {
         try await eventually("edge1 in view") { !ctx.view.fresh().isEmpty }
         _ = try await g.json("PUT", "/v1/projects/p1/clusters", token: g.adminToken, .object(["clusters": .array(["edge1"])]))
         let token = try await g.token(project: "p1")
+        try await g.bindNamespaces("p1", ["fn"])
 
         // Live data: a request, a workflow, a function with scale events, a notification.
         try await g.world.submit(request("console-1", .selectedCluster, ["select_clusters": .array(["edge1"])]))
@@ -85,8 +86,8 @@ struct ConsoleTests {
 
         let (pageStatus, _) = try await g.call("GET", "/console", token: nil)
         #expect(pageStatus == 200)
-        func page(_ go: String) async throws -> String {
-            let (rc, dom) = try await chromium(["--dump-dom", "\(g.base)/console#token=\(token)&go=\(go)"])
+        func page(_ go: String, as who: String? = nil) async throws -> String {
+            let (rc, dom) = try await chromium(["--dump-dom", "\(g.base)/console#token=\(who ?? token)&go=\(go)"])
             #expect(rc == 0)
             return dom
         }
@@ -100,7 +101,8 @@ struct ConsoleTests {
         #expect(fnPage.contains("replica-chart") && fnPage.contains("detector-worker"), "\(fnPage.suffix(2000))")
         let services = try await page("/services")
         #expect(services.contains("shop-web"), "\(services.suffix(2000))")
-        let notes = try await page("/notifications")
+        // Notifications belong to no project: the admin reads them.
+        let notes = try await page("/notifications", as: g.adminToken)
         #expect(notes.contains("det-console-1"), "\(notes.suffix(2000))")
         let podLogs = try await page("/logs/edge1/p1/w-console-1-0")
         #expect(podLogs.contains("scheduled on node \(node)"), "\(podLogs.suffix(2000))")

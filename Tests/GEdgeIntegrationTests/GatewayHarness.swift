@@ -28,7 +28,7 @@ final class GatewayHarness: @unchecked Sendable {
         gateway = try Gateway(settings: settings, store: GatewayStore(pool: world.pool), producer: world.producer, view: view, rpc: rpc, logger: world.logger)
         try await gateway.tokens.ensureAdmin(token: adminToken)
         http = HTTPClient(logger: world.logger)
-        let router = Router()
+        let router = Router(context: GatewayRequestContext.self)
         gateway.addRoutes(to: router)
         let bound = PortBox()
         let app = Application(
@@ -91,6 +91,13 @@ final class GatewayHarness: @unchecked Sendable {
         ]))
         #expect(status == 201, "\(body)")
         return try #require(body["token"]?.stringValue)
+    }
+
+    /// Binds namespaces to a project through the admin API, as an operator would.
+    func bindNamespaces(_ project: String, _ namespaces: [String]) async throws {
+        let (status, body) = try await json("PUT", "/v1/projects/\(project)/namespaces", token: adminToken,
+                                            .object(["namespaces": .array(namespaces.map(JSONValue.string))]))
+        #expect(status == 200, "\(body)")
     }
 
     func shutdown() async {

@@ -36,6 +36,10 @@ struct GatewayTests {
         let (bindStatus, _) = try await g.json("PUT", "/v1/projects/p1/clusters", token: g.adminToken, .object(["clusters": .array(["edge1"])]))
         #expect(bindStatus == 200)
         let token = try await g.token(project: "p1")
+        // The seed's namespace is not the project's until an admin binds it.
+        let (refused, why) = try await g.call("POST", "/gse/service/create", token: token, body: seedServiceYAML, contentType: "application/yaml")
+        #expect(refused == 403 && why["code"] == "foreign_namespace", "\(why)")
+        try await g.bindNamespaces("p1", ["edge"])
 
         let (status, body) = try await g.call("POST", "/gse/service/create", token: token, body: seedServiceYAML, contentType: "application/yaml")
         #expect(status == 202, "\(body)")
@@ -309,6 +313,10 @@ struct GatewayTests {
         #expect(s == 201, "\(b)")
         #expect(b["cluster"] == "edge2" && b["target"] == "darknet-detail-detection-model")
         #expect(b["notes"]?.arrayValue?.count == 3)
+        // A project reads the functions in its namespaces only.
+        #expect(try await g.call("GET", "/v1/functions", token: user).1["functions"] == .array([]))
+        #expect(try await g.call("GET", "/v1/functions/detail-detection/darknet-detail-detection-scaling", token: user).0 == 404)
+        try await g.bindNamespaces("p1", ["detail-detection"])
         let (_, list) = try await g.call("GET", "/v1/functions", token: user)
         #expect(list["functions"]?.arrayValue?.first?["replicas"] == 0)
         let (one, detail) = try await g.call("GET", "/v1/functions/detail-detection/darknet-detail-detection-scaling", token: user)

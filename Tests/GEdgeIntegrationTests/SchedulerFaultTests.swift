@@ -27,7 +27,7 @@ struct SchedulerFaultTests {
         try ChildProcess("scheduler", [
             "--kafka-brokers", h.cluster.bootstrapServers, "--postgres-url", h.schemaURL, "--http-host", "127.0.0.1", "--http-port", "\(port)",
             "--scheduler-instance", instance, "--scheduler-lease-timeout", "3s", "--kafka-rdkafka-session-timeout-ms", "6000",
-            "--log-level", "error",
+            "--log-level", "error", "--scheduler-producers", "trusted",
         ])
     }
 

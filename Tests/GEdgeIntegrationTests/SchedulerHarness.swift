@@ -5,6 +5,7 @@ import GEdgeKafka
 import GEdgePlacement
 import GEdgePostgres
 import GEdgeScheduler
+import GEdgeSecurity
 import Logging
 import ServiceLifecycle
 import Testing
@@ -67,8 +68,9 @@ final class SchedulerHarness: @unchecked Sendable {
 
     /// Starts a scheduler replica; returns its context.
     @discardableResult
-    func startScheduler(instance: String, queue: QueuePolicy = QueuePolicy(), staleAfter: Duration = .seconds(3), candidates: Int = 3) throws -> SchedulerContext {
-        var settings = SchedulerSettings(instance: instance)
+    func startScheduler(instance: String, queue: QueuePolicy = QueuePolicy(), staleAfter: Duration = .seconds(3), candidates: Int = 3,
+                        producers: ProducerSigning? = nil) throws -> SchedulerContext {
+        var settings = SchedulerSettings(instance: instance, producers: producers)
         settings.queue = queue
         settings.pollInterval = .milliseconds(50)
         settings.maxCandidates = candidates

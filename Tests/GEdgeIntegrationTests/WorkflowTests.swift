@@ -42,6 +42,7 @@ struct WorkflowTests {
         let g = try await GatewayHarness()
         try await topology(g)
         let token = try await g.token(project: "p1")
+        try await g.bindNamespaces("p1", ["aieye-chain", "aieye-independent"])
         var results: [String: JSONValue] = [:]
         for placement in ["chain", "independent"] {
             // The media server runs where the cameras are: edge-a.
@@ -100,6 +101,7 @@ struct WorkflowTests {
         let g = try await GatewayHarness()
         try await topology(g)
         let token = try await g.token(project: "p1")
+        try await g.bindNamespaces("p1", ["broken"])
         let text = """
             name: broken
             namespace: broken

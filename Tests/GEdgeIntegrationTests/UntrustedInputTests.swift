@@ -1,0 +1,309 @@
+import Foundation
+import GEdgeAgent
+import GEdgeCore
+import GEdgeFaaS
+import GEdgeGateway
+import GEdgeHTTPClient
+import GEdgeKafka
+import GEdgePlacement
+import GEdgePostgres
+import GEdgeScheduler
+import GEdgeSecurity
+import Testing
+
+/// The attacks of docs/security.md, each followed by a valid message that must still be
+/// processed: deep and exploding YAML, a message near 1 MB, the namespace escape, unsigned
+/// and forged producers, a second project reading the first's data, raw HTTP abuse, and
+/// SIGTERM while a consumer is stuck.
+@Suite("Untrusted input", .enabled(if: TestEnv.integration), .serialized, .timeLimit(.minutes(3)))
+struct UntrustedInputTests {
+    static let deepYAML = "a: " + String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000)
+    static let bombYAML: String = {
+        var lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+        for i in 1..<9 { lines.append("a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ", ") + "]") }
+        return lines.joined(separator: "\n") + "\n"
+    }()
+
+    func dead(_ h: SchedulerHarness, topic: String, count: Int) async throws -> [KafkaMessage] {
+        let dlq = try h.consumer(group: TestEnv.unique("dlq"), topic: Topics.deadLetter(for: topic))
+        var got: [KafkaMessage] = []
+        let watchdog = Task {
+            try await Task.sleep(for: .seconds(30))
+            dlq.stopPolling()
+        }
+        for await m in dlq {
+            got.append(m)
+            if got.count == count { break }
+        }
+        watchdog.cancel()
+        try await dlq.close()
+        return got
+    }
+
+    @Test func poisonRequestsEndWithAReasonAndTheNextIsPlaced() async throws {
+        let h = try await SchedulerHarness()
+        try h.startAgent("edge1", driver: SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 2), podStartDelay: .milliseconds(5)))
+        try await h.bind("p1", ["edge1"])
+        let ctx = try h.startScheduler(instance: "s1")
+        try await eventually("cluster in view") { !ctx.view.fresh().isEmpty }
+
+        // Deep YAML and an alias bomb as the workload: recorded, rejected naming the limit.
+        var deep = request("deep", .mostRequested)
+        deep.workload = .string(Self.deepYAML)
+        var bomb = request("bomb", .mostRequested)
+        bomb.workload = .string(Self.bombYAML)
+        let started = ContinuousClock.now
+        try await h.submit(deep)
+        try await h.submit(bomb)
+        // A message near 1 MB: its dead letter cannot carry it whole.
+        let huge = [UInt8](repeating: UInt8(ascii: "x"), count: 990_000)
+        _ = try await h.producer.send(KafkaRecord(topic: Topics.scheduleRequests, key: "huge", value: huge))
+        // A request the database cannot store (a NUL in the workload).
+        var nul = request("nul", .mostRequested)
+        nul.workload = .object(["kind": "Pod", "metadata": .object(["name": "a\u{0}b"])])
+        try await h.submit(nul)
+        try await h.submit(request("after", .mostRequested, cpu: "100m"))
+
+        let after = try await h.waitFor("after", .completed)
+        #expect(after.state == .completed)
+        for (id, limit) in [("deep", "decode.max.depth"), ("bomb", "decode.max.nodes")] {
+            let r = try await h.waitFor(id, .rejected)
+            #expect(r.reason?.contains(limit) == true, "\(r.reason ?? "")")
+        }
+        #expect(ContinuousClock.now - started < .seconds(20))
+        let letters = try await dead(h, topic: Topics.scheduleRequests, count: 2)
+        let byKey = Dictionary(letters.map { ($0.keyString ?? "", $0) }, uniquingKeysWith: { a, _ in a })
+        let big = try #require(byKey["huge"])
+        func header(_ m: KafkaMessage, _ k: String) -> String? { m.header(k).map { String(decoding: $0, as: UTF8.self) } }
+        #expect(header(big, MessageHeaders.truncated) == "true")
+        #expect(header(big, MessageHeaders.originalBytes) == "990000")
+        #expect(header(big, MessageHeaders.originalSHA256) == Digests.sha256Hex(huge))
+        #expect(big.value.count < 100_000 && header(big, MessageHeaders.originalOffset) != nil)
+        #expect(header(try #require(byKey["nul"]), MessageHeaders.errorField)?.contains("msg.workload") == true)
+        await h.shutdown()
+    }
+
+    @Test func onlySignedProducersAreBelieved() async throws {
+        let h = try await SchedulerHarness()
+        try h.startAgent("edge1", driver: SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 2), podStartDelay: .milliseconds(5)))
+        try await h.bind("p1", ["edge1"])
+        try await h.bind("p2", ["edge1"])
+        let signing = try ProducerSigning(secret: Array(Hex.random(bytes: 32).utf8))
+        let ctx = try h.startScheduler(instance: "s1", producers: signing)
+        try await eventually("cluster in view") { !ctx.view.fresh().isEmpty }
+        func record(_ r: ScheduleRequest) -> KafkaRecord {
+            KafkaRecord(topic: Topics.scheduleRequests, key: r.requestID, value: h.codec.encode(r.envelope(sourceCluster: "producer")))
+        }
+        // Unsigned; signed with another secret; signed by p2 but naming p1; then a good one.
+        _ = try await h.producer.send(record(request("unsigned", .mostRequested)))
+        let forger = try ProducerSigning(secret: Array(Hex.random(bytes: 32).utf8))
+        _ = try await h.producer.send(record(request("forged", .mostRequested)).signed(project: "p1", signing: forger))
+        _ = try await h.producer.send(record(request("claims-p1", .mostRequested)).signed(project: "p2", signing: signing))
+        _ = try await h.producer.send(record(request("good", .mostRequested, cpu: "100m")).signed(project: "p1", signing: signing))
+        #expect(try await h.waitFor("good", .completed).projectName == "p1")
+        let letters = try await dead(h, topic: Topics.scheduleRequests, count: 3)
+        let reasons = Dictionary(letters.map { ($0.keyString ?? "", $0.header(MessageHeaders.error).map { String(decoding: $0, as: UTF8.self) } ?? "") },
+                                 uniquingKeysWith: { a, _ in a })
+        #expect(reasons["unsigned"]?.contains("unauthenticated") == true, "\(reasons)")
+        #expect(reasons["forged"]?.contains("does not match") == true, "\(reasons)")
+        #expect(reasons["claims-p1"]?.contains("signed for project 'p2'") == true, "\(reasons)")
+        for id in ["unsigned", "forged", "claims-p1"] { #expect(try await h.store.request(id: id) == nil) }
+        await h.shutdown()
+    }
+
+    @Test func theNamespaceEscapeIsRefusedAtTheGatewayAndByTheScheduler() async throws {
+        let g = try await GatewayHarness()
+        try g.world.startAgent("edge1", driver: SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 2), podStartDelay: .milliseconds(5)))
+        let ctx = try g.world.startScheduler(instance: "s1")
+        try await eventually("cluster in view") { !ctx.view.fresh().isEmpty }
+        try await g.world.bind("p1", ["edge1"])
+        try await g.world.bind("p2", ["edge1"])
+        let p1 = try await g.token(project: "p1")
+        try await g.bindNamespaces("p2", ["team-two"])
+        let daemonSet: JSONValue = .object([
+            "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": .object(["name": "own"]),
+            "spec": .object(["template": .object(["spec": .object(["hostPID": true, "containers": .array([
+                .object(["name": "c", "image": "busybox", "securityContext": .object(["privileged": true])]),
+            ])])])]),
+        ])
+        func submit(_ workload: JSONValue, namespace: String?) async throws -> (Int, JSONValue) {
+            var params: [String: JSONValue] = [:]
+            if let namespace { params["namespace"] = .string(namespace) }
+            return try await g.json("POST", "/v1/requests", token: p1, .object(["policy": "most", "workload": workload, "parameters": .object(params)]))
+        }
+        var (s, b) = try await submit(daemonSet, namespace: "kube-system")
+        #expect(s == 403 && b["code"] == "system_namespace", "\(b)")
+        (s, b) = try await submit(workload("x"), namespace: "team-two")
+        #expect(s == 403 && b["code"] == "foreign_namespace", "\(b)")
+        (s, b) = try await submit(daemonSet, namespace: nil)
+        #expect(s == 403 && b["code"] == "kind", "\(b)")
+        // A privileged Deployment in the project's own namespace: the Pod Security rule and field.
+        guard case .object(var dep) = workload("priv") else { return }
+        dep["spec"] = .object(["template": .object(["spec": .object(["containers": .array([
+            .object(["name": "c", "image": "busybox", "securityContext": .object(["privileged": true])]),
+        ])])])])
+        (s, b) = try await submit(.object(dep), namespace: nil)
+        #expect(s == 403 && b["code"] == "pod_security" && b["field"] == "workload.spec.template.spec.containers[0].securityContext.privileged", "\(b)")
+        #expect(b["detail"]?.stringValue?.contains("violates PodSecurity \"baseline:latest\": privileged") == true, "\(b)")
+        // restricted for p1: a plain Deployment now fails, one that drops everything passes.
+        (s, b) = try await g.json("PUT", "/v1/projects/p1/policy", token: g.adminToken, .object(["pod_security": "restricted"]))
+        #expect(s == 200 && b["pod_security"] == "restricted")
+        (s, b) = try await submit(workload("plain"), namespace: nil)
+        #expect(s == 403 && b["detail"]?.stringValue?.contains("allowPrivilegeEscalation") == true, "\(b)")
+        // A system namespace cannot be bound, a bound one cannot be taken.
+        #expect(try await g.json("PUT", "/v1/projects/p1/namespaces", token: g.adminToken, .object(["namespaces": .array(["kube-public"])])).0 == 403)
+        #expect(try await g.json("PUT", "/v1/projects/p1/namespaces", token: g.adminToken, .object(["namespaces": .array(["team-two"])])).0 == 409)
+        #expect(try await g.json("PUT", "/v1/projects/p1/namespaces", token: p1, .object(["namespaces": .array(["mine"])])).0 == 403)
+
+        // The same escape written straight to Kafka: recorded, rejected, never applied.
+        var escape = request("escape", .mostRequested, ["namespace": "kube-system"])
+        escape.workload = daemonSet
+        try await g.world.submit(escape)
+        let r = try await g.world.waitFor("escape", .rejected)
+        #expect(r.reason?.contains("system namespace") == true, "\(r.reason ?? "")")
+        try await g.world.submit(request("ok-after", .mostRequested, project: "p2", cpu: "100m"))
+        _ = try await g.world.waitFor("ok-after", .completed)
+        await g.shutdown()
+    }
+
+    /// Every GET route of the OpenAPI document, read with a second project's token, with
+    /// the first project's real names in the path: 403 or 404, or an answer that holds
+    /// none of the first project's data.
+    @Test func everyRouteIsScopedToTheTokensProject() async throws {
+        let g = try await GatewayHarness()
+        try g.world.startAgent("edge1", driver: SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 2), podStartDelay: .milliseconds(5)))
+        let ctx = try g.world.startScheduler(instance: "s1")
+        try await eventually("cluster in view") { !ctx.view.fresh().isEmpty }
+        try await g.world.bind("p1", ["edge1"])
+        try await g.bindNamespaces("p1", ["secret-ns"])
+        let p1 = try await g.token(project: "p1")
+        let p2 = try await g.token(project: "p2", user: "intruder")
+        let (s1, svc) = try await g.call("POST", "/v1/services", token: p1, body: "{name: hidden-svc, namespace: secret-ns, containers: [nginx], ports: [80], type: ClusterIP}", contentType: "application/yaml")
+        #expect(s1 == 202, "\(svc)")
+        let requestID = try #require(svc["request_id"]?.stringValue)
+        _ = try await g.world.waitFor(requestID, .completed)
+        let (s2, wf) = try await g.call("POST", "/v1/workflows", token: p1, body: "name: hidden-wf\nnamespace: secret-ns\nsteps:\n- {name: a, service: {containers: [a], ports: [1], type: ClusterIP}}", contentType: "application/yaml")
+        #expect(s2 == 202, "\(wf)")
+        let workflowID = try #require(wf["id"]?.stringValue)
+        let fn = try ScaledObject.parseAll("""
+            apiVersion: keda.sh/v1alpha1
+            kind: ScaledObject
+            metadata: {name: hidden-fn, namespace: secret-ns}
+            spec:
+              scaleTargetRef: {name: hidden-worker}
+              triggers: [{type: rabbitmq, metadata: {host: "amqp://127.0.0.1", queueName: hidden-q, value: "5"}}]
+            """)[0]
+        try await FunctionStore(pool: g.world.pool).upsert(fn, definition: .object([:]), cluster: "edge1")
+        _ = try await g.world.pool.execute("INSERT INTO notifications (event_id, queue, payload) VALUES ('hidden-event', 'hidden-q', '{}')")
+        let text = String(decoding: try await g.http.execute(HTTPRequest(url: "\(g.base)/openapi.yaml")).body, as: UTF8.self)
+        let doc = try YAMLText.document(text, path: "")
+        guard case .object(let paths)? = doc["paths"] else { Issue.record("no paths"); return }
+        let values: [String: String] = [
+            "id": requestID, "namespace": "secret-ns", "name": "hidden-svc", "project": "p1", "pod": "w-hidden-0",
+        ]
+        let secrets = [requestID, "hidden-svc", "hidden-wf", workflowID, "hidden-fn", "hidden-event", "secret-ns"]
+        var walked = 0
+        for (template, ops) in paths.sorted(by: { $0.key < $1.key }) where ops["get"] != nil {
+            var path = template
+            for (k, v) in values { path = path.replacingOccurrences(of: "{\(k)}", with: v) }
+            if template.hasPrefix("/v1/workflows/") { path = template.replacingOccurrences(of: "{id}", with: workflowID) }
+            if template.hasPrefix("/v1/functions/") { path = path.replacingOccurrences(of: "hidden-svc", with: "hidden-fn") }
+            if template.contains("/clusters/{name}") { path = template.replacingOccurrences(of: "{name}", with: "edge1")
+                .replacingOccurrences(of: "{namespace}", with: "secret-ns").replacingOccurrences(of: "{pod}", with: "w-hidden-0") }
+            guard !path.contains("{") else { Issue.record("no value for \(template)"); continue }
+            let (status, body) = try await g.call("GET", path, token: p2)
+            walked += 1
+            let raw = String(decoding: body.serialized(), as: UTF8.self)
+            if status == 200 {
+                for s in secrets { #expect(!raw.contains(s), "GET \(path) as p2 shows \(s): \(raw.prefix(300))") }
+            } else {
+                #expect([403, 404, 503].contains(status), "GET \(path) as p2: \(status) \(raw.prefix(300))")
+            }
+        }
+        #expect(walked >= 20, "walked \(walked) GET routes")
+        await g.shutdown()
+    }
+
+    @Test func rawHTTPAbuseGetsProblemAnswers() async throws {
+        let g = try await GatewayHarness()
+        // CONNECT is refused and the connection closed (not held until the reader gives up).
+        let t0 = ContinuousClock.now
+        let connect = try await rawHTTP(port: g.port, "CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        #expect(ContinuousClock.now - t0 < .seconds(2), "CONNECT held the connection for \(ContinuousClock.now - t0)")
+        #expect(connect.hasPrefix("HTTP/1.1 405"), "\(connect)")
+        #expect(connect.contains("application/problem+json"))
+        // A 10 MB declared body with Expect: 100-continue: 413 before any of it is sent.
+        let expect = try await rawHTTP(port: g.port, "POST /v1/requests HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10485760\r\nExpect: 100-continue\r\n\r\n")
+        #expect(expect.contains("413") && expect.contains("too_large"), "\(expect)")
+        #expect(!expect.contains("100 Continue"), "\(expect)")
+        await g.shutdown()
+    }
+
+    /// Sends raw bytes and reads until the server closes or 3 s pass.
+    func rawHTTP(port: Int, _ text: String) async throws -> String {
+        try await Task.detached {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(fd) }
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = in_port_t(UInt16(port).bigEndian)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            guard rc == 0 else { throw POSIXError(.ECONNREFUSED) }
+            var tv = timeval(tv_sec: 3, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            let bytes = Array(text.utf8)
+            _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+            var out: [UInt8] = []
+            var buf = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = recv(fd, &buf, buf.count, 0)
+                if n <= 0 { break }
+                out += buf[0..<n]
+                if out.count > 1 << 16 { break }
+            }
+            return String(decoding: out, as: UTF8.self)
+        }.value
+    }
+
+    /// A scheduler whose PostgreSQL goes away while a request arrives: its ingest is stuck,
+    /// /readyz says so, and SIGTERM still ends it within its grace period.
+    @Test func sigtermEndsASchedulerWhoseConsumerIsStuck() async throws {
+        let reservation = try PortReservation()
+        let ops = try PortReservation()
+        defer { reservation.release(); ops.release() }
+        let dir = "/tmp/" + TestEnv.unique("gedge-pg")
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures/scratch_postgres.sh").standardized.path
+        func pg(_ action: String) { #expect(runCommandBlocking(["/bin/bash", script, dir, "\(reservation.port)", action]) == 0, "scratch PostgreSQL \(action)") }
+        pg("start")
+        defer { pg("stop"); try? FileManager.default.removeItem(atPath: dir) }
+        let h = try await SchedulerHarness(postgresURL: "postgres://gedge@127.0.0.1:\(reservation.port)/postgres")
+        try h.startAgent("edge1", driver: SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 2), podStartDelay: .milliseconds(5)))
+        try await h.bind("p1", ["edge1"])
+        let s = try ChildProcess("scheduler", [
+            "--kafka-brokers", h.cluster.bootstrapServers, "--postgres-url", h.schemaURL, "--http-host", "127.0.0.1", "--http-port", "\(ops.port)",
+            "--scheduler-producers", "trusted", "--shutdown-grace", "5s", "--postgres-connect-timeout", "1s", "--log-level", "warning",
+        ])
+        let http = HTTPClient(logger: TestEnv.logger)
+        try await eventually("scheduler ready", timeout: .seconds(30)) {
+            (try? await http.execute(HTTPRequest(url: "http://127.0.0.1:\(ops.port)/readyz")))?.status == 200
+        }
+        pg("stop")
+        try await h.submit(request("stuck", .mostRequested))
+        var why = ""
+        try await eventually("readyz names the stalled consumer (last: \(why); log: \(s.lines.suffix(5)))", timeout: .seconds(40)) {
+            guard let r = try? await http.execute(HTTPRequest(url: "http://127.0.0.1:\(ops.port)/readyz")) else { return false }
+            why = String(decoding: r.body, as: UTF8.self)
+            return r.status == 503 && why.contains("scheduler.requests")
+        }
+        let metrics = try await http.execute(HTTPRequest(url: "http://127.0.0.1:\(ops.port)/metrics"))
+        #expect(String(decoding: metrics.body, as: UTF8.self).contains("gedge_consumer_stalled{consumer=\"scheduler.requests\"} 1"))
+        let sent = ContinuousClock.now
+        s.kill(SIGTERM)
+        try await s.waitForExit(timeout: .seconds(15))
+        #expect(ContinuousClock.now - sent < .seconds(12), "SIGTERM took \(ContinuousClock.now - sent)")
+        await http.shutdown()
+        pg("start")
+        await h.shutdown()
+    }
+}
