@@ -204,6 +204,17 @@ public final class Agent: Sendable {
         }
     }
 
+    /// A topic a command may have its answer written to: a legal Kafka topic name that is
+    /// none of the suite's input topics (requests, agents' commands, results, status).
+    static func isReplyTopic(_ t: String) -> Bool {
+        guard (1...249).contains(t.utf8.count), t != ".", t != "..",
+              t.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) || $0 == 46 || $0 == 95 || $0 == 45 })
+        else { return false }
+        let base = t.hasSuffix(".dlq") ? String(t.dropLast(4)) : t
+        return ![Topics.scheduleRequests, Topics.scheduleResults, Topics.clusterStatus, Topics.podMetrics].contains(base)
+            && !t.hasPrefix(Topics.agentCommands(cluster: ""))
+    }
+
     func command(_ message: KafkaMessage) -> Command {
         Command(message: message, envelope: Result { try codec.decode(message.value) })
     }
@@ -223,7 +234,12 @@ public final class Agent: Sendable {
             await publish(dead, topic: Topics.schedulerReplies, key: key)
             return
         }
-        let replyTo = env.msg["reply_to"]?.stringValue ?? Topics.schedulerReplies
+        // A command names where its answer goes; never a topic that others trust as input.
+        var replyTo = env.msg["reply_to"]?.stringValue ?? Topics.schedulerReplies
+        if !Self.isReplyTopic(replyTo) {
+            logger.warning("reply_to refused; answering on the scheduler's replies", metadata: ["reply_to": .string(String(replyTo.prefix(256)))])
+            replyTo = Topics.schedulerReplies
+        }
         do {
             switch env.hcode {
             case .applyLowLatency, .applyMostRequested, .applySelectedCluster:

@@ -223,6 +223,12 @@ struct FaaSTests {
         }
         try await c.publish(routingKey: queue, message: AMQPMessage(body: Array("{not json".utf8), messageID: "bad-1"))
         try await c.publish(routingKey: queue, message: AMQPMessage(body: Array(#"{"type":"fire"}"#.utf8), messageID: "bad-2"))
+        // Poison: nesting far past the limit, and a NUL the database cannot hold.
+        let deep = #"{"event_id":"deep-1","x":"# + String(repeating: "[", count: 50_000) + String(repeating: "]", count: 50_000) + "}"
+        try await c.publish(routingKey: queue, message: AMQPMessage(body: Array(deep.utf8), messageID: "bad-3"))
+        try await c.publish(routingKey: queue, message: AMQPMessage(body: Array(#"{"event_id":"nul-1","note":"a\u0000b"}"#.utf8), messageID: "bad-4"))
+        // ...and a good one after them.
+        try await c.publish(routingKey: queue, message: AMQPMessage(body: Array(#"{"event_id":"fire-after","type":"fire"}"#.utf8)))
 
         let consumerClient = try await amqp()
         let http = HTTPClient(logger: h.logger)
@@ -237,17 +243,17 @@ struct FaaSTests {
             WebhookDeliverer(pool: h.pool, http: http, settings: webhook, wake: wake, table: "notification_deliveries", key: "id", metric: "test_notifier_deliveries", logger: h.logger),
         ])
         try await eventually("stored") {
-            try await h.pool.query("SELECT count(*) AS n FROM notifications WHERE queue = $1", [.text(queue)]).first?.decode("n", as: Int.self) == 20
+            try await h.pool.query("SELECT count(*) AS n FROM notifications WHERE queue = $1", [.text(queue)]).first?.decode("n", as: Int.self) == 21
         }
         try await eventually("all acked") { try await c.queueInfo(queue).messageCount == 0 }
         try await eventually("failed attempts while down") {
             try await h.pool.query("SELECT min(attempts) AS n FROM notification_deliveries").first?.decode("n", as: Int.self) ?? 0 >= 1
         }
         try await receiver.start()
-        try await eventually("delivered") { receiver.received.count >= 20 }
+        try await eventually("delivered") { receiver.received.count >= 21 }
         try await Task.sleep(for: .seconds(1))
-        #expect(receiver.received.count == 20)
-        #expect(Set(receiver.received.compactMap { $0.body["event_id"]?.stringValue }).count == 20)
+        #expect(receiver.received.count == 21)
+        #expect(Set(receiver.received.compactMap { $0.body["event_id"]?.stringValue }).count == 21)
         #expect(receiver.received.allSatisfy { $0.signature == "sha256=" + Digests.hmacSHA256Hex(key: Array("k".utf8), message: $0.raw) })
         let status = try await NotificationStore(pool: h.pool).get(eventID: "fire-3")
         #expect(status?["deliveries"]?.arrayValue?.first?["state"] == "delivered")
@@ -256,12 +262,12 @@ struct FaaSTests {
         let dlq = try await amqp()
         var it = try await dlq.consume(queue: queue + ".dlq", prefetch: 10).makeAsyncIterator()
         var reasons: [String: String] = [:]
-        for _ in 0..<2 {
+        for _ in 0..<4 {
             let d = try #require(await it.next())
             reasons[d.message.messageID ?? ""] = "\(d.message.headers["x-gedge-error-code"] ?? "") \(d.message.headers["x-gedge-error-field"] ?? "")"
             try await dlq.ack(d)
         }
-        #expect(reasons == ["bad-1": "malformed_json ", "bad-2": "missing_field event_id"])
+        #expect(reasons == ["bad-1": "malformed_json ", "bad-2": "missing_field event_id", "bad-3": "too_large ", "bad-4": "invalid_value note"])
         await dlq.close()
         await receiver.stop()
         _ = try await c.deleteQueue(queue)

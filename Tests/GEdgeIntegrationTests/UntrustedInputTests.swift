@@ -83,6 +83,41 @@ struct UntrustedInputTests {
         await h.shutdown()
     }
 
+    /// Garbage, deep JSON and a message near 1 MB on every Kafka topic the services read
+    /// (replies, an agent's commands, results, cluster status): then a request goes all the
+    /// way, its callback recorded.
+    @Test func poisonOnEveryTopicStopsNothing() async throws {
+        let g = try await GatewayHarness()
+        try g.world.startAgent("edge1", driver: SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 2), podStartDelay: .milliseconds(5)))
+        let ctx = try g.world.startScheduler(instance: "s1")
+        try await eventually("cluster in view") { !ctx.view.fresh().isEmpty }
+        try await g.world.bind("p1", ["edge1"])
+        let deepJSON = Array((#"{"hcode":1,"msg":"# + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "}").utf8)
+        let poisons: [[UInt8]] = [Array("{\"source\":".utf8), deepJSON, [UInt8](repeating: 0x7B, count: 990_000), [0xFF, 0xFE, 0x00]]
+        for topic in [Topics.schedulerReplies, Topics.agentCommands(cluster: "edge1"), Topics.scheduleResults, Topics.clusterStatus] {
+            for (i, p) in poisons.enumerated() {
+                _ = try await g.world.producer.send(KafkaRecord(topic: topic, key: "poison-\(i)", value: p))
+            }
+        }
+        let token = try await g.token(project: "p1")
+        let (s, b) = try await g.json("POST", "/v1/requests", token: token, .object([
+            "policy": "most", "workload": workload("after-poison", cpu: "100m"), "callback_url": "http://127.0.0.1:9/hook",
+        ]))
+        #expect(s == 202, "\(b)")
+        let id = try #require(b["request_id"]?.stringValue)
+        _ = try await g.world.waitFor(id, .completed)
+        try await eventually("callback recorded") {
+            try await g.world.pool.query("SELECT count(*) AS n FROM callback_deliveries WHERE request_id = $1", [.text(id)]).first?.decode("n", as: Int.self) == 1
+        }
+        // The replies' poison is dead-lettered with the reason; the big one shortened.
+        let letters = try await dead(g.world, topic: Topics.schedulerReplies, count: 4)
+        #expect(Set(letters.compactMap(\.keyString)) == ["poison-0", "poison-1", "poison-2", "poison-3"])
+        let big = try #require(letters.first { $0.keyString == "poison-2" })
+        #expect(big.value.count < 100_000 && big.header(MessageHeaders.truncated) == Array("true".utf8))
+        #expect(ConsumerProgress.shared.stuck.isEmpty)
+        await g.shutdown()
+    }
+
     @Test func onlySignedProducersAreBelieved() async throws {
         let h = try await SchedulerHarness()
         try h.startAgent("edge1", driver: SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 2), podStartDelay: .milliseconds(5)))
@@ -221,6 +256,31 @@ struct UntrustedInputTests {
             }
         }
         #expect(walked >= 20, "walked \(walked) GET routes")
+        await g.shutdown()
+    }
+
+    /// The gateway's every door with deep YAML and an alias bomb: a 400 naming the limit,
+    /// quickly, and the gateway still answers.
+    @Test func hostileDocumentsAtTheGatewayAreRefusedByLimit() async throws {
+        let g = try await GatewayHarness()
+        let token = try await g.token(project: "p1")
+        let started = ContinuousClock.now
+        for (path, type) in [("/v1/services", "application/yaml"), ("/gse/service/create", "application/yaml"), ("/v1/workflows", "application/yaml")] {
+            for (doc, limit) in [(Self.deepYAML, "decode.max.depth"), (Self.bombYAML, "decode.max.nodes"), ("- " + String(repeating: "- ", count: 5000) + "x", "decode.max.depth")] {
+                let (s, b) = try await g.call("POST", path, token: token, body: doc, contentType: type)
+                #expect(s == 400 && b["code"] == "too_large" && b["detail"]?.stringValue?.contains(limit) == true, "\(path): \(s) \(b)")
+            }
+        }
+        // GS-Scheduler's front API with the bomb in yaml_file.
+        let boundary = "xYz"
+        let form = "--\(boundary)\r\nContent-Disposition: form-data; name=\"yaml_file\"; filename=\"w.yaml\"\r\n\r\n\(Self.bombYAML)\r\n--\(boundary)--\r\n"
+        let (fs, fb) = try await g.call("POST", "/scheduler/most", token: token, body: form, contentType: "multipart/form-data; boundary=\(boundary)")
+        #expect(fs == 400 && fb["detail"]?.stringValue?.contains("decode.max.nodes") == true, "\(fb)")
+        // A JSON request whose workload is the deep YAML text.
+        let (js, jb) = try await g.json("POST", "/v1/requests", token: token, .object(["policy": "most", "workload": .string(Self.deepYAML)]))
+        #expect(js == 400 && jb["field"]?.stringValue?.hasPrefix("workload.a[0]") == true, "\(jb)")
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(try await g.call("GET", "/v1/whoami", token: token).0 == 200)
         await g.shutdown()
     }
 
