@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 BIN := .build/debug
 
-.PHONY: all deps build up down status demo test check-deploy bench release clean
+.PHONY: all deps build up down status demo test check-deploy compose-secrets bench release clean
 
 all: build
 
@@ -44,6 +44,10 @@ bench: deps
 	.build/release/gedge-bench-scheduler
 	bash bench/gateway.sh
 	.build/release/gedge-bench-faas
+
+# The compose deployment's secrets (compose/secrets/, never committed).
+compose-secrets:
+	bash scripts/compose-secrets.sh
 
 check-deploy: deps
 	bash scripts/check-deploy.sh

@@ -15,6 +15,29 @@ python3 -m yamllint -s compose k8s config .yamllint
 echo "check-deploy: docker-compose config"
 docker-compose -f compose/docker-compose.yml config -q
 
+echo "check-deploy: compose secrets (generated into a scratch folder)"
+secrets="$(mktemp -d)"
+trap 'rm -rf "$secrets"' EXIT
+bash scripts/compose-secrets.sh "$secrets" >/dev/null
+# Every secret file compose names is one the generator writes.
+python3 - "$secrets" <<'PY'
+import os, sys, yaml
+doc = yaml.safe_load(open("compose/docker-compose.yml"))
+missing = [n for n, s in doc["secrets"].items() if not os.path.exists(os.path.join(sys.argv[1], os.path.basename(s["file"])))]
+if missing:
+    sys.exit(f"check-deploy: scripts/compose-secrets.sh does not make {missing}")
+users = {n[len("kafka_"):-len("_password")] for n in doc["secrets"] if n.startswith("kafka_") and n.endswith("_password")}
+for svc in doc["services"].values():
+    u = (svc.get("environment") or {}).get("GEDGE_KAFKA_RDKAFKA_SASL_USERNAME")
+    if u and u not in users:
+        sys.exit(f"check-deploy: Kafka principal {u} has no password secret")
+PY
+# The broker's certificate chains to the CA and names the host clients connect to.
+sed -n '/BEGIN CERTIFICATE/,/END CERTIFICATE/p' "$secrets/kafka_broker.pem" | awk '/BEGIN CERT/{n++} n==1' > "$secrets/broker.crt"
+openssl verify -CAfile "$secrets/kafka_ca.crt" "$secrets/broker.crt" >/dev/null
+openssl x509 -in "$secrets/broker.crt" -noout -ext subjectAltName | grep -q "DNS:kafka"
+grep -q "BEGIN PRIVATE KEY" "$secrets/kafka_broker.pem"
+
 echo "check-deploy: kubernetes-validate --strict (Kubernetes $k8s_version)"
 manifests=()
 for f in k8s/base/*.yaml; do

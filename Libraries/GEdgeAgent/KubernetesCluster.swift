@@ -12,12 +12,26 @@ public struct KubernetesCluster: ClusterDriver {
     public static let attemptLabel = "gedge.io/attempt"
     public static let fieldManager = "gedge-agent"
 
+    /// The label an operator puts on a namespace the suite may deploy into.
+    public static let managedLabel = "gedge.io/managed"
+
+    /// How the agent treats namespaces: it applies only into existing namespaces labelled
+    /// `gedge.io/managed=true` (`requireManaged`, the default: its role may not create
+    /// namespaces), or creates them itself, labelled so (`create`: a role that may).
+    public enum NamespacePolicy: String, Sendable {
+        case requireManaged = "require-managed"
+        case create
+    }
+
     let client: HTTPClient
     let configuration: KubernetesAPIConfiguration
     let pollInterval: Duration
     let applyTimeout: Duration
+    let namespaces: NamespacePolicy
 
-    public init(client: HTTPClient, configuration: KubernetesAPIConfiguration, applyTimeout: Duration = .seconds(120), pollInterval: Duration = .seconds(1)) {
+    public init(client: HTTPClient, configuration: KubernetesAPIConfiguration, applyTimeout: Duration = .seconds(120), pollInterval: Duration = .seconds(1),
+                namespaces: NamespacePolicy = .requireManaged) {
+        self.namespaces = namespaces
         self.client = client
         self.configuration = configuration
         self.applyTimeout = applyTimeout
@@ -251,16 +265,31 @@ public struct KubernetesCluster: ClusterDriver {
     }
 
     public func namespace(_ name: String, delete: Bool) async throws {
+        guard namespaces == .create else {
+            throw KubernetesAPIError(status: 403, message: "namespaces are the operator's to \(delete ? "delete" : "create") (agent.namespaces=require-managed)")
+        }
         if delete {
             _ = try await call("DELETE", "/api/v1/namespaces/\(name)", allow404: true)
         } else {
-            try await serverSideApply(.object(["apiVersion": .string("v1"), "kind": .string("Namespace"), "metadata": .object(["name": .string(name)])]), namespace: nil)
+            try await serverSideApply(.object([
+                "apiVersion": .string("v1"), "kind": .string("Namespace"),
+                "metadata": .object(["name": .string(name), "labels": .object([Self.managedLabel: "true"])]),
+            ]), namespace: nil)
         }
     }
 
     public func apply(_ cmd: ApplyCommand) async throws -> ApplyResult {
         if let d = cmd.deadline, d < Date() { return ApplyResult(ok: false, reason: "the deadline passed before the apply started") }
-        try await namespace(cmd.namespace, delete: false)
+        switch namespaces {
+        case .create: try await namespace(cmd.namespace, delete: false)
+        case .requireManaged:
+            guard let ns = try await call("GET", "/api/v1/namespaces/\(cmd.namespace)", allow404: true) else {
+                return ApplyResult(ok: false, reason: "namespace \(cmd.namespace) does not exist; an operator creates it labelled \(Self.managedLabel)=true")
+            }
+            guard ns["metadata"]?["labels"]?[Self.managedLabel] == .string("true") else {
+                return ApplyResult(ok: false, reason: "namespace \(cmd.namespace) is not labelled \(Self.managedLabel)=true; the agent applies only in managed namespaces")
+            }
+        }
         var owner: (kind: String, path: String)?
         for m in Self.manifests(cmd.workload) {
             let object = Self.prepare(m, cmd)

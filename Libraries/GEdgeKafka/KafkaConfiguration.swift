@@ -1,3 +1,4 @@
+import Foundation
 import CRdKafka
 import GEdgeCore
 import Logging
@@ -26,6 +27,10 @@ public struct KafkaConfiguration: Sendable {
         let prefix = "kafka.rdkafka."
         for key in Self.passthroughKeys where reader.value(prefix + key) != nil {
             extra[key] = reader.value(prefix + key)
+        }
+        // Secrets may come from files: kafka.rdkafka.sasl.password.file (compose secrets).
+        for key in ["sasl.password", "ssl.key.password"] {
+            if let v = try? reader.secret(prefix + key) { extra[key] = v.trimmingCharacters(in: .whitespacesAndNewlines) }
         }
         self.init(
             brokers: reader.string("kafka.brokers", default: "127.0.0.1:9092"),

@@ -48,7 +48,12 @@ func makeDriver(_ config: ConfigReader, settings: inout AgentSettings, logger: L
         let api = try config.string("kubernetes.kubeconfig").map { try Kubeconfig.load(path: $0, context: config.string("kubernetes.context")) }
             ?? KubernetesAPIConfiguration(config)
         let client = HTTPClient(configuration: api.http, logger: logger)
-        return (KubernetesCluster(client: client, configuration: api, applyTimeout: try config.duration("agent.apply.timeout", default: .seconds(120))), client, nil)
+        let nsName = config.string("agent.namespaces", default: KubernetesCluster.NamespacePolicy.requireManaged.rawValue)
+        guard let nsPolicy = KubernetesCluster.NamespacePolicy(rawValue: nsName) else {
+            throw ConfigurationError(key: "agent.namespaces", reason: "'\(nsName)' is not require-managed or create")
+        }
+        return (KubernetesCluster(client: client, configuration: api, applyTimeout: try config.duration("agent.apply.timeout", default: .seconds(120)),
+                                  namespaces: nsPolicy), client, nil)
     case let other:
         throw ConfigurationError(key: "agent.driver", reason: "'\(other)' is not kubernetes or simulated")
     }

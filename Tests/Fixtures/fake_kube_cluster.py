@@ -210,6 +210,10 @@ class Handler(BaseHTTPRequestHandler):
                     return self.reply(200, {"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1", "items": items})
                 if parts == ["api", "v1", "nodes"]:
                     return self.reply(200, {"kind": "NodeList", "items": NODES})
+                if parts[:3] == ["api", "v1", "namespaces"] and len(parts) == 4:
+                    if parts[3] not in NAMESPACES:
+                        return self.reply(*status(404, "NotFound", f'namespaces "{parts[3]}" not found'))
+                    return self.reply(200, NAMESPACES[parts[3]])
                 if parts == ["api", "v1", "pods"] or (len(parts) == 5 and parts[2] == "namespaces" and parts[4] == "pods"):
                     ns = parts[3] if len(parts) == 5 else None
                     items = [p for (pns, _), p in PODS.items() if (ns is None or pns == ns) and selected(p, label_sel)]

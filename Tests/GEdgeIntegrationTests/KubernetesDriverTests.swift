@@ -8,19 +8,46 @@ import Testing
 
 @Suite("Kubernetes driver", .enabled(if: TestEnv.integration), .serialized, .timeLimit(.minutes(2)))
 struct KubernetesDriverTests {
-    func setUp(token: String = "test-token") throws -> (EchoServer, HTTPClient, KubernetesCluster) {
+    func setUp(token: String = "test-token", namespaces: KubernetesCluster.NamespacePolicy = .create) throws -> (EchoServer, HTTPClient, KubernetesCluster) {
         let api = try EchoServer(script: "fake_kube_cluster.py", arguments: [])
         let tokenFile = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnv.unique("token"))
         try "\(token)\n".write(to: tokenFile, atomically: true, encoding: .utf8)
         let client = HTTPClient(logger: TestEnv.logger)
         let driver = KubernetesCluster(
             client: client, configuration: KubernetesAPIConfiguration(url: api.base, tokenFile: tokenFile.path),
-            applyTimeout: .seconds(2), pollInterval: .milliseconds(50))
+            applyTimeout: .seconds(2), pollInterval: .milliseconds(50), namespaces: namespaces)
         return (api, client, driver)
     }
 
     func debugState(_ api: EchoServer, _ client: HTTPClient) async throws -> JSONValue {
         try await client.execute(HTTPRequest(url: api.base + "/debug/state")).json()
+    }
+
+    /// By default the agent creates no namespace: it applies only into one an operator made
+    /// and labelled gedge.io/managed=true.
+    @Test func appliesOnlyIntoManagedNamespaces() async throws {
+        let (api, client, driver) = try setUp(namespaces: .requireManaged)
+        let cmd = ApplyCommand(requestID: "m-1", attempt: 1, namespace: "team", workload: workload("web"), node: nil, replicas: 1, deadline: Date().addingTimeInterval(30))
+        let missing = try await driver.apply(cmd)
+        #expect(!missing.ok && missing.reason.contains("does not exist"), "\(missing.reason)")
+        await #expect(throws: KubernetesAPIError.self) { try await driver.namespace("team", delete: false) }
+        // An operator's namespace without the label, then with it.
+        let unlabelled = try await client.execute(HTTPRequest(
+            method: "PATCH", url: api.base + "/api/v1/namespaces/team?fieldManager=operator",
+            headers: [("Content-Type", "application/apply-patch+yaml")],
+            body: JSONValue.object(["apiVersion": "v1", "kind": "Namespace", "metadata": .object(["name": "team"])]).serialized(), bearerToken: "test-token"))
+        #expect(unlabelled.status == 200)
+        let notManaged = try await driver.apply(cmd)
+        #expect(!notManaged.ok && notManaged.reason.contains("not labelled gedge.io/managed=true"), "\(notManaged.reason)")
+        let labelled = try await client.execute(HTTPRequest(
+            method: "PATCH", url: api.base + "/api/v1/namespaces/team?fieldManager=operator",
+            headers: [("Content-Type", "application/apply-patch+yaml")],
+            body: JSONValue.object(["apiVersion": "v1", "kind": "Namespace", "metadata": .object(["name": "team", "labels": .object(["gedge.io/managed": "true"])])]).serialized(),
+            bearerToken: "test-token"))
+        #expect(labelled.status == 200)
+        #expect(try await driver.apply(cmd).ok)
+        await client.shutdown()
+        withExtendedLifetime(api) {}
     }
 
     @Test func readsNodesAppliesWaitsAndRemoves() async throws {
