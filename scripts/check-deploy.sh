@@ -55,4 +55,24 @@ missing = [r for r in k["resources"] if not os.path.exists(os.path.join("k8s/bas
 if missing:
     sys.exit(f"check-deploy: kustomization names missing files: {missing}")
 PY
+# Strimzi's KafkaUsers (no schema of theirs is vendored): the fields the User Operator reads.
+python3 - <<'PY'
+import sys, yaml
+ops = {"Read", "Write", "Create", "Delete", "Alter", "Describe", "ClusterAction", "DescribeConfigs", "AlterConfigs", "IdempotentWrite", "All"}
+k = yaml.safe_load(open("k8s/kafka/kustomization.yaml"))
+for f in k["resources"]:
+    for doc in yaml.safe_load_all(open("k8s/kafka/" + f)):
+        where = f"k8s/kafka/{f}: {doc.get('metadata', {}).get('name')}"
+        ok = (doc["apiVersion"] == "kafka.strimzi.io/v1beta2" and doc["kind"] == "KafkaUser"
+              and doc["metadata"]["labels"].get("strimzi.io/cluster")
+              and doc["spec"]["authentication"] == {"type": "scram-sha-512"}
+              and doc["spec"]["authorization"]["type"] == "simple")
+        if not ok:
+            sys.exit(f"check-deploy: {where} is not a SCRAM KafkaUser with simple authorization")
+        for acl in doc["spec"]["authorization"]["acls"]:
+            r = acl["resource"]
+            if r["type"] not in ("topic", "group", "cluster", "transactionalId") or (r["type"] != "cluster" and r.get("patternType") not in ("literal", "prefix")) \
+                    or not set(acl["operations"]) <= ops:
+                sys.exit(f"check-deploy: {where}: a bad ACL {acl}")
+PY
 echo "check-deploy: ok"
