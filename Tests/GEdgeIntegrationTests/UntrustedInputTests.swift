@@ -7,7 +7,7 @@ import GEdgeHTTPClient
 import GEdgeKafka
 import GEdgePlacement
 import GEdgePostgres
-import GEdgeScheduler
+@testable import GEdgeScheduler
 import GEdgeSecurity
 import Testing
 
@@ -116,6 +116,24 @@ struct UntrustedInputTests {
         #expect(big.value.count < 100_000 && big.header(MessageHeaders.truncated) == Array("true".utf8))
         #expect(ConsumerProgress.shared.stuck.isEmpty)
         await g.shutdown()
+    }
+
+    /// A replica whose view is still empty (just started, its clusters not yet heard from)
+    /// places nothing and charges no request a failure; it places once they report.
+    @Test func aFreshReplicaChargesNoFalseFailures() async throws {
+        let h = try await SchedulerHarness()
+        try await h.bind("p1", ["edge1"])
+        let ctx = try h.startScheduler(instance: "fresh", staleAfter: .seconds(10))
+        for i in 0..<20 { try await h.submit(request("early-\(i)", .mostRequested, cpu: "50m")) }
+        try await Task.sleep(for: .seconds(2))
+        let complete = ctx.viewComplete.load(ordering: .relaxed)
+        #expect(!complete)
+        try h.startAgent("edge1", driver: SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 2), podStartDelay: .milliseconds(5)))
+        for i in 0..<20 {
+            let r = try await h.waitFor("early-\(i)", .completed)
+            #expect(r.failCount == 0, "early-\(i) charged \(r.failCount) failure(s)")
+        }
+        await h.shutdown()
     }
 
     @Test func onlySignedProducersAreBelieved() async throws {
