@@ -36,6 +36,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
     ],
     targets: [
         // C libraries from Debian's -dev packages.
@@ -170,6 +172,8 @@ let package = Package(
                 "GEdgeCore", "GEdgeSecurity", "GEdgeKafka", "GEdgePostgres", "GEdgeHTTPClient", "GEdgePlacement", "GEdgeScheduler", "GEdgeServiceSpec",
                 "GEdgeOutbox", "GEdgeFaaS", "GEdgeAutoscaler", "GEdgeWorkflow",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -122,6 +122,23 @@ extension JSONValue {
     /// Serializes compactly with keys sorted by their UTF-8 bytes, so equal values give
     /// equal bytes. A number that is not finite is written as null.
     public func serialized() -> [UInt8] { JSONWriter.write(self) }
+
+    /// Indented text (two spaces, keys sorted), for people. Values come from the bounded
+    /// decoder, so the recursion is as deep as `decode.max.depth` at most.
+    public func prettyPrinted(indent: Int = 0) -> String {
+        let pad = String(repeating: "  ", count: indent + 1), end = String(repeating: "  ", count: indent)
+        switch self {
+        case .array(let items) where !items.isEmpty:
+            return "[\n" + items.map { pad + $0.prettyPrinted(indent: indent + 1) }.joined(separator: ",\n") + "\n\(end)]"
+        case .object(let fields) where !fields.isEmpty:
+            let keys = fields.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+            return "{\n" + keys.map { k in
+                pad + String(decoding: JSONValue.string(k).serialized(), as: UTF8.self) + ": " + fields[k]!.prettyPrinted(indent: indent + 1)
+            }.joined(separator: ",\n") + "\n\(end)}"
+        default:
+            return String(decoding: serialized(), as: UTF8.self)
+        }
+    }
 }
 
 extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral, ExpressibleByFloatLiteral {

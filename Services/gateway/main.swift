@@ -71,7 +71,7 @@ func runGateway() async throws {
     let port = try config.port("http.port", default: 8888)
     let app = Application(
         router: router,
-        server: .http1(configuration: .init(idleTimeout: .seconds(Int64(try config.duration("gateway.idle.timeout", default: .seconds(60)).milliseconds / 1000)))),
+        server: Gateway.httpServer(idleTimeout: try config.duration("gateway.idle.timeout", default: .seconds(60))),
         configuration: .init(address: .hostname(host, port: port), serverName: "gedge-gateway"), logger: logger)
 
     logger.info("gateway starting", metadata: ["address": "\(host):\(port)"])

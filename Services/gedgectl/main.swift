@@ -140,13 +140,7 @@ final class Client: Sendable {
 // MARK: output
 
 func printJSON(_ v: JSONValue) {
-    let data = Data(v.serialized())
-    if let obj = try? JSONSerialization.jsonObject(with: data),
-       let pretty = try? JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys]) {
-        print(String(decoding: pretty, as: UTF8.self))
-    } else {
-        print(String(decoding: data, as: UTF8.self))
-    }
+    print(v.prettyPrinted())
 }
 
 func table(_ header: [String], _ rows: [[String]]) {

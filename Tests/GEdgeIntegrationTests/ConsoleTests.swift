@@ -101,6 +101,8 @@ struct ConsoleTests {
         #expect(fnPage.contains("replica-chart") && fnPage.contains("detector-worker"), "\(fnPage.suffix(2000))")
         let services = try await page("/services")
         #expect(services.contains("shop-web"), "\(services.suffix(2000))")
+        let projectPage = try await page("/project")
+        #expect(projectPage.contains("id=\"namespaces\"") && projectPage.contains(">fn<") && projectPage.contains("baseline"), "\(projectPage.suffix(2000))")
         // Notifications belong to no project: the admin reads them.
         let notes = try await page("/notifications", as: g.adminToken)
         #expect(notes.contains("det-console-1"), "\(notes.suffix(2000))")

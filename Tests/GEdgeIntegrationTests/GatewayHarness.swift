@@ -32,7 +32,7 @@ final class GatewayHarness: @unchecked Sendable {
         gateway.addRoutes(to: router)
         let bound = PortBox()
         let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            router: router, server: Gateway.httpServer(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
             onServerRunning: { channel in bound.set(channel.localAddress?.port ?? 0) }, logger: world.logger)
         let wake = Wakeup()
         _ = world.run([

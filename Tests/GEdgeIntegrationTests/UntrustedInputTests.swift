@@ -314,6 +314,14 @@ struct UntrustedInputTests {
         let expect = try await rawHTTP(port: g.port, "POST /v1/requests HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10485760\r\nExpect: 100-continue\r\n\r\n")
         #expect(expect.contains("413") && expect.contains("too_large"), "\(expect)")
         #expect(!expect.contains("100 Continue"), "\(expect)")
+        // What the HTTP parser refuses is answered as problem+json too, and the connection closed.
+        for raw in ["FOO / HTTP/1.1\r\nHost: x\r\n\r\n", "GET /v1/whoami HTTP/1.1\r\nHost: x\r\nContent-Type: a\u{01}b\r\n\r\n",
+                    "GET /v1/whoami HTTP/9\r\n\r\n"] {
+            let t = ContinuousClock.now
+            let answer = try await rawHTTP(port: g.port, raw)
+            #expect(answer.hasPrefix("HTTP/1.1 400") && answer.contains("application/problem+json") && answer.contains("\"code\":\"bad_request\""), "\(raw): \(answer)")
+            #expect(ContinuousClock.now - t < .seconds(2))
+        }
         await g.shutdown()
     }
 
