@@ -448,10 +448,7 @@ extension Gateway {
             let project = try context.parameters.require("project")
             guard p.mayAccess(project: project) else { throw Problem.forbidden("this token acts for project '\(p.project)'") }
             let policy = try await self.policies.policy(project: project)
-            return Reply.json(.object([
-                "project_name": .string(project), "pod_security": .string(policy.podSecurity.rawValue),
-                "kinds": .array(policy.kinds.sorted().map(JSONValue.string)),
-            ]))
+            return Reply.json(policy.json(project: project))
         }
         router.put("/v1/projects/:project/policy") { request, context in
             let p = try await self.auth.principal(request)
@@ -471,10 +468,7 @@ extension Gateway {
             } catch let e as MessageDecodingError { throw Problem.badInput(e) }
             try await self.policies.setPolicy(project: project, podSecurity: level, kinds: kinds)
             let policy = try await self.policies.policy(project: project)
-            return Reply.json(.object([
-                "project_name": .string(project), "pod_security": .string(policy.podSecurity.rawValue),
-                "kinds": .array(policy.kinds.sorted().map(JSONValue.string)),
-            ]))
+            return Reply.json(policy.json(project: project))
         }
         router.get("/v1/projects/:project/producer-key") { request, context in
             let p = try await self.auth.principal(request)

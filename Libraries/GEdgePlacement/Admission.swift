@@ -27,6 +27,16 @@ public struct ProjectPolicy: Sendable, Hashable {
     }
 }
 
+extension ProjectPolicy {
+    /// The wire form of `/v1/projects/{p}/policy`.
+    public func json(project: String) -> JSONValue {
+        .object([
+            "project_name": .string(project), "pod_security": .string(podSecurity.rawValue),
+            "kinds": .array(kinds.sorted().map(JSONValue.string)),
+        ])
+    }
+}
+
 /// Why a workload may not be deployed.
 public struct AdmissionError: Error, Sendable, Hashable, CustomStringConvertible {
     public enum Rule: String, Sendable {

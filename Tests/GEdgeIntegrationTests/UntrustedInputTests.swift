@@ -24,6 +24,15 @@ struct UntrustedInputTests {
         return lines.joined(separator: "\n") + "\n"
     }()
 
+    /// One simulated edge cluster of two nodes and a scheduler replica that sees it.
+    @discardableResult
+    static func edgeAndScheduler(_ h: SchedulerHarness, producers: ProducerSigning? = nil) async throws -> SchedulerContext {
+        try h.startAgent("edge1", driver: SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 2), podStartDelay: .milliseconds(5)))
+        let ctx = try h.startScheduler(instance: "s1", producers: producers)
+        try await eventually("cluster in view") { !ctx.view.fresh().isEmpty }
+        return ctx
+    }
+
     func dead(_ h: SchedulerHarness, topic: String, count: Int) async throws -> [KafkaMessage] {
         let dlq = try h.consumer(group: TestEnv.unique("dlq"), topic: Topics.deadLetter(for: topic))
         var got: [KafkaMessage] = []
@@ -42,10 +51,8 @@ struct UntrustedInputTests {
 
     @Test func poisonRequestsEndWithAReasonAndTheNextIsPlaced() async throws {
         let h = try await SchedulerHarness()
-        try h.startAgent("edge1", driver: SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 2), podStartDelay: .milliseconds(5)))
         try await h.bind("p1", ["edge1"])
-        let ctx = try h.startScheduler(instance: "s1")
-        try await eventually("cluster in view") { !ctx.view.fresh().isEmpty }
+        try await Self.edgeAndScheduler(h)
 
         // Deep YAML and an alias bomb as the workload: recorded, rejected naming the limit.
         var deep = request("deep", .mostRequested)
@@ -88,9 +95,7 @@ struct UntrustedInputTests {
     /// way, its callback recorded.
     @Test func poisonOnEveryTopicStopsNothing() async throws {
         let g = try await GatewayHarness()
-        try g.world.startAgent("edge1", driver: SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 2), podStartDelay: .milliseconds(5)))
-        let ctx = try g.world.startScheduler(instance: "s1")
-        try await eventually("cluster in view") { !ctx.view.fresh().isEmpty }
+        try await Self.edgeAndScheduler(g.world)
         try await g.world.bind("p1", ["edge1"])
         let deepJSON = Array((#"{"hcode":1,"msg":"# + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "}").utf8)
         let poisons: [[UInt8]] = [Array("{\"source\":".utf8), deepJSON, [UInt8](repeating: 0x7B, count: 990_000), [0xFF, 0xFE, 0x00]]
@@ -138,12 +143,10 @@ struct UntrustedInputTests {
 
     @Test func onlySignedProducersAreBelieved() async throws {
         let h = try await SchedulerHarness()
-        try h.startAgent("edge1", driver: SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 2), podStartDelay: .milliseconds(5)))
         try await h.bind("p1", ["edge1"])
         try await h.bind("p2", ["edge1"])
         let signing = try ProducerSigning(secret: Array(Hex.random(bytes: 32).utf8))
-        let ctx = try h.startScheduler(instance: "s1", producers: signing)
-        try await eventually("cluster in view") { !ctx.view.fresh().isEmpty }
+        try await Self.edgeAndScheduler(h, producers: signing)
         func record(_ r: ScheduleRequest) -> KafkaRecord {
             KafkaRecord(topic: Topics.scheduleRequests, key: r.requestID, value: h.codec.encode(r.envelope(sourceCluster: "producer")))
         }
@@ -166,9 +169,7 @@ struct UntrustedInputTests {
 
     @Test func theNamespaceEscapeIsRefusedAtTheGatewayAndByTheScheduler() async throws {
         let g = try await GatewayHarness()
-        try g.world.startAgent("edge1", driver: SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 2), podStartDelay: .milliseconds(5)))
-        let ctx = try g.world.startScheduler(instance: "s1")
-        try await eventually("cluster in view") { !ctx.view.fresh().isEmpty }
+        try await Self.edgeAndScheduler(g.world)
         try await g.world.bind("p1", ["edge1"])
         try await g.world.bind("p2", ["edge1"])
         let p1 = try await g.token(project: "p1")
@@ -224,9 +225,7 @@ struct UntrustedInputTests {
     /// none of the first project's data.
     @Test func everyRouteIsScopedToTheTokensProject() async throws {
         let g = try await GatewayHarness()
-        try g.world.startAgent("edge1", driver: SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 2), podStartDelay: .milliseconds(5)))
-        let ctx = try g.world.startScheduler(instance: "s1")
-        try await eventually("cluster in view") { !ctx.view.fresh().isEmpty }
+        try await Self.edgeAndScheduler(g.world)
         try await g.world.bind("p1", ["edge1"])
         try await g.bindNamespaces("p1", ["secret-ns"])
         let p1 = try await g.token(project: "p1")
