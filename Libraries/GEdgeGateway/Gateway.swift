@@ -312,7 +312,13 @@ public final class Gateway: Sendable {
     func createService(_ principal: Principal, definitionValue: JSONValue) async throws -> Response {
         let def: ServiceDefinition
         do { def = try ServiceDefinition.decode(definitionValue) } catch { throw Problem.badInput(error) }
-        let manifests = def.manifests()
+        let projectPolicy = try await policies.policy(project: principal.project)
+        do {
+            try Admission.checkNamespace(def.namespace, project: principal.project, policy: projectPolicy)
+        } catch {
+            throw Problem(.forbidden, code: error.rule.rawValue, detail: error.reason, field: error.field)
+        }
+        let manifests = def.manifests(podSecurity: projectPolicy.podSecurity)
         // With the autoscaler, the HPA is not applied: the autoscaler scales the Deployment.
         let byAutoscaler = def.autoscaling != nil && settings.autoscalingBy == "autoscaler"
         let applied = byAutoscaler ? [manifests.deployment, manifests.service] + [manifests.serviceMonitor].compactMap { $0 } : manifests.all
@@ -320,11 +326,6 @@ public final class Gateway: Sendable {
         if case .object(var p) = parameters {
             p["namespace"] = .string(def.namespace)
             parameters = .object(p)
-        }
-        do {
-            try Admission.checkNamespace(def.namespace, project: principal.project, policy: try await policies.policy(project: principal.project))
-        } catch let e as AdmissionError {
-            throw Problem(.forbidden, code: e.rule.rawValue, detail: e.reason, field: e.field)
         }
         let requestID = RequestID.make()
         let inserted = try await store.insertService(

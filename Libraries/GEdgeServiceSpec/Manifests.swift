@@ -29,7 +29,11 @@ extension ServiceDefinition {
 
     static func portName(_ p: Int) -> String { "p-\(p)" }
 
-    public func manifests() -> ServiceManifests {
+    /// The service's manifests. For a project held to the `restricted` Pod Security
+    /// Standard, every pod and container carries what that profile requires (non-root,
+    /// no privilege escalation, every capability dropped, the runtime's seccomp profile).
+    public func manifests(podSecurity: ProjectPolicy.PodSecurity = .baseline) -> ServiceManifests {
+        let restricted = podSecurity == .restricted
         let labelsJSON = JSONValue.object(objectLabels.mapValues(JSONValue.string))
         let selectorJSON = JSONValue.object(selectorLabels.mapValues(JSONValue.string))
         func metadata(_ extra: [String: JSONValue] = [:]) -> JSONValue {
@@ -50,6 +54,12 @@ extension ServiceDefinition {
             }
             if let runtime { o["volumeMounts"] = .array(runtime.volumeMounts) }
             o["resources"] = resources(for: c)
+            if restricted {
+                o["securityContext"] = .object([
+                    "allowPrivilegeEscalation": false, "runAsNonRoot": true,
+                    "capabilities": .object(["drop": .array(["ALL"])]), "seccompProfile": .object(["type": "RuntimeDefault"]),
+                ])
+            }
             // The service's ports belong to its first container, as GS-Engine had them.
             if i == 0 {
                 o["ports"] = .array(ports.map {
@@ -62,6 +72,7 @@ extension ServiceDefinition {
             containerObjects.append(.object(o))
         }
         var podSpec: [String: JSONValue] = ["containers": .array(containerObjects)]
+        if restricted { podSpec["securityContext"] = .object(["runAsNonRoot": true, "seccompProfile": .object(["type": "RuntimeDefault"])]) }
         if let runtime { podSpec["volumes"] = .array([runtime.volume]) }
         if let selector = scheduleHint?.nodeSelector, !selector.isEmpty {
             podSpec["nodeSelector"] = .object(selector.mapValues(JSONValue.string))

@@ -151,6 +151,12 @@ public struct WorkflowSettings: Sendable {
 /// the step fails and every step after it is skipped. Each workflow is advanced under a row
 /// lock (`SKIP LOCKED`), so gateway replicas share the work.
 public final class WorkflowEngine: Service, Sendable {
+    /// The project's Pod Security level (`project_policies`), for the steps' manifests.
+    func podSecurity(project: String) async throws -> ProjectPolicy.PodSecurity {
+        let rows = try await store.pool.query("SELECT pod_security FROM project_policies WHERE project_name = $1", [.text(project)], retryOnConnectionLoss: true)
+        return try rows.first.flatMap { ProjectPolicy.PodSecurity(rawValue: try $0.decode("pod_security")) } ?? .baseline
+    }
+
     let store: WorkflowStore
     let producer: KafkaProducer
     let settings: WorkflowSettings
@@ -253,7 +259,7 @@ public final class WorkflowEngine: Service, Sendable {
                 s.requestID = rid
                 let up = step.dependsOn.first.flatMap { steps[$0] }.flatMap { u in u.cluster.map { ($0, u.node) } }
                 let (policy, params) = spec.placement(of: step, upstream: up)
-                let manifests = step.service.manifests()
+                let manifests = step.service.manifests(podSecurity: try await podSecurity(project: project))
                 let request = ScheduleRequest(
                     requestID: rid, policy: policy, userName: user, workspaceName: workspace, projectName: project,
                     workload: .array(manifests.all), parameters: params)

@@ -79,7 +79,9 @@ struct FaaSTests {
         let first = try await h.pool.query(
             "SELECT at FROM function_scale_events WHERE name = 'f1' AND from_replicas = 0 ORDER BY id LIMIT 1").first?.decode("at", as: Date.self)
         let activation = try #require(first).timeIntervalSince(published)
-        #expect(activation < 1.0, "activation took \(activation) s")
+        // Within one polling interval (1 s) and a scale command's way, with room for a busy
+        // 2-core machine: the figure itself is gedge-bench-faas's to measure, not a test's.
+        #expect(activation < 2.5, "activation took \(activation) s")
         // ceil(35 / 10) = 4 once the management API's counts catch up (it refreshes every few seconds).
         do {
             try await eventually("scaled out to 4", timeout: .seconds(30)) { await sim.replicas(namespace: "fn", name: "f1-worker") == 4 }

@@ -204,6 +204,10 @@ struct UntrustedInputTests {
         #expect(s == 200 && b["pod_security"] == "restricted")
         (s, b) = try await submit(workload("plain"), namespace: nil)
         #expect(s == 403 && b["detail"]?.stringValue?.contains("allowPrivilegeEscalation") == true, "\(b)")
+        // The gateway's own manifests for a restricted project meet the profile, and are placed.
+        let (svcStatus, svc) = try await g.call("POST", "/v1/services", token: p1, body: "{name: hardened, namespace: p1, containers: [nginx], ports: [80], type: ClusterIP}", contentType: "application/yaml")
+        #expect(svcStatus == 202 && svc["manifests"]?.arrayValue?.first?["spec"]?["template"]?["spec"]?["securityContext"]?["runAsNonRoot"] == true, "\(svc)")
+        _ = try await g.world.waitFor(try #require(svc["request_id"]?.stringValue), .completed)
         // A system namespace cannot be bound, a bound one cannot be taken.
         #expect(try await g.json("PUT", "/v1/projects/p1/namespaces", token: g.adminToken, .object(["namespaces": .array(["kube-public"])])).0 == 403)
         #expect(try await g.json("PUT", "/v1/projects/p1/namespaces", token: g.adminToken, .object(["namespaces": .array(["team-two"])])).0 == 409)

@@ -215,3 +215,21 @@ struct SplitMix {
         return z ^ (z >> 31)
     }
 }
+
+/// The gateway's own manifests meet the Pod Security Standard of the project they are for.
+@Suite struct GeneratedManifestsMeetPodSecurity {
+    @Test func baselineAndRestricted() throws {
+        let def = try ServiceDefinition.decode(try YAMLText.document(
+            "name: web\nnamespace: p1\ncontainers: [nginx, 'busybox:1']\nports: [80]\ntype: ClusterIP\n", path: ""))
+        for level in ProjectPolicy.PodSecurity.allCases {
+            let m = def.manifests(podSecurity: level)
+            #expect(throws: Never.self) {
+                try Admission.check(workload: .array(m.all), namespace: "p1", project: "p1", policy: ProjectPolicy(podSecurity: level))
+            }
+        }
+        // Baseline manifests are not restricted ones (nginx runs as root).
+        #expect(throws: AdmissionError.self) {
+            try Admission.check(workload: .array(def.manifests().all), namespace: "p1", project: "p1", policy: ProjectPolicy(podSecurity: .restricted))
+        }
+    }
+}
