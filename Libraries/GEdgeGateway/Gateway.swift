@@ -214,14 +214,29 @@ public final class Gateway: Sendable {
     /// The project may deploy this workload into this namespace (Admission): 403 with the
     /// rule and field otherwise.
     func admit(workload: JSONValue, namespace: String, project: String) async throws {
-        let policy: ProjectPolicy
-        do { policy = try await policies.policy(project: project) } catch {
-            throw Problem.unavailable("the project's policy cannot be read now")
-        }
-        do {
+        _ = try await admitted(project: project) { policy throws(AdmissionError) in
             try Admission.check(workload: workload, namespace: namespace, project: project, policy: policy)
-        } catch {
+        }
+    }
+
+    /// Runs an admission check against the project's policy; a refusal on the cached policy
+    /// is checked once more on what PostgreSQL says now (a namespace bound a moment ago).
+    /// Returns the policy that passed; 403 with the rule and field otherwise.
+    func admitted(project: String, _ check: (ProjectPolicy) throws(AdmissionError) -> Void) async throws -> ProjectPolicy {
+        do {
+            let cached = try await policies.policy(project: project)
+            do {
+                try check(cached)
+                return cached
+            } catch {
+                let fresh = try await policies.freshPolicy(project: project)
+                try check(fresh)
+                return fresh
+            }
+        } catch let error as AdmissionError {
             throw Problem(.forbidden, code: error.rule.rawValue, detail: error.reason, field: error.field)
+        } catch {
+            throw Problem.unavailable("the project's policy cannot be read now")
         }
     }
 
@@ -312,11 +327,8 @@ public final class Gateway: Sendable {
     func createService(_ principal: Principal, definitionValue: JSONValue) async throws -> Response {
         let def: ServiceDefinition
         do { def = try ServiceDefinition.decode(definitionValue) } catch { throw Problem.badInput(error) }
-        let projectPolicy = try await policies.policy(project: principal.project)
-        do {
-            try Admission.checkNamespace(def.namespace, project: principal.project, policy: projectPolicy)
-        } catch {
-            throw Problem(.forbidden, code: error.rule.rawValue, detail: error.reason, field: error.field)
+        let projectPolicy = try await admitted(project: principal.project) { policy throws(AdmissionError) in
+            try Admission.checkNamespace(def.namespace, project: principal.project, policy: policy)
         }
         let manifests = def.manifests(podSecurity: projectPolicy.podSecurity)
         // With the autoscaler, the HPA is not applied: the autoscaler scales the Deployment.

@@ -305,10 +305,8 @@ extension Gateway {
             let doc = try await self.document(request)
             let spec: WorkflowSpec
             do { spec = try WorkflowSpec.decode(doc) } catch let e as MessageDecodingError { throw Problem.badInput(e) }
-            do {
-                try Admission.checkNamespace(spec.namespace, project: p.project, policy: try await self.policies.policy(project: p.project))
-            } catch let e as AdmissionError {
-                throw Problem(.forbidden, code: e.rule.rawValue, detail: e.reason, field: e.field)
+            _ = try await self.admitted(project: p.project) { policy throws(AdmissionError) in
+                try Admission.checkNamespace(spec.namespace, project: p.project, policy: policy)
             }
             let id: String
             do { id = try await self.workflows.create(spec, source: doc, project: p.project, user: p.user, workspace: p.workspace) } catch let e as WorkflowError {

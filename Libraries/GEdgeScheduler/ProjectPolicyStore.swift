@@ -54,6 +54,14 @@ public final class ProjectPolicyStore: Sendable {
 
     public func dropCache() { cache.withLock { $0.at = nil } }
 
+    /// The policy as PostgreSQL has it now, unless it was read in the last 250 ms: for a
+    /// refusal, which must not come from a cache older than an admin's change.
+    public func freshPolicy(project: String) async throws -> ProjectPolicy {
+        let recent = cache.withLock { c in c.at.map { ContinuousClock.now - $0 < .milliseconds(250) } ?? false }
+        if !recent { dropCache() }
+        return try await policy(project: project)
+    }
+
     /// Binds namespaces to a project (all of them, with `replace`). A namespace another
     /// project holds, or a system one, is refused and nothing changes.
     public func bind(project: String, namespaces: [String], replace: Bool) async throws {

@@ -211,12 +211,17 @@ public final class SchedulerContext: Sendable {
         }
         // What the project may deploy, checked before anything reaches an agent: whoever
         // wrote the request to Kafka, it lands only in the project's own namespaces.
+        let namespace = KubeNames.namespace(project: req.project, parameters: req.parameters)
         do {
-            try Admission.check(
-                workload: workload, namespace: KubeNames.namespace(project: req.project, parameters: req.parameters),
-                project: req.project, policy: try await policies.policy(project: req.project))
-        } catch let e as AdmissionError {
-            return .rejected("forbidden: \(e.reason) (at \(e.field))")
+            try Admission.check(workload: workload, namespace: namespace, project: req.project, policy: try await policies.policy(project: req.project))
+        } catch is AdmissionError {
+            // A refusal is final: checked again on what PostgreSQL says now, not on the cache
+            // (a namespace bound a moment ago).
+            do {
+                try Admission.check(workload: workload, namespace: namespace, project: req.project, policy: try await policies.freshPolicy(project: req.project))
+            } catch let e as AdmissionError {
+                return .rejected("forbidden: \(e.reason) (at \(e.field))")
+            }
         }
         requirements[req.id] = r
         let source = Self.source(req)

@@ -45,7 +45,11 @@ public enum ServiceKit {
         guard grace > .zero else { throw ConfigurationError(key: "shutdown.grace", reason: "must be positive") }
         shutdownGrace.withLock { $0 = grace }
         let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        var factory = PrometheusMetricsFactory(registry: registry)
+        // Timers start at 10 µs: a placement decision or a message's coding takes well under
+        // a millisecond, and swift-prometheus's default buckets begin at 5 ms.
+        factory.defaultDurationHistogramBuckets = durationBuckets
+        MetricsSystem.bootstrap(factory)
         var logger = Logger(label: service)
         logger[metadataKey: LogKeys.service] = .string(service)
         return (logger, registry)
@@ -95,6 +99,13 @@ public enum ServiceKit {
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: logger.label),
             logger: logger)
     }
+
+    /// Every timer's histogram buckets: 10 µs to 10 s.
+    public static let durationBuckets: [Duration] = [
+        .microseconds(10), .microseconds(25), .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500),
+        .milliseconds(1), .milliseconds(2.5), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+        .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
+    ]
 
     /// How long services may take to stop gracefully (`shutdown.grace`).
     static let shutdownGrace = Mutex<Duration>(.seconds(20))

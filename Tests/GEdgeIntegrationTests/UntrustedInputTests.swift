@@ -377,6 +377,15 @@ struct UntrustedInputTests {
         try await eventually("scheduler ready", timeout: .seconds(30)) {
             (try? await http.execute(HTTPRequest(url: "http://127.0.0.1:\(ops.port)/readyz")))?.status == 200
         }
+        // Decisions are timed in nanoseconds, into buckets below a millisecond (the first
+        // ones read the project's clusters and policy from PostgreSQL; later ones, the caches).
+        for i in 0..<10 {
+            try await h.submit(request("timed-\(i)", .mostRequested, cpu: "10m"))
+            _ = try await h.waitFor("timed-\(i)", .completed)
+        }
+        let timers = String(decoding: try await http.execute(HTTPRequest(url: "http://127.0.0.1:\(ops.port)/metrics")).body, as: UTF8.self)
+        let subMillisecond = timers.split(separator: "\n").first { $0.hasPrefix("gedge_scheduler_decision_seconds_bucket{le=\"0.001\"}") }
+        #expect(subMillisecond.flatMap { Int($0.split(separator: " ").last ?? "") }.map { $0 >= 1 } == true, "\(String(describing: subMillisecond))")
         pg("stop")
         try await h.submit(request("stuck", .mostRequested))
         var why = ""
