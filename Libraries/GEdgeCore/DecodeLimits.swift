@@ -12,7 +12,7 @@ public struct DecodeLimits: Sendable, Hashable {
     public var maxDepth = 64
     /// Values in a document (every scalar, list and object), YAML aliases expanded: an
     /// alias counts every value of what it names, so a "billion laughs" stops here.
-    public var maxNodes = 200_000
+    public var maxNodes = 100_000
     /// YAML alias uses in a document.
     public var maxAliases = 1_000
     /// Keys in one object.

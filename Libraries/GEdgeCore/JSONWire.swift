@@ -93,7 +93,7 @@ struct JSONParser {
             i += 1
             return .object([:])
         }
-        var fields: [String: JSONValue] = Dictionary(minimumCapacity: 8)
+        var fields: [String: JSONValue] = [:]
         while true {
             skipSpace()
             guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
