@@ -258,14 +258,18 @@ struct UntrustedInputTests {
             "id": requestID, "namespace": "secret-ns", "name": "hidden-svc", "project": "p1", "pod": "w-hidden-0",
         ]
         let secrets = [requestID, "hidden-svc", "hidden-wf", workflowID, "hidden-fn", "hidden-event", "secret-ns"]
-        var walked = 0
-        for (template, ops) in paths.sorted(by: { $0.key < $1.key }) where ops["get"] != nil {
+        func concrete(_ template: String) -> String {
             var path = template
             for (k, v) in values { path = path.replacingOccurrences(of: "{\(k)}", with: v) }
             if template.hasPrefix("/v1/workflows/") { path = template.replacingOccurrences(of: "{id}", with: workflowID) }
             if template.hasPrefix("/v1/functions/") { path = path.replacingOccurrences(of: "hidden-svc", with: "hidden-fn") }
             if template.contains("/clusters/{name}") { path = template.replacingOccurrences(of: "{name}", with: "edge1")
                 .replacingOccurrences(of: "{namespace}", with: "secret-ns").replacingOccurrences(of: "{pod}", with: "w-hidden-0") }
+            return path.replacingOccurrences(of: "{policy}", with: "most")
+        }
+        var walked = 0
+        for (template, ops) in paths.sorted(by: { $0.key < $1.key }) where ops["get"] != nil {
+            let path = concrete(template)
             guard !path.contains("{") else { Issue.record("no value for \(template)"); continue }
             let (status, body) = try await g.call("GET", path, token: p2)
             walked += 1
@@ -277,6 +281,22 @@ struct UntrustedInputTests {
             }
         }
         #expect(walked >= 20, "walked \(walked) GET routes")
+        // Every route that acts on a named object, as p2 on p1's: refused, and nothing changed.
+        var acted = 0
+        for (template, ops) in paths.sorted(by: { $0.key < $1.key }) where template.contains("{") {
+            for method in ["put", "post", "delete"] where ops[method] != nil {
+                let path = concrete(template)
+                let (status, body) = try await g.call(method.uppercased(), path, token: p2, body: "{}")
+                acted += 1
+                let raw = String(decoding: body.serialized(), as: UTF8.self)
+                #expect([400, 403, 404, 415].contains(status), "\(method.uppercased()) \(path) as p2: \(status) \(raw.prefix(300))")
+            }
+        }
+        #expect(acted >= 10, "acted on \(acted) routes")
+        #expect(try await g.call("GET", "/v1/services/secret-ns/hidden-svc", token: p1).0 == 200)
+        #expect(try await g.call("GET", "/v1/workflows/\(workflowID)", token: p1).1["state"] != "canceled")
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try await g.world.store.request(id: requestID)?.state == .completed)
         await g.shutdown()
     }
 
