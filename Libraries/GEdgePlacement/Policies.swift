@@ -97,12 +97,44 @@ public enum Placer {
     public static func decide(_ input: PlacementInput, clusters all: [ClusterState]) -> PlacementDecision {
         let clusters = input.allowedClusters.map { allowed in all.filter { allowed.contains($0.name) } } ?? all
         switch input.policy {
-        case .lowLatency: return lowLatency(input, clusters)
-        case .mostRequested: return scored(input, clusters, score: { mostRequestedScore(at: $0, $1) })
-        case .mostAllocated: return scored(input, clusters, score: { mostAllocatedScore(at: $0, $1) })
+        case .lowLatency: return withinSelection(input, clusters) { lowLatency(input, $0, measuredBy: clusters) }
+        case .mostRequested: return withinSelection(input, clusters) { scored(input, $0, score: { mostRequestedScore(at: $0, $1) }) }
+        case .mostAllocated: return withinSelection(input, clusters) { scored(input, $0, score: { mostAllocatedScore(at: $0, $1) }) }
         case .selectedCluster: return selected(input, clusters, all: all)
         case .setClusters: return setClusters(input, clusters)
         }
+    }
+
+    /// `select_clusters` with any policy, as GS-Scheduler reads it: the levels are tried in
+    /// order, a group (a nested list) is ranked by the policy's own measure (latency for low,
+    /// score for most), and nothing is placed outside the list. Later levels' plans follow
+    /// as fallback candidates. Without `select_clusters` the policy sees every cluster.
+    static func withinSelection(_ input: PlacementInput, _ clusters: [ClusterState], _ policy: ([ClusterState]) -> PlacementDecision) -> PlacementDecision {
+        guard let (name, v) = parameter(input.parameters, "select_clusters", "select clusters", "selectClusters", "targetClusters") else {
+            return policy(clusters)
+        }
+        let levels: [Selection]
+        do { levels = try parseSelection(v, field: "msg.parameters.\(name)") } catch { return .rejected(error.description) }
+        var plans: [PlacementPlan] = []
+        var notes: [String] = []
+        for level in levels {
+            let names: [String] = switch level { case .cluster(let c): [c]; case .group(let g): g }
+            if let allowed = input.allowedClusters, let foreign = names.first(where: { !allowed.contains($0) }) {
+                return .rejected("cluster '\(foreign)' does not belong to the project")
+            }
+            let subset = clusters.filter { names.contains($0.name) }
+            if subset.isEmpty {
+                notes.append("\(names.joined(separator: ", ")): no fresh status")
+                continue
+            }
+            switch policy(subset) {
+            case .placed(let ps): plans += ps
+            case .unschedulable(let why): notes.append("\(names.joined(separator: ", ")): \(why)")
+            case .rejected(let why): return .rejected(why)
+            }
+            if plans.count >= input.maxCandidates { break }
+        }
+        return plans.isEmpty ? .unschedulable("no selected cluster fits: " + notes.joined(separator: "; ")) : .placed(Array(plans.prefix(input.maxCandidates)))
     }
 
     // MARK: preferred location
@@ -153,12 +185,14 @@ public enum Placer {
         }
     }
 
-    static func lowLatency(_ input: PlacementInput, _ clusters: [ClusterState]) -> PlacementDecision {
+    /// Ranks `clusters` by latency from the source; latencies are read from the reports of
+    /// `measuredBy` (the source's own cluster among them, even when it is not a candidate).
+    static func lowLatency(_ input: PlacementInput, _ clusters: [ClusterState], measuredBy: [ClusterState]) -> PlacementDecision {
         guard let src = input.source.cluster else {
             return .rejected("GLowLatencyPriority needs a source: source_cluster, source_node or pod_name")
         }
         var byName: [String: ClusterState] = [:]
-        for c in clusters { byName[c.name] = c }
+        for c in measuredBy { byName[c.name] = c }
         let req = input.requirements
         let from = LatencyFrom(input.source, byName)
         let ranked = clusters

@@ -443,3 +443,56 @@ func parts(_ d: PlacementDecision) -> [String] {
         }
     }
 }
+
+/// `select_clusters` under every policy, as GS-Scheduler reads it: levels in order, a group
+/// ranked by the policy's own measure, nothing outside the list.
+@Suite struct SelectionUnderEveryPolicyTests {
+    func input(_ policy: SchedulingPolicy, _ selection: JSONValue, need r: WorkloadRequirements = need(), source: String? = "cloud") -> PlacementInput {
+        PlacementInput(policy: policy, requirements: r, parameters: .object(["select_clusters": selection]),
+                       source: PlacementSource(cluster: source), maxCandidates: 5)
+    }
+
+    func clusters(_ d: PlacementDecision) -> [String] {
+        guard case .placed(let plans) = d else { return ["\(d)"] }
+        return plans.map { $0.parts[0].cluster }
+    }
+
+    @Test func lowLatencyTriesLevelsInOrderAndRanksAGroupByLatency() {
+        // edge-b is nearer the cloud than edge-a; the first level names edge-a alone.
+        #expect(clusters(Placer.decide(input(.lowLatency, .array(["edge-a", .array(["cloud", "edge-b"])])), clusters: seedTopology()))
+                == ["edge-a", "cloud", "edge-b"])
+        // A group alone: ranked by latency from the source (the source itself first).
+        #expect(clusters(Placer.decide(input(.lowLatency, .array([.array(["edge-a", "edge-b"])])), clusters: seedTopology())) == ["edge-b", "edge-a"])
+        // Nothing outside the list, even when it is nearer.
+        #expect(clusters(Placer.decide(input(.lowLatency, .array(["edge-a"])), clusters: seedTopology())) == ["edge-a"])
+    }
+
+    @Test func mostRequestedRanksAGroupByItsScore() {
+        var topo = seedTopology()
+        // edge-a's nodes are busy: in a group, edge-b (more free) ranks first.
+        topo[1] = ClusterState(name: "edge-a", kind: .edge, nodes: (1...4).map { node("a-w\($0)", usedCPU: 3000, usedMem: 6 << 30) })
+        #expect(clusters(Placer.decide(input(.mostRequested, .array([.array(["edge-a", "edge-b"])]), source: nil), clusters: topo)) == ["edge-b", "edge-a"])
+        // As a level of its own, edge-a still comes first.
+        #expect(clusters(Placer.decide(input(.mostRequested, .array(["edge-a", "edge-b"]), source: nil), clusters: topo)) == ["edge-a", "edge-b"])
+        #expect(!clusters(Placer.decide(input(.mostAllocated, .array(["edge-b"]), source: nil), clusters: topo)).contains("cloud"))
+    }
+
+    @Test func aLevelThatCannotHostFallsToTheNextAndForeignNamesAreRefused() {
+        // 6 CPUs fit only in the cloud: the first level (edge-b) cannot host it.
+        let big = need(cpu: 6000)
+        #expect(clusters(Placer.decide(input(.mostRequested, .array(["edge-b", "cloud"]), need: big, source: nil), clusters: seedTopology())) == ["cloud"])
+        guard case .unschedulable(let why) = Placer.decide(input(.lowLatency, .array(["edge-a", "edge-b"]), need: big), clusters: seedTopology()) else {
+            Issue.record("expected unschedulable")
+            return
+        }
+        #expect(why.contains("no selected cluster fits"))
+        var foreign = input(.lowLatency, .array(["edge-a", "elsewhere"]))
+        foreign.allowedClusters = ["cloud", "edge-a", "edge-b"]
+        guard case .rejected(let r) = Placer.decide(foreign, clusters: seedTopology()) else { Issue.record("expected rejected"); return }
+        #expect(r.contains("elsewhere"))
+        // The seed's string form and GS-Scheduler's spellings are read too.
+        let text = PlacementInput(policy: .lowLatency, requirements: need(), parameters: .object(["select clusters": "[edge-a,[edge-b]]"]),
+                                  source: PlacementSource(cluster: "cloud"))
+        #expect(clusters(Placer.decide(text, clusters: seedTopology())) == ["edge-a", "edge-b"])
+    }
+}
