@@ -378,7 +378,7 @@ public struct AgentCommandLoop: Service {
     public func run() async throws {
         let tracker = OffsetTracker()
         let order = KeyedOrder()
-        await withGracefulShutdownHandler {
+        await withTaskCancellationOrGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 var running = 0
                 for await message in consumer {
@@ -396,7 +396,7 @@ public struct AgentCommandLoop: Service {
                     group.addTask { await turn.value }
                 }
             }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             consumer.stopPolling()
         }
         try await consumer.close()
@@ -412,7 +412,7 @@ public struct AgentStatusLoop: Service {
 
     public func run() async throws {
         let running = RunFlag(true)
-        await withGracefulShutdownHandler {
+        await withTaskCancellationOrGracefulShutdownHandler {
             while running.isSet {
                 let started = ContinuousClock.now
                 do {
@@ -430,7 +430,7 @@ public struct AgentStatusLoop: Service {
                     try? await Task.sleep(for: agent.settings.statusMinInterval - since)
                 }
             }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             running.set(false)
             agent.changed.signal()
         }
@@ -446,7 +446,7 @@ public struct AgentMetricsLoop: Service {
     public func run() async throws {
         let running = RunFlag(true)
         let wake = Wakeup()
-        await withGracefulShutdownHandler {
+        await withTaskCancellationOrGracefulShutdownHandler {
             while running.isSet {
                 do {
                     let report = PodMetricsReport(cluster: agent.settings.cluster, workloads: try await agent.driver.usage())
@@ -461,7 +461,7 @@ public struct AgentMetricsLoop: Service {
                 }
                 await wake.wait(timeout: agent.settings.metricsInterval)
             }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             running.set(false)
             wake.signal()
         }

@@ -90,7 +90,7 @@ public struct PodMetricsListener: Service {
     }
 
     public func run() async throws {
-        await withGracefulShutdownHandler {
+        await withTaskCancellationOrGracefulShutdownHandler {
             for await message in consumer {
                 do {
                     let env = try codec.decode(message.value)
@@ -100,7 +100,7 @@ public struct PodMetricsListener: Service {
                     logger.warning("pod metrics report ignored", metadata: [LogKeys.error: "\(error)"])
                 }
             }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             consumer.stopPolling()
         }
         try await consumer.close()
@@ -120,7 +120,7 @@ public struct AutoscalerReplyListener: Service {
     }
 
     public func run() async throws {
-        await withGracefulShutdownHandler {
+        await withTaskCancellationOrGracefulShutdownHandler {
             for await message in consumer {
                 guard let env = try? codec.decode(message.value) else { continue }
                 if env.hcode == .error || env.msg["ok"] == .bool(false) {
@@ -131,7 +131,7 @@ public struct AutoscalerReplyListener: Service {
                     ])
                 }
             }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             consumer.stopPolling()
         }
         try await consumer.close()
@@ -257,7 +257,7 @@ public final class Autoscaler: Service, Sendable {
     public func run() async throws {
         let running = RunFlag(true)
         let wake = Wakeup()
-        await withGracefulShutdownHandler {
+        await withTaskCancellationOrGracefulShutdownHandler {
             while running.isSet {
                 do {
                     // Leadership lives as long as this connection: PostgreSQL drops the lock with it.
@@ -281,7 +281,7 @@ public final class Autoscaler: Service, Sendable {
                 }
                 if running.isSet { await wake.wait(timeout: settings.interval) }
             }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             running.set(false)
             wake.signal()
         }

@@ -263,22 +263,35 @@ public struct FaaSTrigger: Service {
         self.logger = logger
     }
 
-    /// Loads ScaledObject files into the store (the gateway is the other way in).
-    public func loadFiles() async throws {
+    /// Reads and checks the ScaledObject files (`faas.scaledobjects`), touching nothing else:
+    /// a file that cannot be read or holds anything KEDA's rabbitmq scaler would not take is
+    /// a configuration error naming the file and the field.
+    public static func readFiles(_ settings: FaaSSettings) throws(ConfigurationError) -> [(path: String, object: ScaledObject, definition: JSONValue)] {
+        var out: [(path: String, object: ScaledObject, definition: JSONValue)] = []
         for path in settings.files {
-            let text = try String(contentsOfFile: path, encoding: .utf8)
-            let docs: [JSONValue]
+            let text: String
+            do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+                throw ConfigurationError(key: "faas.scaledobjects", reason: "cannot read \(path)")
+            }
             do {
-                docs = try YAMLDocuments.read(text)
-                for d in docs {
-                    let o = try ScaledObject.decode(d, defaultQueue: settings.defaultQueue)
-                    for n in o.notes { logger.notice("\(path): \(n)") }
-                    try await store.upsert(o, definition: d, cluster: settings.cluster)
-                    logger.info("function loaded", metadata: ["function": .string(o.key), "file": .string(path)])
-                }
+                let docs = try YAMLDocuments.read(text)
+                guard !docs.isEmpty else { throw MessageDecodingError(.missingField, field: "", reason: "the file holds no document") }
+                for d in docs { out.append((path, try ScaledObject.decode(d, defaultQueue: settings.defaultQueue), d)) }
             } catch let e as MessageDecodingError {
                 throw ConfigurationError(key: "faas.scaledobjects", reason: "\(path): \(e)")
+            } catch {
+                throw ConfigurationError(key: "faas.scaledobjects", reason: "\(path): \(error)")
             }
+        }
+        return out
+    }
+
+    /// Loads ScaledObject files into the store (the gateway is the other way in).
+    public func loadFiles() async throws {
+        for (path, o, d) in try Self.readFiles(settings) {
+            for n in o.notes { logger.notice("\(path): \(n)") }
+            try await store.upsert(o, definition: d, cluster: settings.cluster)
+            logger.info("function loaded", metadata: ["function": .string(o.key), "file": .string(path)])
         }
     }
 

@@ -45,14 +45,14 @@ public final class InFlightTracker: Service, Sendable {
         try await client.declareQueue(AMQPQueueSpec(name: queue, durable: false, exclusive: true, autoDelete: true))
         try await client.bindQueue(queue, exchange: InFlightReport.exchange, routingKey: "")
         let deliveries = try await client.consume(queue: queue, prefetch: 256)
-        await withGracefulShutdownHandler {
+        await withTaskCancellationOrGracefulShutdownHandler {
             for await d in deliveries {
                 do { record(try InFlightReport.decode(d.message.body)) } catch {
                     logger.warning("in-flight report not understood", metadata: [LogKeys.error: "\(error)"])
                 }
                 try? await client.ack(d)
             }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             Task { await self.client.close() }
         }
     }

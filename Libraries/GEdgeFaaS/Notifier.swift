@@ -83,13 +83,13 @@ public struct NotificationConsumer: Service {
     public func run() async throws {
         try await Self.declare(client, queue: queue)
         let deliveries = try await client.consume(queue: queue, prefetch: settings.prefetch)
-        try await withGracefulShutdownHandler {
+        try await withTaskCancellationOrGracefulShutdownHandler {
             while true {
                 let batch = await deliveries.nextBatch(max: settings.batch)
                 if batch.isEmpty { break }
                 await handle(batch)
             }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             // Closing ends the deliveries; unacked ones go back to the queue.
             Task { await client.close() }
         }

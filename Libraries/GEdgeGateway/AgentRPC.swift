@@ -62,7 +62,7 @@ public final class AgentRPC: Service, Sendable {
     }
 
     public func run() async throws {
-        await withGracefulShutdownHandler {
+        await withTaskCancellationOrGracefulShutdownHandler {
             for await message in consumer {
                 guard let env = try? codec.decode(message.value), env.lcode == .reply, let id = env.msg["request_id"]?.stringValue else { continue }
                 if env.hcode == .error {
@@ -71,7 +71,7 @@ public final class AgentRPC: Service, Sendable {
                     finish(id, .success(env.msg))
                 }
             }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             self.consumer.stopPolling()
         }
         try await consumer.close()

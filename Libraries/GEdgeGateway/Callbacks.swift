@@ -23,7 +23,7 @@ public struct CallbackRecorder: Service {
     }
 
     public func run() async throws {
-        await withGracefulShutdownHandler {
+        await withTaskCancellationOrGracefulShutdownHandler {
             while true {
                 let batch = await consumer.nextBatch(max: 200)
                 if batch.isEmpty { break }
@@ -60,7 +60,7 @@ public struct CallbackRecorder: Service {
                 }
                 for m in batch { try? consumer.storeOffset(m) }
             }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             consumer.stopPolling()
         }
         try await consumer.close()

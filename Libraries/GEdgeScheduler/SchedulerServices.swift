@@ -347,13 +347,13 @@ public struct RequestIngest: Service {
     }
 
     public func run() async throws {
-        try await withGracefulShutdownHandler {
+        try await withTaskCancellationOrGracefulShutdownHandler {
             while true {
                 let batch = await consumer.nextBatch(max: batchSize)
                 if batch.isEmpty { break }
                 await handle(batch)
             }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             consumer.stopPolling()
         }
         try await consumer.close()
@@ -557,7 +557,7 @@ public struct Dispatcher: Service {
 
     public func run() async throws {
         let running = RunFlag(true)
-        await withGracefulShutdownHandler {
+        await withTaskCancellationOrGracefulShutdownHandler {
             while running.isSet {
                 do {
                     var more = true
@@ -568,7 +568,7 @@ public struct Dispatcher: Service {
                 }
                 await context.wakeup.wait(timeout: context.settings.pollInterval)
             }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             running.set(false)
             context.wakeup.signal()
         }
@@ -658,13 +658,13 @@ public struct ReplyHandler: Service {
     }
 
     public func run() async throws {
-        try await withGracefulShutdownHandler {
+        try await withTaskCancellationOrGracefulShutdownHandler {
             while true {
                 let batch = await consumer.nextBatch(max: 500)
                 if batch.isEmpty { break }
                 await handle(batch)
             }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             consumer.stopPolling()
         }
         try await consumer.close()
@@ -784,7 +784,7 @@ public struct ClusterStatusListener: Service {
     }
 
     public func run() async throws {
-        try await withGracefulShutdownHandler {
+        try await withTaskCancellationOrGracefulShutdownHandler {
             for await message in consumer {
                 do {
                     let env = try codec.decode(message.value)
@@ -794,7 +794,7 @@ public struct ClusterStatusListener: Service {
                     logger.warning("cluster report ignored", metadata: [LogKeys.error: "\(error)"])
                 }
             }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             consumer.stopPolling()
         }
         try await consumer.close()

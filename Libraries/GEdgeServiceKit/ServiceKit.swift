@@ -1,3 +1,4 @@
+import Foundation
 import GEdgeCore
 import Hummingbird
 import Logging
@@ -112,15 +113,69 @@ public enum ServiceKit {
 
     /// Runs the services in one group, in order (dependencies first); SIGTERM or SIGINT
     /// shuts them down gracefully in reverse order. Past `shutdown.grace` they are
-    /// cancelled, and 5 s after that the process ends whatever they are doing.
+    /// cancelled; should any still not end, the process exits (status 1, one line on
+    /// standard error) 5 s later, rather than hang. The same holds when a service fails
+    /// and the others are cancelled.
     public static func run(_ services: [any Service], logger: Logger) async throws {
+        let grace = shutdownGrace.withLock { $0 }
+        let watchdog = Watchdog(name: logger.label)
         var configuration = ServiceGroupConfiguration(
-            services: services.map { .init(service: $0) },
+            services: services.map { .init(service: Watched(inner: $0, watchdog: watchdog)) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
-        configuration.maximumGracefulShutdownDuration = shutdownGrace.withLock { $0 }
-        configuration.maximumCancellationDuration = .seconds(5)
+        configuration.maximumGracefulShutdownDuration = grace
         let group = ServiceGroup(configuration: configuration)
+        watchdog.armOnSignals(after: grace + .seconds(5))
         try await group.run()
+    }
+}
+
+/// Ends a process that does not stop: armed by SIGTERM/SIGINT (after the grace period and a
+/// little more) or by a failed service (the others are cancelled; 5 s), it writes one line
+/// and exits with status 1. A process that stops in time never hears from it.
+final class Watchdog: @unchecked Sendable {
+    let name: String
+    private let queue = DispatchQueue(label: "gedge.watchdog")
+    private var sources: [any DispatchSourceSignal] = []
+    private let armed = Mutex(false)
+
+    init(name: String) { self.name = name }
+
+    func armOnSignals(after delay: Duration) {
+        for sig in [SIGTERM, SIGINT] {
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            source.setEventHandler { [weak self] in self?.arm(after: delay, because: sig == SIGTERM ? "SIGTERM" : "SIGINT") }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    func arm(after delay: Duration, because reason: String) {
+        guard !armed.withLock({ a in defer { a = true }; return a }) else { return }
+        let seconds = Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18
+        let name = self.name
+        queue.asyncAfter(deadline: .now() + seconds) {
+            FileHandle.standardError.write(Data("\(name): services did not stop within \(Int(seconds)) s after \(reason); exiting\n".utf8))
+            _exit(1)
+        }
+    }
+}
+
+/// A service whose failure arms the watchdog: the group cancels the others, which must end.
+struct Watched: Service, CustomStringConvertible {
+    let inner: any Service
+    let watchdog: Watchdog
+
+    var description: String { String(describing: inner) }
+
+    func run() async throws {
+        do {
+            try await inner.run()
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            watchdog.arm(after: .seconds(5), because: "\(String(describing: type(of: inner))) failed: \(error)")
+            throw error
+        }
     }
 }

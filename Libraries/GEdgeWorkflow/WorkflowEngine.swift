@@ -175,12 +175,12 @@ public final class WorkflowEngine: Service, Sendable {
     public func run() async throws {
         let running = RunFlag(true)
         let wake = Wakeup()
-        await withGracefulShutdownHandler {
+        await withTaskCancellationOrGracefulShutdownHandler {
             while running.isSet {
                 do { try await pass() } catch { logger.warning("workflow pass failed", metadata: [LogKeys.error: "\(error)"]) }
                 await wake.wait(timeout: settings.interval)
             }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             running.set(false)
             wake.signal()
         }

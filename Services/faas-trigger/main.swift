@@ -18,6 +18,8 @@ func runFaaSTrigger() async throws {
     let config = try ConfigReader()
     let (logger, registry) = try ServiceKit.bootstrap(service: "faas-trigger", config: config)
     let settings = try FaaSSettings(config)
+    // The ScaledObject files are checked before anything is connected or started.
+    _ = try FaaSTrigger.readFiles(settings)
     let pool = PostgresPool(configuration: try PostgresConfiguration(config, applicationName: "gedge-faas-trigger"), logger: logger)
     try await PostgresMigrator(pool: pool, logger: logger).migrate(try RequestStore.migrations())
     var producerConfig = KafkaProducerConfiguration(client: KafkaConfiguration(config, clientID: "gedge-faas-trigger"))

@@ -34,7 +34,7 @@ struct Detector: Service {
         try await inFlight.prepare()
         let deliveries = try await client.consume(queue: "motion", prefetch: 1)
         let kinds = ["accident", "fire", "knife"]
-        try await withGracefulShutdownHandler {
+        try await withTaskCancellationOrGracefulShutdownHandler {
             for await d in deliveries {
                 await inFlight.started()
                 guard let event = try? JSONValue.parse(d.message.body), let id = event["event_id"]?.stringValue else {
@@ -53,7 +53,7 @@ struct Detector: Service {
                 try await client.ack(d)
                 await inFlight.finished()
             }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             Task { await client.close() }
         }
     }

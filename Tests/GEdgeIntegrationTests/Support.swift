@@ -34,6 +34,9 @@ final class PortReservation: Sendable {
         self.fd = Mutex(fd)
     }
 
+    /// Listens on the held port: another server's bind to it now fails (a port taken).
+    func occupy() { fd.withLock { fd in _ = listen(fd, 1) } }
+
     /// Gives the port back (also done when the reservation is freed).
     func release() {
         fd.withLock { fd in
