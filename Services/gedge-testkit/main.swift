@@ -12,6 +12,10 @@ import Logging
 //       gracefully (commit, leave) on SIGTERM.
 //   gedge-testkit amqp-consume --url U --queue Q [--prefetch N]
 //       prints "MSG <redelivered> <body>" per delivery and never acks.
+//   gedge-testkit decode-peak --file F --format json|yaml
+//       decodes the file with the process's default limits and prints
+//       "PEAK <KiB above the start> <parsed|refused: reason>": the decoder's peak memory,
+//       measured alone in a process of its own (VmHWM, reset just before).
 //
 // Diagnosing: --log.level debug (GEDGE_LOG_LEVEL) shows librdkafka's debug lines, and
 // --kafka.debug cgrp (GEDGE_KAFKA_DEBUG) turns its group-protocol contexts on.
@@ -58,7 +62,24 @@ case "amqp-consume":
     for await d in deliveries {
         Console.line("MSG \(d.redelivered) \(String(decoding: d.message.body, as: UTF8.self))")
     }
+case "decode-peak":
+    func peakKiB() -> Int {
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+    var bytes = Array(FileManager.default.contents(atPath: config.string("file", default: "")) ?? Data())
+    let yaml = config.string("format", default: "json") == "yaml"
+    try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
+    let before = peakKiB()
+    var outcome = "parsed"
+    do {
+        if yaml { _ = try YAMLText.documents(bytes: &bytes, path: "") } else { _ = try JSONValue.parse(bytes) }
+    } catch {
+        outcome = "refused: \(error.reason)"
+    }
+    Console.line("PEAK \(peakKiB() - before) \(outcome)")
 default:
-    FileHandle.standardError.write(Data("usage: gedge-testkit kafka-consume|amqp-consume [--key value ...]\n".utf8))
+    FileHandle.standardError.write(Data("usage: gedge-testkit kafka-consume|amqp-consume|decode-peak [--key value ...]\n".utf8))
     exit(2)
 }

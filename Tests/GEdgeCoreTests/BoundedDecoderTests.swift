@@ -226,31 +226,3 @@ import Testing
     }
 }
 
-extension BoundedDecoderTests {
-    /// The peak resident memory since the last reset (VmHWM), in KiB.
-    static func peakKiB() -> Int {
-        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-        let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") } ?? ""
-        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
-    }
-
-    /// Resets the peak to the current resident size (Linux: clear_refs 5).
-    static func resetPeak() {
-        try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
-    }
-
-    /// The densest documents the default limits let a parser build before refusing them
-    /// (100,000 tiny objects in under 1 MB) cost a bounded amount of memory at their peak.
-    @Test func theDefaultsBoundPeakMemory() {
-        let json = Array(("[" + Array(repeating: #"{"a":0}"#, count: 120_000).joined(separator: ",") + "]").utf8)
-        var yaml = Array(Array(repeating: "- {a: 0}", count: 120_000).joined(separator: "\n").utf8)
-        for (name, parse) in [("JSON", { _ = try JSONValue.parse(json) }), ("YAML", { _ = try YAMLText.documents(bytes: &yaml, path: "") })] as [(String, () throws -> Void)] {
-            Self.resetPeak()
-            let before = Self.peakKiB()
-            Self.refused("decode.max.nodes", parse)
-            let peak = Self.peakKiB() - before
-            print("decoder: \(name), \(name == "JSON" ? json.count : yaml.count) bytes of tiny objects refused at decode.max.nodes; peak +\(peak) KiB")
-            #expect(peak < 16 << 10, "\(name) peaked \(peak) KiB above its start")
-        }
-    }
-}
