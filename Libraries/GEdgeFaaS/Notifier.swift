@@ -151,7 +151,7 @@ public struct NotificationConsumer: Service {
                     WHERE n.event_id = ANY($1::text[])
                     ON CONFLICT (event_id, url) DO NOTHING
                     """,
-                    [.text(Self.arrayLiteral(try inserted.map { try $0.decode("event_id", as: String.self) })), .text(Self.arrayLiteral(hooks))])
+                    [.textArray(try inserted.map { try $0.decode("event_id", as: String.self) }), .textArray(hooks)])
             }
             return inserted.count
         }
@@ -159,10 +159,6 @@ public struct NotificationConsumer: Service {
         duplicates.increment(by: events.count - new)
     }
 
-    /// A text[] literal: `{"a","b"}` with quotes and backslashes escaped.
-    static func arrayLiteral(_ items: [String]) -> String {
-        "{" + items.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }.joined(separator: ",") + "}"
-    }
 
     /// Publishes the event to `<queue>.dlq` with the reason, retrying until RabbitMQ confirms
     /// it; false when the service stops first.

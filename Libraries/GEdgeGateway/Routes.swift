@@ -385,15 +385,11 @@ extension Gateway {
             ]))
         }
         router.get("/v1/projects/:project/clusters") { request, context in
-            let p = try await self.auth.principal(request)
-            let project = try context.parameters.require("project")
-            guard p.mayAccess(project: project) else { throw Problem.forbidden("this token acts for project '\(p.project)'") }
+            let project = try await self.readableProject(request, context)
             return Reply.json(.object(["project_name": .string(project), "clusters": .array(try await self.store.clusters(project: project).sorted().map(JSONValue.string))]))
         }
         router.put("/v1/projects/:project/clusters") { request, context in
-            let p = try await self.auth.principal(request)
-            guard p.admin else { throw Problem.forbidden("binding clusters to projects takes an admin token") }
-            let project = try context.parameters.require("project")
+            let project = try await self.adminProject(request, context, "binding clusters to projects takes an admin token")
             let doc = try await self.document(request)
             let names: [String]
             do {
@@ -408,9 +404,7 @@ extension Gateway {
             return Reply.json(.object(["project_name": .string(project), "clusters": .array(names.sorted().map(JSONValue.string))]))
         }
         router.get("/v1/projects/:project/namespaces") { request, context in
-            let p = try await self.auth.principal(request)
-            let project = try context.parameters.require("project")
-            guard p.mayAccess(project: project) else { throw Problem.forbidden("this token acts for project '\(p.project)'") }
+            let project = try await self.readableProject(request, context)
             let bound = try await self.policies.namespaces(project: project)
             return Reply.json(.object([
                 "project_name": .string(project), "own": .string(KubeNames.namespace(forProject: project)),
@@ -418,9 +412,7 @@ extension Gateway {
             ]))
         }
         router.put("/v1/projects/:project/namespaces") { request, context in
-            let p = try await self.auth.principal(request)
-            guard p.admin else { throw Problem.forbidden("binding namespaces to projects takes an admin token") }
-            let project = try context.parameters.require("project")
+            let project = try await self.adminProject(request, context, "binding namespaces to projects takes an admin token")
             let names: [String]
             do {
                 let r = try FieldReader(try await self.document(request), path: "")
@@ -442,16 +434,12 @@ extension Gateway {
             return Reply.json(.object(["project_name": .string(project), "namespaces": .array(names.sorted().map(JSONValue.string))]))
         }
         router.get("/v1/projects/:project/policy") { request, context in
-            let p = try await self.auth.principal(request)
-            let project = try context.parameters.require("project")
-            guard p.mayAccess(project: project) else { throw Problem.forbidden("this token acts for project '\(p.project)'") }
+            let project = try await self.readableProject(request, context)
             let policy = try await self.policies.policy(project: project)
             return Reply.json(policy.json(project: project))
         }
         router.put("/v1/projects/:project/policy") { request, context in
-            let p = try await self.auth.principal(request)
-            guard p.admin else { throw Problem.forbidden("setting a project's policy takes an admin token") }
-            let project = try context.parameters.require("project")
+            let project = try await self.adminProject(request, context, "setting a project's policy takes an admin token")
             let level: ProjectPolicy.PodSecurity
             let kinds: [String]?
             do {
@@ -469,9 +457,7 @@ extension Gateway {
             return Reply.json(policy.json(project: project))
         }
         router.get("/v1/projects/:project/producer-key") { request, context in
-            let p = try await self.auth.principal(request)
-            guard p.admin else { throw Problem.forbidden("a project's producer key is handed out with an admin token") }
-            let project = try context.parameters.require("project")
+            let project = try await self.adminProject(request, context, "a project's producer key is handed out with an admin token")
             guard let signing = self.settings.producers else {
                 throw Problem(.notFound, code: "not_found", detail: "this gateway has no producers.secret: producers are trusted, not signed")
             }
@@ -539,6 +525,21 @@ extension Gateway {
         ("GET", "/v1/notifications"), ("GET", "/v1/clusters/:name/pods/:namespace/:pod/logs"), ("GET", "/console"),
         ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
     ].map { ($0.0, $0.1.split(separator: "/")) }
+
+    /// The project a route's `:project` names, when the token may read it (its own, or any
+    /// for an admin); 403 otherwise.
+    func readableProject(_ request: Request, _ context: some RequestContext) async throws -> String {
+        let p = try await auth.principal(request)
+        let project = try context.parameters.require("project")
+        guard p.mayAccess(project: project) else { throw Problem.forbidden("this token acts for project '\(p.project)'") }
+        return project
+    }
+
+    /// The project a route's `:project` names, for an admin token; 403 with `refusal` otherwise.
+    func adminProject(_ request: Request, _ context: some RequestContext, _ refusal: String) async throws -> String {
+        guard try await auth.principal(request).admin else { throw Problem.forbidden(refusal) }
+        return try context.parameters.require("project")
+    }
 
     /// The namespaces a principal may read in: its project's own and bound ones; nil for
     /// an admin (every namespace).

@@ -37,6 +37,12 @@ extension PostgresValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral
 extension PostgresValue {
     public static func optional(_ s: String?) -> PostgresValue { s.map(PostgresValue.text) ?? .null }
     public static func int(_ i: Int) -> PostgresValue { .int(Int64(i)) }
+
+    /// A `text[]` parameter: `{"a","b"}`, each element quoted with quotes and backslashes
+    /// escaped (cast it in the statement: `$1::text[]`).
+    public static func textArray(_ items: [String]) -> PostgresValue {
+        .text("{" + items.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }.joined(separator: ",") + "}")
+    }
 }
 
 /// A type that can be read from a column's text form.

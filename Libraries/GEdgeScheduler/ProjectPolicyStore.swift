@@ -79,7 +79,7 @@ public final class ProjectPolicyStore: Sendable {
             }
             if replace {
                 try await c.execute("DELETE FROM project_namespaces WHERE project_name = $1 AND NOT (namespace = ANY($2::text[]))",
-                                    [.text(project), .text(Self.arrayLiteral(namespaces))])
+                                    [.text(project), .textArray(namespaces)])
             }
             for ns in namespaces {
                 try await c.execute("INSERT INTO project_namespaces (namespace, project_name) VALUES ($1, $2) ON CONFLICT DO NOTHING", [.text(ns), .text(project)])
@@ -101,12 +101,8 @@ public final class ProjectPolicyStore: Sendable {
             INSERT INTO project_policies (project_name, pod_security, kinds) VALUES ($1, $2, $3::text[])
             ON CONFLICT (project_name) DO UPDATE SET pod_security = EXCLUDED.pod_security, kinds = EXCLUDED.kinds, updated_at = clock_timestamp()
             """,
-            [.text(project), .text(podSecurity.rawValue), .optional(kinds.map(Self.arrayLiteral))])
+            [.text(project), .text(podSecurity.rawValue), kinds.map(PostgresValue.textArray) ?? .null])
         dropCache()
     }
 
-    /// A text[] literal: `{"a","b"}` with quotes and backslashes escaped.
-    static func arrayLiteral(_ items: [String]) -> String {
-        "{" + items.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }.joined(separator: ",") + "}"
-    }
 }
