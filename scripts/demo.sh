@@ -55,9 +55,9 @@ token="$("$ctl" --json token create --user user1 --workspace w1 --project p1 | p
 # A rerun starts clean: the admin token sees every project's services.
 "$ctl" service delete edge/app1 >/dev/null 2>&1 && sleep 1 || true
 answer="$(curl -s -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/yaml' --data-binary @"$root/config/gse/app1.yaml" http://127.0.0.1:8888/gse/service/create)"
-echo "$answer" | python3 -c 'import json,sys; a=json.load(sys.stdin); print("request", a["request_id"], "policy", a["policy"]); [print("  generated", m["kind"], m["metadata"]["name"]) for m in a.get("manifests", [])]' \
+echo "$answer" | python3 -c 'import json,sys; a=json.load(sys.stdin)["res"]; print("request", a["request_id"], "policy", a["policy"]); [print("  generated", m["kind"], m["metadata"]["name"]) for m in a.get("manifests", [])]' \
   || { echo "$answer"; exit 1; }
-id="$(echo "$answer" | python3 -c 'import json,sys; print(json.load(sys.stdin)["request_id"])')"
+id="$(echo "$answer" | python3 -c 'import json,sys; print(json.load(sys.stdin)["res"]["request_id"])')"
 echo "== gedgectl watch $id"
 "$ctl" --token "$token" watch "$id"
 "$ctl" --token "$token" service list

@@ -23,6 +23,9 @@ public struct AgentSettings: Sendable {
     public var metricsTopic = Topics.podMetrics
     /// How often pod usage is reported (hcode 620) for the autoscaler; zero turns it off.
     public var metricsInterval: Duration = .seconds(15)
+    /// GS-Scheduler's topics read for its requesters (200, 300, 520, 530 addressed to this
+    /// cluster); empty turns them off.
+    public var originalTopics = [Topics.originalGSCH, Topics.originalAPI]
 
     public init(cluster: String) { self.cluster = cluster }
 
@@ -41,6 +44,7 @@ public struct AgentSettings: Sendable {
         latencyInterval = try c.duration("agent.latency.interval", default: latencyInterval)
         metricsTopic = c.string("agent.metrics.topic", default: metricsTopic)
         metricsInterval = try c.duration("agent.metrics.interval", default: metricsInterval)
+        originalTopics = c.list("agent.original.topics", default: originalTopics).filter { !$0.isEmpty }
         for spec in c.list("agent.peers", default: []) {
             let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, parts[1].contains(":") else {
@@ -234,6 +238,12 @@ public final class Agent: Sendable {
             await publish(dead, topic: Topics.schedulerReplies, key: key)
             return
         }
+        // GS-Scheduler's requesters write `source {"type": "none"}` and no reply_to: they wait on
+        // a topic named by the request ID, and address clusters in `target`.
+        if env.source.type == .none, env.msg["reply_to"] == nil {
+            await handleOriginal(env, key: key)
+            return
+        }
         // A command names where its answer goes; never a topic that others trust as input.
         var replyTo = env.msg["reply_to"]?.stringValue ?? Topics.schedulerReplies
         if !Self.isReplyTopic(replyTo) {
@@ -336,6 +346,128 @@ public final class Agent: Sendable {
                 await reply(to: env, topic: replyTo, key: key, hcode: .error,
                             msg: .object(["request_id": .string(key), "hcode": .number(Double(env.hcode.rawValue)), "reason": .string("\(error)")]))
             }
+        }
+    }
+}
+
+extension Agent {
+    /// Whether `target` names this cluster (a name or a list of names, as the original sent).
+    func addressed(_ target: Endpoint) -> Bool {
+        guard target.type == .cluster else { return false }
+        switch target.object {
+        case .name(let n): return n == settings.cluster
+        case .names(let ns): return ns.contains(settings.cluster)
+        default: return false
+        }
+    }
+
+    /// Answers GS-Scheduler's requests as its cluster agent did (GE_GSCH_cluster_agent.py):
+    /// 200 latencies from a node to clusters, 300 the best node's resources, 520 a project's
+    /// namespace, 530 the node of a pod. The answer goes to the topic named by the request ID,
+    /// keyed by it, with `msg.result`; what cannot be answered is a 900 there.
+    func handleOriginal(_ env: Envelope, key: String) async {
+        guard addressed(env.target) else { return }
+        guard let requestID = env.msg["request_id"]?.stringValue, !requestID.isEmpty else {
+            logger.warning("an original request without msg.request_id; nowhere to answer", metadata: ["hcode": "\(env.hcode.rawValue)"])
+            return
+        }
+        // The request ID is the topic; never one of the suite's trusted inputs.
+        guard Self.isReplyTopic(requestID), !requestID.hasPrefix("gedge."), !requestID.hasPrefix("__"),
+              ![Topics.originalGSCH, Topics.originalAPI].contains(requestID) else {
+            logger.warning("request ID is not a topic this agent answers on", metadata: [LogKeys.requestID: .string(String(requestID.prefix(256)))])
+            return
+        }
+        let me = Endpoint.cluster(settings.cluster)
+        func answer(_ hcode: HCode, _ msg: [String: JSONValue], bare: Bool = false) async {
+            var m = msg
+            m["request_id"] = .string(requestID)
+            var out = Envelope(source: me, target: .none, hcode: hcode, lcode: .reply, msg: .object(m))
+            // The original's 520/530 answers were bare {request_id, method, result}: read as
+            // return_msg['result'] by its requester; kept at the top level as well.
+            if bare { out.extra = ["request_id": .string(requestID), "method": m["method"] ?? .null, "result": m["result"] ?? .null] }
+            await publish(out, topic: requestID, key: requestID)
+        }
+        func fail(_ message: String) async {
+            logger.warning("original request not answered", metadata: [LogKeys.requestID: .string(requestID), "hcode": "\(env.hcode.rawValue)", LogKeys.error: .string(message)])
+            await answer(.error, ["result": "error", "message": .string(message)])
+        }
+        do {
+            let r = try FieldReader(env.msg, path: "msg")
+            switch env.hcode {
+            case .clusterLatency:
+                let node = try r.string("source_node")
+                var clusters: [String] = []
+                func collect(_ v: JSONValue) { if case .string(let s) = v { clusters.append(s) } else if case .array(let a) = v { a.forEach(collect) } }
+                collect(try r.required("select_clusters"))
+                let state = try await report()
+                guard let n = state.nodes.first(where: { $0.name == node }) else {
+                    return await fail("node '\(node)' is not in cluster \(settings.cluster)")
+                }
+                let measured = clusters.map { c in (c, c == settings.cluster ? n.latencyMs[c] ?? 0 : n.latencyMs[c]) }
+                // Sorted by (latency, cluster) as the original; clusters never measured last.
+                let sorted = measured.sorted { a, b in
+                    switch (a.1, b.1) {
+                    case let (x?, y?): return x != y ? x < y : a.0 < b.0
+                    case (.some, nil): return true
+                    case (nil, .some): return false
+                    case (nil, nil): return a.0 < b.0
+                    }
+                }
+                await answer(.clusterLatency, ["result": .array(sorted.map { .object(["cluster": .string($0.0), "latency": $0.1.map(JSONValue.number) ?? .null]) })])
+            case .clusterResources:
+                let filter = try r.optionalString("GPUFilter") ?? "unnecessary"
+                guard ["necessary", "unnecessary"].contains(filter) else {
+                    return await fail("GPUFilter '\(filter)' is not necessary or unnecessary")
+                }
+                let state = try await report()
+                var best: (NodeState, Double, Double, Int64, Double)?
+                for n in state.nodes where n.ready {
+                    let cpu = n.allocatable.cpuMilli > 0 ? Double(n.requested.cpuMilli) / Double(n.allocatable.cpuMilli) * 100 : 100
+                    let mem = n.allocatable.memory > 0 ? Double(n.requested.memory) / Double(n.allocatable.memory) * 100 : 100
+                    let gpus = max(0, n.allocatable.gpu - n.requested.gpu)
+                    let score = (100 - cpu) + (100 - mem) + (filter == "necessary" ? Double(gpus) * 200 : 0)
+                    if best == nil || score > best!.4 { best = (n, cpu, mem, gpus, score) }
+                }
+                guard let (n, cpu, mem, gpus, score) = best else { return await fail("cluster \(settings.cluster) has no ready node") }
+                await answer(.clusterResources, ["result": .object([
+                    "cluster_name": .string(settings.cluster), "node_name": .string(n.name), "cpu": .number(cpu), "memory": .number(mem),
+                    "nvidia.com/gpu": .number(Double(gpus)), "score": .number(score),
+                ])])
+            case .projectNamespace:
+                let method = try r.string("method")
+                let p = try FieldReader(try r.required("parameters"), path: "msg.parameters")
+                let name = try p.string("project_name") + "-" + (try p.string("workspace_uid"))
+                var result: [String: JSONValue] = ["status": "success", "error_msg": .null]
+                if !["create", "delete"].contains(method) {
+                    result = ["status": "fail", "error_msg": "not support method"]
+                } else if !KubeNames.isDNSLabel(name) {
+                    result = ["status": "fail", "error_msg": .string("'\(name)' is not a namespace name")]
+                } else {
+                    do { try await driver.namespace(name, delete: method == "delete") } catch {
+                        result = ["status": "fail", "error_msg": .string("\(error)")]
+                    }
+                }
+                await answer(.projectNamespace, ["method": .string(method), "result": .object(result)], bare: true)
+            case .nodeOfPod:
+                let method = try r.string("method")
+                let p = try FieldReader(try r.required("parameters"), path: "msg.parameters")
+                let pod = try p.string("pod_name")
+                var result: [String: JSONValue] = ["status": "fail", "source_node": .null, "error_msg": "not support method"]
+                if method == "read" {
+                    if let node = try await driver.nodeOf(pod: pod, namespace: try p.optionalString("namespace_name")) {
+                        result = ["status": "success", "source_node": .string(node), "error_msg": .null]
+                    } else {
+                        result = ["status": "fail", "source_node": .null, "error_msg": "is not exist pod"]
+                    }
+                }
+                await answer(.nodeOfPod, ["method": .string(method), "result": .object(result)], bare: true)
+            case .applyLowLatency, .applyMostRequested, .applySelectedCluster:
+                await fail("hcode \(env.hcode.rawValue) with file_id names a YAML file in GS-Scheduler's Redis, which this suite does not have; submit the workload as a schedule request (hcode 100)")
+            default:
+                await fail("an agent does not handle hcode \(env.hcode.rawValue)")
+            }
+        } catch {
+            await fail("\(error)")
         }
     }
 }

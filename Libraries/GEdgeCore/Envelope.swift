@@ -3,6 +3,9 @@ import Foundation
 /// What a message's source or target is.
 public enum EndpointType: String, Sendable, Hashable, CaseIterable {
     case cluster, node, pod
+    /// GS-Scheduler's policy workers and API write `{"type": "none"}` (object absent or
+    /// `"none"`) for a side that is not a cluster member.
+    case none
 }
 
 /// A reference into a cluster: `{cluster, node}` / `{cluster, nodes}` / `{cluster, pod}` / `{cluster, pods}`.
@@ -39,6 +42,8 @@ public struct Endpoint: Sendable, Hashable {
     }
 
     public static func cluster(_ name: String) -> Endpoint { Endpoint(type: .cluster, object: .name(name)) }
+    /// `{"type": "none"}`, as the original writes it.
+    public static let none = Endpoint(type: .none, object: .name("none"))
     public static func clusters(_ names: [String]) -> Endpoint { Endpoint(type: .cluster, object: .names(names)) }
     public static func node(cluster: String, node: String) -> Endpoint {
         Endpoint(type: .node, object: .member(ClusterMemberRef(cluster: cluster, members: [node])))
@@ -56,13 +61,51 @@ public struct Envelope: Sendable, Hashable {
     public var hcode: HCode
     public var lcode: LCode
     public var msg: JSONValue
+    /// GS-Scheduler's `work_info` beside `msg`: `{user_name, workspace_name, project_name,
+    /// namespace_name}` of the request the message serves. Absent in the suite's own messages.
+    public var workInfo: WorkInfo?
+    /// Other top-level members written as they are (the original's bare 520/530 replies).
+    public var extra: [String: JSONValue] = [:]
 
-    public init(source: Endpoint, target: Endpoint, hcode: HCode, lcode: LCode, msg: JSONValue) {
+    public init(source: Endpoint, target: Endpoint, hcode: HCode, lcode: LCode, msg: JSONValue, workInfo: WorkInfo? = nil) {
         self.source = source
         self.target = target
         self.hcode = hcode
         self.lcode = lcode
         self.msg = msg
+        self.workInfo = workInfo
+    }
+}
+
+/// GS-Scheduler's `work_info`: whose request a message serves, and its namespace.
+public struct WorkInfo: Sendable, Hashable {
+    public var userName: String?
+    public var workspaceName: String?
+    public var projectName: String?
+    public var namespaceName: String?
+
+    public init(userName: String? = nil, workspaceName: String? = nil, projectName: String? = nil, namespaceName: String? = nil) {
+        self.userName = userName
+        self.workspaceName = workspaceName
+        self.projectName = projectName
+        self.namespaceName = namespaceName
+    }
+
+    static func decode(_ value: JSONValue) throws(MessageDecodingError) -> WorkInfo {
+        let r = try FieldReader(value, path: "work_info")
+        try r.rejectUnknown(allowed: ["user_name", "workspace_name", "project_name", "namespace_name"])
+        return WorkInfo(
+            userName: try r.optionalString("user_name"), workspaceName: try r.optionalString("workspace_name"),
+            projectName: try r.optionalString("project_name"), namespaceName: try r.optionalString("namespace_name"))
+    }
+
+    public var json: JSONValue {
+        var o: [String: JSONValue] = [:]
+        if let userName { o["user_name"] = .string(userName) }
+        if let workspaceName { o["workspace_name"] = .string(workspaceName) }
+        if let projectName { o["project_name"] = .string(projectName) }
+        if let namespaceName { o["namespace_name"] = .string(namespaceName) }
+        return .object(o)
     }
 }
 
@@ -83,13 +126,14 @@ public struct EnvelopeCodec: Sendable {
     }
 
     public func toJSON(_ envelope: Envelope) -> JSONValue {
-        .object([
-            "source": Self.endpointJSON(envelope.source),
-            "target": Self.endpointJSON(envelope.target),
-            "hcode": .number(Double(envelope.hcode.rawValue)),
-            "lcode": .number(Double(envelope.lcode.rawValue)),
-            "msg": envelope.msg,
-        ])
+        var o = envelope.extra
+        o["source"] = Self.endpointJSON(envelope.source)
+        o["target"] = Self.endpointJSON(envelope.target)
+        o["hcode"] = .number(Double(envelope.hcode.rawValue))
+        o["lcode"] = .number(Double(envelope.lcode.rawValue))
+        o["msg"] = envelope.msg
+        if let w = envelope.workInfo { o["work_info"] = w.json }
+        return .object(o)
     }
 
     public func decode(_ bytes: some Collection<UInt8>) throws(MessageDecodingError) -> Envelope {
@@ -104,7 +148,7 @@ public struct EnvelopeCodec: Sendable {
 
     public func decode(json: JSONValue) throws(MessageDecodingError) -> Envelope {
         let root = try FieldReader(json, path: "")
-        try root.rejectUnknown(allowed: ["source", "target", "hcode", "lcode", "msg"])
+        try root.rejectUnknown(allowed: ["source", "target", "hcode", "lcode", "msg", "work_info"])
         let source = try Self.decodeEndpoint(root.required("source"), path: "source")
         let target = try Self.decodeEndpoint(root.required("target"), path: "target")
         let hcode = HCode(try CodeParser.parse(root.required("hcode"), field: "hcode"))
@@ -116,7 +160,8 @@ public struct EnvelopeCodec: Sendable {
             throw MessageDecodingError(.unknownCode, field: "lcode", reason: "unknown lcode \(lraw) (1 = request, 2 = reply)")
         }
         let msg = root.fields["msg"] ?? .null
-        return Envelope(source: source, target: target, hcode: hcode, lcode: lcode, msg: msg)
+        let workInfo = try root.fields["work_info"].flatMap { v throws(MessageDecodingError) in v == .null ? nil : try WorkInfo.decode(v) }
+        return Envelope(source: source, target: target, hcode: hcode, lcode: lcode, msg: msg, workInfo: workInfo)
     }
 
     public static func endpointJSON(_ endpoint: Endpoint) -> JSONValue {
@@ -130,6 +175,7 @@ public struct EnvelopeCodec: Sendable {
             }
             return .object(fields)
         }
+        if endpoint.type == .none { return .object(["type": "none"]) }
         let object: JSONValue
         switch endpoint.object {
         case .name(let n): object = .string(n)
@@ -147,7 +193,15 @@ public struct EnvelopeCodec: Sendable {
         // The original sends plurals ("clusters", "nodes") for lists; both mean the same type.
         let normalized = typeName.lowercased().hasSuffix("s") ? String(typeName.lowercased().dropLast()) : typeName.lowercased()
         guard let type = EndpointType(rawValue: normalized) else {
-            throw MessageDecodingError(.invalidValue, field: reader.childPath("type"), reason: "'\(typeName)' is not one of cluster, node, pod")
+            throw MessageDecodingError(.invalidValue, field: reader.childPath("type"), reason: "'\(typeName)' is not one of cluster, node, pod, none")
+        }
+        if type == .none {
+            // The original writes {"type": "none"} or {"type": "none", "object": "none"}.
+            switch reader.fields["object"] {
+            case nil, .null?, .string("none")?, .string("")?: return .none
+            case let other?:
+                throw MessageDecodingError(.invalidValue, field: reader.childPath("object"), reason: "a 'none' endpoint has no object, got \(other.kindName)")
+            }
         }
         let objectPath = reader.childPath("object")
         let objectValue = try reader.required("object")

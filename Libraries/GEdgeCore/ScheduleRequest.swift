@@ -65,9 +65,17 @@ public struct ScheduleRequest: Sendable, Hashable {
     ]
 
     /// Decodes the request from an envelope's `msg`. `key` is the Kafka key: the request ID.
-    public static func decode(msg: JSONValue, key: String?) throws(MessageDecodingError) -> ScheduleRequest {
+    /// A `msg` with `env` is GS-Scheduler's `RequestJob` (see `decodeRequestJob`); the
+    /// envelope's `work_info` fills the names it leaves out.
+    public static func decode(msg: JSONValue, key: String?, workInfo: WorkInfo? = nil) throws(MessageDecodingError) -> ScheduleRequest {
         if let at = msg.pathOfNUL("msg") {
             throw MessageDecodingError(.invalidValue, field: at, reason: "a NUL character, which cannot be stored")
+        }
+        if msg["env"] != nil {
+            return try decode(msg: try RequestJob.flatten(msg, workInfo: workInfo), key: key)
+        }
+        if let workInfo {
+            return try decode(msg: try RequestJob.merge(msg, workInfo: workInfo, path: "msg"), key: key)
         }
         let r = try FieldReader(msg, path: "msg")
         try r.rejectUnknown(allowed: fields)
@@ -107,16 +115,33 @@ public struct ScheduleRequest: Sendable, Hashable {
         if case .object = parameters {} else if parameters != .null {
             throw MessageDecodingError(.wrongType, field: "msg.parameters", reason: "expected an object, got \(parameters.kindName)")
         }
-        let callback = try r.optionalString("callback_url")
-        if let callback, !(callback.hasPrefix("http://") || callback.hasPrefix("https://")) {
-            throw MessageDecodingError(.invalidValue, field: "msg.callback_url", reason: "must be an http:// or https:// URL")
+        var callback = try r.optionalString("callback_url")
+        if let given = callback {
+            // A scheme-less host gets http:// as the original's users wrote it; the gateway
+            // decides whether a private address may be called (gateway.callback.allow.private).
+            do { callback = try CallbackURL.check(given, allowPrivate: true) } catch {
+                throw MessageDecodingError(.invalidValue, field: "msg.callback_url", reason: error.reason)
+            }
         }
         return ScheduleRequest(
             requestID: id, policy: policy, userName: user, workspaceName: workspace, projectName: project,
-            fast: try r.optionalBool("fast_option") ?? false,
+            fast: try fastOption(r),
             workload: r.fields["workload"] ?? .null,
             parameters: parameters == .null ? .object([:]) : parameters,
             callbackURL: callback)
+    }
+
+    /// `true`/`false`, or the front server's form value: `fast` (checked) or empty.
+    static func fastOption(_ r: FieldReader) throws(MessageDecodingError) -> Bool {
+        switch r.fields["fast_option"] {
+        case .string(let s)?:
+            switch s.lowercased() {
+            case "fast", "true": return true
+            case "", "false", "normal": return false
+            default: throw MessageDecodingError(.invalidValue, field: "msg.fast_option", reason: "'\(s)' is not fast, true or false")
+            }
+        default: return try r.optionalBool("fast_option") ?? false
+        }
     }
 
     public var msg: JSONValue {

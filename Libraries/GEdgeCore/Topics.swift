@@ -18,6 +18,10 @@ public enum Topics {
     public static let gatewayReplies = "gedge.gateway.replies"
     /// The dead-letter topic for a topic: undecodable messages with their error.
     public static func deadLetter(for topic: String) -> String { topic + ".dlq" }
+    /// GS-Scheduler's topics (GE_define.py): policy workers' requests to cluster agents, and the
+    /// platform API's (520, 530). Agents read them too, for the original's requesters.
+    public static let originalGSCH = "gedge-global-gsch-topic"
+    public static let originalAPI = "gedge-global-api-topic"
 }
 
 /// Header names the suite sets on Kafka messages.

@@ -14,11 +14,15 @@ public struct CallbackRecorder: Service {
     let logger: Logger
     let codec = EnvelopeCodec()
     let wake: Wakeup
+    /// `gateway.callback.allow.private`: a producer on Kafka names its callback without the
+    /// gateway's check, so the check is made again before anything is owed.
+    let allowPrivate: Bool
 
-    public init(consumer: KafkaConsumer, pool: PostgresPool, wake: Wakeup, logger: Logger) {
+    public init(consumer: KafkaConsumer, pool: PostgresPool, wake: Wakeup, allowPrivate: Bool = false, logger: Logger) {
         self.consumer = consumer
         self.pool = pool
         self.wake = wake
+        self.allowPrivate = allowPrivate
         self.logger = logger
     }
 
@@ -30,8 +34,13 @@ public struct CallbackRecorder: Service {
                 var owed: [(String, String, JSONValue)] = []
                 for m in batch {
                     guard let env = try? codec.decode(m.value), env.hcode == .scheduleRequest, env.lcode == .reply,
-                          let id = env.msg["request_id"]?.stringValue, let url = env.msg["callback_url"]?.stringValue
+                          let id = env.msg["request_id"]?.stringValue, let raw = env.msg["callback_url"]?.stringValue
                     else { continue }
+                    let url: String
+                    do { url = try CallbackURL.check(raw, allowPrivate: allowPrivate) } catch {
+                        logger.warning("callback refused", metadata: [LogKeys.requestID: .string(id), LogKeys.error: "\(error)"])
+                        continue
+                    }
                     owed.append((id, url, env.msg))
                 }
                 if !owed.isEmpty {

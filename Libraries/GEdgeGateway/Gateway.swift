@@ -33,6 +33,9 @@ public struct GatewaySettings: Sendable {
     /// Signs what the gateway writes to the requests topic (`producers.secret`), as every
     /// producer must when the scheduler checks signatures.
     public var producers: ProducerSigning?
+    /// Whether callbacks may go to loopback and private addresses (link-local and metadata
+    /// addresses never).
+    public var callbackAllowPrivate = false
 
     public init() {}
 
@@ -45,6 +48,7 @@ public struct GatewaySettings: Sendable {
         functionCluster = c.string("faas.cluster", default: functionCluster)
         defaultFunctionQueue = c.string("faas.queue.default")
         autoscalingBy = c.string("gateway.autoscaling", default: autoscalingBy)
+        callbackAllowPrivate = try c.bool("gateway.callback.allow.private", default: callbackAllowPrivate)
         if let secret = try c.secret("producers.secret") { producers = try ProducerSigning(secret: Array(secret.utf8)) }
         guard ["autoscaler", "hpa"].contains(autoscalingBy) else {
             throw ConfigurationError(key: "gateway.autoscaling", reason: "'\(autoscalingBy)' is not autoscaler or hpa")
@@ -193,6 +197,11 @@ public final class Gateway: Sendable {
         } catch {
             throw Problem(.badRequest, code: "invalid_value", detail: "\(error)", field: "workload")
         }
+        if let cb = request.callbackURL {
+            do { request.callbackURL = try CallbackURL.check(cb, allowPrivate: settings.callbackAllowPrivate) } catch {
+                throw Problem(.badRequest, code: "invalid_value", detail: "\(error)", field: "callback_url")
+            }
+        }
         try await checkTargets(request, principal: principal)
         try await admit(workload: request.workload, namespace: KubeNames.namespace(project: request.projectName, parameters: request.parameters), project: request.projectName)
         if case .string(let id)? = clientID {
@@ -324,7 +333,14 @@ public final class Gateway: Sendable {
 
     // MARK: services
 
-    func createService(_ principal: Principal, definitionValue: JSONValue) async throws -> Response {
+    /// What a create (or GS-Engine's apply) did.
+    enum ServiceChange: String { case created, updated, unchanged }
+
+    /// Creates a service: 409 if it exists, unless `apply`, as GS-Engine's `create` did with
+    /// `kubectl apply`: the same definition again changes nothing, a changed one replaces the
+    /// placement (a new request places the new manifests; the old request's objects are
+    /// withdrawn, and those the new one re-applied in place are kept).
+    func createService(_ principal: Principal, definitionValue: JSONValue, apply: Bool = false) async throws -> (ServiceChange, JSONValue) {
         let def: ServiceDefinition
         do { def = try ServiceDefinition.decode(definitionValue) } catch { throw Problem.badInput(error) }
         let projectPolicy = try await admitted(project: principal.project) { policy throws(AdmissionError) in
@@ -340,11 +356,24 @@ public final class Gateway: Sendable {
             parameters = .object(p)
         }
         let requestID = RequestID.make()
+        var change = ServiceChange.created
+        var previous: (id: String, definition: JSONValue, manifests: JSONValue)?
         let inserted = try await store.insertService(
             project: principal.project, user: principal.user, namespace: def.namespace, name: def.name,
             definition: definitionValue, manifests: .array(applied), requestID: requestID)
         switch inserted {
-        case .exists: throw Problem.conflict("service \(def.namespace)/\(def.name) exists; delete it first")
+        case .exists:
+            guard apply else { throw Problem.conflict("service \(def.namespace)/\(def.name) exists; delete it first") }
+            let (current, oldID) = try await visibleService(def.namespace, def.name, principal)
+            if current["definition"] == definitionValue {
+                return (.unchanged, Self.serviceAnswer(def, requestID: oldID, manifests: applied, autoscaling: .null))
+            }
+            guard try await store.replaceService(namespace: def.namespace, name: def.name, previousRequestID: oldID, user: principal.user,
+                                                 definition: definitionValue, manifests: .array(applied), requestID: requestID) else {
+                throw Problem.conflict("service \(def.namespace)/\(def.name) changed meanwhile; send it again")
+            }
+            change = .updated
+            previous = (oldID, current["definition"] ?? .null, current["manifests"] ?? .null)
         case .namespaceTaken(let p):
             throw Problem.forbidden("namespace '\(def.namespace)' belongs to another project\(principal.admin ? " ('\(p)')" : "")")
         case .created: break
@@ -355,8 +384,16 @@ public final class Gateway: Sendable {
                 "workload": .array(applied), "parameters": parameters,
             ])
         } catch {
-            _ = try? await store.deleteService(namespace: def.namespace, name: def.name)
+            if let previous {
+                _ = try? await store.replaceService(namespace: def.namespace, name: def.name, previousRequestID: requestID, user: principal.user,
+                                                    definition: previous.definition, manifests: previous.manifests, requestID: previous.id)
+            } else {
+                _ = try? await store.deleteService(namespace: def.namespace, name: def.name)
+            }
             throw error
+        }
+        if let previous {
+            try await publish(CancelRequest(requestID: previous.id, reason: "service \(def.namespace)/\(def.name) updated by \(requestID)", withdraw: true).envelope, key: previous.id)
         }
         var policyJSON: JSONValue = .null
         if byAutoscaler, let a = def.autoscaling {
@@ -367,13 +404,18 @@ public final class Gateway: Sendable {
                                          minReplicas: a.minReplicas, maxReplicas: a.maxReplicas, metrics: metrics)
             try await autoscaling.upsert(policy, source: "service")
             policyJSON = policy.json
+        } else if previous != nil {
+            _ = try await autoscaling.delete(namespace: def.namespace, name: def.name)
         }
-        let out: JSONValue = .object([
+        return (change, Self.serviceAnswer(def, requestID: requestID, manifests: applied, autoscaling: policyJSON))
+    }
+
+    static func serviceAnswer(_ def: ServiceDefinition, requestID: String, manifests: [JSONValue], autoscaling: JSONValue) -> JSONValue {
+        .object([
             "name": .string(def.name), "namespace": .string(def.namespace), "request_id": .string(requestID),
-            "state": "submitted", "policy": .string(def.schedulingPolicy.rawValue), "manifests": .array(applied), "autoscaling": policyJSON,
+            "state": "submitted", "policy": .string(def.schedulingPolicy.rawValue), "manifests": .array(manifests), "autoscaling": autoscaling,
             "links": .object(["self": .string("/v1/services/\(def.namespace)/\(def.name)"), "request": .string("/v1/requests/\(requestID)")]),
         ])
-        return Reply.json(out, status: .accepted, headers: [.location: "/v1/services/\(def.namespace)/\(def.name)"])
     }
 
     func visibleService(_ namespace: String, _ name: String, _ principal: Principal) async throws -> (JSONValue, String) {

@@ -119,6 +119,18 @@ public struct GatewayStore: Sendable {
         }
     }
 
+    /// Points a service at a new request (its new definition), if it is still at
+    /// `previousRequestID`.
+    public func replaceService(namespace: String, name: String, previousRequestID: String, user: String, definition: JSONValue,
+                               manifests: JSONValue, requestID: String) async throws -> Bool {
+        return try await pool.execute(
+            """
+            UPDATE edge_services SET definition = $3, manifests = $4, request_id = $5, user_name = $6
+            WHERE namespace = $1 AND name = $2 AND request_id = $7
+            """,
+            [.text(namespace), .text(name), .json(definition), .json(manifests), .text(requestID), .text(user), .text(previousRequestID)]) == 1
+    }
+
     static let serviceColumns = """
         s.project_name, s.namespace, s.name, s.user_name, s.definition, s.manifests, s.request_id, s.created_at,
         r.state, r.placement, r.reason

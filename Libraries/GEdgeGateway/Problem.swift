@@ -12,6 +12,17 @@ public struct Problem: Error, HTTPResponseError, CustomStringConvertible {
     public var detail: String
     public var field: String?
     public var headers: HTTPFields = [:]
+    /// How the error is written: problem+json, or the original API's own error body.
+    public var dialect: Dialect = .problem
+
+    public enum Dialect: Sendable {
+        case problem
+        /// GS-Scheduler's front server: `{"Error": {"ErrorCode", "Message"}}` (GE_define.py's
+        /// ERROR_CODES), with `Detail` and `Field` added.
+        case gsch
+        /// GS-Engine: `{"err": "<reason>", "res": null}`.
+        case gse
+    }
 
     public init(_ status: HTTPResponse.Status, code: String, detail: String, field: String? = nil) {
         self.status = status
@@ -33,8 +44,37 @@ public struct Problem: Error, HTTPResponseError, CustomStringConvertible {
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var h = headers
-        h[.contentType] = "application/problem+json"
-        return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: json.serialized())))
+        let body: JSONValue
+        switch dialect {
+        case .problem:
+            h[.contentType] = "application/problem+json"
+            body = json
+        case .gsch:
+            h[.contentType] = "application/json"
+            let (code, message) = gschErrorCode
+            var e: [String: JSONValue] = ["ErrorCode": .string(code), "Message": .string(message), "Detail": .string(detail)]
+            if let field { e["Field"] = .string(field) }
+            body = .object(["Error": .object(e)])
+        case .gse:
+            h[.contentType] = "application/json"
+            body = .object(["err": .string(field.map { "\(detail) (\($0))" } ?? detail), "res": .null])
+        }
+        return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: body.serialized())))
+    }
+
+    /// The front server's ErrorCode and Message for this status (GE_define.py ERROR_CODES).
+    var gschErrorCode: (String, String) {
+        switch status.code {
+        case 401: return ("InvalidToken", "The provided token is malformed or otherwise invalid.")
+        case 403: return ("InvalidSecurity", "The provided security credentials are not valid.")
+        case 404: return ("ResourceNotFoundException", "The resource (for example, a GEdge service or access policy statement) specified in the request does not exist.")
+        case 405: return ("MethodNotAllowed", "The specified method is not allowed against this resource.")
+        case 411: return ("MissingContentLength", "You must provide the Content-Length HTTP header.")
+        case 413: return ("MaxMessageLengthExceeded", "Your request was too big.")
+        case 415: return ("UnsupportedMediaTypeException", "The content type of the Invoke request body is not JSON.")
+        case 400..<500: return ("InvalidRequestContentException", "The request body could not be parsed as JSON.")
+        default: return ("ServiceInternalException", "The GEdge service encountered an internal error.")
+        }
     }
 
     // MARK: the usual ones

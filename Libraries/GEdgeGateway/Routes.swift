@@ -20,36 +20,67 @@ extension Gateway {
         router.get("/openapi.yaml") { _, _ in self.openAPIResponse() }
         router.get("/v1/openapi.yaml") { _, _ in self.openAPIResponse() }
 
-        // GS-Engine.
+        // GS-Engine's service API as its server answered (gse_api_server/service.py):
+        // `{"err": null, "res": ...}`; errors `{"err": "<reason>", "res": null}` with the status.
         router.post("/gse/service/create") { request, _ in
             let p = try await self.auth.principal(request)
-            return try await self.createService(p, definitionValue: try await self.document(request))
+            let (change, out) = try await self.createService(p, definitionValue: try await self.gseDocument(request), apply: true)
+            var res = out
+            if case .object(var o) = out { o["action"] = .string(change.rawValue); res = .object(o) }
+            return Self.gse(res)
         }
         router.get("/gse/service/list") { request, _ in
             let p = try await self.auth.principal(request)
-            let ns = request.uri.queryParameters["namespace"].map(String.init)
-            return Reply.json(.object(["services": .array(try await self.store.services(project: p.admin ? nil : p.project, namespace: ns))]))
+            let ns = request.uri.queryParameters["namespace"].flatMap { $0.isEmpty ? nil : String($0) }
+            let services = try await self.store.services(project: p.admin ? nil : p.project, namespace: ns)
+            return Self.gse(.array(services.compactMap { $0["name"] }))
+        }
+        router.get("/gse/service/get") { request, _ in
+            let p = try await self.auth.principal(request)
+            let (ns, name) = try Self.gseName(request)
+            let (json, _) = try await self.visibleService(ns, name, p)
+            var res: [String: JSONValue] = [:]
+            if case .object(let d)? = json["definition"] { res = d }
+            // The Service's ports, as the original added them from `kubectl get services`.
+            if case .array(let manifests)? = json["manifests"],
+               let svc = manifests.first(where: { $0["kind"]?.stringValue == "Service" }), let ports = svc["spec"]?["ports"] {
+                res["ports"] = ports
+            }
+            res["request_id"] = json["request_id"]
+            res["state"] = json["state"]
+            return Self.gse(.object(res))
+        }
+        router.get("/gse/service/status") { request, _ in
+            let p = try await self.auth.principal(request)
+            let (ns, name) = try Self.gseName(request)
+            let (json, id) = try await self.visibleService(ns, name, p)
+            return Self.gse(try await self.deploymentStatus(json, requestID: id, principal: p))
+        }
+        router.delete("/gse/service/delete") { request, _ in
+            let p = try await self.auth.principal(request)
+            let (ns, name) = try Self.gseName(try await self.gseDocument(request))
+            _ = try await self.deleteService(ns, name, p)
+            return Self.gse(.null)
+        }
+        router.post("/gse/service/delete") { request, _ in
+            let p = try await self.auth.principal(request)
+            let (ns, name) = try Self.gseName(try await self.gseDocument(request))
+            _ = try await self.deleteService(ns, name, p)
+            return Self.gse(.null)
         }
         router.get("/gse/service/:namespace/:name") { request, context in
             let p = try await self.auth.principal(request)
-            return Reply.json(try await self.visibleService(try context.parameters.require("namespace"), try context.parameters.require("name"), p).0)
+            return Self.gse(try await self.visibleService(try context.parameters.require("namespace"), try context.parameters.require("name"), p).0)
         }
         router.get("/gse/service/:namespace/:name/status") { request, context in
             let p = try await self.auth.principal(request)
             let (_, id) = try await self.visibleService(try context.parameters.require("namespace"), try context.parameters.require("name"), p)
-            return Reply.json(try await self.visibleRequest(id, p, history: true))
+            return Self.gse(try await self.visibleRequest(id, p, history: true))
         }
         router.delete("/gse/service/:namespace/:name") { request, context in
             let p = try await self.auth.principal(request)
-            return try await self.deleteService(try context.parameters.require("namespace"), try context.parameters.require("name"), p)
-        }
-        router.post("/gse/service/delete") { request, _ in
-            let p = try await self.auth.principal(request)
-            let doc = try await self.document(request)
-            guard let ns = doc["namespace"]?.stringValue, let name = doc["name"]?.stringValue else {
-                throw Problem(.badRequest, code: "missing_field", detail: "name and namespace are required", field: doc["name"] == nil ? "name" : "namespace")
-            }
-            return try await self.deleteService(ns, name, p)
+            _ = try await self.deleteService(try context.parameters.require("namespace"), try context.parameters.require("name"), p)
+            return Self.gse(.null)
         }
 
         // GS-Scheduler's front API.
@@ -72,6 +103,39 @@ extension Gateway {
             let id = try context.parameters.require("id")
             try await self.cancel(id, p, withdraw: false, reason: "canceled by \(p.user)")
             return Reply.json(.object(["request_id": .string(id), "state": "canceling"]), status: .accepted)
+        }
+
+        // GS-Scheduler's front server at its own paths (GE_GSCH_server.py), answering as it did.
+        router.post("/GEP/GSCH/test/:policy") { request, context in
+            let p = try await self.auth.principal(request)
+            let name = try context.parameters.require("policy")
+            let policies: [String: SchedulingPolicy] = ["low": .lowLatency, "most": .mostRequested, "select": .selectedCluster]
+            guard let policy = policies[name] else { throw Problem.notFound("no policy '\(name)': low, most or select") }
+            let fields = try await self.frontFields(request, policy: policy, original: true)
+            let r = try await self.submit(p, fields: fields)
+            return Reply.json(.object(["result": .string("request_id:" + r.requestID)]))
+        }
+        router.get("/GEP/GSCH/dispatchedqueue/requestjobs/:id/status") { request, context in
+            let p = try await self.auth.principal(request)
+            let json = try await self.visibleRequest(try context.parameters.require("id"), p, history: false)
+            let state = json["state"]?.stringValue ?? "submitted"
+            return Reply.json(.object(["result": .string(Self.originalStatus(state)), "state": .string(state)]))
+        }
+        router.put("/GEP/GSCH/dispatchedqueue/requestjobs/:id/status") { request, context in
+            let p = try await self.auth.principal(request)
+            let id = try context.parameters.require("id")
+            let changed = request.uri.queryParameters["changed_status"].map(String.init) ?? ""
+            guard changed == "canceled" else {
+                throw Problem(.badRequest, code: "invalid_value",
+                              detail: "changed_status '\(changed)': only canceled is taken from clients; the scheduler records completed and failed itself",
+                              field: "changed_status")
+            }
+            try await self.cancel(id, p, withdraw: false, reason: "canceled by \(p.user)")
+            return Reply.json(.object(["result": "this job is canceled"]))
+        }
+        router.get("/GEP/GSCH/policyNameList") { request, _ in
+            _ = try await self.auth.principal(request)
+            return Reply.json(.object(["result": .array(SchedulingPolicy.allCases.map { .string($0.rawValue) })]))
         }
 
         // /v1: requests.
@@ -154,7 +218,9 @@ extension Gateway {
         // /v1: services.
         router.post("/v1/services") { request, _ in
             let p = try await self.auth.principal(request)
-            return try await self.createService(p, definitionValue: try await self.document(request))
+            let (_, out) = try await self.createService(p, definitionValue: try await self.document(request))
+            let ns = out["namespace"]?.stringValue ?? "", name = out["name"]?.stringValue ?? ""
+            return Reply.json(out, status: .accepted, headers: [.location: "/v1/services/\(ns)/\(name)"])
         }
         router.get("/v1/services") { request, _ in
             let p = try await self.auth.principal(request)
@@ -507,9 +573,12 @@ extension Gateway {
     /// Every route, for 405 answers (keep in step with `addRoutes`).
     static let routeTable: [(method: String, path: [Substring])] = [
         ("GET", "/openapi.yaml"), ("GET", "/v1/openapi.yaml"),
-        ("POST", "/gse/service/create"), ("GET", "/gse/service/list"), ("GET", "/gse/service/:namespace/:name"),
+        ("POST", "/gse/service/create"), ("GET", "/gse/service/list"), ("GET", "/gse/service/get"), ("GET", "/gse/service/status"),
+        ("DELETE", "/gse/service/delete"), ("GET", "/gse/service/:namespace/:name"),
         ("DELETE", "/gse/service/:namespace/:name"), ("GET", "/gse/service/:namespace/:name/status"), ("POST", "/gse/service/delete"),
         ("POST", "/scheduler/:policy"), ("GET", "/scheduler/status/:id"), ("POST", "/scheduler/cancel/:id"),
+        ("POST", "/GEP/GSCH/test/:policy"), ("GET", "/GEP/GSCH/dispatchedqueue/requestjobs/:id/status"),
+        ("PUT", "/GEP/GSCH/dispatchedqueue/requestjobs/:id/status"), ("GET", "/GEP/GSCH/policyNameList"),
         ("POST", "/v1/requests"), ("GET", "/v1/requests"), ("GET", "/v1/requests/:id"), ("GET", "/v1/requests/:id/history"),
         ("POST", "/v1/requests/:id/cancel"), ("POST", "/v1/services"), ("GET", "/v1/services"),
         ("GET", "/v1/services/:namespace/:name"), ("DELETE", "/v1/services/:namespace/:name"),
@@ -564,9 +633,98 @@ extension Gateway {
         "source_node", "pod_name", "select_cluster", "select_node", "fast_option", "callback_url", "request_id",
     ]
 
-    /// GS-Scheduler's form fields as an hcode 100 `msg`. `select_clusters` is JSON text,
-    /// parsed as data and never evaluated.
-    func frontFields(_ request: Request, policy: SchedulingPolicy) async throws -> [String: JSONValue] {
+    /// GS-Engine's answer: `{"err": null, "res": ...}`.
+    static func gse(_ res: JSONValue) -> Response { Reply.json(.object(["err": .null, "res": res])) }
+
+    /// `?name=&namespace=`, both required as the original's yamale schema had them.
+    static func gseName(_ request: Request) throws -> (String, String) {
+        let q = request.uri.queryParameters
+        var doc: [String: JSONValue] = [:]
+        if let n = q["name"] { doc["name"] = .string(String(n)) }
+        if let ns = q["namespace"] { doc["namespace"] = .string(String(ns)) }
+        return try gseName(.object(doc))
+    }
+
+    static func gseName(_ doc: JSONValue) throws -> (String, String) {
+        for key in ["name", "namespace"] {
+            guard let v = doc[key], v != .null else { throw Problem(.badRequest, code: "missing_field", detail: "\(key): Required field missing", field: key) }
+            guard case .string(let s) = v, !s.isEmpty else {
+                throw Problem(.badRequest, code: "wrong_type", detail: "\(key): '\(v.kindName)' is not a str.", field: key)
+            }
+        }
+        return (doc["namespace"]!.stringValue!, doc["name"]!.stringValue!)
+    }
+
+    /// GS-Engine's body: YAML (JSON included) whatever the Content-Type says, as Flask's
+    /// `request.data` was read; `curl --data-binary @svc.yaml` sends it form-encoded.
+    func gseDocument(_ request: Request) async throws -> JSONValue {
+        let bytes = try await body(request)
+        guard !bytes.isEmpty else { throw Problem(.badRequest, code: "missing_field", detail: "the body is empty", field: "") }
+        do {
+            guard let text = String(validating: bytes, as: UTF8.self) else {
+                throw MessageDecodingError(.malformedJSON, field: "", reason: "the body is not UTF-8")
+            }
+            let value = try YAMLText.document(text, path: "")
+            if let at = value.pathOfNUL() { throw MessageDecodingError(.invalidValue, field: at, reason: "a NUL character, which cannot be stored") }
+            return value
+        } catch let e as MessageDecodingError {
+            throw Problem.badInput(e)
+        }
+    }
+
+    /// The Deployment's status as `kubectl get deployment -o json` gives `.status`, from what
+    /// the scheduler recorded: the placed replicas are ready once the agents reported the
+    /// rollout done (state `completed`).
+    func deploymentStatus(_ service: JSONValue, requestID: String, principal: Principal) async throws -> JSONValue {
+        var replicas = 1
+        if case .array(let manifests)? = service["manifests"],
+           let d = manifests.first(where: { $0["kind"]?.stringValue == "Deployment" }), let n = d["spec"]?["replicas"]?.numberValue.map({ Int($0) }) {
+            replicas = n
+        }
+        let state = service["state"]?.stringValue ?? "submitted"
+        var clusters: [JSONValue] = []
+        if case .array(let parts)? = service["placement"]?["parts"] {
+            let placed = parts.compactMap { $0["replicas"]?.numberValue.map { Int($0) } }.reduce(0, +)
+            if placed > 0 { replicas = placed }
+            clusters = parts.compactMap { $0["cluster"] }
+        }
+        let ready = state == "completed" ? replicas : 0
+        var condition: [String: JSONValue] = [
+            "type": "Available", "status": .string(ready == replicas && ready > 0 ? "True" : "False"),
+            "reason": .string(state == "completed" ? "MinimumReplicasAvailable" : "Request" + state.prefix(1).uppercased() + state.dropFirst()),
+        ]
+        if let reason = service["reason"]?.stringValue { condition["message"] = .string(reason) }
+        var o: [String: JSONValue] = [
+            "replicas": .number(Double(replicas)), "updatedReplicas": .number(Double(ready)),
+            "readyReplicas": .number(Double(ready)), "availableReplicas": .number(Double(ready)),
+            "conditions": .array([.object(condition)]),
+            "request_id": .string(requestID), "state": .string(state), "clusters": .array(clusters),
+        ]
+        if ready < replicas { o["unavailableReplicas"] = .number(Double(replicas - ready)) }
+        return .object(o)
+    }
+
+    /// The original queue's status words for the suite's states (GE_GSCH_queue.py).
+    static func originalStatus(_ state: String) -> String {
+        switch state {
+        case "dispatched": return "dispatched"
+        case "scheduling", "applying": return "scheduling"
+        case "completed": return "completed"
+        case "failed", "rejected": return "failed"
+        case "canceled": return "canceled"
+        default: return "enqueue"
+        }
+    }
+
+    /// The modes the front server took for each policy; `default` is `fromnode` for low
+    /// latency and `cluster` for selected clusters.
+    static let frontModes: [SchedulingPolicy: Set<String>] = [
+        .lowLatency: ["default", "fromnode", "frompod"], .selectedCluster: ["default", "cluster", "node"],
+    ]
+
+    /// GS-Scheduler's form fields as an hcode 100 `msg`. `select_clusters` is a Python list
+    /// literal (`['c1',['c2','c3']]`) or JSON, read as data and never evaluated.
+    func frontFields(_ request: Request, policy: SchedulingPolicy, original: Bool = false) async throws -> [String: JSONValue] {
         let k = try kind(request, allowed: "multipart/form-data or application/x-www-form-urlencoded")
         let bytes = try await body(request)
         let form: [String: String]?
@@ -583,27 +741,35 @@ extension Gateway {
             throw Problem(.badRequest, code: "missing_field", detail: "required: the workload as YAML", field: "yaml_file")
         }
         var msg: [String: JSONValue] = ["policy": .string(policy.rawValue), "workload": .string(yaml)]
-        for key in ["user_name", "workspace_name", "project_name", "callback_url", "request_id"] {
+        for key in ["user_name", "workspace_name", "project_name", "request_id"] {
             if let v = form[key], !v.isEmpty { msg[key] = .string(v) }
+        }
+        if let raw = form["callback_url"], !raw.isEmpty {
+            do { msg["callback_url"] = .string(try CallbackURL.check(raw, allowPrivate: settings.callbackAllowPrivate)) } catch {
+                throw Problem(.badRequest, code: "invalid_value", detail: "\(error)", field: "callback_url")
+            }
         }
         if let fast = form["fast_option"], !fast.isEmpty {
             switch fast.lowercased() {
-            case "true", "1", "yes", "on": msg["fast_option"] = true
-            case "false", "0", "no", "off": msg["fast_option"] = false
-            default: throw Problem(.badRequest, code: "invalid_value", detail: "fast_option is true or false", field: "fast_option")
+            case "fast", "true", "1", "yes", "on": msg["fast_option"] = true
+            case "false", "0", "no", "off", "normal": msg["fast_option"] = false
+            default: throw Problem(.badRequest, code: "invalid_value", detail: "fast_option is fast (or true/false)", field: "fast_option")
             }
         }
         var parameters: [String: JSONValue] = [:]
         for key in ["mode", "source_cluster", "source_node", "pod_name", "select_cluster", "select_node"] {
             if let v = form[key], !v.isEmpty { parameters[key] = .string(v) }
         }
+        if let mode = form["mode"], !mode.isEmpty, let modes = Self.frontModes[policy], !modes.contains(mode) {
+            throw Problem(.badRequest, code: "invalid_value", detail: "mode '\(mode)' is not one of \(modes.sorted().joined(separator: ", "))", field: "mode")
+        }
+        if policy == .lowLatency, form["mode"] == "frompod", (form["pod_name"] ?? "").isEmpty {
+            throw Problem(.badRequest, code: "missing_field", detail: "frompod mode needs pod_name", field: "pod_name")
+        }
         if let text = form["select_clusters"], !text.isEmpty {
             let value: JSONValue
-            do { value = try JSONValue.parse(Array(text.utf8)) } catch {
-                throw Problem(.badRequest, code: "malformed_json", detail: "select_clusters must be a JSON list such as [\"c1\", [\"c2\", \"c3\"]]: \(error.reason)", field: "select_clusters")
-            }
-            guard case .array = value else {
-                throw Problem(.badRequest, code: "wrong_type", detail: "select_clusters must be a JSON list, got \(value.kindName)", field: "select_clusters")
+            do { value = try PythonLiteral.stringList(text) } catch {
+                throw Problem(.badRequest, code: "invalid_value", detail: "select_clusters must be a list such as ['c1',['c2','c3']]: \(error)", field: "select_clusters")
             }
             parameters["select_clusters"] = value
         }
@@ -621,6 +787,17 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
     let maxBody: Int
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await problems(request, context: context, next: next)
+        } catch var p as Problem {
+            // The original APIs keep their own error bodies (GS-Scheduler's `Error`, GS-Engine's `err`).
+            let path = request.uri.path
+            if path.hasPrefix("/GEP/") { p.dialect = .gsch } else if path == "/gse" || path.hasPrefix("/gse/") { p.dialect = .gse }
+            throw p
+        }
+    }
+
+    func problems(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         // CONNECT asks for a tunnel: refused, and the connection closed.
         if request.method == .connect {
             // Past a CONNECT the HTTP parser reads no more requests: the connection is closed

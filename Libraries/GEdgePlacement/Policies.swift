@@ -346,7 +346,7 @@ public enum Placer {
             guard let n = c.nodes.first(where: { $0.name == node }) else { return .rejected("node '\(node)' is not in cluster '\(cluster)'") }
             if let f = NodeFilter.check(n, req, copies: req.replicas) { return .unschedulable("node '\(node)' of '\(cluster)': \(f.rawValue)") }
             return .placed([PlacementPlan(parts: [PlacementPart(cluster: cluster, node: node, replicas: req.replicas)], score: mostRequestedScore(n, req))])
-        case "cluster":
+        case "cluster", "default":
             guard let (name, v) = parameter(p, "select_clusters", "select clusters", "selectClusters", "targetClusters") else {
                 return .rejected("cluster mode needs parameters.select_clusters")
             }

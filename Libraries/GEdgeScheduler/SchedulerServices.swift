@@ -391,7 +391,7 @@ public struct RequestIngest: Service {
                         .unknownCode, field: "hcode",
                         reason: "the requests topic takes hcode \(HCode.scheduleRequest.rawValue) lcode 1, got \(envelope.hcode.rawValue) lcode \(envelope.lcode.rawValue)")
                 }
-                var request = try ScheduleRequest.decode(msg: envelope.msg, key: message.keyString)
+                var request = try ScheduleRequest.decode(msg: envelope.msg, key: message.keyString, workInfo: envelope.workInfo)
                 // The project is the signer's, whatever the message says.
                 if let signer, request.projectName != signer {
                     throw MessageDecodingError(.invalidValue, field: "msg.project_name", reason: "the message is signed for project '\(signer)', not '\(request.projectName)'")

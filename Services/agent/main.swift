@@ -121,11 +121,22 @@ func runAgent() async throws {
         logger: logger)
 
     let agent = Agent(settings: settings, driver: driver, producer: producer, logger: logger)
+    // GS-Scheduler's requesters: from the topics' end, as its agents read them; a group of
+    // this cluster's own, since every cluster sees every message and answers those addressed to it.
+    var originalLoop: [AgentCommandLoop] = []
+    if !settings.originalTopics.isEmpty {
+        var c = KafkaConsumerConfiguration(
+            client: consumerKafka, groupID: config.string("kafka.group", default: "gedge-agent-\(settings.cluster)") + "-original",
+            topics: settings.originalTopics)
+        c.autoOffsetReset = "latest"
+        originalLoop = [AgentCommandLoop(agent: agent, consumer: try KafkaConsumer(configuration: c, logger: logger))]
+    }
+
     let ops = ServiceKit.opsServer(
         try OpsServerConfiguration(config, defaultPort: 9103), registry: registry,
         readiness: [ReadinessCheck(name: "cluster") { (try? await driver.state()) != nil }], logger: logger)
     logger.info("agent starting", metadata: [LogKeys.cluster: .string(settings.cluster), "kind": .string(settings.kind.rawValue)])
-    try await ServiceKit.run([ops, agent.prober, AgentCommandLoop(agent: agent, consumer: consumer), AgentStatusLoop(agent: agent)]
+    try await ServiceKit.run([ops, agent.prober, AgentCommandLoop(agent: agent, consumer: consumer), AgentStatusLoop(agent: agent)] + originalLoop
         + (settings.metricsInterval > .zero ? [AgentMetricsLoop(agent: agent)] : []), logger: logger)
     await producer.shutdown()
     await http?.shutdown()

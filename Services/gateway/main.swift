@@ -78,7 +78,7 @@ func runGateway() async throws {
     try await ServiceKit.run(
         [
             ClusterStatusListener(consumer: status, view: view, logger: logger),
-            CallbackRecorder(consumer: results, pool: pool, wake: wake, logger: logger),
+            CallbackRecorder(consumer: results, pool: pool, wake: wake, allowPrivate: settings.callbackAllowPrivate, logger: logger),
             WebhookDeliverer(
                 pool: pool, http: http, settings: try WebhookSettings(config, prefix: "gateway.callback"), wake: wake,
                 table: "callback_deliveries", key: "request_id", metric: "gedge_gateway_callbacks_total", logger: logger),

@@ -130,7 +130,7 @@ struct ScheduleRequestTests {
         ("policy", JSONValue.string("GFastest"), "msg.policy", MessageDecodingError.Code.invalidValue),
         ("user_name", .number(7), "msg.user_name", .wrongType),
         ("project_name", .string(""), "msg.project_name", .invalidValue),
-        ("fast_option", .string("maybe"), "msg.fast_option", .wrongType),
+        ("fast_option", .string("maybe"), "msg.fast_option", .invalidValue),
         ("callback_url", .string("ftp://x"), "msg.callback_url", .invalidValue),
         ("parameters", .array([]), "msg.parameters", .wrongType),
         ("surprise", .bool(true), "msg.surprise", .unknownField),

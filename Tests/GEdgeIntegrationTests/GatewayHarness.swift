@@ -20,7 +20,14 @@ final class GatewayHarness: @unchecked Sendable {
     let port: Int
     let adminToken = "admin-" + Hex.random(bytes: 24)
 
-    init(settings: GatewaySettings = GatewaySettings(), callbacks: WebhookSettings = GatewayHarness.fastCallbacks) async throws {
+    /// The tests' callback receivers listen on loopback.
+    static var loopbackCallbacks: GatewaySettings {
+        var s = GatewaySettings()
+        s.callbackAllowPrivate = true
+        return s
+    }
+
+    init(settings: GatewaySettings = GatewayHarness.loopbackCallbacks, callbacks: WebhookSettings = GatewayHarness.fastCallbacks) async throws {
         world = try await SchedulerHarness()
         try world.cluster.createTopic(Topics.gatewayReplies, partitions: 1)
         let view = ClusterView(staleAfter: .seconds(3))
@@ -37,7 +44,7 @@ final class GatewayHarness: @unchecked Sendable {
         let wake = Wakeup()
         _ = world.run([
             ClusterStatusListener(consumer: try world.consumer(group: TestEnv.unique("gw-view"), topic: Topics.clusterStatus), view: view, logger: world.logger),
-            CallbackRecorder(consumer: try world.consumer(group: "gw-callbacks", topic: Topics.scheduleResults), pool: world.pool, wake: wake, logger: world.logger),
+            CallbackRecorder(consumer: try world.consumer(group: "gw-callbacks", topic: Topics.scheduleResults), pool: world.pool, wake: wake, allowPrivate: settings.callbackAllowPrivate, logger: world.logger),
             WebhookDeliverer(
                 pool: world.pool, http: http, settings: callbacks, wake: wake, table: "callback_deliveries", key: "request_id",
                 metric: "gedge_gateway_callbacks_total", logger: world.logger),

@@ -90,7 +90,7 @@ final class SchedulerHarness: @unchecked Sendable {
     /// Starts an agent for a driver; returns its service group (to stop it alone).
     @discardableResult
     func startAgent(_ name: String, driver: any ClusterDriver, kind: ClusterKind = .edge, statusInterval: Duration = .milliseconds(300),
-                    metricsInterval: Duration? = nil) throws -> ServiceGroup {
+                    metricsInterval: Duration? = nil, original: Bool = false) throws -> ServiceGroup {
         var settings = AgentSettings(cluster: name)
         settings.kind = kind
         settings.statusInterval = statusInterval
@@ -100,6 +100,12 @@ final class SchedulerHarness: @unchecked Sendable {
             AgentCommandLoop(agent: agent, consumer: try consumer(group: "agent-\(name)", topic: Topics.agentCommands(cluster: name))),
             AgentStatusLoop(agent: agent),
         ]
+        if original {
+            // GS-Scheduler's topics, from the start (the test creates them before it writes).
+            var c = KafkaConsumerConfiguration(client: kafka, groupID: "agent-\(name)-original", topics: [Topics.originalGSCH, Topics.originalAPI])
+            c.sessionTimeout = .seconds(6)
+            services.append(AgentCommandLoop(agent: agent, consumer: try KafkaConsumer(configuration: c, logger: logger)))
+        }
         if let metricsInterval {
             settings.metricsInterval = metricsInterval
             services.append(AgentMetricsLoop(agent: Agent(settings: settings, driver: driver, producer: producer, logger: logger)))
