@@ -34,6 +34,11 @@ public struct Accelerator: Sendable, Hashable {
     public var detail: String?
     /// Why a device is `unknown`.
     public var problem: String?
+    /// The name as the device's own tool reports it (nvidia-smi's `name`, the device tree's
+    /// `model`): what reActor's labels were computed from. Not sent in hcode 610.
+    public var reportedName: String?
+    /// Jetson: L4T's REVISION (`4.3` of "# R32 (release), REVISION: 4.3"), reActor's gpu.driver.
+    public var l4tRevision: String?
 
     public init(kind: AcceleratorKind, location: String) {
         self.kind = kind

@@ -5,7 +5,8 @@ import Foundation
 /// - this suite's own, `accelerator.gedge.io/<kind>.{count,model,vendor,driver,memory,state}`;
 /// - NFD-style PCI presence, `feature.node.kubernetes.io/pci-<class>_<vendor>.present`, and
 ///   GFD-style `nvidia.com/gpu.{count,product,memory}`, `nvidia.com/cuda.driver.{major,minor,rev}`;
-/// - reActor's, `gpu.model`, `gpu.driver`, `gpu.vendor.id`, `gpu.product.id`, `gpu.resource`.
+/// - reActor's, `gpu.model`, `gpu.driver`, `gpu.vendor.id`, `gpu.product.id`, `gpu.resource`,
+///   with reActor's values (see `reActor`).
 ///
 /// Values are made valid label values (63 characters of `[A-Za-z0-9._-]`, alphanumeric at
 /// both ends).
@@ -42,23 +43,38 @@ public enum AcceleratorLabels {
                 }
             }
         }
-        // reActor's labels describe one accelerator: the node's GPU, its Jetson, or its Coral.
-        if let gpu = gpus.first {
-            out["gpu.model"] = gpu.model.map(value) ?? gpu.deviceID
-            out["gpu.driver"] = gpu.driverVersion.map(value)
-            out["gpu.vendor.id"] = gpu.vendorID
-            out["gpu.product.id"] = gpu.deviceID
-            out["gpu.resource"] = "nvidia.com-gpu"
-        } else if let jetson = inventory.of(.jetson).first {
-            out["gpu.model"] = jetson.model.map(value)
-            out["gpu.driver"] = jetson.driverVersion.map(value)
+        for (k, v) in reActor(inventory) { out[k] = v }
+        return out.filter { !$0.value.isEmpty }
+    }
+
+    /// reActor's labels with reActor's values, computed as its scripts
+    /// (MonitorContainer/*/hw-monitor-automatic-lableing.sh) computed them, for one
+    /// accelerator: the first NVIDIA GPU (from nvidia-smi: `gpu.model` is the name's first two
+    /// words joined, `Tesla V100-PCIE-32GB` → `TeslaV100-PCIE-32GB`), else the Jetson (from the
+    /// device tree's model without spaces: TX1, quill or TX2, Nano, AGX; `gpu.driver` the L4T
+    /// REVISION), else a Coral USB accelerator by its IDs. What the scripts would not label
+    /// (no nvidia-smi, an unlisted Jetson) gets none of them.
+    public static func reActor(_ inventory: AcceleratorInventory) -> [String: String] {
+        var out: [String: String] = [:]
+        if let gpu = inventory.of(.nvidiaGPU).first, let name = gpu.reportedName {
+            let words = name.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            out["gpu.model"] = value(words.prefix(2).joined())
+            if let d = gpu.driverVersion { out["gpu.driver"] = value(d) }
+            out["gpu.resource"] = "nvidia-smi"
+        } else if let jetson = inventory.of(.jetson).first, let model = jetson.reportedName.map({ $0.replacingOccurrences(of: " ", with: "") }),
+                  let family = [("TX1", "Jetson-TX1"), ("quill", "Jetson-TX2"), ("TX2", "Jetson-TX2"), ("Nano", "Jetson-Nano"), ("AGX", "Jetson-AGX")]
+                      .first(where: { model.contains($0.0) })?.1 {
+            out["gpu.model"] = family
+            if let r = jetson.l4tRevision { out["gpu.driver"] = value(r) }
             out["gpu.resource"] = "tegrastats"
-        } else if let coral = (inventory.of(.coralUSB) + inventory.of(.coralPCIe)).first {
-            out["gpu.model"] = value(coral.model ?? "Coral")
+        } else if let coral = inventory.of(.coralUSB).first(where: {
+            ["1a6e", "18d1"].contains($0.vendorID ?? "") && ["089a", "9302"].contains($0.deviceID ?? "")
+        }) {
+            out["gpu.model"] = "Google-Coral-TPU"
             out["gpu.vendor.id"] = coral.vendorID
             out["gpu.product.id"] = coral.deviceID
         }
-        return out.filter { !$0.value.isEmpty }
+        return out
     }
 
     static func mostCommon(_ values: [String]) -> String? {

@@ -104,13 +104,13 @@ public struct AcceleratorScanner: Sendable {
             if kind == .nvidiaGPU {
                 a.driverVersion = nvidiaDriver
                 a.memoryMiB = nvidiaMemoryMiB(address: address)
-                if a.memoryMiB == nil || a.driverVersion == nil || a.model == nil {
-                    if smi == nil { smi = querySMI() }
-                    let answer = smi?[address.lowercased()]
-                    a.memoryMiB = a.memoryMiB ?? answer?.memoryMiB
-                    a.driverVersion = a.driverVersion ?? answer?.driver
-                    a.model = a.model ?? answer?.name
-                }
+                // nvidia-smi's name is reActor's source for gpu.model: asked once a scan.
+                if smi == nil { smi = querySMI() }
+                let answer = smi?[address.lowercased()]
+                a.reportedName = answer?.name
+                a.memoryMiB = a.memoryMiB ?? answer?.memoryMiB
+                a.driverVersion = a.driverVersion ?? answer?.driver
+                a.model = a.model ?? answer?.name
             }
             if kind == .coralPCIe {
                 let apex = list("dev").filter { $0.hasPrefix("apex_") }
@@ -154,11 +154,16 @@ public struct AcceleratorScanner: Sendable {
     func scanJetson() -> [Accelerator] {
         guard let raw = read("proc/device-tree/model") else { return [] }
         let model = raw.replacingOccurrences(of: "\0", with: "").trimmingCharacters(in: .whitespacesAndNewlines)
-        guard model.lowercased().contains("jetson") || model.lowercased().contains("tegra") else { return [] }
+        // TX2's device tree says only "quill" (its board's code name) on some L4T releases.
+        let m = model.lowercased()
+        guard m.contains("jetson") || m.contains("tegra") || m.contains("quill") else { return [] }
         var a = Accelerator(kind: .jetson, location: "device-tree")
         a.vendor = "NVIDIA"
         a.model = Self.jetsonFamily(model) ?? model
-        a.detail = read("etc/nv_tegra_release").flatMap(Self.l4tVersion)
+        a.reportedName = model
+        let release = read("etc/nv_tegra_release")
+        a.detail = release.flatMap(Self.l4tVersion)
+        a.l4tRevision = release.flatMap(Self.l4tRevision)
         a.driverVersion = a.detail
         return [a]
     }
@@ -167,10 +172,20 @@ public struct AcceleratorScanner: Sendable {
         let m = model.lowercased()
         if m.contains("orin") { return m.contains("nano") ? "Orin Nano" : m.contains("nx") ? "Orin NX" : "AGX Orin" }
         if m.contains("xavier") || m.contains("agx") { return m.contains("nx") ? "Xavier NX" : "AGX Xavier" }
-        if m.contains("tx2") { return "TX2" }
+        if m.contains("tx2") || m.contains("quill") { return "TX2" }
         if m.contains("tx1") { return "TX1" }
         if m.contains("nano") { return "Nano" }
         return nil
+    }
+
+    /// "# R32 (release), REVISION: 4.3, GCID: ..." → "4.3", as reActor's script takes it
+    /// (`awk -F ',' '{print $2}' | awk '{print $2}'`).
+    static func l4tRevision(_ text: String) -> String? {
+        guard let line = text.split(separator: "\n").first(where: { $0.contains("REVISION") }) else { return nil }
+        let fields = line.split(separator: ",", omittingEmptySubsequences: false)
+        guard fields.count > 1 else { return nil }
+        let words = fields[1].split(whereSeparator: { $0 == " " || $0 == "\t" })
+        return words.count > 1 ? String(words[1]) : nil
     }
 
     /// "# R32 (release), REVISION: 7.1, GCID: ..." → "32.7.1".
@@ -202,6 +217,7 @@ public struct AcceleratorScanner: Sendable {
             a.deviceID = p
             a.vendor = "Google"
             a.model = "Coral USB Accelerator"
+            a.reportedName = "Google-Coral-TPU"
             a.detail = state
             out.append(a)
         }
