@@ -66,9 +66,31 @@ public final class QueueReaders: Sendable {
         self.logger = logger
     }
 
-    func amqpURL(_ t: ScaledObject.Trigger) -> String {
+    /// Why a trigger cannot be read now (an environment variable it names is not set).
+    struct Unresolved: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// The trigger's broker URL with its credentials, and its protocol (`auto` resolved by
+    /// the URL's scheme, as KEDA does).
+    func endpoint(_ t: ScaledObject.Trigger) throws -> (url: String, protocol: String) {
+        guard let url = t.resolvedHost() else {
+            if case .environment(let name) = t.host { throw Unresolved(description: "environment variable \(name) (hostFromEnv or a TriggerAuthentication's env) is not set") }
+            throw Unresolved(description: "a credential of the trigger's authentication is not set in the environment")
+        }
+        var proto = t.protocol
+        if proto == "auto" { proto = url.lowercased().hasPrefix("amqp") ? "amqp" : "http" }
+        return (url, proto)
+    }
+
+    func amqpURL(_ t: ScaledObject.Trigger) throws -> String {
         if let h = settings.hostOverride { return h }
-        return t.host.hasPrefix("amqp") ? t.host : settings.amqpURL
+        let (url, proto) = try endpoint(t)
+        guard proto == "amqp" else { return settings.amqpURL }
+        // vhostName replaces the URL's vhost, as KEDA does.
+        guard let v = t.vhostName, var c = URLComponents(string: url) else { return url }
+        c.percentEncodedPath = "/" + Self.escape(v)
+        return c.string ?? url
     }
 
     func client(_ url: String) throws -> AMQPClient {
@@ -82,8 +104,10 @@ public final class QueueReaders: Sendable {
         }
     }
 
-    /// Ready messages now, by passive declare.
+    /// The reading that decides activation at zero replicas: a passive declare for AMQP
+    /// triggers (immediate), the management API for HTTP ones (as KEDA reads them).
     public func ready(_ t: ScaledObject.Trigger) async -> QueueReading? {
+        if settings.hostOverride == nil, let (_, proto) = try? endpoint(t), proto == "http" { return await management(t) }
         do {
             let info = try await client(amqpURL(t)).queueInfo(t.queueName)
             return QueueReading(messages: Double(info.messageCount), consumers: info.consumerCount)
@@ -91,32 +115,93 @@ public final class QueueReaders: Sendable {
             // No queue yet: nothing published, nothing to do.
             return QueueReading(messages: 0)
         } catch {
-            logger.warning("queue depth unavailable", metadata: ["queue": .string(t.queueName), LogKeys.error: "\(error)"])
+            logger.warning("queue depth unavailable", metadata: ["queue": .string(t.queueName), LogKeys.error: .string(Self.anonymized("\(error)"))])
             return nil
         }
     }
 
+    /// KEDA's HTTP reading (pkg/scalers/rabbitmq_scaler.go): the queue's `messages` (ready
+    /// and unacknowledged) or `messages_ready` with excludeUnacknowledged, and its publish
+    /// rate; with useRegex, the queues the expression matches on one page of `pageSize`,
+    /// combined by `operation` (more than one page is an error, as in KEDA).
+    func management(_ t: ScaledObject.Trigger) async -> QueueReading? {
+        do {
+            let (url, _) = try endpoint(t)
+            guard var c = URLComponents(string: url) else { throw Unresolved(description: "the host is not a URL") }
+            // The URL's last path segment is its vhost; vhostName overrides it.
+            var segments = c.percentEncodedPath.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+            var vhost = segments.count > 1 ? segments.removeLast() : ""
+            if let v = t.vhostName { vhost = Self.escape(v) }
+            if vhost.isEmpty { vhost = "%2F" }
+            c.percentEncodedPath = segments.joined(separator: "/")
+            let base = (c.string ?? url).trimmingSuffix("/")
+            let target = t.useRegex
+                ? "\(base)/api/queues/\(vhost)?page=1&use_regex=true&pagination=false&name=\(Self.escape(t.queueName))&page_size=\(t.pageSize)"
+                : "\(base)/api/queues/\(vhost)/\(Self.escape(t.queueName))"
+            var request = HTTPRequest(url: target, timeout: t.timeout ?? .seconds(5))
+            request.insecure = t.unsafeSsl
+            let r = try await http.execute(request)
+            if r.status == 404 && !t.useRegex { return QueueReading(messages: 0) }
+            guard r.isSuccess else { throw ManagementAPIError(status: r.status) }
+            let j = try r.json()
+            var queues: [JSONValue] = [j]
+            if t.useRegex {
+                if (j["page_count"]?.numberValue ?? 1) > 1 { throw Unresolved(description: "regex matches more queues than can be recovered at once (pageSize \(t.pageSize))") }
+                queues = j["items"]?.arrayValue ?? []
+            }
+            let counts = queues.map { q in (t.excludeUnacknowledged ? q["messages_ready"] : q["messages"])?.numberValue ?? 0 }
+            let rates = queues.map { $0["message_stats"]?["publish_details"]?["rate"]?.numberValue ?? 0 }
+            func combine(_ v: [Double]) -> Double {
+                guard !v.isEmpty else { return 0 }
+                switch t.operation {
+                case .sum: return v.reduce(0, +)
+                case .max: return v.max() ?? 0
+                // KEDA divides integers for the counts.
+                case .avg: return (v.reduce(0, +) / Double(v.count)).rounded(.down)
+                }
+            }
+            let rate = t.operation == .avg ? (rates.isEmpty ? 0 : rates.reduce(0, +) / Double(rates.count)) : combine(rates)
+            let consumers = queues.map { Int($0["consumers"]?.numberValue ?? 0) }.reduce(0, +)
+            return QueueReading(messages: combine(counts), publishRate: rate, consumers: consumers)
+        } catch {
+            logger.warning("management API reading failed", metadata: ["queue": .string(t.queueName), LogKeys.error: .string(Self.anonymized("\(error)"))])
+            return nil
+        }
+    }
+
+    /// Credentials out of error text, as KEDA masks them (`user:password@`).
+    static func anonymized(_ text: String) -> String {
+        text.replacingOccurrences(of: #"[^ /:]+:[^/:@ ]+@"#, with: "user:password@", options: .regularExpression)
+    }
+
     func managementBase(_ t: ScaledObject.Trigger) -> String? {
-        if t.protocol == "http" || t.host.hasPrefix("http") { return t.host }
-        if t.protocol == "amqp" && settings.managementURL == nil { return nil }
+        if let (url, proto) = try? endpoint(t), proto == "http", var c = URLComponents(string: url) {
+            // Without the vhost, the URL's last path segment.
+            var segments = c.percentEncodedPath.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+            if segments.count > 1 { segments.removeLast() }
+            c.percentEncodedPath = segments.joined(separator: "/")
+            return c.string ?? url
+        }
         return settings.managementURL
     }
 
     func vhost(_ t: ScaledObject.Trigger) -> String {
         if let v = t.vhostName { return v }
-        if let u = URLComponents(string: t.host), u.path.count > 1 { return String(u.path.dropFirst()) }
+        if let h = t.resolvedHost(), let u = URLComponents(string: h), u.path.count > 1 { return String(u.path.dropFirst()) }
         return "/"
     }
 
     static func escape(_ s: String) -> String { s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? s }
 
-    /// The full reading: ready messages from a passive declare (exact and immediate), plus,
-    /// when the management API is there, the unacknowledged messages, the publish rate and
-    /// the consumers (its figures lag by RabbitMQ's statistics interval, so its ready count
-    /// is used only when the declare fails).
+    /// The full reading. HTTP triggers: KEDA's management-API reading. AMQP triggers: ready
+    /// messages from a passive declare (exact and immediate), plus, when the operator gives the
+    /// management API (`faas.rabbitmq.management.url`), the unacknowledged messages, the
+    /// publish rate and the consumers (its figures lag by RabbitMQ's statistics interval, so
+    /// its ready count is used only when the declare fails).
     public func read(_ t: ScaledObject.Trigger) async -> QueueReading? {
+        if settings.hostOverride == nil, let (_, proto) = try? endpoint(t), proto == "http" { return await management(t) }
         let declared = await ready(t)
-        guard let base = managementBase(t) else {
+        guard let base = settings.managementURL else {
             // Without the management API: the replicas' own reports of what they hold.
             guard var r = declared, let inFlight else { return declared }
             r.unacknowledged = inFlight.unacknowledged(t.queueName)
@@ -134,7 +219,7 @@ public final class QueueReaders: Sendable {
                 publishRate: j["message_stats"]?["publish_details"]?["rate"]?.numberValue ?? 0,
                 consumers: declared?.consumers ?? Int(j["consumers"]?.numberValue ?? 0))
         } catch {
-            logger.warning("management API unavailable; counting ready messages only", metadata: ["queue": .string(t.queueName), LogKeys.error: "\(error)"])
+            logger.warning("management API unavailable; counting ready messages only", metadata: ["queue": .string(t.queueName), LogKeys.error: .string(Self.anonymized("\(error)"))])
             return declared
         }
     }
@@ -184,6 +269,23 @@ public struct FunctionStore: Sendable {
             [.text(o.namespace), .text(o.name), .text(cluster), .text(o.target.name), .json(definition)])
     }
 
+    /// Removes a function and its scale events; the faas-trigger stops watching it at its next
+    /// reload and leaves the workload at the replicas it has (as KEDA does when a ScaledObject
+    /// is deleted). False when there was none.
+    /// Its scale events stay (the replicas before the first one are what
+    /// restoreToOriginalReplicaCount restores).
+    public func delete(namespace: String, name: String) async throws -> Bool {
+        try await pool.execute("DELETE FROM functions WHERE namespace = $1 AND name = $2", [.text(namespace), .text(name)]) > 0
+    }
+
+    /// The replicas a workload had before the trigger first scaled it.
+    public func originalReplicas(namespace: String, name: String) async throws -> Int? {
+        try await pool.query(
+            "SELECT from_replicas FROM function_scale_events WHERE namespace = $1 AND name = $2 ORDER BY id LIMIT 1",
+            [.text(namespace), .text(name)], retryOnConnectionLoss: true
+        ).first?.decode("from_replicas", as: Int.self)
+    }
+
     public struct Stored: Sendable {
         public var object: ScaledObject
         public var definition: JSONValue
@@ -195,7 +297,7 @@ public struct FunctionStore: Sendable {
         try await pool.query("SELECT namespace, name, cluster, definition, replicas FROM functions ORDER BY namespace, name", retryOnConnectionLoss: true)
             .compactMap { r in
                 let def: JSONValue = try r.decode("definition")
-                guard let o = try? ScaledObject.decode(def, defaultQueue: defaultQueue) else { return nil }
+                guard let o = try? ScaledObject.decodeDefinition(def, defaultQueue: defaultQueue) else { return nil }
                 return Stored(object: o, definition: def, cluster: try r.decode("cluster"), replicas: try r.decode("replicas"))
             }
     }
@@ -276,7 +378,7 @@ public struct FaaSTrigger: Service {
             do {
                 let docs = try YAMLDocuments.read(text)
                 guard !docs.isEmpty else { throw MessageDecodingError(.missingField, field: "", reason: "the file holds no document") }
-                for d in docs { out.append((path, try ScaledObject.decode(d, defaultQueue: settings.defaultQueue), d)) }
+                for (o, d) in try ScaledObject.parseSet(docs, defaultQueue: settings.defaultQueue) { out.append((path, o, d)) }
             } catch let e as MessageDecodingError {
                 throw ConfigurationError(key: "faas.scaledobjects", reason: "\(path): \(e)")
             } catch {
@@ -297,20 +399,30 @@ public struct FaaSTrigger: Service {
 
     public func run() async throws {
         try await loadFiles()
-        var running: [String: (definition: JSONValue, task: Task<Void, Never>)] = [:]
+        var running: [String: (definition: JSONValue, task: Task<Void, Never>, object: ScaledObject, cluster: String)] = [:]
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 let stored = try await store.all(defaultQueue: settings.defaultQueue)
                 let keys = Set(stored.map(\.object.key))
                 for (k, r) in running where !keys.contains(k) {
                     r.task.cancel()
+                    await r.task.value
                     running[k] = nil
+                    logger.info("function deleted; no longer watched", metadata: ["function": .string(k)])
+                    if r.object.restoreToOriginalReplicaCount, let original = try? await store.originalReplicas(namespace: r.object.namespace, name: r.object.name) {
+                        do {
+                            try await scale(r.object, cluster: r.cluster, to: original, busy: [])
+                            logger.info("restored to its original replicas", metadata: ["function": .string(k), "replicas": "\(original)"])
+                        } catch {
+                            logger.error("original replicas not restored", metadata: ["function": .string(k), LogKeys.error: "\(error)"])
+                        }
+                    }
                 }
                 for s in stored {
                     if let r = running[s.object.key], r.definition == s.definition { continue }
                     running[s.object.key]?.task.cancel()
                     let task = Task { await self.loop(s) }
-                    running[s.object.key] = (s.definition, task)
+                    running[s.object.key] = (s.definition, task, s.object, s.cluster)
                 }
             } catch {
                 logger.error("functions not loaded", metadata: [LogKeys.error: "\(error)"])

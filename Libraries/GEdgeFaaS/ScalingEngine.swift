@@ -69,7 +69,8 @@ public struct ScalingEngine: Sendable {
         for (t, reading) in zip(o.triggers, readings) {
             let m = Self.metric(t, reading!)
             top = max(top, m)
-            if m > t.activationValue { active = true }
+            // MessageRate is active on its rate or on waiting messages (KEDA's rule).
+            if m > t.activationValue || (t.mode == .messageRate && reading!.messages + reading!.unacknowledged > t.activationValue) { active = true }
             if current > 0 {
                 // HPA, AverageValue target: usage ratio against the current replicas.
                 let ratio = m / (t.value * Double(current))

@@ -277,15 +277,36 @@ extension Gateway {
         router.post("/v1/functions") { request, _ in
             let p = try await self.auth.principal(request)
             guard p.admin else { throw Problem.forbidden("defining functions takes an admin token") }
-            let doc = try await self.document(request)
-            let object: ScaledObject
-            do { object = try ScaledObject.decode(doc, defaultQueue: self.settings.defaultFunctionQueue) } catch let e as MessageDecodingError { throw Problem.badInput(e) }
+            // One ScaledObject, or a file of them with their Secrets and TriggerAuthentications.
+            _ = try self.kind(request, allowed: "application/json or application/yaml")
+            let bytes = try await self.body(request)
+            let parsed: [(object: ScaledObject, definition: JSONValue)]
+            do {
+                guard let text = String(validating: bytes, as: UTF8.self) else {
+                    throw MessageDecodingError(.malformedJSON, field: "", reason: "the body is not UTF-8")
+                }
+                let docs = try YAMLText.documents(text, path: "").filter { $0 != .null }
+                if let at = docs.lazy.compactMap({ $0.pathOfNUL() }).first {
+                    throw MessageDecodingError(.invalidValue, field: at, reason: "a NUL character, which cannot be stored")
+                }
+                parsed = try ScaledObject.parseSet(docs, defaultQueue: self.settings.defaultFunctionQueue)
+            } catch let e as MessageDecodingError { throw Problem.badInput(e) }
             let cluster = request.uri.queryParameters["cluster"].map(String.init) ?? self.settings.functionCluster
-            try await self.functions.upsert(object, definition: doc, cluster: cluster)
-            return Reply.json(.object([
-                "namespace": .string(object.namespace), "name": .string(object.name), "cluster": .string(cluster),
-                "target": .string(object.target.name), "notes": .array(object.notes.map(JSONValue.string)),
-            ]), status: .created)
+            for (object, definition) in parsed { try await self.functions.upsert(object, definition: definition, cluster: cluster) }
+            let answers: [JSONValue] = parsed.map { o, _ in
+                .object([
+                    "namespace": .string(o.namespace), "name": .string(o.name), "cluster": .string(cluster),
+                    "target": .string(o.target.name), "notes": .array(o.notes.map(JSONValue.string)),
+                ])
+            }
+            return Reply.json(answers.count == 1 ? answers[0] : .object(["functions": .array(answers)]), status: .created)
+        }
+        router.delete("/v1/functions/:namespace/:name") { request, context in
+            let p = try await self.auth.principal(request)
+            guard p.admin else { throw Problem.forbidden("deleting functions takes an admin token") }
+            let ns = try context.parameters.require("namespace"), name = try context.parameters.require("name")
+            guard try await self.functions.delete(namespace: ns, name: name) else { throw Problem.notFound("no function \(ns)/\(name)") }
+            return Reply.json(.object(["namespace": .string(ns), "name": .string(name), "state": "deleted"]))
         }
 
         // /v1: autoscaling policies (the autoscaler's API) and their decisions.
@@ -587,7 +608,7 @@ extension Gateway {
         ("GET", "/v1/projects/:project/namespaces"), ("PUT", "/v1/projects/:project/namespaces"),
         ("GET", "/v1/projects/:project/policy"), ("PUT", "/v1/projects/:project/policy"), ("GET", "/v1/projects/:project/producer-key"),
         ("POST", "/v1/tokens"), ("GET", "/v1/tokens"), ("DELETE", "/v1/tokens/:id"),
-        ("GET", "/v1/functions"), ("POST", "/v1/functions"), ("GET", "/v1/functions/:namespace/:name"),
+        ("GET", "/v1/functions"), ("POST", "/v1/functions"), ("DELETE", "/v1/functions/:namespace/:name"), ("GET", "/v1/functions/:namespace/:name"),
         ("GET", "/v1/autoscaling"), ("PUT", "/v1/autoscaling/:namespace/:name"), ("GET", "/v1/autoscaling/:namespace/:name"),
         ("DELETE", "/v1/autoscaling/:namespace/:name"), ("GET", "/v1/autoscaling/:namespace/:name/decisions"),
         ("POST", "/v1/workflows"), ("GET", "/v1/workflows"), ("GET", "/v1/workflows/:id"), ("DELETE", "/v1/workflows/:id"),

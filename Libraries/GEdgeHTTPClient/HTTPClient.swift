@@ -14,6 +14,8 @@ public struct HTTPRequest: Sendable {
     public var timeout: Duration?
     /// Sent as `Authorization: Bearer <token>`.
     public var bearerToken: String?
+    /// Skips the server certificate's check for this request (KEDA's `unsafeSsl`).
+    public var insecure = false
 
     public init(method: String = "GET", url: String, headers: [(String, String)] = [], body: [UInt8]? = nil, timeout: Duration? = nil, bearerToken: String? = nil) {
         self.method = method
@@ -241,7 +243,7 @@ public final class HTTPClient: @unchecked Sendable {
         if let ca = cfg.caFile { gedge_curl_setopt_string(easy, CURLOPT_CAINFO, ca) }
         if let cert = cfg.clientCertFile { gedge_curl_setopt_string(easy, CURLOPT_SSLCERT, cert) }
         if let key = cfg.clientKeyFile { gedge_curl_setopt_string(easy, CURLOPT_SSLKEY, key) }
-        if cfg.insecureSkipVerify {
+        if cfg.insecureSkipVerify || request.insecure {
             gedge_curl_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 0)
             gedge_curl_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 0)
         }

@@ -78,7 +78,7 @@ func run() async throws {
           triggers: [{type: rabbitmq, metadata: {host: "\(amqpURL)", protocol: amqp, queueName: \(queue), value: "10"}}]
         """
     let docs = try YAMLDocuments.read(object)
-    try await FunctionStore(pool: pool).upsert(try ScaledObject.decode(docs[0]), definition: docs[0], cluster: cluster)
+    try await FunctionStore(pool: pool).upsert(try ScaledObject.parseSet(docs)[0].object, definition: try ScaledObject.parseSet(docs)[0].definition, cluster: cluster)
     var settings = FaaSSettings()
     settings.cluster = cluster
     settings.reloadInterval = .milliseconds(200)

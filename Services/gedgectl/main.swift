@@ -24,6 +24,8 @@ let usage = """
       nodes CLUSTER                     a cluster's nodes
       functions                         functions and their replicas (faas-trigger)
       function NS/NAME                  a function's recent scale events
+      function create -f FILE [--cluster C]   ScaledObjects with their Secrets and TriggerAuthentications (admin)
+      function delete NS/NAME           stop scaling a function (admin)
       workflow create -f FILE [--watch] submit a workflow (a DAG of services, YAML or JSON)
       workflows                         the project's workflows
       workflow get ID                   a workflow's steps: state, attempt, placement
@@ -332,6 +334,21 @@ func run(_ o: Options) async throws -> Int32 {
         table(["NAMESPACE", "FUNCTION", "TARGET", "CLUSTER", "REPLICAS", "METRIC", "LAST REASON"], (r["functions"]?.arrayValue ?? []).map {
             [text($0["namespace"]), text($0["name"]), text($0["target"]), text($0["cluster"]), text($0["replicas"]), text($0["metric"]), text($0["reason"])]
         })
+    case ("function", "create"):
+        // A ScaledObject file, with its Secrets and TriggerAuthentications (admin).
+        let (bytes, type) = try readFile(o.flag("-f"))
+        let query = o.flag("--cluster").map { "?cluster=\($0)" } ?? ""
+        let r = try await c.call("POST", "/v1/functions" + query, body: bytes, contentType: type)
+        if o.json { printJSON(r); return 0 }
+        for f in r["functions"]?.arrayValue ?? [r] {
+            print("function \(text(f["namespace"]))/\(text(f["name"])) scales \(text(f["target"])) on \(text(f["cluster"]))")
+            for n in f["notes"]?.arrayValue ?? [] { print("  note: \(text(n))") }
+        }
+    case ("function", "delete"):
+        guard args.count > 2, args[2].contains("/") else { throw CLIError(description: "give the function as NAMESPACE/NAME") }
+        let r = try await c.call("DELETE", "/v1/functions/\(args[2])")
+        if o.json { printJSON(r); return 0 }
+        print("function \(args[2]) deleted; its workload keeps the replicas it has")
     case ("function", let key?):
         let r = try await c.call("GET", "/v1/functions/\(key)")
         if o.json { printJSON(r); return 0 }

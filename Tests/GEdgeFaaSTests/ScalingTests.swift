@@ -56,9 +56,9 @@ let basic = """
         ("spec: {scaleTargetRef: {name: w}, triggers: []}", "spec.triggers"),
         ("spec: {triggers: [{type: rabbitmq, metadata: {host: h, queueName: q}}]}", "spec.scaleTargetRef"),
         ("spec: {scaleTargetRef: {name: w}, minReplicaCount: 5, maxReplicaCount: 2, triggers: [{type: rabbitmq, metadata: {host: h, queueName: q}}]}", "spec.maxReplicaCount"),
-        ("spec: {scaleTargetRef: {name: w}, triggers: [{type: rabbitmq, metadata: {host: h, queueName: q, mode: Bytes}}]}", "spec.triggers[0].metadata.mode"),
+        ("spec: {scaleTargetRef: {name: w}, triggers: [{type: rabbitmq, metadata: {host: 'amqp://h', queueName: q, mode: Bytes, value: '5'}}]}", "spec.triggers[0].metadata.mode"),
         ("spec: {scaleTargetRef: {name: w}, triggers: [{type: rabbitmq, metadata: {queueName: q}}]}", "spec.triggers[0].metadata.host"),
-        ("spec: {scaleTargetRef: {name: w}, triggers: [{type: rabbitmq, metadata: {host: h, queueName: q, value: '0'}}]}", "spec.triggers[0].metadata.value"),
+        ("spec: {scaleTargetRef: {name: w}, triggers: [{type: rabbitmq, metadata: {host: 'amqp://h', queueName: q, mode: QueueLength, value: '0'}}]}", "spec.triggers[0].metadata.value"),
         ("spec: {scaleTargetRef: {name: w}, triggers: [{type: rabbitmq, metadata: {host: 'amqp://b:5672/', protocol: http, queueName: q}}]}", "spec.triggers[0].metadata.host"),
         ("spec: {scaleTargetRef: {name: w}, triggers: [{type: rabbitmq, metadata: {host: 'http://b:15672', protocol: amqp, queueName: q}}]}", "spec.triggers[0].metadata.host"),
     ])

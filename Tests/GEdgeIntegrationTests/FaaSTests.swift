@@ -55,6 +55,70 @@ struct FaaSTests {
         return h.run([FaaSTrigger(settings: s, store: FunctionStore(pool: h.pool), readers: QueueReaders(http: http, settings: s, logger: h.logger), producer: h.producer, logger: h.logger)])
     }
 
+    /// KEDA's HTTP reading against RabbitMQ's management API: credentials from a Secret
+    /// through a TriggerAuthentication, `useRegex` over two queues with each `operation`, and
+    /// `excludeUnacknowledged` once a consumer holds messages.
+    @Test func kedaHTTPReadingsAsKEDAReadsThem() async throws {
+        let c = try await amqp()
+        let tag = "keda-" + UUID().uuidString.prefix(8).lowercased()
+        for q in ["a", "b"] { _ = try await c.declareQueue(AMQPQueueSpec(name: "\(tag)-\(q)", autoDelete: false)) }
+        for _ in 0..<3 { try await c.publish(routingKey: "\(tag)-a", message: AMQPMessage(body: Array("{}".utf8))) }
+        for _ in 0..<5 { try await c.publish(routingKey: "\(tag)-b", message: AMQPMessage(body: Array("{}".utf8))) }
+        let port = ProcessInfo.processInfo.environment["GEDGE_AMQP_MGMT_PORT"] ?? "15672"
+        func trigger(_ extra: String) throws -> ScaledObject.Trigger {
+            let file = """
+                apiVersion: v1
+                kind: Secret
+                metadata: {name: rmq, namespace: fn}
+                data: {host: \(Data("http://guest:guest@127.0.0.1:\(port)/".utf8).base64EncodedString())}
+                ---
+                apiVersion: keda.sh/v1alpha1
+                kind: TriggerAuthentication
+                metadata: {name: rmq, namespace: fn}
+                spec: {secretTargetRef: [{parameter: host, name: rmq, key: host}]}
+                ---
+                apiVersion: keda.sh/v1alpha1
+                kind: ScaledObject
+                metadata: {name: f, namespace: fn}
+                spec:
+                  scaleTargetRef: {name: w}
+                  triggers:
+                  - type: rabbitmq
+                    metadata: {queueName: '^\(tag)-.*', useRegex: 'true', mode: QueueLength, value: '5'\(extra)}
+                    authenticationRef: {name: rmq}
+                """
+            return try #require(try ScaledObject.parseAll(file).first?.triggers.first)
+        }
+        let http = HTTPClient(logger: TestEnv.logger)
+        let readers = QueueReaders(http: http, settings: FaaSSettings(), logger: TestEnv.logger)
+        // The management API's counts catch up within its statistics interval.
+        try await eventually("sum over both queues", timeout: .seconds(20)) { await readers.read(try trigger(""))?.messages == 8 }
+        #expect(await readers.read(try trigger(", operation: max"))?.messages == 5)
+        #expect(await readers.read(try trigger(", operation: avg"))?.messages == 4)
+        // A consumer holds two of a's messages unacknowledged: 8 in all, 6 ready.
+        let held = try await c.consume(queue: "\(tag)-a", prefetch: 2)
+        var got = 0
+        for await _ in held {
+            got += 1
+            if got == 2 { break }
+        }
+        try await eventually("two unacknowledged", timeout: .seconds(20)) { await readers.read(try trigger(", excludeUnacknowledged: 'true'"))?.messages == 6 }
+        #expect(await readers.read(try trigger(""))?.messages == 8)
+        // A regex that matches nothing reads 0; a wrong password is a failed reading, not 0.
+        var none = try trigger("")
+        none.queueName = "^nothing-\(tag)$"
+        #expect(await readers.read(none)?.messages == 0)
+        var wrong = try trigger("")
+        wrong.host = .literal("http://guest:wrong@127.0.0.1:\(port)/")
+        #expect(await readers.read(wrong) == nil)
+        await c.close()
+        let cleanup = try await amqp()
+        for q in ["a", "b"] { _ = try? await cleanup.deleteQueue("\(tag)-\(q)") }
+        await cleanup.close()
+        await readers.close()
+        await http.shutdown()
+    }
+
     /// 0 → 1 within a second of the first message, 1 → ceil(queue / value), back to 0 after
     /// the cooldown once the queue is drained; a restart of the trigger loses nothing.
     @Test func scalesFromZeroOutAndBackAcrossARestart() async throws {

@@ -327,6 +327,43 @@ struct GatewayTests {
         #expect(one == 200 && detail["events"] == .array([]))
         let (bad, problem) = try await g.call("POST", "/v1/functions", token: g.adminToken, body: seed.replacingOccurrences(of: "type: rabbitmq", with: "type: kafka"), contentType: "application/yaml")
         #expect(bad == 400 && problem["field"] == "spec.triggers[0].type", "\(problem)")
+        // A KEDA field the suite does not act on is refused by name.
+        let (paused, pausedProblem) = try await g.call("POST", "/v1/functions", token: g.adminToken,
+            body: seed.replacingOccurrences(of: "spec:\n", with: "spec:\n  initialCooldownPeriod: 30\n"), contentType: "application/yaml")
+        #expect(paused == 400 && pausedProblem["field"] == "spec.initialCooldownPeriod" && pausedProblem["code"] == "unknown_field", "\(pausedProblem)")
+        // A file with its Secret and TriggerAuthentication, as KEDA's documentation writes it.
+        let withAuth = """
+            apiVersion: v1
+            kind: Secret
+            metadata: {name: rmq, namespace: detail-detection}
+            stringData: {host: "amqp://user:pw@rabbitmq:5672/"}
+            ---
+            apiVersion: keda.sh/v1alpha1
+            kind: TriggerAuthentication
+            metadata: {name: rmq-auth, namespace: detail-detection}
+            spec:
+              secretTargetRef: [{parameter: host, name: rmq, key: host}]
+            ---
+            apiVersion: keda.sh/v1alpha1
+            kind: ScaledObject
+            metadata: {name: with-auth, namespace: detail-detection}
+            spec:
+              scaleTargetRef: {name: worker}
+              triggers:
+              - type: rabbitmq
+                metadata: {queueName: jobs, mode: QueueLength, value: "5"}
+                authenticationRef: {name: rmq-auth}
+            """
+        let (ok, created) = try await g.call("POST", "/v1/functions", token: g.adminToken, body: withAuth, contentType: "application/yaml")
+        #expect(ok == 201 && created["name"] == "with-auth", "\(created)")
+        // The Secret's value is nowhere in what the API answers.
+        let (_, fetched) = try await g.call("GET", "/v1/functions/detail-detection/with-auth", token: g.adminToken)
+        #expect(!String(decoding: fetched.serialized(), as: UTF8.self).contains("user:pw"))
+        // Deleting: admin only, then gone.
+        #expect(try await g.call("DELETE", "/v1/functions/detail-detection/with-auth", token: user).0 == 403)
+        #expect(try await g.call("DELETE", "/v1/functions/detail-detection/with-auth", token: g.adminToken).0 == 200)
+        #expect(try await g.call("GET", "/v1/functions/detail-detection/with-auth", token: g.adminToken).0 == 404)
+        #expect(try await g.call("DELETE", "/v1/functions/detail-detection/with-auth", token: g.adminToken).0 == 404)
         await g.shutdown()
     }
 
