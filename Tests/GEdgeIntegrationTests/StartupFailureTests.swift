@@ -27,6 +27,9 @@ struct StartupFailureTests {
             ("kafka.yaml", "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: x}\nspec:\n  scaleTargetRef: {name: y}\n  triggers: [{type: kafka, metadata: {}}]\n", "spec.triggers[0].type"),
             ("deep.yaml", "a: " + String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000) + "\n", "decode.max.depth"),
             ("empty.yaml", "", "no document"),
+            ("auth.yaml", "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: x}\nspec:\n  scaleTargetRef: {name: y}\n  triggers: [{type: rabbitmq, metadata: {queueName: q}, authenticationRef: {name: nowhere}}]\n", "no TriggerAuthentication 'nowhere'"),
+            ("keda-field.yaml", "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: x}\nspec:\n  initialCooldownPeriod: 5\n  scaleTargetRef: {name: y}\n  triggers: [{type: rabbitmq, metadata: {host: 'amqp://h/', queueName: q}}]\n", "spec.initialCooldownPeriod"),
+            ("configmap.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", "'ConfigMap' is not taken here"),
         ]
         for (name, text, reason) in files + [("missing.yaml", "", "cannot read")] {
             let path = dir.appendingPathComponent(name).path
@@ -40,6 +43,36 @@ struct StartupFailureTests {
             #expect(lines.count == 1 && lines[0].hasPrefix("faas-trigger: configuration faas.scaledobjects:") && lines[0].contains(reason), "\(name): \(lines)")
             #expect(ContinuousClock.now - started < .seconds(30), "took \(ContinuousClock.now - started)")
         }
+    }
+
+    /// SIGTERM while the faas-trigger waits on a database that accepts connections and never
+    /// answers: it ends at once, as it does at every later stage (the service group's shutdown).
+    @Test func sigtermEndsTheFaaSTriggerWhileItWaitsForTheDatabase() async throws {
+        // A listener that never accepts: connections complete in the kernel's backlog, and
+        // libpq waits for a server greeting that never comes.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        _ = listen(fd, 16)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        let port = Int(UInt16(bigEndian: addr.sin_port))
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnv.unique("ft-term") + ".log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let child = try GEdgeCore.ChildProcess("faas-trigger", [
+            "--http-port", "0", "--log-level", "error", "--postgres-url", "postgres://gedge@127.0.0.1:\(port)/none", "--kafka-brokers", "127.0.0.1:1",
+        ], logFile: log, directory: TestEnv.binDir)
+        try await Task.sleep(for: .seconds(2))
+        #expect(child.isRunning, "it waits for the database")
+        let started = ContinuousClock.now
+        kill(child.pid, SIGTERM)
+        try await eventually("faas-trigger ended", timeout: .seconds(10)) { !child.isRunning }
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(child.exitCode != 0)
     }
 
     @Test func aTakenPortEndsTheGatewayAtOnce() async throws {
