@@ -75,10 +75,11 @@ func run() async throws {
           scaleTargetRef: {name: bench-worker}
           pollingInterval: 1
           cooldownPeriod: 0
-          triggers: [{type: rabbitmq, metadata: {host: "\(amqpURL)", protocol: amqp, queueName: \(queue), value: "10"}}]
+          triggers: [{type: rabbitmq, metadata: {host: "\(amqpURL)", protocol: amqp, queueName: \(queue), mode: QueueLength, value: "10"}}]
         """
     let docs = try YAMLDocuments.read(object)
-    try await FunctionStore(pool: pool).upsert(try ScaledObject.parseSet(docs)[0].object, definition: try ScaledObject.parseSet(docs)[0].definition, cluster: cluster)
+    let parsed = try ScaledObject.parseSet(docs)[0]
+    try await FunctionStore(pool: pool).upsert(parsed.object, definition: parsed.definition, cluster: cluster)
     var settings = FaaSSettings()
     settings.cluster = cluster
     settings.reloadInterval = .milliseconds(200)

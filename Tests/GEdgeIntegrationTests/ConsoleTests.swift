@@ -64,7 +64,7 @@ struct ConsoleTests {
             metadata: {name: detector, namespace: fn}
             spec:
               scaleTargetRef: {name: detector-worker}
-              triggers: [{type: rabbitmq, metadata: {host: "amqp://127.0.0.1", queueName: motion, value: "5"}}]
+              triggers: [{type: rabbitmq, metadata: {host: "amqp://127.0.0.1", queueName: motion, mode: QueueLength, value: "5"}}]
             """)[0]
         try await FunctionStore(pool: g.world.pool).upsert(fn, definition: .object([:]), cluster: "edge1")
         for (from, to) in [(0, 1), (1, 3), (3, 0)] {

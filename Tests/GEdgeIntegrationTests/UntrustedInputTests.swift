@@ -247,7 +247,7 @@ struct UntrustedInputTests {
             metadata: {name: hidden-fn, namespace: secret-ns}
             spec:
               scaleTargetRef: {name: hidden-worker}
-              triggers: [{type: rabbitmq, metadata: {host: "amqp://127.0.0.1", queueName: hidden-q, value: "5"}}]
+              triggers: [{type: rabbitmq, metadata: {host: "amqp://127.0.0.1", queueName: hidden-q, mode: QueueLength, value: "5"}}]
             """)[0]
         try await FunctionStore(pool: g.world.pool).upsert(fn, definition: .object([:]), cluster: "edge1")
         _ = try await g.world.pool.execute("INSERT INTO notifications (event_id, queue, payload) VALUES ('hidden-event', 'hidden-q', '{}')")
