@@ -44,6 +44,23 @@ public struct AcceleratorMonitor: Service {
             let inventory = scanner.scan(node: node)
             scans.increment()
             do {
+                // An unreachable API server or broker does not hold a shutdown: the next
+                // monitor labels and publishes again.
+                let last = published
+                if try await cancelWhenGracefulShutdown({ try await publishOnce(inventory, published: last) }) { published = inventory }
+            } catch is CancellationError {
+                break
+            } catch {
+                failures.increment()
+                logger.error("labelling failed; retrying next scan", metadata: [LogKeys.node: .string(node), LogKeys.error: "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+
+    /// Labels the node, and publishes the inventory if it changed; true when it was published.
+    func publishOnce(_ inventory: AcceleratorInventory, published: AcceleratorInventory?) async throws -> Bool {
+        do {
                 switch try await labeler.apply(inventory) {
                 case .unchanged:
                     logger.debug("labels up to date", metadata: [LogKeys.node: .string(node)])
@@ -54,13 +71,9 @@ public struct AcceleratorMonitor: Service {
                 if let producer, inventory != published {
                     let codec = EnvelopeCodec()
                     _ = try await producer.send(KafkaRecord(topic: Self.topic, key: node, value: codec.encode(Self.envelope(inventory, cluster: cluster))))
-                    published = inventory
+                    return true
                 }
-            } catch {
-                failures.increment()
-                logger.error("labelling failed; retrying next scan", metadata: [LogKeys.node: .string(node), LogKeys.error: "\(error)"])
-            }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+                return false
         }
     }
 }

@@ -549,9 +549,13 @@ public struct AgentStatusLoop: Service {
                 let started = ContinuousClock.now
                 do {
                     let state = try await agent.report()
-                    await agent.publish(
-                        Envelope(source: .cluster(agent.settings.cluster), target: .cluster("scheduler"), hcode: .clusterStatus, lcode: .request, msg: state.json),
-                        topic: agent.settings.statusTopic, key: agent.settings.cluster)
+                    // A report not yet delivered when the agent stops is superseded by the
+                    // next agent's: shutdown does not wait on an unreachable broker for it.
+                    try? await cancelWhenGracefulShutdown {
+                        await agent.publish(
+                            Envelope(source: .cluster(agent.settings.cluster), target: .cluster("scheduler"), hcode: .clusterStatus, lcode: .request, msg: state.json),
+                            topic: agent.settings.statusTopic, key: agent.settings.cluster)
+                    }
                 } catch {
                     agent.logger.error("status not read", metadata: [LogKeys.error: "\(error)"])
                 }
@@ -583,10 +587,13 @@ public struct AgentMetricsLoop: Service {
                 do {
                     let report = PodMetricsReport(cluster: agent.settings.cluster, workloads: try await agent.driver.usage())
                     // In parts of at most 2,000 pods each (about 400 KB), under Kafka's 1 MB message limit.
-                    for part in report.split(maxPods: 2000) {
-                        await agent.publish(
-                            Envelope(source: .cluster(agent.settings.cluster), target: .cluster("autoscaler"), hcode: .podMetrics, lcode: .request, msg: part.json),
-                            topic: agent.settings.metricsTopic, key: agent.settings.cluster)
+                    // Superseded by the next report: a shutdown does not wait on the broker for it.
+                    try? await cancelWhenGracefulShutdown {
+                        for part in report.split(maxPods: 2000) {
+                            await agent.publish(
+                                Envelope(source: .cluster(agent.settings.cluster), target: .cluster("autoscaler"), hcode: .podMetrics, lcode: .request, msg: part.json),
+                                topic: agent.settings.metricsTopic, key: agent.settings.cluster)
+                        }
                     }
                 } catch {
                     agent.logger.error("pod metrics not read", metadata: [LogKeys.error: "\(error)"])

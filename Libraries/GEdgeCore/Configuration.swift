@@ -20,6 +20,8 @@ public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
 /// reads `postgres.password` or the contents of the file named by `postgres.password.file`.
 public struct ConfigReader: Sendable {
     private var flags: [String: String]
+    /// Each flag as it was typed, by its key (for error messages).
+    private var typed: [String: String] = [:]
     private var environment: [String: String]
     private var file: [String: String]
     /// Positional arguments (those not starting with `--`).
@@ -31,6 +33,7 @@ public struct ConfigReader: Sendable {
         fileValues: [String: String]? = nil
     ) throws {
         var flags: [String: String] = [:]
+        var typed: [String: String] = [:]
         var positional: [String] = []
         var i = 0
         while i < commandLine.count {
@@ -39,11 +42,14 @@ public struct ConfigReader: Sendable {
                 let body = arg.dropFirst(2)
                 if let eq = body.firstIndex(of: "=") {
                     flags[Self.normalize(String(body[..<eq]))] = String(body[body.index(after: eq)...])
+                    typed[Self.normalize(String(body[..<eq]))] = "--" + body[..<eq]
                 } else if i + 1 < commandLine.count, !commandLine[i + 1].hasPrefix("--") {
                     flags[Self.normalize(String(body))] = commandLine[i + 1]
+                    typed[Self.normalize(String(body))] = arg
                     i += 1
                 } else {
                     flags[Self.normalize(String(body))] = "true"
+                    typed[Self.normalize(String(body))] = arg
                 }
             } else {
                 positional.append(arg)
@@ -51,6 +57,7 @@ public struct ConfigReader: Sendable {
             i += 1
         }
         self.flags = flags
+        self.typed = typed
         self.arguments = positional
         self.environment = environment
         if let fileValues {
@@ -59,6 +66,32 @@ public struct ConfigReader: Sendable {
             self.file = try Self.loadFile(path)
         } else {
             self.file = [:]
+        }
+    }
+
+    /// Whether `--help` (or `-h`) was given.
+    public var helpRequested: Bool { flags["help"] != nil || arguments.contains("-h") }
+
+    /// A program's startup check of what it was given, before it touches anything: `--help`
+    /// prints the program's help on standard output and exits 0; a positional argument the
+    /// program takes none of, or a flag or file key the suite does not know, is a
+    /// configuration error naming it (with the nearest known key).
+    public func check(program: String, extraFlags: Set<String> = [], usage: String? = nil) throws {
+        if helpRequested {
+            FileHandle.standardOutput.write(Data(ConfigKeys.help(program: program, usage: usage).utf8))
+            exit(0)
+        }
+        if let extra = arguments.first {
+            throw ConfigurationError(key: extra, reason: "\(program) takes no arguments, only --KEY VALUE flags (see \(program) --help)")
+        }
+        for key in flags.keys.sorted() where !ConfigKeys.isKnown(key) && !extraFlags.contains(key) {
+            let flag = typed[key] ?? "--" + key
+            let hint = ConfigKeys.suggestion(for: key, program: program).map { "; did you mean --\($0.replacingOccurrences(of: ".", with: "-"))?" } ?? ""
+            throw ConfigurationError(key: key, reason: "unknown flag \(flag)\(hint) (see \(program) --help)")
+        }
+        for key in file.keys.sorted() where !ConfigKeys.isKnown(key) {
+            let hint = ConfigKeys.suggestion(for: key, program: program).map { "; did you mean \($0)?" } ?? ""
+            throw ConfigurationError(key: key, reason: "unknown key in the configuration file\(hint)")
         }
     }
 

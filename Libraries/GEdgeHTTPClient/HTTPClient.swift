@@ -3,6 +3,7 @@ import CGEdgeShims
 import Foundation
 import GEdgeCore
 import Logging
+import Synchronization
 
 /// An HTTP request.
 public struct HTTPRequest: Sendable {
@@ -60,6 +61,8 @@ public struct HTTPClientError: Error, Sendable, CustomStringConvertible, Transie
         public static let responseTooLarge = Code(raw: "response_too_large")
         public static let transport = Code(raw: "transport")
         public static let shutdown = Code(raw: "shutdown")
+        /// The caller's task was cancelled; the transfer was dropped.
+        public static let cancelled = Code(raw: "cancelled")
         public var description: String { raw }
     }
     public let code: Code
@@ -111,11 +114,18 @@ private final class Transfer {
     var tooLarge = false
     let maxBytes: Int
     var headerList: UnsafeMutablePointer<curl_slist>?
-    let completion: (Result<HTTPResponse, HTTPClientError>) -> Void
+    private let onCompletion: (Result<HTTPResponse, HTTPClientError>) -> Void
+    /// Completed (by curl, shutdown or cancellation): the continuation is resumed once.
+    private let done = Atomic<Bool>(false)
 
     init(maxBytes: Int, completion: @escaping (Result<HTTPResponse, HTTPClientError>) -> Void) {
         self.maxBytes = maxBytes
-        self.completion = completion
+        self.onCompletion = completion
+    }
+
+    func completion(_ result: Result<HTTPResponse, HTTPClientError>) {
+        guard !done.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        onCompletion(result)
     }
 
     deinit { curl_slist_free_all(headerList) }
@@ -154,6 +164,8 @@ public final class HTTPClient: @unchecked Sendable {
     private let multi: UnsafeMutableRawPointer
     private let lock = NSLock()
     private var queued: [(HTTPRequest, Transfer)] = []
+    /// Transfers whose callers were cancelled, for the transfer thread to drop.
+    private var cancelled: [ObjectIdentifier] = []
     private let running = RunFlag(true)
     private let stopped = DispatchSemaphore(value: 0)
     // Confined to the transfer thread.
@@ -173,13 +185,31 @@ public final class HTTPClient: @unchecked Sendable {
         curl_multi_cleanup(multi)
     }
 
-    /// Sends a request and returns the response, whatever its status.
+    /// Sends a request and returns the response, whatever its status. A cancelled caller stops
+    /// waiting at once (CancellationError) and its transfer is dropped.
     public func execute(_ request: HTTPRequest) async throws -> HTTPResponse {
-        guard running.isSet else { throw HTTPClientError(code: .shutdown, curlCode: 0, message: "HTTP client is shut down") }
-        return try await withCheckedThrowingContinuation { (cont: CheckedContinuation<HTTPResponse, any Error>) in
-            let transfer = Transfer(maxBytes: configuration.maxResponseBytes) { cont.resume(with: $0.mapError { $0 as any Error }) }
+        try Task.checkCancellation()
+        let id = Mutex<ObjectIdentifier?>(nil)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (cont: CheckedContinuation<HTTPResponse, any Error>) in
+                let transfer = Transfer(maxBytes: configuration.maxResponseBytes) { cont.resume(with: $0.mapError { $0 as any Error }) }
+                // Checked under the lock the transfer thread drains with: a request racing a
+                // shutdown is either taken by the thread or refused here, never left waiting.
+                lock.lock()
+                guard running.isSet else {
+                    lock.unlock()
+                    transfer.completion(.failure(HTTPClientError(code: .shutdown, curlCode: 0, message: "HTTP client is shut down")))
+                    return
+                }
+                queued.append((request, transfer))
+                id.withLock { $0 = ObjectIdentifier(transfer) }
+                lock.unlock()
+                curl_multi_wakeup(multi)
+            }
+        } onCancel: {
+            guard let t = id.withLock({ $0 }) else { return }
             lock.lock()
-            queued.append((request, transfer))
+            cancelled.append(t)
             lock.unlock()
             curl_multi_wakeup(multi)
         }
@@ -203,8 +233,18 @@ public final class HTTPClient: @unchecked Sendable {
             lock.lock()
             let incoming = queued
             queued = []
+            let drop = Set(cancelled)
+            cancelled = []
             lock.unlock()
             for (request, transfer) in incoming { start(request, transfer) }
+            if !drop.isEmpty {
+                for (easy, box) in active where drop.contains(ObjectIdentifier(box.takeUnretainedValue())) {
+                    curl_multi_remove_handle(multi, easy)
+                    curl_easy_cleanup(easy)
+                    active[easy] = nil
+                    box.takeRetainedValue().completion(.failure(HTTPClientError(code: .cancelled, curlCode: 0, message: "the caller was cancelled")))
+                }
+            }
             curl_multi_perform(multi, &stillRunning)
             var left: Int32 = 0
             while let msg = curl_multi_info_read(multi, &left) {

@@ -32,6 +32,43 @@ public struct KafkaProducerConfiguration: Sendable {
     }
 }
 
+/// One waiting `send`: resumed once, by the delivery report or by cancellation, whichever
+/// comes first (a cancellation before the continuation exists resumes it as it is installed).
+final class DeliveryWaiter: Sendable {
+    private let state = Mutex<(cont: CheckedContinuation<KafkaDeliveryReport, any Error>?, done: Result<KafkaDeliveryReport, any Error>?, resumed: Bool)>((nil, nil, false))
+
+    /// False when a result came first (the continuation was resumed with it).
+    func install(_ cont: CheckedContinuation<KafkaDeliveryReport, any Error>) -> Bool {
+        let early: Result<KafkaDeliveryReport, any Error>? = state.withLock { s in
+            if let r = s.done, !s.resumed {
+                s.resumed = true
+                return r
+            }
+            s.cont = cont
+            return nil
+        }
+        if let early {
+            cont.resume(with: early)
+            return false
+        }
+        return true
+    }
+
+    func resume(with result: Result<KafkaDeliveryReport, any Error>) {
+        let cont: CheckedContinuation<KafkaDeliveryReport, any Error>? = state.withLock { s in
+            guard !s.resumed else { return nil }
+            guard let c = s.cont else {
+                if s.done == nil { s.done = result }
+                return nil
+            }
+            s.resumed = true
+            s.cont = nil
+            return c
+        }
+        cont?.resume(with: result)
+    }
+}
+
 /// Holds the completion of one produced message until its delivery report arrives.
 final class DeliveryCompletion {
     let topic: String
@@ -149,16 +186,24 @@ public final class KafkaProducer: Sendable {
     }
 
     /// Produces a message and waits for its delivery report. When librdkafka's queue is full
-    /// it waits for room rather than failing.
+    /// it waits for room rather than failing. A cancelled task stops waiting (CancellationError)
+    /// while the message stays queued: it is delivered, or flushed at shutdown, all the same.
     public func send(_ record: KafkaRecord) async throws -> KafkaDeliveryReport {
         while true {
+            try Task.checkCancellation()
+            let waiter = DeliveryWaiter()
             do {
-                return try await withCheckedThrowingContinuation { (cont: CheckedContinuation<KafkaDeliveryReport, any Error>) in
-                    do {
-                        try enqueue(record) { result in cont.resume(with: result.mapError { $0 as any Error }) }
-                    } catch {
-                        cont.resume(throwing: error)
+                return try await withTaskCancellationHandler {
+                    try await withCheckedThrowingContinuation { (cont: CheckedContinuation<KafkaDeliveryReport, any Error>) in
+                        guard waiter.install(cont) else { return }
+                        do {
+                            try enqueue(record) { result in waiter.resume(with: result.mapError { $0 as any Error }) }
+                        } catch {
+                            waiter.resume(with: .failure(error))
+                        }
                     }
+                } onCancel: {
+                    waiter.resume(with: .failure(CancellationError()))
                 }
             } catch let error as KafkaError where error.isQueueFull {
                 try await Task.sleep(for: .milliseconds(2))
@@ -181,7 +226,9 @@ public final class KafkaProducer: Sendable {
 
     /// Stops taking messages, delivers what is queued (up to `timeout`), and fails the rest
     /// with a purge error. Call once, on graceful shutdown.
-    public func shutdown(timeout: Duration = .seconds(10)) async {
+    /// Delivers what is queued, waiting at most `timeout` (an unreachable broker must not hold
+    /// a stopping process past its watchdog), then drops the rest.
+    public func shutdown(timeout: Duration = .seconds(3)) async {
         guard accepting.exchange(false) else { return }
         do {
             try await flush(timeout: timeout)

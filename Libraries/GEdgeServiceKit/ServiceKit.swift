@@ -34,12 +34,52 @@ public struct OpsServerConfiguration: Sendable {
     }
 }
 
+/// Whether a TCP port can be listened on now (bound and released at once, with the
+/// SO_REUSEADDR the servers set).
+public enum PortCheck {
+    public static func ensureFree(host: String, port: Int, key: String) throws {
+        var hints = addrinfo()
+        hints.ai_flags = AI_PASSIVE
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &list) == 0, let first = list else {
+            throw ConfigurationError(key: "http.host", reason: "'\(host)' is not an address this machine can listen on")
+        }
+        defer { freeaddrinfo(list) }
+        let fd = socket(first.pointee.ai_family, first.pointee.ai_socktype, first.pointee.ai_protocol)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var one: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        if bind(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) != 0 {
+            let code = errno
+            let why = code == EADDRINUSE ? "is taken" : code == EADDRNOTAVAIL ? "is on an address this machine does not have" : "cannot be listened on (\(String(cString: strerror(code))))"
+            throw ConfigurationError(key: key, reason: "port \(port) on \(host) \(why)")
+        }
+    }
+}
+
 /// What every executable of the suite shares: logging and metrics set up from configuration,
 /// the ops endpoints, and one `ServiceGroup` with graceful shutdown on SIGTERM and SIGINT.
 public enum ServiceKit {
     /// Bootstraps logging (`log.level`, `log.format`), the decoding limits (`decode.max.*`)
     /// and the Prometheus metrics registry.
+    /// Each service's listening port (`http.port`) when none is configured.
+    public static let defaultPorts: [String: Int] = [
+        "scheduler": 9101, "accelerator-monitor": 9102, "agent": 9103, "faas-trigger": 9104, "notifier": 9105, "autoscaler": 9106, "gateway": 8888,
+    ]
+
+    /// Sets a service up from its configuration, before it touches anything: `--help` printed
+    /// (exit 0); an argument, flag or file key it does not know refused; its listening port
+    /// checked free, so that a taken port ends it before it joins any consumer group.
     public static func bootstrap(service: String, config: ConfigReader) throws -> (Logger, PrometheusCollectorRegistry) {
+        try config.check(program: service)
+        if let defaultPort = defaultPorts[service] {
+            let host = config.string("http.host", default: "127.0.0.1")
+            let port = try config.port("http.port", default: defaultPort)
+            if port != 0 { try PortCheck.ensureFree(host: host, port: port, key: "http.port") }
+        }
         try GEdgeLogging.bootstrap(config)
         try DecodeLimits.configure(config)
         let grace = try config.duration("shutdown.grace", default: .seconds(20))

@@ -18,6 +18,7 @@ import Logging
 
 func runMonitor() async throws {
     let config = try ConfigReader()
+    try config.check(program: "accelerator-monitor", usage: "accelerator-monitor [--once] [--KEY VALUE]...")
     let hostRoot = URL(fileURLWithPath: config.string("host.root", default: "/"))
     let node = config.string("node.name") ?? ProcessInfo.processInfo.environment["NODE_NAME"] ?? ProcessInfo.processInfo.hostName
     // nvidia-smi: the configured path, else the one on PATH when scanning this machine's own root.

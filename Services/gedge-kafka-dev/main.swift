@@ -15,6 +15,7 @@ import Logging
 // mock cluster starts its threads, and taken here with sigwait.
 func runBroker() throws {
     let config = try ConfigReader()
+    try config.check(program: "gedge-kafka-dev")
     try GEdgeLogging.bootstrap(config)
     let logger = Logger(label: "gedge-kafka-dev")
 
