@@ -2,26 +2,33 @@
 SHELL := /bin/bash
 BIN := .build/debug
 
-.PHONY: all deps build up down status demo test check-deploy compose-secrets bench release clean
+.PHONY: all deps build up run down status demo test check-deploy compose-secrets bench release clean
 
 all: build
 
 deps:
 	bash scripts/install-deps.sh
 
+# With GEDGE_BIN_DIR set (as make test sets it for the tests), its programs are used as built.
 build: deps
-	swift build
+	@if [ -n "$${GEDGE_BIN_DIR:-}" ] && [ -x "$${GEDGE_BIN_DIR}/gateway" ]; then echo "build: using the programs in $$GEDGE_BIN_DIR"; else swift build; fi
 
 up: build
 	bash scripts/stack.sh up
 
+# The local suite in the background (scheduler, the seed's three agents, gateway); logs in .local/.
+run: up
+	bash scripts/run.sh start
+
 down:
+	bash scripts/run.sh stop
 	bash scripts/stack.sh down
 
 status:
 	bash scripts/stack.sh status
 
 demo: up
+	bash scripts/run.sh stop
 	bash scripts/demo.sh
 
 # Unit tests need nothing; integration tests need the stack, which this starts.

@@ -157,7 +157,10 @@ admin_token() {
 
 case "${1:-}" in
   up) pg_up; rabbit_up; kafka_up; admin_token ;;
-  down) kafka_down; rabbit_down; pg_down ;;
+  down)
+    # A stack others share (the tests' own run of README's steps) is left up.
+    if [ "${GEDGE_STACK_KEEP:-}" = 1 ]; then echo "stack kept (GEDGE_STACK_KEEP=1)"; exit 0; fi
+    kafka_down; rabbit_down; pg_down ;;
   status)
     (as_user postgres "$(pg_bin)/pg_ctl" -D "$state/pg/data" status >/dev/null 2>&1 && echo "postgres: up") || echo "postgres: down"
     (rabbit rabbitmqctl -q status >/dev/null 2>&1 && echo "rabbitmq: up") || echo "rabbitmq: down"

@@ -111,7 +111,9 @@ extension Gateway {
             let name = try context.parameters.require("policy")
             let policies: [String: SchedulingPolicy] = ["low": .lowLatency, "most": .mostRequested, "select": .selectedCluster]
             guard let policy = policies[name] else { throw Problem.notFound("no policy '\(name)': low, most or select") }
-            let fields = try await self.frontFields(request, policy: policy, original: true)
+            var fields = try await self.frontFields(request, policy: policy, original: true)
+            // IDs as the original's RequestJob made them: req-<uuid>.
+            if fields["request_id"] == nil { fields["request_id"] = .string("req-" + RequestID.make()) }
             let r = try await self.submit(p, fields: fields)
             return Reply.json(.object(["result": .string("request_id:" + r.requestID)]))
         }

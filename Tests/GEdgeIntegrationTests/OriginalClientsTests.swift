@@ -56,7 +56,7 @@ struct OriginalClientsTests {
         let (status, answer) = try await g.call("POST", "/GEP/GSCH/test/select", token: token, body: body, contentType: type)
         #expect(status == 200, "\(answer)")
         let result = try #require(answer["result"]?.stringValue)
-        #expect(result.hasPrefix("request_id:"))
+        #expect(result.hasPrefix("request_id:req-"), "IDs as the original's RequestJob made them")
         let id = String(result.dropFirst("request_id:".count))
         let done = try await g.world.waitFor(id, .completed)
         #expect(done.placement.arrayValue?.first?["cluster"] == "edge2")
