@@ -38,6 +38,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     ],
     targets: [
         // C libraries from Debian's -dev packages.
@@ -216,7 +217,8 @@ let package = Package(
                                                     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             path: "Services/gedge-faas-demo", swiftSettings: swiftSettings),
         .executableTarget(
-            name: "gedgectl", dependencies: ["GEdgeCore", "GEdgeHTTPClient"],
+            name: "gedgectl",
+            dependencies: ["GEdgeCore", "GEdgeHTTPClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Services/gedgectl", swiftSettings: swiftSettings),
         .executableTarget(
             name: "agent", dependencies: ["GEdgeAgent", "GEdgeServiceKit"],

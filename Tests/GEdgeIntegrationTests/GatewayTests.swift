@@ -480,6 +480,83 @@ struct GedgectlTests {
         #expect(refused == 4)
         await g.shutdown()
     }
+
+    /// Runs gedgectl with standard output and standard error apart.
+    func split(_ args: [String], env: String = "") async throws -> (status: Int32, out: String, err: String) {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnv.unique("ctl")).path
+        defer { try? FileManager.default.removeItem(atPath: base + ".out"); try? FileManager.default.removeItem(atPath: base + ".err") }
+        let quoted = args.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+        let status = await runCommand(["/bin/sh", "-c", "\(env) '\(TestEnv.binDir.appendingPathComponent("gedgectl").path)' \(quoted) > '\(base).out' 2> '\(base).err'"])
+        return (status, (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? "", (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? "")
+    }
+
+    /// kubectl's manners: help per command on standard output, every read as table, wide,
+    /// JSON or YAML (parsed back here), version, completion that bash loads, contexts, ages,
+    /// and wrong arguments refused with the command's usage.
+    @Test func kubectlManners() async throws {
+        let g = try await GatewayHarness()
+        let edge1 = SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 2), podStartDelay: .milliseconds(20))
+        try g.world.startAgent("edge1", driver: edge1)
+        let ctx = try g.world.startScheduler(instance: "s1")
+        try await eventually("edge1 in view") { !ctx.view.fresh().isEmpty }
+        let auth = ["--server", g.base, "--token", g.adminToken]
+
+        for help in [["help", "submit"], ["submit", "--help"], ["service", "apply", "--help"], ["--help"]] {
+            let (s, out, err) = try await split(help)
+            #expect(s == 0 && out.contains("USAGE: gedgectl") && err.isEmpty, "\(help): \(s) \(out.prefix(200)) \(err)")
+        }
+        let (vs, version, _) = try await split(["version"])
+        #expect(vs == 0 && version.hasPrefix("gedgectl "))
+        for wrong in [["clusters", "extra"], ["requets"], ["clusters", "-o", "xml"], ["requests", "--limit", "many"], ["service", "get", "nons"]] {
+            let (s, out, err) = try await split(auth + wrong)
+            #expect(s != 0 && out.isEmpty && !err.isEmpty, "\(wrong): \(s) \(out) \(err)")
+        }
+        // Every format of one read, parsed back.
+        let (js, json, _) = try await split(auth + ["clusters", "-o", "json"])
+        let parsedJSON = try JSONValue.parse(Array(json.utf8))
+        #expect(js == 0 && parsedJSON["clusters"]?.arrayValue?.first?["name"] == "edge1")
+        let (ys, yaml, _) = try await split(auth + ["-o", "yaml", "clusters"])
+        let parsedYAML = try YAMLText.document(yaml, path: "")
+        #expect(ys == 0 && parsedYAML["clusters"]?.arrayValue?.first?["name"] == "edge1", "\(yaml)")
+        let (ws, wide, _) = try await split(auth + ["clusters", "-o", "wide"])
+        #expect(ws == 0 && wide.hasPrefix("CLUSTER") && wide.contains("SEQUENCE"))
+        let (ts, tableText, _) = try await split(auth + ["clusters"])
+        let row = tableText.split(separator: "\n").dropFirst().first.map(String.init) ?? ""
+        #expect(ts == 0 && row.range(of: #" [0-9]+s "#, options: .regularExpression) != nil && !row.contains("."), "an age as 5s, not 0.42s: \(row)")
+        let (tok, tokens, _) = try await split(auth + ["token", "list", "-o", "json"])
+        let tokenList = try JSONValue.parse(Array(tokens.utf8))
+        #expect(tok == 0 && tokenList["tokens"]?.arrayValue?.isEmpty == false)
+        // A token made, listed, revoked; then refused (status 4).
+        let (_, made, _) = try await split(auth + ["token", "create", "--user", "u9", "--workspace", "w9", "--project", "p9", "-o", "json"])
+        let created = try JSONValue.parse(Array(made.utf8))
+        let (rv, _, _) = try await split(auth + ["token", "revoke", created["id"]?.stringValue ?? "-"])
+        #expect(rv == 0)
+        let (refused, _, why) = try await split(["--server", g.base, "--token", created["token"]?.stringValue ?? "-", "whoami"])
+        #expect(refused == 4 && why.contains("401"), "\(why)")
+
+        // Completion scripts bash loads.
+        let completion = await runCommand(["/bin/bash", "-c", "source <('\(TestEnv.binDir.appendingPathComponent("gedgectl").path)' completion bash) && complete -p gedgectl"])
+        #expect(completion == 0)
+        for shell in ["zsh", "fish"] { #expect(try await split(["completion", shell]).0 == 0) }
+
+        // Contexts: set, used by --context and by use-context.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnv.unique("ctx"))
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let tokenFile = dir.appendingPathComponent("token").path
+        try g.adminToken.write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        let env = "GEDGECTL_CONFIG='\(dir.appendingPathComponent("config").path)' GEDGE_SERVER= GEDGE_TOKEN= GEDGE_TOKEN_FILE="
+        #expect(try await split(["config", "set-context", "here", "--server", g.base, "--token-file", tokenFile], env: env).0 == 0)
+        #expect(try await split(["config", "set-context", "nowhere", "--server", "http://127.0.0.1:1"], env: env).0 == 0)
+        #expect(try await split(["whoami"], env: env).1.contains("admin"), "the first context set is current")
+        #expect(try await split(["config", "use-context", "nowhere"], env: env).0 == 0)
+        #expect(try await split(["whoami"], env: env).0 == 3, "nowhere cannot be reached")
+        #expect(try await split(["--context", "here", "whoami"], env: env).0 == 0)
+        let (cs, current, _) = try await split(["config", "current-context"], env: env)
+        #expect(cs == 0 && current == "nowhere\n")
+        #expect(try await split(["config", "use-context", "missing"], env: env).0 != 0)
+        await g.shutdown()
+    }
 }
 
 /// Runs kubernetes-validate (PyPI) in strict mode against a current Kubernetes version.
