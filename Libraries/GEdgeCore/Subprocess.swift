@@ -47,8 +47,15 @@ public enum Subprocess {
         posix_spawnattr_setsigdefault(&attributes, &all)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
-        let rc = envp.map { posix_spawnp(&pid, executable, &actions, &attributes, argv, $0) }
-            ?? posix_spawnp(&pid, executable, &actions, &attributes, argv, environ)
+        var rc: Int32 = 0
+        // "Text file busy" passes: a copy of a writer's descriptor held for a moment by another
+        // process being started (or a binary being replaced). A few short retries.
+        for attempt in 0..<5 {
+            rc = envp.map { posix_spawnp(&pid, executable, &actions, &attributes, argv, $0) }
+                ?? posix_spawnp(&pid, executable, &actions, &attributes, argv, environ)
+            guard rc == ETXTBSY, attempt < 4 else { break }
+            usleep(20_000)
+        }
         if captureOutput { close(fds[1]) }
         guard rc == 0 else {
             if captureOutput { close(fds[0]) }

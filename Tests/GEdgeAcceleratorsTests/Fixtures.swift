@@ -17,6 +17,22 @@ final class FixtureTree {
         try! Data(content.utf8).write(to: url)
     }
 
+    /// An executable script, written through a descriptor no concurrently spawned process can
+    /// inherit (O_CLOEXEC): a copy left open in another test's child would make running the
+    /// script fail with ETXTBSY.
+    @discardableResult
+    func executable(_ path: String, _ content: String) -> String {
+        let url = root.appendingPathComponent(path)
+        try! FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        unlink(url.path)
+        let fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
+        precondition(fd >= 0, "cannot create \(url.path)")
+        let bytes = Array(content.utf8)
+        precondition(bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == bytes.count)
+        close(fd)
+        return url.path
+    }
+
     func dir(_ path: String) {
         try! FileManager.default.createDirectory(at: root.appendingPathComponent(path), withIntermediateDirectories: true)
     }

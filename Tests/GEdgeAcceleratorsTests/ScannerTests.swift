@@ -99,15 +99,13 @@ struct ScannerTests {
     @Test func nvidiaSMIFillsNameMemoryAndDriverWhenTheFilesDoNot() throws {
         let t = FixtureTree()
         t.pci("0000:3b:00.0", vendor: "10de", device: "2330", class: "030200")
-        t.file("bin/nvidia-smi", "#!/bin/sh\necho '00000000:3B:00.0, NVIDIA H100 80GB HBM3, 81559, 550.54.15'\n")
-        let smi = t.root.appendingPathComponent("bin/nvidia-smi").path
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: smi)
+        let smi = t.executable("bin/nvidia-smi", "#!/bin/sh\necho '00000000:3B:00.0, NVIDIA H100 80GB HBM3, 81559, 550.54.15'\n")
         let gpu = AcceleratorScanner(hostRoot: t.root, nvidiaSMI: smi).scan(node: "n").of(.nvidiaGPU).first
         #expect(gpu?.memoryMiB == 81559)
         #expect(gpu?.driverVersion == "550.54.15")
         #expect(gpu?.model == "NVIDIA H100 80GB HBM3", "no pci.ids here: the name comes from nvidia-smi")
         // A failing nvidia-smi leaves them unknown rather than failing the scan.
-        t.file("bin/nvidia-smi", "#!/bin/sh\nexit 9\n")
+        t.executable("bin/nvidia-smi", "#!/bin/sh\nexit 9\n")
         let none = AcceleratorScanner(hostRoot: t.root, nvidiaSMI: smi).scan(node: "n").of(.nvidiaGPU).first
         #expect(none?.memoryMiB == nil)
     }
@@ -207,9 +205,7 @@ struct LabelTests {
     func nvidiaLabelsAsTheAMD64Script(name: String, driver: String, model: String) throws {
         let t = FixtureTree()
         t.pci("0000:3b:00.0", vendor: "10de", device: "1db6", class: "030200")
-        t.file("bin/nvidia-smi", "#!/bin/sh\necho '00000000:3B:00.0, \(name), 32768, \(driver)'\n")
-        let smi = t.root.appendingPathComponent("bin/nvidia-smi").path
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: smi)
+        let smi = t.executable("bin/nvidia-smi", "#!/bin/sh\necho '00000000:3B:00.0, \(name), 32768, \(driver)'\n")
         let labels = AcceleratorLabels.labels(for: AcceleratorScanner(hostRoot: t.root, nvidiaSMI: smi).scan(node: "n"))
         #expect(labels["gpu.model"] == model)
         #expect(labels["gpu.driver"] == driver)
