@@ -306,8 +306,9 @@ struct RequestQueueTests {
         async let b = drain(q, owner: "b")
         let (x, y) = try await (a, b)
         #expect(x.count + y.count == 300)
+        // What matters: no request claimed twice. (Which claimer gets how many depends on the
+        // machine: on a loaded one the first may drain the queue before the second starts.)
         #expect(Set(x).isDisjoint(with: Set(y)))
-        #expect(!x.isEmpty && !y.isEmpty)
         await h.shutdown()
     }
 
