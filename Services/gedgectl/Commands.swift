@@ -45,7 +45,7 @@ struct ServiceApply: AsyncParsableCommand {
 /// What `service create` and `apply` print: the request and the manifests, then perhaps the
 /// request's lifecycle.
 func announce(_ c: Client, _ r: JSONValue, verb: String, watching: Bool, _ g: Global) async throws {
-    if g.format == .json || g.format == .yaml {
+    if g.machineReadable {
         emit(r, g) { _ in }
     } else {
         print("service \(text(r["namespace"]))/\(text(r["name"])) \(verb): request \(text(r["request_id"])) (\(text(r["policy"])))")
@@ -97,7 +97,7 @@ struct ServiceDelete: AsyncParsableCommand {
     func run() async throws {
         try await withClient(g) { c in
             let r = try await c.call("DELETE", "/v1/services/\(try namespaced(service, "service"))")
-            if g.format == .json || g.format == .yaml { emit(r, g) { _ in } } else { print("service \(service) deleted; its workload is being withdrawn") }
+            emit(r, g) { _ in print("service \(service) deleted; its workload is being withdrawn") }
         }
     }
 }
@@ -143,7 +143,7 @@ struct Submit: AsyncParsableCommand {
             if watch {
                 if g.format != .json { print("request \(rid) submitted (\(text(r["policy"])))") }
                 try await GEdgeCtl.watch(c, rid, json: g.format == .json)
-            } else if g.format == .json || g.format == .yaml {
+            } else if g.machineReadable {
                 emit(r, g) { _ in }
             } else {
                 print("request \(rid) submitted (\(text(r["policy"])))")
@@ -226,7 +226,7 @@ struct Cancel: AsyncParsableCommand {
     func run() async throws {
         try await withClient(g) { c in
             let r = try await c.call("POST", "/v1/requests/\(segment(id))/cancel")
-            if g.format == .json || g.format == .yaml { emit(r, g) { _ in } } else { print("request \(id): cancel sent") }
+            emit(r, g) { _ in print("request \(id): cancel sent") }
         }
     }
 }
@@ -329,7 +329,7 @@ struct FunctionCreate: AsyncParsableCommand {
         try await withClient(g) { c in
             let (bytes, type) = try readFile(file)
             let r = try await c.call("POST", "/v1/functions" + query([("cluster", cluster)]), body: bytes, contentType: type)
-            if g.format == .json || g.format == .yaml { emit(r, g) { _ in }; return }
+            if g.machineReadable { emit(r, g) { _ in }; return }
             for f in r["functions"]?.arrayValue ?? [r] {
                 print("function \(text(f["namespace"]))/\(text(f["name"])) scales \(text(f["target"])) on \(text(f["cluster"]))")
                 for n in f["notes"]?.arrayValue ?? [] { print("  note: \(text(n))") }
@@ -346,7 +346,7 @@ struct FunctionDelete: AsyncParsableCommand {
     func run() async throws {
         try await withClient(g) { c in
             let r = try await c.call("DELETE", "/v1/functions/\(try namespaced(function, "function"))")
-            if g.format == .json || g.format == .yaml { emit(r, g) { _ in } } else { print("function \(function) deleted; its workload keeps the replicas it has") }
+            emit(r, g) { _ in print("function \(function) deleted; its workload keeps the replicas it has") }
         }
     }
 }
@@ -387,7 +387,7 @@ struct WorkflowCreate: AsyncParsableCommand {
             let r = try await c.call("POST", "/v1/workflows", body: bytes, contentType: type)
             let id = text(r["id"])
             guard watch else {
-                if g.format == .json || g.format == .yaml { emit(r, g) { _ in } } else {
+                if g.machineReadable { emit(r, g) { _ in } } else {
                     print("workflow \(id) submitted; order: \((r["order"]?.arrayValue ?? []).map { text($0) }.joined(separator: " -> "))")
                 }
                 return
@@ -520,7 +520,7 @@ struct ScalingSet: AsyncParsableCommand {
         try await withClient(g) { c in
             let (bytes, type) = try readFile(file)
             let r = try await c.call("PUT", "/v1/autoscaling/\(try namespaced(workload, "workload"))", body: bytes, contentType: type)
-            if g.format == .json || g.format == .yaml { emit(r, g) { _ in } } else {
+            if g.machineReadable { emit(r, g) { _ in } } else {
                 print("autoscaling policy \(workload) set: \(text(r["minReplicas"]))..\(text(r["maxReplicas"])) replicas")
             }
         }
@@ -553,7 +553,7 @@ struct Bind: AsyncParsableCommand {
     func run() async throws {
         try await withClient(g) { c in
             let r = try await c.json("PUT", "/v1/projects/\(segment(project))/clusters", .object(["clusters": names(clusters)]))
-            if g.format == .json || g.format == .yaml { emit(r, g) { _ in } } else { print("project \(project): \(text(r["clusters"]))") }
+            emit(r, g) { _ in print("project \(project): \(text(r["clusters"]))") }
         }
     }
 }
@@ -572,7 +572,7 @@ struct NamespacesBind: AsyncParsableCommand {
     func run() async throws {
         try await withClient(g) { c in
             let r = try await c.json("PUT", "/v1/projects/\(segment(project))/namespaces", .object(["namespaces": names(namespaces)]))
-            if g.format == .json || g.format == .yaml { emit(r, g) { _ in } } else { print("project \(project) owns namespaces: \(text(r["namespaces"]))") }
+            emit(r, g) { _ in print("project \(project) owns namespaces: \(text(r["namespaces"]))") }
         }
     }
 }

@@ -71,6 +71,8 @@ struct Global: ParsableArguments {
     @Flag(help: "The same as -o json.") var json = false
 
     var format: OutputFormat { output ?? (json ? .json : .table) }
+    /// JSON or YAML: the answer as it is, for scripts.
+    var machineReadable: Bool { format == .json || format == .yaml }
 
     static let valued: Set<String> = ["--server", "--token", "--token-file", "--context", "--ca-file", "-o", "--output"]
     static let switches: Set<String> = ["--insecure-skip-tls-verify", "--json"]
