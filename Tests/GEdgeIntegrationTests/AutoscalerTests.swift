@@ -17,7 +17,9 @@ import Testing
 func startAutoscaler(_ h: SchedulerHarness, _ settings: AutoscalerSettings, store: AutoscalerStore) throws -> HTTPClient {
     var s = settings
     s.lockKey = Int64.random(in: 1..<Int64.max)
-    let view = ClusterView(staleAfter: .seconds(3))
+    // Generous: on a loaded two-core machine a report can come late, and a neighbour
+    // that looks stale cannot take the overflow.
+    let view = ClusterView(staleAfter: .seconds(15))
     let pods = PodMetricsView()
     let http = HTTPClient(logger: h.logger)
     _ = h.run([
@@ -35,13 +37,13 @@ func startAutoscaler(_ h: SchedulerHarness, _ settings: AutoscalerSettings, stor
 /// edge into the nearest neighbour (not the far one); load falls: the neighbour gives its
 /// replicas back first and its placement is withdrawn, then the home scales in.
 @Suite("Autoscaler", .enabled(if: TestEnv.integration), .serialized) struct AutoscalerFlowTests {
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(5)))
     func scalesOutOverTheEdgeAndBackIn() async throws {
         let h = try await SchedulerHarness(partitions: 2)
         defer { Task { await h.shutdown() } }
         try h.cluster.createTopic(Topics.podMetrics, partitions: 1)
         try h.cluster.createTopic(Topics.autoscalerReplies, partitions: 1)
-        try h.startScheduler(instance: "s1")
+        try h.startScheduler(instance: "s1", staleAfter: .seconds(15))
         let home = SimulatedCluster(name: "home", nodes: simNodes("h", count: 1, cpu: 2000, latency: ["near": 5, "far": 40]), podStartDelay: .milliseconds(20))
         let near = SimulatedCluster(name: "near", nodes: simNodes("n", count: 2, latency: ["home": 5, "far": 40]), podStartDelay: .milliseconds(20))
         let far = SimulatedCluster(name: "far", nodes: simNodes("f", count: 2, latency: ["home": 40, "near": 40]), podStartDelay: .milliseconds(20))
@@ -79,9 +81,10 @@ func startAutoscaler(_ h: SchedulerHarness, _ settings: AutoscalerSettings, stor
         // 3000m offered against 500m requests at a 50 % target wants 12: the maximum, 8. The
         // home fits 4 (2000m); the other 4 go over the edge to the nearest neighbour.
         try await load(3000)
-        try await eventually("8 replicas: 4 at home, 4 in near", timeout: .seconds(40)) {
-            let (a, b) = (await replicas(home), await replicas(near))
-            return a == 4 && b == 4
+        var seen = (0, 0, 0)
+        try await eventually("8 replicas: 4 at home, 4 in near", timeout: .seconds(90), detail: { "home \(seen.0), near \(seen.1), far \(seen.2)" }) {
+            seen = (await replicas(home), await replicas(near), await replicas(far))
+            return seen.0 == 4 && seen.1 == 4
         }
         #expect(await replicas(far) == 0)
         let placements = try await store.placements(namespace: ns, name: "w-svc-1")
@@ -91,7 +94,7 @@ func startAutoscaler(_ h: SchedulerHarness, _ settings: AutoscalerSettings, stor
         // The decision for all 8 is recorded by the cycle that sees the neighbour's replicas
         // running, which may come just after they are counted here.
         do {
-            try await eventually("a horizontal decision for 8", timeout: .seconds(20)) {
+            try await eventually("a horizontal decision for 8", timeout: .seconds(60)) {
                 decisions = try await store.decisions(namespace: ns, name: "w-svc-1", limit: 200)
                 return decisions.contains { $0.kind == .horizontal && $0.target == 8 && $0.inputs["cpu"]?["target_utilization"] == .number(50) }
             }
@@ -102,7 +105,7 @@ func startAutoscaler(_ h: SchedulerHarness, _ settings: AutoscalerSettings, stor
         // Load falls to 200m: 1 replica. The neighbour empties before the home shrinks.
         try await load(200)
         var timeline: [(Int, Int)] = []
-        try await eventually("back to 1 replica at home, none over the edge", timeout: .seconds(40)) {
+        try await eventually("back to 1 replica at home, none over the edge", timeout: .seconds(90), detail: { "\(timeline.suffix(5))" }) {
             let (a, b) = (await replicas(home), await replicas(near))
             timeline.append((a, b))
             return a == 1 && b == 0

@@ -130,7 +130,7 @@ final class SchedulerHarness: @unchecked Sendable {
 
     func waitFor(_ id: String, _ state: RequestState, timeout: Duration = .seconds(20)) async throws -> StoredRequest {
         var last: StoredRequest?
-        try await eventually("\(id) \(state.rawValue) (last: \(last.map { "\($0.state) \($0.reason ?? "")" } ?? "none"))", timeout: timeout) {
+        try await eventually("\(id) \(state.rawValue)", timeout: timeout, detail: { last.map { "\($0.state) \($0.reason ?? "")" } ?? "none" }) {
             last = try await store.request(id: id)
             return last?.state == state
         }

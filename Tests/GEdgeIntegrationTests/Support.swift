@@ -72,6 +72,7 @@ enum TestEnv {
 /// Waits until `condition` holds, polling; fails the test at the deadline.
 func eventually(
     _ what: String, timeout: Duration = .seconds(20), sourceLocation: SourceLocation = #_sourceLocation,
+    detail: () -> String = { "" },
     _ condition: () async throws -> Bool
 ) async throws {
     let deadline = ContinuousClock.now + timeout
@@ -79,7 +80,8 @@ func eventually(
         if try await condition() { return }
         try await Task.sleep(for: .milliseconds(50))
     }
-    Issue.record("timed out after \(timeout) waiting for \(what)", sourceLocation: sourceLocation)
+    let seen = detail()
+    Issue.record("timed out after \(timeout) waiting for \(what)\(seen.isEmpty ? "" : " (last seen: \(seen))")", sourceLocation: sourceLocation)
     throw CancellationError()
 }
 
