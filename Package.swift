@@ -109,9 +109,16 @@ let package = Package(
             resources: [.copy("Migrations")],
             swiftSettings: swiftSettings),
         .target(
+            name: "GEdgeKubernetes",
+            dependencies: [
+                "GEdgeCore", "GEdgeHTTPClient",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Libraries/GEdgeKubernetes", swiftSettings: swiftSettings),
+        .target(
             name: "GEdgeAccelerators",
             dependencies: [
-                "GEdgeCore", "GEdgeHTTPClient", "GEdgeKafka",
+                "GEdgeCore", "GEdgeHTTPClient", "GEdgeKafka", "GEdgeKubernetes",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -120,7 +127,7 @@ let package = Package(
         .target(
             name: "GEdgeAgent",
             dependencies: [
-                "GEdgeCore", "GEdgeKafka", "GEdgePlacement", "GEdgeHTTPClient", "GEdgeAccelerators",
+                "GEdgeCore", "GEdgeKafka", "GEdgePlacement", "GEdgeHTTPClient", "GEdgeKubernetes",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -221,10 +228,10 @@ let package = Package(
             dependencies: ["GEdgeCore", "GEdgeHTTPClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Services/gedgectl", swiftSettings: swiftSettings),
         .executableTarget(
-            name: "agent", dependencies: ["GEdgeAgent", "GEdgeServiceKit"],
+            name: "agent", dependencies: ["GEdgeAgent", "GEdgeKubernetes", "GEdgeServiceKit"],
             path: "Services/agent", swiftSettings: swiftSettings),
         .executableTarget(
-            name: "accelerator-monitor", dependencies: ["GEdgeAccelerators", "GEdgeServiceKit"],
+            name: "accelerator-monitor", dependencies: ["GEdgeAccelerators", "GEdgeKubernetes", "GEdgeServiceKit"],
             path: "Services/accelerator-monitor", swiftSettings: swiftSettings),
         .executableTarget(
             name: "gedge-kafka-dev", dependencies: ["GEdgeKafka"],
@@ -272,11 +279,22 @@ let package = Package(
         .testTarget(
             name: "GEdgePlacementTests", dependencies: ["GEdgePlacement", "GEdgeCore"],
             path: "Tests/GEdgePlacementTests", swiftSettings: swiftSettings),
+        // A fake Kubernetes API server as strict as the real one where the suite depends on
+        // it (Tests/FakeKubernetes); only the integration tests link it.
+        .target(
+            name: "FakeKubernetes",
+            dependencies: [
+                "GEdgeCore", "GEdgePlacement",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/FakeKubernetes", swiftSettings: swiftSettings),
         .testTarget(
             name: "GEdgeIntegrationTests",
             dependencies: [
+                "FakeKubernetes",
                 "GEdgeCore", "GEdgeSecurity", "GEdgeKafka", "GEdgeAMQP", "GEdgePostgres", "GEdgeHTTPClient",
-                "GEdgeScheduler", "GEdgeServiceKit", "GEdgeAccelerators", "GEdgeAgent", "GEdgePlacement",
+                "GEdgeScheduler", "GEdgeServiceKit", "GEdgeAccelerators", "GEdgeAgent", "GEdgeKubernetes", "GEdgePlacement",
                 "GEdgeGateway", "GEdgeServiceSpec", "GEdgeOutbox", "GEdgeFaaS", "GEdgeAutoscaler", "GEdgeWorkflow",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

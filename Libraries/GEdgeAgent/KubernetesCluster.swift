@@ -1,12 +1,15 @@
 import Foundation
-import GEdgeAccelerators
 import GEdgeCore
 import GEdgeHTTPClient
+import GEdgeKubernetes
 import GEdgePlacement
+import Logging
 
-/// Drives a real cluster through the Kubernetes REST API (libcurl): reads nodes and pods,
-/// server-side applies workloads (`application/apply-patch+yaml`, field manager
-/// `gedge-agent`), waits for their pods to run, and removes them by the request-ID label.
+/// Drives a real cluster through the Kubernetes REST API (`GEdgeKubernetes`): reads nodes
+/// and pods, server-side applies workloads (field manager `gedge-agent`, forcing conflicts
+/// as a controller that owns its objects does), watches them until they are rolled out as
+/// `kubectl rollout status` judges it, reporting why pods do not run (ImagePullBackOff,
+/// CrashLoopBackOff, Unschedulable...), and removes them by the request-ID label.
 public struct KubernetesCluster: ClusterDriver {
     public static let requestLabel = "gedge.io/request-id"
     public static let attemptLabel = "gedge.io/attempt"
@@ -23,52 +26,42 @@ public struct KubernetesCluster: ClusterDriver {
         case create
     }
 
-    let client: HTTPClient
-    let configuration: KubernetesAPIConfiguration
-    let pollInterval: Duration
+    let api: KubernetesClient
     let applyTimeout: Duration
+    /// How long a lasting pod problem (ImagePullBackOff, CrashLoopBackOff, Unschedulable)
+    /// may stand before the apply fails with it, rather than wait out the whole timeout.
+    let podFailureGrace: Duration
+    /// The longest wait between two looks at a rollout when no watch event comes.
+    let recheck: Duration
     let namespaces: NamespacePolicy
+    let logger: Logger
 
-    public init(client: HTTPClient, configuration: KubernetesAPIConfiguration, applyTimeout: Duration = .seconds(120), pollInterval: Duration = .seconds(1),
-                namespaces: NamespacePolicy = .requireManaged) {
+    public init(client: HTTPClient, configuration: KubernetesAPIConfiguration, applyTimeout: Duration = .seconds(120), podFailureGrace: Duration = .seconds(30),
+                recheck: Duration = .seconds(5), namespaces: NamespacePolicy = .requireManaged, logger: Logger = Logger(label: "gedge.agent.kubernetes")) {
         self.namespaces = namespaces
-        self.client = client
-        self.configuration = configuration
+        self.api = KubernetesClient(http: client, configuration: configuration)
         self.applyTimeout = applyTimeout
-        self.pollInterval = pollInterval
+        self.podFailureGrace = podFailureGrace
+        self.recheck = recheck
+        self.logger = logger
     }
 
-    func call(_ method: String, _ path: String, body: JSONValue? = nil, contentType: String = "application/json", allow404: Bool = false) async throws -> JSONValue? {
-        var headers = [("Accept", "application/json")]
-        if body != nil { headers.append(("Content-Type", contentType)) }
-        let request = HTTPRequest(method: method, url: configuration.url + path, headers: headers, body: body?.serialized(), bearerToken: configuration.token())
-        let response = try await client.execute(request)
-        if response.status == 404 && allow404 { return nil }
-        guard response.isSuccess else {
-            let message = (try? response.json())?["message"]?.stringValue ?? response.bodyString
-            throw KubernetesAPIError(status: response.status, message: "\(method) \(path): \(message)")
-        }
-        return response.body.isEmpty ? .null : try response.json()
-    }
-
-    static func query(_ s: String) -> String {
-        s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? s
+    static func ref(_ kind: String, _ namespace: String?, _ name: String?) -> ObjectReference {
+        let v = ["Deployment", "StatefulSet", "ReplicaSet", "DaemonSet"].contains(kind) ? "apps/v1" : kind == "Job" ? "batch/v1" : "v1"
+        return ObjectReference(apiVersion: v, kind: kind, namespace: namespace, name: name)
     }
 
     // MARK: state
 
     public func state() async throws -> [NodeState] {
-        let nodes = try await call("GET", "/api/v1/nodes")?["items"]
-        let pods = try await call("GET", "/api/v1/pods?fieldSelector=" + Self.query("status.phase!=Succeeded,status.phase!=Failed"))?["items"]
+        let items = try await api.list(apiVersion: "v1", kind: "Node").items
+        let pods = try await api.list(apiVersion: "v1", kind: "Pod", fieldSelector: "status.phase!=Succeeded,status.phase!=Failed").items
         var used: [String: Resources] = [:]
-        if case .array(let items)? = pods {
-            for pod in items {
-                guard let node = pod["spec"]?["nodeName"]?.stringValue,
-                      let req = try? WorkloadRequirements.extract(workload: pod, parameters: .null) else { continue }
-                used[node] = (used[node] ?? .zero) + req.perReplica
-            }
+        for pod in pods {
+            guard let node = pod["spec"]?["nodeName"]?.stringValue,
+                  let req = try? WorkloadRequirements.extract(workload: pod, parameters: .null) else { continue }
+            used[node] = (used[node] ?? .zero) + req.perReplica
         }
-        guard case .array(let items)? = nodes else { return [] }
         return items.compactMap { n in
             guard let name = n["metadata"]?["name"]?.stringValue else { return nil }
             var labels: [String: String] = [:]
@@ -87,20 +80,6 @@ public struct KubernetesCluster: ClusterDriver {
 
     // MARK: apply
 
-    static let clusterScoped: Set<String> = ["Namespace", "Node", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass", "PriorityClass"]
-
-    /// The REST path of an object: `/api/v1/namespaces/ns/services/name`, `/apis/apps/v1/...`.
-    static func path(apiVersion: String, kind: String, namespace: String?, name: String?) -> String {
-        let base = apiVersion.contains("/") ? "/apis/\(apiVersion)" : "/api/\(apiVersion)"
-        let lower = kind.lowercased()
-        let plural = lower.hasSuffix("s") ? lower + "es" : lower.hasSuffix("y") ? String(lower.dropLast()) + "ies" : lower + "s"
-        var p = base
-        if let namespace, !clusterScoped.contains(kind) { p += "/namespaces/\(namespace)" }
-        p += "/\(plural)"
-        if let name { p += "/\(name)" }
-        return p
-    }
-
     static func manifests(_ workload: JSONValue) -> [JSONValue] {
         switch workload {
         case .array(let items): items
@@ -111,7 +90,7 @@ public struct KubernetesCluster: ClusterDriver {
 
     /// The object as applied: namespace set, request label on it and on its pod template,
     /// replicas from the placement, and the node pinned through `kubernetes.io/hostname`.
-    static func prepare(_ m: JSONValue, _ cmd: ApplyCommand) -> JSONValue {
+    public static func prepare(_ m: JSONValue, _ cmd: ApplyCommand, namespaced: Bool) -> JSONValue {
         guard case .object(var o) = m else { return m }
         func labelled(_ meta: JSONValue?) -> JSONValue {
             var md: [String: JSONValue] = if case .object(let x)? = meta { x } else { [:] }
@@ -122,7 +101,7 @@ public struct KubernetesCluster: ClusterDriver {
             return .object(md)
         }
         var meta = labelled(o["metadata"])
-        if case .object(var md) = meta, !clusterScoped.contains(o["kind"]?.stringValue ?? "") {
+        if case .object(var md) = meta, namespaced {
             md["namespace"] = .string(cmd.namespace)
             meta = .object(md)
         }
@@ -152,27 +131,28 @@ public struct KubernetesCluster: ClusterDriver {
     /// the workload is first annotated with a deletion cost (busy 1000, idle -1000), so the
     /// ReplicaSet controller removes idle pods first.
     public func scale(_ command: ScaleCommand) async throws -> Int {
-        let base = Self.path(apiVersion: "apps/v1", kind: command.kind, namespace: command.namespace, name: command.name)
-        guard let current = try await call("GET", base + "/scale") else { throw KubernetesAPIError(status: 404, message: "no \(command.kind) \(command.namespace)/\(command.name)") }
+        let ref = Self.ref(command.kind, command.namespace, command.name)
+        guard let current = try await api.get(ref, subresource: "scale") else {
+            throw KubernetesAPIError(status: 404, reason: "NotFound", message: "no \(command.kind) \(command.namespace)/\(command.name)")
+        }
         let before = Int(current["spec"]?["replicas"]?.numberValue ?? 0)
         if command.replicas < before, !command.busyPodIPs.isEmpty, let selector = current["status"]?["selector"]?.stringValue {
             let busy = Set(command.busyPodIPs)
-            let pods = try await call("GET", "/api/v1/namespaces/\(command.namespace)/pods?labelSelector=" + Self.query(selector))?["items"]?.arrayValue ?? []
-            for pod in pods {
+            for pod in try await api.list(apiVersion: "v1", kind: "Pod", namespace: command.namespace, labelSelector: selector).items {
                 guard let name = pod["metadata"]?["name"]?.stringValue else { continue }
                 let cost = pod["status"]?["podIP"]?.stringValue.map { busy.contains($0) } == true ? "1000" : "-1000"
-                _ = try await call(
-                    "PATCH", "/api/v1/namespaces/\(command.namespace)/pods/\(name)",
-                    body: .object(["metadata": .object(["annotations": .object([Self.deletionCost: .string(cost)])])]),
-                    contentType: "application/merge-patch+json")
+                try await api.mergePatch(Self.ref("Pod", command.namespace, name),
+                                         .object(["metadata": .object(["annotations": .object([Self.deletionCost: .string(cost)])])]), fieldManager: Self.fieldManager)
             }
         }
         if let share = command.trafficShare {
-            _ = try await call("PATCH", base, body: .object(["metadata": .object(["annotations": .object([Self.trafficShare: .string(String(format: "%.4f", share))])])]),
-                               contentType: "application/merge-patch+json")
+            try await api.mergePatch(ref, .object(["metadata": .object(["annotations": .object([Self.trafficShare: .string(String(format: "%.4f", share))])])]),
+                                     fieldManager: Self.fieldManager)
         }
-        _ = try await call("PATCH", base + "/scale", body: .object(["spec": .object(["replicas": .number(Double(command.replicas))])]),
-                           contentType: "application/merge-patch+json")
+        guard try await api.mergePatch(ref, .object(["spec": .object(["replicas": .number(Double(command.replicas))])]), subresource: "scale",
+                                       fieldManager: Self.fieldManager) != nil else {
+            throw KubernetesAPIError(status: 404, reason: "NotFound", message: "no \(command.kind) \(command.namespace)/\(command.name)")
+        }
         return before
     }
 
@@ -180,19 +160,19 @@ public struct KubernetesCluster: ClusterDriver {
 
     /// The pod's log (`/log?tailLines=`), nil for a pod that is not there.
     public func logs(namespace: String, pod: String, tail: Int) async throws -> [String]? {
-        let path = "/api/v1/namespaces/\(Self.query(namespace))/pods/\(Self.query(pod))/log?tailLines=\(max(1, tail))"
-        let response = try await client.execute(HTTPRequest(method: "GET", url: configuration.url + path, headers: [("Accept", "text/plain")], bearerToken: configuration.token()))
+        let path = try await api.path(Self.ref("Pod", namespace, pod), subresource: "log")
+        let response = try await api.raw("GET", path, query: [("tailLines", "\(max(1, tail))")], accept: "text/plain")
         if response.status == 404 { return nil }
-        guard response.isSuccess else { throw KubernetesAPIError(status: response.status, message: "GET \(path): \(response.bodyString.prefix(200))") }
+        guard response.isSuccess else { throw KubernetesAPIError(response: response, context: "GET \(path)") }
         return response.bodyString.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).filter { !$0.isEmpty }
     }
 
     /// Sets every container's requests and limits (a strategic merge patch by container
     /// name); the Deployment rolls its pods to the new values.
     public func resize(_ command: ResizeCommand) async throws -> Int {
-        let base = Self.path(apiVersion: "apps/v1", kind: command.kind, namespace: command.namespace, name: command.name)
-        guard let object = try await call("GET", base, allow404: true) else {
-            throw KubernetesAPIError(status: 404, message: "no \(command.kind) \(command.namespace)/\(command.name)")
+        let ref = Self.ref(command.kind, command.namespace, command.name)
+        guard let object = try await api.get(ref) else {
+            throw KubernetesAPIError(status: 404, reason: "NotFound", message: "no \(command.kind) \(command.namespace)/\(command.name)")
         }
         func amounts(cpu: Int64?, memory: Int64?) -> JSONValue? {
             var o: [String: JSONValue] = [:]
@@ -206,29 +186,34 @@ public struct KubernetesCluster: ClusterDriver {
         let containers = (object["spec"]?["template"]?["spec"]?["containers"]?.arrayValue ?? []).compactMap { c -> JSONValue? in
             c["name"]?.stringValue.map { .object(["name": .string($0), "resources": .object(resources)]) }
         }
-        _ = try await call("PATCH", base, body: .object(["spec": .object(["template": .object(["spec": .object(["containers": .array(containers)])])])]),
-                           contentType: "application/strategic-merge-patch+json")
+        try await api.strategicPatch(ref, .object(["spec": .object(["template": .object(["spec": .object(["containers": .array(containers)])])])]),
+                                     fieldManager: Self.fieldManager)
         return Int(object["spec"]?["replicas"]?.numberValue ?? 0)
     }
 
     /// The Deployments the suite placed (by the request-ID label), their pods' readiness and
-    /// requests, and their usage from the metrics API (`metrics.k8s.io`; without a metrics
-    /// server the pods are reported without usage).
+    /// requests, and their usage from the metrics API (`metrics.k8s.io`). Without a metrics
+    /// server (the group not served, or its APIService unavailable: 404 or 503) the pods are
+    /// reported without usage; any other error of the metrics API is the caller's.
     public func usage() async throws -> [WorkloadUsage] {
-        let selector = "?labelSelector=" + Self.query(Self.requestLabel)
-        let deployments = try await call("GET", "/apis/apps/v1/deployments" + selector)?["items"]?.arrayValue ?? []
-        let pods = try await call("GET", "/api/v1/pods" + selector)?["items"]?.arrayValue ?? []
+        let selector = Self.requestLabel
+        let deployments = try await api.list(apiVersion: "apps/v1", kind: "Deployment", labelSelector: selector).items
+        let pods = try await api.list(apiVersion: "v1", kind: "Pod", labelSelector: selector).items
         var samples: [String: (cpu: Double, memory: Double)] = [:]
-        if let items = try? await call("GET", "/apis/metrics.k8s.io/v1beta1/pods" + selector, allow404: true)?["items"]?.arrayValue {
-            for m in items {
-                guard let ns = m["metadata"]?["namespace"]?.stringValue, let name = m["metadata"]?["name"]?.stringValue else { continue }
-                var cpu = 0.0, mem = 0.0
-                for c in m["containers"]?.arrayValue ?? [] {
-                    cpu += c["usage"]?["cpu"]?.stringValue.flatMap(Quantity.milli).map(Double.init) ?? 0
-                    mem += c["usage"]?["memory"]?.stringValue.flatMap(Quantity.value).map(Double.init) ?? 0
-                }
-                samples["\(ns)/\(name)"] = (cpu, mem)
+        var metrics: [JSONValue] = []
+        do {
+            metrics = try await api.list(apiVersion: "metrics.k8s.io/v1beta1", kind: "PodMetrics", labelSelector: selector).items
+        } catch let e as KubernetesAPIError where e.status == 404 || e.status == 503 {
+            logger.debug("no pod metrics", metadata: [LogKeys.error: "\(e)"])
+        }
+        for m in metrics {
+            guard let ns = m["metadata"]?["namespace"]?.stringValue, let name = m["metadata"]?["name"]?.stringValue else { continue }
+            var cpu = 0.0, mem = 0.0
+            for c in m["containers"]?.arrayValue ?? [] {
+                cpu += c["usage"]?["cpu"]?.stringValue.flatMap(Quantity.milli).map(Double.init) ?? 0
+                mem += c["usage"]?["memory"]?.stringValue.flatMap(Quantity.value).map(Double.init) ?? 0
             }
+            samples["\(ns)/\(name)"] = (cpu, mem)
         }
         return deployments.compactMap { d -> WorkloadUsage? in
             guard let ns = d["metadata"]?["namespace"]?.stringValue, let name = d["metadata"]?["name"]?.stringValue else { return nil }
@@ -254,27 +239,17 @@ public struct KubernetesCluster: ClusterDriver {
 
     static let deletionCost = "controller.kubernetes.io/pod-deletion-cost"
 
-    func serverSideApply(_ object: JSONValue, namespace: String?) async throws {
-        guard let apiVersion = object["apiVersion"]?.stringValue, let kind = object["kind"]?.stringValue,
-              let name = object["metadata"]?["name"]?.stringValue else {
-            throw KubernetesAPIError(status: 422, message: "a manifest without apiVersion, kind or metadata.name")
-        }
-        let path = Self.path(apiVersion: apiVersion, kind: kind, namespace: namespace, name: name)
-        // JSON is YAML: the apply-patch content type takes it as it is.
-        _ = try await call("PATCH", path + "?fieldManager=\(Self.fieldManager)&force=true", body: object, contentType: "application/apply-patch+yaml")
-    }
-
     public func namespace(_ name: String, delete: Bool) async throws {
         guard namespaces == .create else {
-            throw KubernetesAPIError(status: 403, message: "namespaces are the operator's to \(delete ? "delete" : "create") (agent.namespaces=require-managed)")
+            throw KubernetesAPIError(status: 403, reason: "Forbidden", message: "namespaces are the operator's to \(delete ? "delete" : "create") (agent.namespaces=require-managed)")
         }
         if delete {
-            _ = try await call("DELETE", "/api/v1/namespaces/\(name)", allow404: true)
+            try await api.delete(Self.ref("Namespace", nil, name))
         } else {
-            try await serverSideApply(.object([
+            try await api.apply(.object([
                 "apiVersion": .string("v1"), "kind": .string("Namespace"),
                 "metadata": .object(["name": .string(name), "labels": .object([Self.managedLabel: "true"])]),
-            ]), namespace: nil)
+            ]), fieldManager: Self.fieldManager, force: true)
         }
     }
 
@@ -283,70 +258,111 @@ public struct KubernetesCluster: ClusterDriver {
         switch namespaces {
         case .create: try await namespace(cmd.namespace, delete: false)
         case .requireManaged:
-            guard let ns = try await call("GET", "/api/v1/namespaces/\(cmd.namespace)", allow404: true) else {
+            guard let ns = try await api.get(Self.ref("Namespace", nil, cmd.namespace)) else {
                 return ApplyResult(ok: false, reason: "namespace \(cmd.namespace) does not exist; an operator creates it labelled \(Self.managedLabel)=true")
             }
             guard ns["metadata"]?["labels"]?[Self.managedLabel] == .string("true") else {
                 return ApplyResult(ok: false, reason: "namespace \(cmd.namespace) is not labelled \(Self.managedLabel)=true; the agent applies only in managed namespaces")
             }
         }
-        var owner: (kind: String, path: String)?
+        var owners: [ObjectReference] = []
         for m in Self.manifests(cmd.workload) {
-            let object = Self.prepare(m, cmd)
-            try await serverSideApply(object, namespace: cmd.namespace)
-            if let kind = object["kind"]?.stringValue, ["Deployment", "StatefulSet", "ReplicaSet", "Pod"].contains(kind),
-               let v = object["apiVersion"]?.stringValue, let name = object["metadata"]?["name"]?.stringValue {
-                owner = (kind, Self.path(apiVersion: v, kind: kind, namespace: cmd.namespace, name: name))
+            guard let v = m["apiVersion"]?.stringValue, let kind = m["kind"]?.stringValue else {
+                return ApplyResult(ok: false, reason: "a manifest without apiVersion or kind")
             }
+            let namespaced = try await api.isNamespaced(apiVersion: v, kind: kind)
+            let object = Self.prepare(m, cmd, namespaced: namespaced)
+            // A controller that owns what it applies takes its fields over from others.
+            try await api.apply(object, fieldManager: Self.fieldManager, force: true)
+            if Rollout.kinds.contains(kind), let ref = try? ObjectReference(of: object) { owners.append(ref) }
         }
-        guard let owner else { return ApplyResult(ok: true, reason: "applied (no pods to wait for)") }
-        // Wait for the pods, within the lease deadline and the agent's own limit.
+        guard !owners.isEmpty else { return ApplyResult(ok: true, reason: "applied (no pods to wait for)") }
+        // Wait for the rollout, within the lease deadline and the agent's own limit.
         var until = ContinuousClock.now + applyTimeout
         if let d = cmd.deadline { until = min(until, ContinuousClock.now + .milliseconds(Int64(max(0, d.timeIntervalSinceNow) * 1000))) }
-        var last = "waiting for pods"
-        while ContinuousClock.now < until {
-            if let obj = try await call("GET", owner.path, allow404: true) {
-                if owner.kind == "Pod" {
-                    let phase = obj["status"]?["phase"]?.stringValue ?? "Pending"
-                    if phase == "Running" { return ApplyResult(ok: true, reason: "pod running", pods: try await podNodes(cmd)) }
-                    last = "pod \(phase)"
-                } else {
-                    var ready = 0
-                    if case .number(let d)? = obj["status"]?["readyReplicas"] { ready = Int(d) }
-                    if ready >= cmd.replicas { return ApplyResult(ok: true, reason: "\(ready)/\(cmd.replicas) replicas ready", pods: try await podNodes(cmd)) }
-                    last = "\(ready)/\(cmd.replicas) replicas ready"
-                }
-            }
-            try await Task.sleep(for: pollInterval)
-        }
+        let outcome = try await waitForRollout(owners, cmd, until: until)
+        if outcome.ok { return ApplyResult(ok: true, reason: outcome.reason, pods: try await podNodes(cmd)) }
         _ = try? await remove(requestID: cmd.requestID, attempt: cmd.attempt)
-        return ApplyResult(ok: false, reason: "pods not running in time (\(last)); removed")
+        return ApplyResult(ok: false, reason: outcome.reason + "; removed")
+    }
+
+    /// Watches the owners and their pods until every owner is rolled out, one fails, a
+    /// lasting pod problem has stood for `podFailureGrace`, or time runs out.
+    func waitForRollout(_ owners: [ObjectReference], _ cmd: ApplyCommand, until: ContinuousClock.Instant) async throws -> (ok: Bool, reason: String) {
+        let changed = Wakeup()
+        let watched = owners.map {
+            Reflector(client: api, apiVersion: $0.apiVersion, kind: $0.kind, namespace: $0.namespace, fieldSelector: "metadata.name=\($0.name ?? "")",
+                      onChange: changed, logger: logger)
+        }
+        let pods = Reflector(client: api, apiVersion: "v1", kind: "Pod", namespace: cmd.namespace,
+                             labelSelector: "\(Self.requestLabel)=\(cmd.requestID),\(Self.attemptLabel)=\(cmd.attempt)", onChange: changed, logger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            for r in watched + [pods] { group.addTask { await r.run() } }
+            defer { group.cancelAll() }
+            var last = "waiting for the rollout"
+            var problemSince: [String: ContinuousClock.Instant] = [:]
+            while ContinuousClock.now < until {
+                try Task.checkCancellation()
+                if let denied = (watched + [pods]).compactMap(\.lastError).first(where: { !$0.isRetriable && !$0.isGone }) {
+                    return (false, "cannot watch the rollout: \(denied)")
+                }
+                if watched.allSatisfy(\.synced) && pods.synced {
+                    var states: [RolloutState] = []
+                    for (ref, r) in zip(owners, watched) {
+                        guard let object = r.objects.first else {
+                            states.append(.progressing("\(ref) not there yet"))
+                            continue
+                        }
+                        states.append(Rollout.judge(object))
+                    }
+                    if let failed = states.first(where: { if case .failed = $0 { true } else { false } }) {
+                        let problems = Rollout.podProblems(pods.objects)
+                        return (false, ([failed.message] + problems).joined(separator: "; "))
+                    }
+                    let waiting = states.filter { if case .complete = $0 { false } else { true } }
+                    if waiting.isEmpty { return (true, states.map(\.message).joined(separator: "; ")) }
+                    let problems = Rollout.podProblems(pods.objects)
+                    last = (waiting.map(\.message) + problems).joined(separator: "; ")
+                    // A lasting problem that has stood long enough fails the apply now.
+                    let now = ContinuousClock.now
+                    var current: Set<String> = []
+                    for p in problems {
+                        guard let reason = Rollout.lasting.first(where: { p.contains(": \($0):") }) else { continue }
+                        current.insert(reason)
+                        let since = problemSince[reason] ?? now
+                        problemSince[reason] = since
+                        if now - since >= podFailureGrace { return (false, "pods do not run: \(p)") }
+                    }
+                    problemSince = problemSince.filter { current.contains($0.key) }
+                }
+                await changed.wait(timeout: min(recheck, max(.milliseconds(10), until - ContinuousClock.now)))
+            }
+            return (false, "not rolled out in time (\(last))")
+        }
     }
 
     func podNodes(_ cmd: ApplyCommand) async throws -> [String: String] {
-        let list = try await call("GET", "/api/v1/namespaces/\(cmd.namespace)/pods?labelSelector=" + Self.query("\(Self.requestLabel)=\(cmd.requestID)"))
+        let pods = try await api.list(apiVersion: "v1", kind: "Pod", namespace: cmd.namespace, labelSelector: "\(Self.requestLabel)=\(cmd.requestID)").items
         var out: [String: String] = [:]
-        if case .array(let items)? = list?["items"] {
-            for p in items { if let n = p["metadata"]?["name"]?.stringValue { out[n] = p["spec"]?["nodeName"]?.stringValue ?? "" } }
+        for p in pods where p["metadata"]?["deletionTimestamp"] == nil {
+            if let n = p["metadata"]?["name"]?.stringValue { out[n] = p["spec"]?["nodeName"]?.stringValue ?? "" }
         }
         return out
     }
 
     /// Objects the agent applies that carry pods or expose them, found by the request label.
-    static let removable: [(String, String)] = [("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("apps/v1", "ReplicaSet"), ("v1", "Pod"), ("v1", "Service")]
+    static let removable: [(String, String)] = [("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("batch/v1", "Job"), ("v1", "Pod"), ("v1", "Service")]
 
     public func remove(requestID: String, attempt: Int?) async throws -> Int {
         var n = 0
         // Only the attempt's own objects: a newer attempt re-applied on this cluster relabels them.
         let selector = "\(Self.requestLabel)=\(requestID)" + (attempt.map { ",\(Self.attemptLabel)=\($0)" } ?? "")
         for (v, kind) in Self.removable {
-            let list = try await call("GET", Self.path(apiVersion: v, kind: kind, namespace: nil, name: nil) + "?labelSelector=" + Self.query(selector))
-            guard case .array(let items)? = list?["items"] else { continue }
-            for o in items {
+            for o in try await api.list(apiVersion: v, kind: kind, labelSelector: selector).items {
                 guard let name = o["metadata"]?["name"]?.stringValue else { continue }
-                let ns = o["metadata"]?["namespace"]?.stringValue
-                _ = try await call("DELETE", Self.path(apiVersion: v, kind: kind, namespace: ns, name: name), allow404: true)
-                n += 1
+                // Pods a workload owns go with it.
+                if kind == "Pod", o["metadata"]?["ownerReferences"]?.arrayValue?.isEmpty == false { continue }
+                if try await api.delete(ObjectReference(apiVersion: v, kind: kind, namespace: o["metadata"]?["namespace"]?.stringValue, name: name)) { n += 1 }
             }
         }
         return n
@@ -354,56 +370,8 @@ public struct KubernetesCluster: ClusterDriver {
 
     public func nodeOf(pod: String, namespace: String?) async throws -> String? {
         if let namespace {
-            return try await call("GET", "/api/v1/namespaces/\(namespace)/pods/\(pod)", allow404: true)?["spec"]?["nodeName"]?.stringValue
+            return try await api.get(Self.ref("Pod", namespace, pod))?["spec"]?["nodeName"]?.stringValue
         }
-        let list = try await call("GET", "/api/v1/pods?fieldSelector=" + Self.query("metadata.name=\(pod)"))
-        if case .array(let items)? = list?["items"] { return items.first?["spec"]?["nodeName"]?.stringValue }
-        return nil
-    }
-}
-
-/// Reads a kubeconfig (YAML): the current context's server, CA, and token or client
-/// certificate. Inline data (`*-data`) is written to private files for libcurl.
-public enum Kubeconfig {
-    public static func load(path: String, context: String? = nil) throws -> KubernetesAPIConfiguration {
-        guard let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }) else {
-            throw ConfigurationError(key: "kubernetes.kubeconfig", reason: "cannot read \(path)")
-        }
-        let root: JSONValue
-        do { root = try YAMLText.document(text, path: "") } catch {
-            throw ConfigurationError(key: "kubernetes.kubeconfig", reason: "\(path) is not a kubeconfig: \(error)")
-        }
-        func named(_ list: String, _ name: String) -> JSONValue? {
-            guard case .array(let items)? = root[list] else { return nil }
-            return items.first { $0["name"]?.stringValue == name }
-        }
-        guard let ctxName = context ?? root["current-context"]?.stringValue,
-              let ctx = named("contexts", ctxName)?["context"],
-              let clusterName = ctx["cluster"]?.stringValue, let cluster = named("clusters", clusterName)?["cluster"],
-              let server = cluster["server"]?.stringValue else {
-            throw ConfigurationError(key: "kubernetes.kubeconfig", reason: "\(path): no usable current context")
-        }
-        let user = ctx["user"]?.stringValue.flatMap { named("users", $0)?["user"] } ?? .object([:])
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gedge-kubeconfig-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        func file(_ fileKey: String, _ dataKey: String, in m: JSONValue, as name: String) throws -> String? {
-            if let f = m[fileKey]?.stringValue { return f }
-            guard let b64 = m[dataKey]?.stringValue, let data = Data(base64Encoded: b64) else { return nil }
-            let url = dir.appendingPathComponent(name)
-            FileManager.default.createFile(atPath: url.path, contents: data, attributes: [.posixPermissions: 0o600])
-            return url.path
-        }
-        var http = HTTPClientConfiguration()
-        http.caFile = try file("certificate-authority", "certificate-authority-data", in: cluster, as: "ca.crt")
-        http.insecureSkipVerify = cluster["insecure-skip-tls-verify"] == .bool(true)
-        http.clientCertFile = try file("client-certificate", "client-certificate-data", in: user, as: "client.crt")
-        http.clientKeyFile = try file("client-key", "client-key-data", in: user, as: "client.key")
-        var tokenFile = user["tokenFile"]?.stringValue
-        if tokenFile == nil, let token = user["token"]?.stringValue {
-            let url = dir.appendingPathComponent("token")
-            FileManager.default.createFile(atPath: url.path, contents: Data(token.utf8), attributes: [.posixPermissions: 0o600])
-            tokenFile = url.path
-        }
-        return KubernetesAPIConfiguration(url: server.hasSuffix("/") ? String(server.dropLast()) : server, tokenFile: tokenFile, http: http)
+        return try await api.list(apiVersion: "v1", kind: "Pod", fieldSelector: "metadata.name=\(pod)").items.first?["spec"]?["nodeName"]?.stringValue
     }
 }

@@ -114,12 +114,18 @@ private final class Transfer {
     var tooLarge = false
     let maxBytes: Int
     var headerList: UnsafeMutablePointer<curl_slist>?
+    /// For a streamed response: each chunk of a 2xx body goes here as it arrives, instead
+    /// of into `body` (an error answer is still collected, bounded, into `body`).
+    let onData: (@Sendable ([UInt8]) -> Void)?
+    /// The easy handle, for the status while the body streams (set on the transfer thread).
+    var easy: UnsafeMutableRawPointer?
     private let onCompletion: (Result<HTTPResponse, HTTPClientError>) -> Void
     /// Completed (by curl, shutdown or cancellation): the continuation is resumed once.
     private let done = Atomic<Bool>(false)
 
-    init(maxBytes: Int, completion: @escaping (Result<HTTPResponse, HTTPClientError>) -> Void) {
+    init(maxBytes: Int, onData: (@Sendable ([UInt8]) -> Void)? = nil, completion: @escaping (Result<HTTPResponse, HTTPClientError>) -> Void) {
         self.maxBytes = maxBytes
+        self.onData = onData
         self.onCompletion = completion
     }
 
@@ -134,6 +140,14 @@ private final class Transfer {
 private let writeCallback: gedge_curl_data_cb = { ptr, size, count, userdata in
     let t = Unmanaged<Transfer>.fromOpaque(userdata!).takeUnretainedValue()
     let n = size * count
+    if let onData = t.onData, let easy = t.easy {
+        var status = 0
+        gedge_curl_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+        if (200..<300).contains(status) {
+            if let ptr { onData(Array(UnsafeRawBufferPointer(start: ptr, count: n))) }
+            return n
+        }
+    }
     if t.body.count + n > t.maxBytes {
         t.tooLarge = true
         return 0
@@ -188,11 +202,24 @@ public final class HTTPClient: @unchecked Sendable {
     /// Sends a request and returns the response, whatever its status. A cancelled caller stops
     /// waiting at once (CancellationError) and its transfer is dropped.
     public func execute(_ request: HTTPRequest) async throws -> HTTPResponse {
+        try await perform(request, onData: nil)
+    }
+
+    /// Sends a request whose 2xx body is handed to `onData` chunk by chunk as it arrives (on
+    /// the client's thread: keep it short), for long-lived answers such as a Kubernetes
+    /// watch. Returns the response (with an empty body when it streamed) when the server
+    /// ends it, the request's timeout passes, or the caller is cancelled. `request.timeout`
+    /// bounds the whole transfer: set it to how long the stream may last.
+    public func stream(_ request: HTTPRequest, onData: @escaping @Sendable ([UInt8]) -> Void) async throws -> HTTPResponse {
+        try await perform(request, onData: onData)
+    }
+
+    private func perform(_ request: HTTPRequest, onData: (@Sendable ([UInt8]) -> Void)?) async throws -> HTTPResponse {
         try Task.checkCancellation()
         let id = Mutex<ObjectIdentifier?>(nil)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (cont: CheckedContinuation<HTTPResponse, any Error>) in
-                let transfer = Transfer(maxBytes: configuration.maxResponseBytes) { cont.resume(with: $0.mapError { $0 as any Error }) }
+                let transfer = Transfer(maxBytes: configuration.maxResponseBytes, onData: onData) { cont.resume(with: $0.mapError { $0 as any Error }) }
                 // Checked under the lock the transfer thread drains with: a request racing a
                 // shutdown is either taken by the thread or refused here, never left waiting.
                 lock.lock()
@@ -316,6 +343,7 @@ public final class HTTPClient: @unchecked Sendable {
         transfer.headerList = list
         gedge_curl_setopt_pointer(easy, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(list))
         let box = Unmanaged.passRetained(transfer)
+        transfer.easy = easy
         gedge_curl_setopt_write_cb(easy, CURLOPT_WRITEFUNCTION, writeCallback)
         gedge_curl_setopt_pointer(easy, CURLOPT_WRITEDATA, box.toOpaque())
         gedge_curl_setopt_write_cb(easy, CURLOPT_HEADERFUNCTION, headerCallback)

@@ -3,6 +3,7 @@ import GEdgeAccelerators
 import GEdgeCore
 import GEdgeHTTPClient
 import GEdgeKafka
+import GEdgeKubernetes
 import GEdgeServiceKit
 import Logging
 

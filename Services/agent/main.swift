@@ -1,9 +1,9 @@
 import Foundation
-import GEdgeAccelerators
 import GEdgeAgent
 import GEdgeCore
 import GEdgeHTTPClient
 import GEdgeKafka
+import GEdgeKubernetes
 import GEdgePlacement
 import GEdgeServiceKit
 import Logging
@@ -45,15 +45,15 @@ func makeDriver(_ config: ConfigReader, settings: inout AgentSettings, logger: L
             failApplies: fail, scaleHandler: handler)
         return (sim, nil, replicas)
     case "kubernetes":
-        let api = try config.string("kubernetes.kubeconfig").map { try Kubeconfig.load(path: $0, context: config.string("kubernetes.context")) }
-            ?? KubernetesAPIConfiguration(config)
+        let api = try KubernetesAPIConfiguration(config)
         let client = HTTPClient(configuration: api.http, logger: logger)
         let nsName = config.string("agent.namespaces", default: KubernetesCluster.NamespacePolicy.requireManaged.rawValue)
         guard let nsPolicy = KubernetesCluster.NamespacePolicy(rawValue: nsName) else {
             throw ConfigurationError(key: "agent.namespaces", reason: "'\(nsName)' is not require-managed or create")
         }
         return (KubernetesCluster(client: client, configuration: api, applyTimeout: try config.duration("agent.apply.timeout", default: .seconds(120)),
-                                  namespaces: nsPolicy), client, nil)
+                                  podFailureGrace: try config.duration("agent.apply.pod.failure.grace", default: .seconds(30)),
+                                  namespaces: nsPolicy, logger: logger), client, nil)
     case let other:
         throw ConfigurationError(key: "agent.driver", reason: "'\(other)' is not kubernetes or simulated")
     }

@@ -1,36 +1,31 @@
+import FakeKubernetes
 import Foundation
 import GEdgeAccelerators
 import GEdgeCore
 import GEdgeHTTPClient
 import GEdgeKafka
+import GEdgeKubernetes
 import ServiceLifecycle
 import Testing
 
-/// Node labelling against a fake Kubernetes API that follows the real one's paths, verbs,
-/// content types and status codes (Tests/Fixtures/fake_kube.py).
+/// Node labelling against the fake Kubernetes API server (Tests/FakeKubernetes), with the
+/// monitor's own service account: what k8s/ grants it (get and patch on nodes) and no more.
 @Suite("Accelerator monitor", .enabled(if: TestEnv.integration), .serialized, .timeLimit(.minutes(1)))
 struct AcceleratorMonitorTests {
     let logger = TestEnv.logger
 
-    func setUp(_ initialLabels: [String: String]) throws -> (EchoServer, HTTPClient, NodeLabeler, KubernetesNodes, URL) {
-        let json = String(decoding: JSONValue.object(initialLabels.mapValues(JSONValue.string)).serialized(), as: UTF8.self)
-        let api = try EchoServer(script: "fake_kube.py", arguments: ["edge-n1", json])
-        let tokenFile = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnv.unique("token"))
-        try "test-token\n".write(to: tokenFile, atomically: true, encoding: .utf8)
-        let client = HTTPClient(logger: logger)
-        let nodes = KubernetesNodes(client: client, configuration: KubernetesAPIConfiguration(url: api.base, tokenFile: tokenFile.path))
-        return (api, client, NodeLabeler(nodes: nodes), nodes, tokenFile)
+    func setUp(_ initialLabels: [String: String]) async throws -> (KubeFixture, NodeLabeler, KubernetesNodes) {
+        let k = try await KubeFixture(token: FakeKubernetesServer.monitorToken)
+        k.server.addNode("edge-n1", labels: initialLabels)
+        let nodes = KubernetesNodes(client: k.client)
+        return (k, NodeLabeler(nodes: nodes), nodes)
     }
 
-    func patchCount(_ api: EchoServer, _ client: HTTPClient) async throws -> Int {
-        let r = try await client.execute(HTTPRequest(url: api.base + "/debug/patches"))
-        guard case .number(let n)? = try r.json()["patches"] else { return -1 }
-        return Int(n)
-    }
+    func patchCount(_ k: KubeFixture) -> Int { k.server.calls.filter { $0.hasSuffix(" patch nodes") }.count }
 
     @Test func labelsAreAddedChangedAndRemovedAndOthersNeverTouched() async throws {
         let others = ["kubernetes.io/hostname": "edge-n1", "team": "vision", "gpu.vendor": "set-by-someone"]
-        let (api, client, labeler, nodes, _) = try setUp(others)
+        let (k, labeler, nodes) = try await setUp(others)
 
         // Two V100s appear.
         let t = NodeFiles()
@@ -46,7 +41,7 @@ struct AcceleratorMonitorTests {
 
         // Nothing changed: nothing is sent.
         #expect(try await labeler.apply(first) == .unchanged)
-        #expect(try await patchCount(api, client) == 1)
+        #expect(patchCount(k) == 1)
 
         // One GPU is gone and the other is a different model: counts and ids change.
         let t2 = NodeFiles()
@@ -65,33 +60,23 @@ struct AcceleratorMonitorTests {
         #expect(finalLabels == others)
         #expect(annotations[AcceleratorLabels.managedAnnotation] == nil)
         #expect(try await labeler.apply(empty) == .unchanged)
-        await client.shutdown()
+        #expect(k.server.denied == [])
+        await k.close()
     }
 
     @Test func apiErrorsAreClear() async throws {
-        let (_, client, _, _, tokenFile) = try setUp([:])
-        try "wrong-token\n".write(to: tokenFile, atomically: true, encoding: .utf8)
-        let api2 = try EchoServer(script: "fake_kube.py", arguments: ["edge-n1", "{}"])
-        let nodes = KubernetesNodes(client: client, configuration: KubernetesAPIConfiguration(url: api2.base, tokenFile: tokenFile.path))
-        do {
-            _ = try await nodes.metadata(node: "edge-n1")
-            Issue.record("a wrong token must be refused")
-        } catch let e as KubernetesAPIError {
-            #expect(e.status == 401)
-            #expect(!e.isRetriable)
-        }
-        try "test-token\n".write(to: tokenFile, atomically: true, encoding: .utf8)
-        do {
-            _ = try await nodes.metadata(node: "other-node")
-            Issue.record("an unknown node must be 404")
-        } catch let e as KubernetesAPIError {
-            #expect(e.status == 404)
-        }
-        await client.shutdown()
+        let (k, _, nodes) = try await setUp([:])
+        try "wrong-token\n".write(toFile: k.tokenFile, atomically: true, encoding: .utf8)
+        let wrong = await #expect(throws: KubernetesAPIError.self) { try await nodes.metadata(node: "edge-n1") }
+        #expect(wrong?.status == 401 && wrong?.isRetriable == false)
+        try "\(FakeKubernetesServer.monitorToken)\n".write(toFile: k.tokenFile, atomically: true, encoding: .utf8)
+        let unknown = await #expect(throws: KubernetesAPIError.self) { try await nodes.metadata(node: "other-node") }
+        #expect(unknown?.status == 404 && unknown?.reason == "NotFound")
+        await k.close()
     }
 
     @Test func theLoopLabelsTheNodeAndPublishesTheInventoryToKafka() async throws {
-        let (api, client, labeler, nodes, _) = try setUp(["team": "vision"])
+        let (k, labeler, nodes) = try await setUp(["team": "vision"])
         let cluster = try KafkaMockCluster(brokers: 1, logger: logger)
         try cluster.createTopic(AcceleratorMonitor.topic, partitions: 1)
         let kafka = KafkaConfiguration(brokers: cluster.bootstrapServers, clientID: "test")
@@ -121,14 +106,15 @@ struct AcceleratorMonitorTests {
         try await consumer.close()
 
         // Rescans with nothing new send no patch and publish nothing more.
-        let patchesBefore = try await patchCount(api, client)
+        let patchesBefore = patchCount(k)
         try await Task.sleep(for: .milliseconds(700))
-        #expect(try await patchCount(api, client) == patchesBefore)
+        #expect(patchCount(k) == patchesBefore)
 
         await group.triggerGracefulShutdown()
         try await running.value
         await producer.shutdown()
-        await client.shutdown()
+        #expect(k.server.denied == [])
+        await k.close()
     }
 
     @Test func onceprintsTheInventoryAsJSON() async throws {

@@ -3,7 +3,7 @@ import GEdgeCore
 import GEdgeHTTPClient
 import Testing
 
-/// A fixture server of Tests/Fixtures (echo_server.py, fake_kube.py) on loopback.
+/// A fixture server of Tests/Fixtures (echo_server.py) on loopback.
 final class EchoServer: @unchecked Sendable {
     let process: Spawned
     let port: Int

@@ -155,7 +155,8 @@ func simNodes(_ prefix: String, count: Int, cpu: Int64 = 4000, mem: Int64 = 8 <<
 func workload(_ name: String, cpu: String = "500m", replicas: Int = 1) -> JSONValue {
     .object([
         "apiVersion": .string("apps/v1"), "kind": .string("Deployment"), "metadata": .object(["name": .string(name)]),
-        "spec": .object(["replicas": .number(Double(replicas)), "template": .object(["spec": .object(["containers": .array([
+        "spec": .object(["replicas": .number(Double(replicas)), "selector": .object(["matchLabels": .object(["app": .string(name)])]),
+                         "template": .object(["metadata": .object(["labels": .object(["app": .string(name)])]), "spec": .object(["containers": .array([
             .object(["name": .string(name), "image": .string("example/\(name):1"), "resources": .object(["requests": .object(["cpu": .string(cpu), "memory": .string("256Mi")])])]),
         ])])])]),
     ])
