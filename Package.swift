@@ -259,6 +259,9 @@ let package = Package(
             name: "GEdgeCoreTests", dependencies: ["GEdgeCore"],
             path: "Tests/GEdgeCoreTests", swiftSettings: swiftSettings),
         .testTarget(
+            name: "GEdgeKubernetesTests", dependencies: ["GEdgeKubernetes", "GEdgeHTTPClient", "GEdgeCore"],
+            path: "Tests/GEdgeKubernetesTests", swiftSettings: swiftSettings),
+        .testTarget(
             name: "GEdgeAcceleratorsTests", dependencies: ["GEdgeAccelerators", "GEdgeCore"],
             path: "Tests/GEdgeAcceleratorsTests", swiftSettings: swiftSettings),
         .testTarget(
