@@ -259,6 +259,9 @@ let package = Package(
             name: "GEdgeCoreTests", dependencies: ["GEdgeCore"],
             path: "Tests/GEdgeCoreTests", swiftSettings: swiftSettings),
         .testTarget(
+            name: "GEdgeAMQPTests", dependencies: ["GEdgeAMQP", "GEdgeCore"],
+            path: "Tests/GEdgeAMQPTests", swiftSettings: swiftSettings),
+        .testTarget(
             name: "GEdgeKubernetesTests", dependencies: ["GEdgeKubernetes", "GEdgeHTTPClient", "GEdgeCore"],
             path: "Tests/GEdgeKubernetesTests", swiftSettings: swiftSettings),
         .testTarget(

@@ -4,6 +4,7 @@ import Foundation
 import GEdgeCore
 import Logging
 import Metrics
+import Synchronization
 
 /// An AMQP 0-9-1 client over rabbitmq-c. rabbitmq-c is not thread-safe, so each client owns
 /// one connection confined to one thread of its own; calls are handed to that thread and
@@ -15,19 +16,86 @@ import Metrics
 /// Channel 1 carries publishes (with publisher confirms) and the consumer; channel 2 carries
 /// declarations and passive checks, so that a refused declaration never disturbs them.
 /// Use one client to publish and another to consume when both are busy.
-public final class AMQPClient: @unchecked Sendable {
-    public let configuration: AMQPConfiguration
+public final class AMQPClient: Sendable {
+    public var configuration: AMQPConfiguration { connection.configuration }
+    let connection: Connection
+
+    public init(configuration: AMQPConfiguration, logger: Logger, name: String = "amqp") {
+        let connection = Connection(configuration: configuration, logger: logger)
+        self.connection = connection
+        // The thread holds the connection, never the client.
+        let thread = Thread { connection.loop() }
+        thread.name = name
+        thread.start()
+    }
+
+    deinit {
+        // Dropped without close: the thread ends on its own, failing what is in flight.
+        connection.stop()
+    }
+
+    /// Waits until the client is connected (the first connection is made in the background).
+    public func waitUntilConnected(timeout: Duration = .seconds(10)) async throws { try await connection.waitUntilConnected(timeout: timeout) }
+    public var isConnected: Bool { connection.isConnected }
+    /// Declares a durable exchange (again after every reconnect).
+    public func declareExchange(_ name: String, type: AMQPExchangeType = .direct, durable: Bool = true) async throws {
+        try await connection.declareExchange(name, type: type, durable: durable)
+    }
+    /// Declares a queue (again after every reconnect) and returns its depth.
+    @discardableResult
+    public func declareQueue(_ spec: AMQPQueueSpec) async throws -> AMQPQueueInfo { try await connection.declareQueue(spec) }
+    /// Binds a queue to an exchange (again after every reconnect).
+    public func bindQueue(_ queue: String, exchange: String, routingKey: String) async throws {
+        try await connection.bindQueue(queue, exchange: exchange, routingKey: routingKey)
+    }
+    /// A passive declare: the queue's ready-message and consumer counts. Throws `.notFound`
+    /// if the queue does not exist.
+    public func queueInfo(_ name: String) async throws -> AMQPQueueInfo { try await connection.queueInfo(name) }
+    /// Deletes a queue; returns the number of messages it held.
+    @discardableResult
+    public func deleteQueue(_ name: String) async throws -> Int { try await connection.deleteQueue(name) }
+    /// Removes every ready message from a queue; returns how many.
+    @discardableResult
+    public func purgeQueue(_ name: String) async throws -> Int { try await connection.purgeQueue(name) }
+    /// Publishes and waits for the broker's confirm. Unconfirmed messages are published
+    /// again after a reconnect (at-least-once). With `mandatory`, a message no queue takes
+    /// fails with `.unroutable`.
+    public func publish(exchange: String = "", routingKey: String, message: AMQPMessage, mandatory: Bool = true) async throws {
+        try await connection.publish(exchange: exchange, routingKey: routingKey, message: message, mandatory: mandatory)
+    }
+    /// Starts consuming a queue with manual acknowledgement. At most `prefetch` messages are
+    /// delivered and not yet acked at any time. One consumer per client.
+    public func consume(queue: String, prefetch: UInt16 = 32) async throws -> AMQPDeliveries { try await connection.consume(queue: queue, prefetch: prefetch) }
+    /// Acknowledges a delivery. An ack for a delivery from a connection since lost is
+    /// dropped, as is one that fails because the connection is failing now: either way the
+    /// broker requeues that message itself.
+    public func ack(_ delivery: AMQPDelivery) async throws { try await connection.ack(delivery) }
+    /// Acknowledges `delivery` and every earlier delivery of its connection not yet settled
+    /// (AMQP's `multiple`): one frame for a whole batch.
+    public func ackThrough(_ delivery: AMQPDelivery) async throws { try await connection.ackThrough(delivery) }
+    /// Rejects a delivery: requeued, or (without `requeue`) dead-lettered if the queue has a
+    /// dead-letter exchange, else dropped. Lost connections are handled as for `ack`.
+    public func nack(_ delivery: AMQPDelivery, requeue: Bool) async throws { try await connection.nack(delivery, requeue: requeue) }
+    /// Closes the connection. Publishes not yet confirmed fail with `.closed`; the consumer's
+    /// sequence ends. Every caller returns once the connection thread has ended.
+    public func close() async { await connection.close() }
+    /// Kills the socket without a close handshake, as a crash would (for fault tests).
+    public func dropConnectionForTesting() async throws { try await connection.dropConnectionForTesting() }
+}
+
+/// The connection thread's side of a client. Its AMQP state (the rabbitmq-c connection,
+/// topology, consumer, confirms) is confined to the thread; callers reach it only through
+/// `inbox`, a `WorkQueue` of jobs behind a lock: a call after `close()` is refused at once,
+/// and the jobs left when the thread ends are refused too, so no caller is left waiting.
+final class Connection: @unchecked Sendable {
+    let configuration: AMQPConfiguration
     private let logger: Logger
     /// A pipe: callers write a byte to wake the connection thread from poll(2).
     private let wakeFD: Int32
     private let wakeWriteFD: Int32
-    private let running = RunFlag(true)
-    private let stopped = DispatchSemaphore(value: 0)
-
-    // Shared with callers, under `lock`.
-    private let lock = NSLock()
-    private var jobs: [Job] = []
-    private var isConnectedShared = false
+    let inbox = Mutex(WorkQueue<Job>())
+    private let connected = Atomic<Bool>(false)
+    let ended = ThreadEnd()
 
     // Confined to the connection thread.
     private var conn: OpaquePointer?
@@ -35,17 +103,16 @@ public final class AMQPClient: @unchecked Sendable {
     private var channel2Open = false
     private var topology: [TopologyOp] = []
     private var consumerState: ConsumerState?
-    private var nextTag: UInt64 = 1
-    private var pending: [UInt64: PendingPublish] = [:]
-    private var pendingOrder: [UInt64] = []
-    private var returnedPending = false
+    private var confirms = PublishConfirms()
 
     private let publishedCounter = Counter(label: "gedge_amqp_published_total")
     private let reconnectCounter = Counter(label: "gedge_amqp_reconnects_total")
 
-    private struct Job {
+    /// Handed from a caller to the connection thread once, and run or cancelled there (or
+    /// cancelled by the caller when refused).
+    struct Job: @unchecked Sendable {
         /// Runs on the connection thread; returns false if the connection broke.
-        let run: (AMQPClient, OpaquePointer) -> Bool
+        let run: (Connection, OpaquePointer) -> Bool
         /// Called instead when the client shuts down first.
         let cancel: (AMQPError) -> Void
         /// Whether to run again after a reconnect if the connection broke during it.
@@ -64,15 +131,7 @@ public final class AMQPClient: @unchecked Sendable {
         var channel: BoundedChannel<AMQPDelivery>
     }
 
-    private struct PendingPublish {
-        var exchange: String
-        var routingKey: String
-        var message: AMQPMessage
-        var mandatory: Bool
-        var completion: (Result<Void, AMQPError>) -> Void
-    }
-
-    public init(configuration: AMQPConfiguration, logger: Logger, name: String = "amqp") {
+    init(configuration: AMQPConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
         var fds: [Int32] = [0, 0]
@@ -80,9 +139,6 @@ public final class AMQPClient: @unchecked Sendable {
         for fd in fds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
         self.wakeFD = fds[0]
         self.wakeWriteFD = fds[1]
-        let thread = Thread { [unowned self] in self.loop() }
-        thread.name = name
-        thread.start()
     }
 
     deinit {
@@ -90,13 +146,17 @@ public final class AMQPClient: @unchecked Sendable {
         Glibc.close(wakeWriteFD)
     }
 
+    /// Asks the thread to end, without waiting.
+    func stop() {
+        if inbox.withLock({ $0.stop() }) == .wakeAndWait { wake() }
+    }
+
     // MARK: Public API
 
-    /// Waits until the client is connected (the first connection is made in the background).
-    public func waitUntilConnected(timeout: Duration = .seconds(10)) async throws {
+    func waitUntilConnected(timeout: Duration = .seconds(10)) async throws {
         let deadline = ContinuousClock.now + timeout
         while !isConnected {
-            guard running.isSet else { throw AMQPError(.closed, message: "client is closed") }
+            guard inbox.withLock({ $0.isRunning }) else { throw AMQPError(.closed, message: "client is closed") }
             guard ContinuousClock.now < deadline else {
                 throw AMQPError(.timeout, message: "not connected to \(configuration.host):\(configuration.port) after \(timeout)")
             }
@@ -104,14 +164,10 @@ public final class AMQPClient: @unchecked Sendable {
         }
     }
 
-    public var isConnected: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return isConnectedShared
-    }
+    var isConnected: Bool { connected.load(ordering: .acquiring) }
 
     /// Declares a durable exchange (again after every reconnect).
-    public func declareExchange(_ name: String, type: AMQPExchangeType = .direct, durable: Bool = true) async throws {
+    func declareExchange(_ name: String, type: AMQPExchangeType = .direct, durable: Bool = true) async throws {
         try await topologyCall(.exchange(name, type, durable: durable)) { client, c in
             try client.onChannel2(c, "declare exchange \(name)") { cs in
                 amqp_exchange_declare(c, 2, cs.bytes(name), cs.bytes(type.rawValue), 0, durable ? 1 : 0, 0, 0, amqp_table_t(num_entries: 0, entries: nil))
@@ -122,14 +178,14 @@ public final class AMQPClient: @unchecked Sendable {
 
     /// Declares a queue (again after every reconnect) and returns its depth.
     @discardableResult
-    public func declareQueue(_ spec: AMQPQueueSpec) async throws -> AMQPQueueInfo {
+    func declareQueue(_ spec: AMQPQueueSpec) async throws -> AMQPQueueInfo {
         try await topologyCall(.queue(spec)) { client, c in
             try client.declareQueueOnThread(c, spec, passive: false)
         }
     }
 
     /// Binds a queue to an exchange (again after every reconnect).
-    public func bindQueue(_ queue: String, exchange: String, routingKey: String) async throws {
+    func bindQueue(_ queue: String, exchange: String, routingKey: String) async throws {
         try await topologyCall(.bind(queue: queue, exchange: exchange, routingKey: routingKey)) { client, c in
             try client.onChannel2(c, "bind \(queue) to \(exchange)") { cs in
                 amqp_queue_bind(c, 2, cs.bytes(queue), cs.bytes(exchange), cs.bytes(routingKey), amqp_table_t(num_entries: 0, entries: nil))
@@ -140,7 +196,7 @@ public final class AMQPClient: @unchecked Sendable {
 
     /// A passive declare: the queue's ready-message and consumer counts. Throws `.notFound`
     /// if the queue does not exist.
-    public func queueInfo(_ name: String) async throws -> AMQPQueueInfo {
+    func queueInfo(_ name: String) async throws -> AMQPQueueInfo {
         try await call(retry: true) { client, c in
             try client.declareQueueOnThread(c, AMQPQueueSpec(name: name), passive: true)
         }
@@ -148,7 +204,7 @@ public final class AMQPClient: @unchecked Sendable {
 
     /// Deletes a queue; returns the number of messages it held.
     @discardableResult
-    public func deleteQueue(_ name: String) async throws -> Int {
+    func deleteQueue(_ name: String) async throws -> Int {
         try await call(retry: true) { client, c in
             client.topology.removeAll { op in
                 if case .queue(let s) = op { return s.name == name }
@@ -163,7 +219,7 @@ public final class AMQPClient: @unchecked Sendable {
 
     /// Removes every ready message from a queue; returns how many.
     @discardableResult
-    public func purgeQueue(_ name: String) async throws -> Int {
+    func purgeQueue(_ name: String) async throws -> Int {
         try await call(retry: true) { client, c in
             try client.onChannel2(c, "purge queue \(name)") { cs in
                 Int(amqp_queue_purge(c, 2, cs.bytes(name))?.pointee.message_count ?? 0)
@@ -174,7 +230,7 @@ public final class AMQPClient: @unchecked Sendable {
     /// Publishes and waits for the broker's confirm. Unconfirmed messages are published
     /// again after a reconnect (at-least-once). With `mandatory`, a message no queue takes
     /// fails with `.unroutable`.
-    public func publish(exchange: String = "", routingKey: String, message: AMQPMessage, mandatory: Bool = true) async throws {
+    func publish(exchange: String = "", routingKey: String, message: AMQPMessage, mandatory: Bool = true) async throws {
         try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
             let p = PendingPublish(
                 exchange: exchange, routingKey: routingKey, message: message, mandatory: mandatory,
@@ -189,7 +245,7 @@ public final class AMQPClient: @unchecked Sendable {
 
     /// Starts consuming a queue with manual acknowledgement. At most `prefetch` messages are
     /// delivered and not yet acked at any time. One consumer per client.
-    public func consume(queue: String, prefetch: UInt16 = 32) async throws -> AMQPDeliveries {
+    func consume(queue: String, prefetch: UInt16 = 32) async throws -> AMQPDeliveries {
         let channel = BoundedChannel<AMQPDelivery>(capacity: Int(prefetch) * 2 + 16)
         try await call(retry: true) { client, c in
             precondition(client.consumerState == nil, "one consumer per AMQPClient")
@@ -207,19 +263,19 @@ public final class AMQPClient: @unchecked Sendable {
     /// Acknowledges a delivery. An ack for a delivery from a connection since lost is
     /// dropped, as is one that fails because the connection is failing now: either way the
     /// broker requeues that message itself.
-    public func ack(_ delivery: AMQPDelivery) async throws {
+    func ack(_ delivery: AMQPDelivery) async throws {
         try await settle(delivery, "ack") { c in amqp_basic_ack(c, 1, delivery.deliveryTag, 0) }
     }
 
     /// Acknowledges `delivery` and every earlier delivery of its connection not yet settled
     /// (AMQP's `multiple`): one frame for a whole batch.
-    public func ackThrough(_ delivery: AMQPDelivery) async throws {
+    func ackThrough(_ delivery: AMQPDelivery) async throws {
         try await settle(delivery, "ack") { c in amqp_basic_ack(c, 1, delivery.deliveryTag, 1) }
     }
 
     /// Rejects a delivery: requeued, or (without `requeue`) dead-lettered if the queue has a
     /// dead-letter exchange, else dropped. Lost connections are handled as for `ack`.
-    public func nack(_ delivery: AMQPDelivery, requeue: Bool) async throws {
+    func nack(_ delivery: AMQPDelivery, requeue: Bool) async throws {
         try await settle(delivery, "nack") { c in amqp_basic_nack(c, 1, delivery.deliveryTag, 0, requeue ? 1 : 0) }
     }
 
@@ -239,19 +295,13 @@ public final class AMQPClient: @unchecked Sendable {
 
     /// Closes the connection. Publishes not yet confirmed fail with `.closed`; the consumer's
     /// sequence ends.
-    public func close() async {
-        guard running.exchange(false) else { return }
-        wake()
-        await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
-            DispatchQueue.global().async {
-                self.stopped.wait()
-                cont.resume()
-            }
-        }
+    func close() async {
+        stop()
+        await ended.wait()
     }
 
     /// Kills the socket without a close handshake, as a crash would (for fault tests).
-    public func dropConnectionForTesting() async throws {
+    func dropConnectionForTesting() async throws {
         try await call(retry: false) { _, c in
             shutdown(amqp_get_sockfd(c), Int32(SHUT_RDWR))
         }
@@ -260,15 +310,10 @@ public final class AMQPClient: @unchecked Sendable {
     // MARK: Calls onto the connection thread
 
     private func enqueue(_ job: Job) {
-        lock.lock()
-        guard running.isSet else {
-            lock.unlock()
-            job.cancel(AMQPError(.closed, message: "client is closed"))
-            return
+        switch inbox.withLock({ $0.submit(job) }) {
+        case .queued: wake()
+        case .refused(let j): j.cancel(AMQPError(.closed, message: "client is closed"))
         }
-        jobs.append(job)
-        lock.unlock()
-        wake()
     }
 
     private func wake() {
@@ -278,7 +323,7 @@ public final class AMQPClient: @unchecked Sendable {
 
     /// Runs `body` on the connection thread. A connection error inside fails the call, or
     /// (with `retry`) runs it again once reconnected.
-    private func call<T: Sendable>(retry: Bool, _ body: @escaping (AMQPClient, OpaquePointer) throws -> T) async throws -> T {
+    private func call<T: Sendable>(retry: Bool, _ body: @escaping (Connection, OpaquePointer) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (cont: CheckedContinuation<T, any Error>) in
             enqueue(Job(
                 run: { client, c in
@@ -298,7 +343,7 @@ public final class AMQPClient: @unchecked Sendable {
         }
     }
 
-    private func topologyCall<T: Sendable>(_ op: TopologyOp, _ body: @escaping (AMQPClient, OpaquePointer) throws -> T) async throws -> T {
+    private func topologyCall<T: Sendable>(_ op: TopologyOp, _ body: @escaping (Connection, OpaquePointer) throws -> T) async throws -> T {
         try await call(retry: true) { client, c in
             let result = try body(client, c)
             if !client.topology.contains(op) { client.topology.append(op) }
@@ -308,9 +353,9 @@ public final class AMQPClient: @unchecked Sendable {
 
     // MARK: Connection thread
 
-    private func loop() {
+    func loop() {
         var delay = configuration.reconnectDelay
-        while running.isSet {
+        while inbox.withLock({ $0.isRunning }) {
             if conn == nil {
                 do {
                     try connectOnThread()
@@ -327,18 +372,13 @@ public final class AMQPClient: @unchecked Sendable {
             }
             guard let c = conn else { continue }
             var healthy = true
-            lock.lock()
-            var batch = jobs
-            jobs = []
-            lock.unlock()
+            var batch = inbox.withLock { $0.take() }
             while !batch.isEmpty {
                 let job = batch.removeFirst()
                 if !job.run(self, c) {
                     healthy = false
                     let retry = job.retryAfterReconnect ? [job] : []
-                    lock.lock()
-                    jobs = retry + batch + jobs
-                    lock.unlock()
+                    inbox.withLock { $0.putBack(retry + batch) }
                     break
                 }
             }
@@ -347,9 +387,7 @@ public final class AMQPClient: @unchecked Sendable {
                 teardown(graceful: false)
                 continue
             }
-            lock.lock()
-            let idle = jobs.isEmpty
-            lock.unlock()
+            let idle = inbox.withLock { $0.isEmpty }
             if idle && amqp_frames_enqueued(c) == 0 && amqp_data_in_buffer(c) == 0 {
                 var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0), pollfd(fd: amqp_get_sockfd(c), events: Int16(POLLIN), revents: 0)]
                 _ = poll(&fds, 2, 1000)
@@ -357,17 +395,11 @@ public final class AMQPClient: @unchecked Sendable {
             drainWake()
         }
         teardown(graceful: true)
-        lock.lock()
-        let left = jobs
-        jobs = []
-        lock.unlock()
         let closedError = AMQPError(.closed, message: "client is closed")
-        left.forEach { $0.cancel(closedError) }
-        for tag in pendingOrder { pending[tag]?.completion(.failure(closedError)) }
-        pending = [:]
-        pendingOrder = []
+        inbox.withLock { $0.finish() }.forEach { $0.cancel(closedError) }
+        confirms.failAll().forEach { $0.completion(.failure(closedError)) }
         consumerState?.channel.close()
-        stopped.signal()
+        ended.signal()
     }
 
     private func waitForWake(timeoutMs: Int32) {
@@ -382,9 +414,7 @@ public final class AMQPClient: @unchecked Sendable {
     }
 
     private func setConnected(_ value: Bool) {
-        lock.lock()
-        isConnectedShared = value
-        lock.unlock()
+        connected.store(value, ordering: .releasing)
     }
 
     private func connectOnThread() throws {
@@ -420,7 +450,6 @@ public final class AMQPClient: @unchecked Sendable {
         conn = c
         generation += 1
         channel2Open = false
-        nextTag = 1
         do {
             for op in topology { try applyTopology(c, op) }
             if consumerState != nil { try startConsumerOnThread(c) }
@@ -429,10 +458,7 @@ public final class AMQPClient: @unchecked Sendable {
             throw error
         }
         // Publish again whatever the last connection left unconfirmed, in order.
-        let again = pendingOrder.compactMap { pending[$0] }
-        pending = [:]
-        pendingOrder = []
-        returnedPending = false
+        let again = confirms.reconnected()
         for p in again where !publishOnThread(c, p) {
             teardown(graceful: false)
             throw AMQPError(.connection, message: "connection lost while publishing again")
@@ -520,10 +546,7 @@ public final class AMQPClient: @unchecked Sendable {
     }
 
     private func publishOnThread(_ c: OpaquePointer, _ p: PendingPublish) -> Bool {
-        let tag = nextTag
-        nextTag += 1
-        pending[tag] = p
-        pendingOrder.append(tag)
+        _ = confirms.publishing(p)
         let cs = CStrings()
         defer { cs.releaseTables() }
         var props = amqp_basic_properties_t()
@@ -600,10 +623,16 @@ public final class AMQPClient: @unchecked Sendable {
                 : { let n = method.decoded!.assumingMemoryBound(to: amqp_basic_nack_t.self).pointee; return (n.delivery_tag, n.multiple != 0) }()
             confirm(tag: tag, multiple: multiple, ack: isAck)
         case AMQPMethod.basicReturn:
+            let r = method.decoded!.assumingMemoryBound(to: amqp_basic_return_t.self).pointee
+            let exchange = r.exchange.string, routingKey = r.routing_key.string
             var msg = amqp_message_t()
             let reply = amqp_read_message(c, frame.channel, &msg, 0)
-            if reply.reply_type == AMQP_RESPONSE_NORMAL { amqp_destroy_message(&msg) }
-            returnedPending = true
+            var messageID: String?
+            if reply.reply_type == AMQP_RESPONSE_NORMAL {
+                if msg.properties._flags & UInt32(AMQP_BASIC_MESSAGE_ID_FLAG) != 0 { messageID = msg.properties.message_id.string }
+                amqp_destroy_message(&msg)
+            }
+            confirms.returned(exchange: exchange, routingKey: routingKey, messageID: messageID)
         case AMQPMethod.channelClose:
             let close = method.decoded!.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
             let error = AMQPError(close.reply_code == 404 ? .notFound : .channel, replyCode: Int(close.reply_code), message: close.reply_text.string)
@@ -616,9 +645,7 @@ public final class AMQPClient: @unchecked Sendable {
             // Channel 1 refused a publish (e.g. no such exchange): fail what it had in flight
             // rather than publish it again, then start over on a new connection.
             logger.warning("channel closed by the broker", metadata: [LogKeys.error: "\(error)"])
-            for t in pendingOrder { pending[t]?.completion(.failure(error)) }
-            pending = [:]
-            pendingOrder = []
+            confirms.failAll().forEach { $0.completion(.failure(error)) }
             return false
         case AMQPMethod.connectionClose:
             let close = method.decoded!.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
@@ -637,20 +664,7 @@ public final class AMQPClient: @unchecked Sendable {
     }
 
     private func confirm(tag: UInt64, multiple: Bool, ack: Bool) {
-        let tags = multiple ? pendingOrder.filter { $0 <= tag } : [tag]
-        for t in tags {
-            guard let p = pending.removeValue(forKey: t) else { continue }
-            if !ack {
-                p.completion(.failure(AMQPError(.nacked, message: "the broker refused the message")))
-            } else if returnedPending {
-                returnedPending = false
-                p.completion(.failure(AMQPError(.unroutable, replyCode: 312, message: "no queue is bound for '\(p.routingKey)' on '\(p.exchange)'")))
-            } else {
-                p.completion(.success(()))
-            }
-        }
-        let done = Set(tags)
-        pendingOrder.removeAll { done.contains($0) }
+        for (p, outcome) in confirms.confirmed(tag: tag, multiple: multiple, ack: ack) { PublishConfirms.complete(p, outcome) }
     }
 }
 

@@ -1,22 +1,62 @@
 import Foundation
+import Synchronization
 
 /// A thread of its own that runs submitted jobs in order. Blocking C calls (librdkafka's
 /// flush and commit, libpq queries, rabbitmq-c I/O) run here, never on Swift's cooperative
 /// pool. A job may also be a long loop that checks `isStopping`.
-public final class DedicatedThread: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var jobs: [() -> Void] = []
-    private var stopping = false
-    private var finished = false
-    private var thread: Thread?
+///
+/// The thread lives from `init` to `stop()` (or the last reference going) and holds only
+/// its `Worker`, never the object itself. Its state is a `WorkQueue` behind one condition
+/// lock: a job submitted after `stop()` is refused (`run` throws `ThreadStoppedError`), and
+/// the jobs still queued when the thread ends are refused the same way, so no caller of
+/// `run` is ever left waiting.
+public final class DedicatedThread: Sendable {
     public let name: String
+    private let worker: Worker
+
+    struct Job {
+        let run: () -> Void
+        let refuse: () -> Void
+    }
+
+    final class Worker: @unchecked Sendable {
+        let condition = NSCondition()
+        /// Guarded by `condition`.
+        var queue = WorkQueue<Job>()
+        /// Set once before the thread starts; read to tell whether `stop` runs on it.
+        var thread: Thread?
+
+        func loop() {
+            while true {
+                condition.lock()
+                while queue.isEmpty && queue.isRunning { condition.wait() }
+                if !queue.isRunning {
+                    // Stopping: run what was queued before the stop, then end.
+                    let left = queue.take()
+                    condition.unlock()
+                    left.forEach { $0.run() }
+                    condition.lock()
+                    let refused = queue.finish()
+                    condition.broadcast()
+                    condition.unlock()
+                    refused.forEach { $0.refuse() }
+                    return
+                }
+                let batch = queue.take()
+                condition.unlock()
+                batch.forEach { $0.run() }
+            }
+        }
+    }
 
     public init(name: String) {
         self.name = name
-        let thread = Thread { [unowned self] in self.loop() }
+        let worker = Worker()
+        self.worker = worker
+        let thread = Thread { worker.loop() }
         thread.name = name
         thread.stackSize = 1 << 20
-        self.thread = thread
+        worker.thread = thread
         thread.start()
     }
 
@@ -24,56 +64,67 @@ public final class DedicatedThread: @unchecked Sendable {
         stop()
     }
 
-    private func loop() {
-        while true {
-            condition.lock()
-            while jobs.isEmpty && !stopping { condition.wait() }
-            if jobs.isEmpty && stopping {
-                finished = true
-                condition.broadcast()
-                condition.unlock()
-                return
-            }
-            let job = jobs.removeFirst()
-            condition.unlock()
-            job()
-        }
-    }
-
     /// Whether `stop()` was called. Long-running jobs check this.
     public var isStopping: Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        return stopping
+        worker.condition.lock()
+        defer { worker.condition.unlock() }
+        return !worker.queue.isRunning
     }
 
-    /// Queues a job without waiting for it.
-    public func submit(_ job: @escaping @Sendable () -> Void) {
-        condition.lock()
-        jobs.append(job)
-        condition.signal()
-        condition.unlock()
+    /// Queues a job without waiting for it. Returns false (the job will not run) once the
+    /// thread is stopping.
+    @discardableResult
+    public func submit(_ job: @escaping @Sendable () -> Void) -> Bool {
+        enqueue(Job(run: job, refuse: {}))
     }
 
-    /// Runs `body` on this thread and returns its result to the awaiting task.
+    private func enqueue(_ job: Job) -> Bool {
+        worker.condition.lock()
+        let action = worker.queue.submit(job)
+        if case .queued(let wake) = action, wake { worker.condition.signal() }
+        worker.condition.unlock()
+        if case .refused(let j) = action {
+            j.refuse()
+            return false
+        }
+        return true
+    }
+
+    /// Runs `body` on this thread and returns its result to the awaiting task. Throws
+    /// `ThreadStoppedError` when the thread stops before running it.
     public func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (cont: CheckedContinuation<T, any Error>) in
-            submit {
-                do { cont.resume(returning: try body()) } catch { cont.resume(throwing: error) }
-            }
+            let resumed = Atomic<Bool>(false)
+            _ = enqueue(Job(
+                run: {
+                    guard !resumed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+                    do { cont.resume(returning: try body()) } catch { cont.resume(throwing: error) }
+                },
+                refuse: {
+                    guard !resumed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+                    cont.resume(throwing: ThreadStoppedError(thread: self.name))
+                }))
         }
     }
 
-    /// Finishes the queued jobs, then ends the thread. Returns once it has ended.
+    /// Runs the jobs queued before it, then ends the thread; refuses every later one.
+    /// Returns once the thread has ended (at once when called on the thread itself).
     public func stop() {
-        condition.lock()
-        stopping = true
-        condition.broadcast()
-        if Thread.current !== thread {
-            while !finished && thread != nil { condition.wait() }
+        let w = worker
+        w.condition.lock()
+        _ = w.queue.stop()
+        w.condition.broadcast()
+        if Thread.current !== w.thread {
+            while w.queue.state != .stopped { w.condition.wait() }
         }
-        condition.unlock()
+        w.condition.unlock()
     }
+}
+
+/// A job handed to a `DedicatedThread` that had stopped.
+public struct ThreadStoppedError: Error, Sendable, CustomStringConvertible {
+    public let thread: String
+    public var description: String { "thread \(thread) is stopped" }
 }
 
 /// A bounded buffer between a producing plain thread, which blocks when it is full, and

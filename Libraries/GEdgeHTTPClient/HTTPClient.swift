@@ -113,7 +113,9 @@ private let curlGlobalInit: Void = {
 }()
 
 /// One transfer in flight: its response as it arrives and its completion.
-private final class Transfer {
+/// Handed from the caller to the transfer thread once; its response fields are written only
+/// there, and its completion runs once (an atomic flag).
+final class Transfer: @unchecked Sendable {
     var status = 0
     var headers: [(String, String)] = []
     var body: [UInt8] = []
@@ -178,31 +180,34 @@ private let headerCallback: gedge_curl_data_cb = { ptr, size, count, userdata in
 /// An HTTP client over libcurl's multi interface: one thread of its own drives every
 /// transfer, so many requests run at once without holding a thread each, and no blocking
 /// call runs on Swift's cooperative pool. For the Kubernetes API, Prometheus and webhooks.
-public final class HTTPClient: @unchecked Sendable {
+///
+/// The thread lives from `init` to `shutdown()` and holds only its `Driver`. Callers talk
+/// to it through a `WorkQueue` of commands behind one lock: a request after shutdown is
+/// refused at once (`.shutdown`), a cancelled caller's transfer is dropped, and the
+/// transfers in flight or queued when the thread ends fail with `.shutdown`: no caller is
+/// left waiting.
+public final class HTTPClient: Sendable {
     public let configuration: HTTPClientConfiguration
-    private let logger: Logger
-    private let multi: UnsafeMutableRawPointer
-    private let lock = NSLock()
-    private var queued: [(HTTPRequest, Transfer)] = []
-    /// Transfers whose callers were cancelled, for the transfer thread to drop.
-    private var cancelled: [ObjectIdentifier] = []
-    private let running = RunFlag(true)
-    private let stopped = DispatchSemaphore(value: 0)
-    // Confined to the transfer thread.
-    private var active: [UnsafeMutableRawPointer: Unmanaged<Transfer>] = [:]
+    private let driver: Driver
+
+    enum Command: Sendable {
+        case start(HTTPRequest, Transfer)
+        case cancel(ObjectIdentifier)
+    }
 
     public init(configuration: HTTPClientConfiguration = HTTPClientConfiguration(), logger: Logger) {
         _ = curlGlobalInit
         self.configuration = configuration
-        self.logger = logger
-        self.multi = curl_multi_init()
-        let thread = Thread { [unowned self] in self.loop() }
+        let driver = Driver(configuration: configuration, logger: logger)
+        self.driver = driver
+        let thread = Thread { driver.loop() }
         thread.name = "http-client"
         thread.start()
     }
 
     deinit {
-        curl_multi_cleanup(multi)
+        // Dropped without shutdown: the thread ends on its own, failing what is in flight.
+        if driver.inbox.withLock({ $0.stop() }) == .wakeAndWait { curl_multi_wakeup(driver.multi) }
     }
 
     /// Sends a request and returns the response, whatever its status. A cancelled caller stops
@@ -223,61 +228,59 @@ public final class HTTPClient: @unchecked Sendable {
     private func perform(_ request: HTTPRequest, onData: (@Sendable ([UInt8]) -> Void)?) async throws -> HTTPResponse {
         try Task.checkCancellation()
         let id = Mutex<ObjectIdentifier?>(nil)
+        let driver = self.driver
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (cont: CheckedContinuation<HTTPResponse, any Error>) in
                 let transfer = Transfer(maxBytes: configuration.maxResponseBytes, onData: onData) { cont.resume(with: $0.mapError { $0 as any Error }) }
-                // Checked under the lock the transfer thread drains with: a request racing a
-                // shutdown is either taken by the thread or refused here, never left waiting.
-                lock.lock()
-                guard running.isSet else {
-                    lock.unlock()
-                    transfer.completion(.failure(HTTPClientError(code: .shutdown, curlCode: 0, message: "HTTP client is shut down")))
-                    return
-                }
-                queued.append((request, transfer))
                 id.withLock { $0 = ObjectIdentifier(transfer) }
-                lock.unlock()
-                curl_multi_wakeup(multi)
+                switch driver.inbox.withLock({ $0.submit(.start(request, transfer)) }) {
+                case .queued: curl_multi_wakeup(driver.multi)
+                case .refused: transfer.completion(.failure(HTTPClientError(code: .shutdown, curlCode: 0, message: "HTTP client is shut down")))
+                }
             }
         } onCancel: {
             guard let t = id.withLock({ $0 }) else { return }
-            lock.lock()
-            cancelled.append(t)
-            lock.unlock()
-            curl_multi_wakeup(multi)
+            // Refused only once shutting down, which fails the transfer anyway.
+            if case .queued = driver.inbox.withLock({ $0.submit(.cancel(t)) }) { curl_multi_wakeup(driver.multi) }
         }
     }
 
-    /// Ends the transfer thread; transfers in flight fail with `.shutdown`.
+    /// Ends the transfer thread; transfers in flight fail with `.shutdown`. Every caller
+    /// returns once the thread has ended.
     public func shutdown() async {
-        guard running.exchange(false) else { return }
-        curl_multi_wakeup(multi)
-        await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
-            DispatchQueue.global().async {
-                self.stopped.wait()
-                cont.resume()
-            }
-        }
+        if driver.inbox.withLock({ $0.stop() }) == .wakeAndWait { curl_multi_wakeup(driver.multi) }
+        await driver.ended.wait()
+    }
+}
+
+/// The transfer thread's side: the multi handle and the transfers in flight, confined to
+/// the thread; the inbox and the end, shared.
+final class Driver: @unchecked Sendable {
+    let configuration: HTTPClientConfiguration
+    let logger: Logger
+    let multi: UnsafeMutableRawPointer
+    let inbox = Mutex(WorkQueue<HTTPClient.Command>())
+    let ended = ThreadEnd()
+    // Confined to the transfer thread.
+    private var active: [UnsafeMutableRawPointer: Unmanaged<Transfer>] = [:]
+
+    init(configuration: HTTPClientConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        self.multi = curl_multi_init()
     }
 
-    private func loop() {
+    deinit { curl_multi_cleanup(multi) }
+
+    func loop() {
         var stillRunning: Int32 = 0
-        while running.isSet {
-            lock.lock()
-            let incoming = queued
-            queued = []
-            let drop = Set(cancelled)
-            cancelled = []
-            lock.unlock()
-            for (request, transfer) in incoming { start(request, transfer) }
-            if !drop.isEmpty {
-                for (easy, box) in active where drop.contains(ObjectIdentifier(box.takeUnretainedValue())) {
-                    curl_multi_remove_handle(multi, easy)
-                    curl_easy_cleanup(easy)
-                    active[easy] = nil
-                    box.takeRetainedValue().completion(.failure(HTTPClientError(code: .cancelled, curlCode: 0, message: "the caller was cancelled")))
-                }
+        while true {
+            let (commands, running) = inbox.withLock { ($0.take(), $0.isRunning) }
+            guard running else {
+                handle(commands, shuttingDown: true)
+                break
             }
+            handle(commands, shuttingDown: false)
             curl_multi_perform(multi, &stillRunning)
             var left: Int32 = 0
             while let msg = curl_multi_info_read(multi, &left) {
@@ -293,12 +296,30 @@ public final class HTTPClient: @unchecked Sendable {
             t.takeRetainedValue().completion(.failure(shutdownError))
         }
         active = [:]
-        lock.lock()
-        let left = queued
-        queued = []
-        lock.unlock()
-        left.forEach { $0.1.completion(.failure(shutdownError)) }
-        stopped.signal()
+        handle(inbox.withLock { $0.finish() }, shuttingDown: true)
+        ended.signal()
+    }
+
+    private func handle(_ commands: [HTTPClient.Command], shuttingDown: Bool) {
+        var drop: Set<ObjectIdentifier> = []
+        for command in commands {
+            switch command {
+            case .start(let request, let transfer):
+                if shuttingDown {
+                    transfer.completion(.failure(HTTPClientError(code: .shutdown, curlCode: 0, message: "HTTP client is shut down")))
+                } else {
+                    start(request, transfer)
+                }
+            case .cancel(let id): drop.insert(id)
+            }
+        }
+        guard !drop.isEmpty else { return }
+        for (easy, box) in active where drop.contains(ObjectIdentifier(box.takeUnretainedValue())) {
+            curl_multi_remove_handle(multi, easy)
+            curl_easy_cleanup(easy)
+            active[easy] = nil
+            box.takeRetainedValue().completion(.failure(HTTPClientError(code: .cancelled, curlCode: 0, message: "the caller was cancelled")))
+        }
     }
 
     private func start(_ request: HTTPRequest, _ transfer: Transfer) {
