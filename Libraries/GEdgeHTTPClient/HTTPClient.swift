@@ -225,21 +225,42 @@ public final class HTTPClient: Sendable {
         try await perform(request, onData: onData)
     }
 
+    /// Where a call stands with respect to its caller's cancellation, which may come before
+    /// its transfer is handed over (then it is never sent) or after (then it is dropped).
+    enum CallState: Sendable {
+        case preparing
+        case sent(ObjectIdentifier)
+        case cancelled
+    }
+
     private func perform(_ request: HTTPRequest, onData: (@Sendable ([UInt8]) -> Void)?) async throws -> HTTPResponse {
         try Task.checkCancellation()
-        let id = Mutex<ObjectIdentifier?>(nil)
+        let call = Mutex<CallState>(.preparing)
         let driver = self.driver
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (cont: CheckedContinuation<HTTPResponse, any Error>) in
                 let transfer = Transfer(maxBytes: configuration.maxResponseBytes, onData: onData) { cont.resume(with: $0.mapError { $0 as any Error }) }
-                id.withLock { $0 = ObjectIdentifier(transfer) }
+                let go = call.withLock { state -> Bool in
+                    guard case .preparing = state else { return false }
+                    state = .sent(ObjectIdentifier(transfer))
+                    return true
+                }
+                guard go else {
+                    transfer.completion(.failure(HTTPClientError(code: .cancelled, curlCode: 0, message: "the caller was cancelled")))
+                    return
+                }
                 switch driver.inbox.withLock({ $0.submit(.start(request, transfer)) }) {
                 case .queued: curl_multi_wakeup(driver.multi)
                 case .refused: transfer.completion(.failure(HTTPClientError(code: .shutdown, curlCode: 0, message: "HTTP client is shut down")))
                 }
             }
         } onCancel: {
-            guard let t = id.withLock({ $0 }) else { return }
+            let sent = call.withLock { state -> ObjectIdentifier? in
+                if case .sent(let id) = state { return id }
+                state = .cancelled
+                return nil
+            }
+            guard let t = sent else { return }
             // Refused only once shutting down, which fails the transfer anyway.
             if case .queued = driver.inbox.withLock({ $0.submit(.cancel(t)) }) { curl_multi_wakeup(driver.multi) }
         }

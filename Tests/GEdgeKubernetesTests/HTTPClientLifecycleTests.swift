@@ -72,10 +72,17 @@ final class Codes: Sendable {
         let client = HTTPClient(logger: .init(label: "test"))
         let call = Task { try await client.execute(HTTPRequest(url: "http://127.0.0.1:\(server.port)/", timeout: .seconds(60))) }
         try await Task.sleep(for: .milliseconds(100))
-        let started = ContinuousClock.now
         call.cancel()
-        await #expect(throws: (any Error).self) { try await call.value }
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // Cancelled before or after its transfer was handed over: either way it ends as
+        // cancelled, never by the request's 60 s timeout.
+        do {
+            _ = try await call.value
+            Issue.record("a server that never answers cannot give a response")
+        } catch let e as HTTPClientError {
+            #expect(e.code == .cancelled, "\(e)")
+        } catch {
+            #expect(error is CancellationError, "\(error)")
+        }
         await client.shutdown()
     }
 
