@@ -161,6 +161,8 @@ extension ConfigKeys {
             Key(names: ["kubernetes.url"], defaultValue: "in-cluster (`KUBERNETES_SERVICE_HOST`)", meaning: "API server"),
             Key(names: ["kubernetes.token.file"], defaultValue: "the service account's token", meaning: "re-read on every call"),
             Key(names: ["kubernetes.tls.ca.file"], defaultValue: "the service account's `ca.crt`", meaning: ""),
+            Key(names: ["kubernetes.kubeconfig"], defaultValue: "none", meaning: "a kubeconfig to read instead (its server, CA, token or client certificate)"),
+            Key(names: ["kubernetes.context"], defaultValue: "the kubeconfig's current context", meaning: "which context of `kubernetes.kubeconfig`"),
             Key(names: ["--once"], defaultValue: "", meaning: "print the inventory as JSON and exit"),
         ]),
         Section(title: "gedge-kafka-dev", programs: ["gedge-kafka-dev"], keys: [

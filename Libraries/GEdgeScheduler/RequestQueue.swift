@@ -544,8 +544,8 @@ public struct RequestQueue: Sendable {
             let ended = failCount > policy.maxFailures
             try await c.execute(
                 """
-                UPDATE schedule_requests SET fail_count = $2, state = $3, reason = $4, queued_at = clock_timestamp(), lease_owner = NULL,
-                    lease_until = NULL, not_before = clock_timestamp() + ($5::interval * $2), updated_at = clock_timestamp(),
+                UPDATE schedule_requests SET fail_count = $2::integer, state = $3, reason = $4, queued_at = clock_timestamp(), lease_owner = NULL,
+                    lease_until = NULL, not_before = clock_timestamp() + ($5::interval * $2::integer), updated_at = clock_timestamp(),
                     finished_at = CASE WHEN $3 = 'failed' THEN clock_timestamp() END
                 WHERE id = $1
                 """,

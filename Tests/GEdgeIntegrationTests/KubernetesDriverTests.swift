@@ -418,3 +418,45 @@ extension JSONValue {
         return .object(o)
     }
 }
+
+/// The whole way on a (fake) Kubernetes cluster: requests placed by the scheduler, applied
+/// by an agent with its own service account, judged rolled out; a workload whose image
+/// cannot be pulled fails with that reason in its lifecycle and leaves nothing behind.
+@Suite("Kubernetes end to end", .enabled(if: TestEnv.integration), .timeLimit(.minutes(3)))
+struct KubernetesEndToEndTests {
+    @Test func requestsRollOutOrFailWithThePodsReason() async throws {
+        let k = try await KubeFixture()
+        let h = try await SchedulerHarness(partitions: 2)
+        let ns = KubeNames.namespace(forProject: "p1")
+        k.server.addNamespace(ns, labels: ["gedge.io/managed": "true"])
+        try h.startAgent("kube1", driver: k.driver(applyTimeout: .seconds(30), podFailureGrace: .seconds(1)))
+        try await h.bind("p1", ["kube1"])
+        try h.startScheduler(instance: "s1", staleAfter: .seconds(15))
+
+        var good = request("kube-ok", .mostRequested, cpu: "100m")
+        good.workload = deployment("web", cpu: "100m", replicas: 1)
+        try await h.submit(good)
+        let done = try await h.waitFor("kube-ok", .completed, timeout: .seconds(60))
+        #expect(done.state == .completed)
+        #expect(k.server.objects("pods", namespace: ns).count == 1)
+        #expect(k.server.object("deployments", namespace: ns, name: "web")?["metadata"]?["labels"]?["gedge.io/request-id"] == "kube-ok")
+
+        var bad = request("kube-bad", .mostRequested, cpu: "100m")
+        bad.workload = deployment("broken", image: "example/missing:404", cpu: "100m", replicas: 1)
+        try await h.submit(bad)
+        var events: [String] = []
+        do {
+            try await eventually("kube-bad failed", timeout: .seconds(90), detail: { events.suffix(8).joined(separator: " | ") }) {
+                events = try await h.store.lifecycle(id: "kube-bad").map { "\($0.state) \($0.reason ?? "")" }
+                return try await h.store.request(id: "kube-bad")?.state == .failed
+            }
+        }
+        let failed = try #require(try await h.store.request(id: "kube-bad"))
+        let reasons = try await h.store.lifecycle(id: "kube-bad").compactMap(\.reason).joined(separator: " | ")
+        #expect(reasons.contains("ImagePullBackOff"), "\(failed.reason ?? "") / \(reasons)")
+        #expect(k.server.object("deployments", namespace: ns, name: "broken") == nil)
+        #expect(k.server.denied == [])
+        await h.shutdown()
+        await k.close()
+    }
+}

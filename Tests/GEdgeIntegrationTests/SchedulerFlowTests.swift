@@ -71,6 +71,30 @@ struct SchedulerFlowTests {
         await h.shutdown()
     }
 
+    /// A cluster that refuses every apply and no other candidate: each refusal comes back
+    /// through the agent's reply (never the lease running out), the request waits its
+    /// backoff and is tried again, and fails once it has failed more than the maximum.
+    @Test func failedApplyWithNoOtherCandidateIsRetriedThenFails() async throws {
+        let h = try await SchedulerHarness()
+        let edge1 = SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 1), podStartDelay: .zero, failApplies: "image pull back-off")
+        try h.startAgent("edge1", driver: edge1)
+        try await h.bind("p1", ["edge1"])
+        var queue = QueuePolicy()
+        queue.maxFailures = 2
+        queue.retryBackoff = .milliseconds(100)
+        queue.leaseTimeout = .seconds(120)  // so that only replies can end the attempts
+        let ctx = try h.startScheduler(instance: "s1", queue: queue)
+        try await eventually("cluster in view") { ctx.view.fresh().count == 1 }
+        try await h.submit(request("refused", .mostRequested))
+        let failed = try await h.waitFor("refused", .failed, timeout: .seconds(60))
+        #expect(failed.failCount == 3)
+        #expect(failed.reason?.contains("image pull back-off") == true, "\(failed.reason ?? "")")
+        let reasons = try await h.store.lifecycle(id: "refused").compactMap(\.reason)
+        #expect(reasons.filter { $0.contains("image pull back-off") && $0.contains("(failure") }.count == 2, "\(reasons)")
+        #expect(!reasons.contains { $0.contains("lease expired") }, "\(reasons)")
+        await h.shutdown()
+    }
+
     @Test func rejectionsNameTheirReason() async throws {
         let h = try await SchedulerHarness()
         try h.startAgent("edge1", driver: SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 1), podStartDelay: .zero))
