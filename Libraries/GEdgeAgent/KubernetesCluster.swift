@@ -351,14 +351,23 @@ public struct KubernetesCluster: ClusterDriver {
     }
 
     /// Objects the agent applies that carry pods or expose them, found by the request label.
-    static let removable: [(String, String)] = [("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("batch/v1", "Job"), ("v1", "Pod"), ("v1", "Service")]
+    static let removable: [(String, String)] = [
+        ("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("batch/v1", "Job"), ("v1", "Pod"), ("v1", "Service"),
+        ("networking.k8s.io/v1", "NetworkPolicy"), ("k8s.cni.cncf.io/v1", "NetworkAttachmentDefinition"),
+    ]
 
     public func remove(requestID: String, attempt: Int?) async throws -> Int {
         var n = 0
         // Only the attempt's own objects: a newer attempt re-applied on this cluster relabels them.
         let selector = "\(Self.requestLabel)=\(requestID)" + (attempt.map { ",\(Self.attemptLabel)=\($0)" } ?? "")
         for (v, kind) in Self.removable {
-            for o in try await api.list(apiVersion: v, kind: kind, labelSelector: selector).items {
+            let found: [JSONValue]
+            do {
+                found = try await api.list(apiVersion: v, kind: kind, labelSelector: selector).items
+            } catch let e as KubernetesAPIError where e.isNotFound {
+                continue  // a kind this cluster does not serve (no Multus): nothing of it to remove
+            }
+            for o in found {
                 guard let name = o["metadata"]?["name"]?.stringValue else { continue }
                 // Pods a workload owns go with it.
                 if kind == "Pod", o["metadata"]?["ownerReferences"]?.arrayValue?.isEmpty == false { continue }

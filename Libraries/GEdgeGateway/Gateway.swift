@@ -349,7 +349,7 @@ public final class Gateway: Sendable {
         let manifests = def.manifests(podSecurity: projectPolicy.podSecurity)
         // With the autoscaler, the HPA is not applied: the autoscaler scales the Deployment.
         let byAutoscaler = def.autoscaling != nil && settings.autoscalingBy == "autoscaler"
-        let applied = byAutoscaler ? [manifests.deployment, manifests.service] + [manifests.serviceMonitor].compactMap { $0 } : manifests.all
+        let applied = manifests.applied(withAutoscaler: !byAutoscaler)
         var parameters = def.scheduleParameters
         if case .object(var p) = parameters {
             p["namespace"] = .string(def.namespace)

@@ -17,7 +17,7 @@ public struct ProjectPolicy: Sendable, Hashable {
     /// GS-Scheduler's own requests place bare Pods.
     public static let defaultKinds: Set<String> = [
         "Pod", "Deployment", "StatefulSet", "Job", "CronJob", "Service", "ConfigMap", "Secret",
-        "PersistentVolumeClaim", "HorizontalPodAutoscaler", "ServiceMonitor", "NetworkPolicy",
+        "PersistentVolumeClaim", "HorizontalPodAutoscaler", "ServiceMonitor", "NetworkPolicy", "NetworkAttachmentDefinition",
     ]
 
     public init(namespaces: Set<String> = [], kinds: Set<String> = ProjectPolicy.defaultKinds, podSecurity: PodSecurity = .baseline) {

@@ -8,6 +8,7 @@ public enum FilterFailure: String, Sendable, Hashable, CaseIterable {
     case selector = "node(s) didn't match the node selector"
     case affinity = "node(s) didn't match the required node affinity"
     case accelerator = "node(s) lacked the accelerator"
+    case network = "node(s) lacked the data network"
     case cpu = "Insufficient cpu"
     case memory = "Insufficient memory"
     case gpu = "Insufficient nvidia.com/gpu"
@@ -47,7 +48,18 @@ public enum NodeFilter {
             if !req.affinityTerms.contains(where: { term in term.allSatisfy { $0.matches(p.pointee.labels) } }) { return .affinity }
         }
         if let acc = req.accelerator, !acc.matches(p.pointee.labels) { return .accelerator }
+        if !req.networkLabels.isEmpty {
+            for key in req.networkLabels where p.pointee.labels[key] != "true" { return .network }
+        }
         return nil
+    }
+
+    /// The extended resource a node lacks, for the message ("Insufficient intel.com/sriov_netdevice").
+    static func insufficientExtended(_ node: NodeState, _ req: WorkloadRequirements, copies: Int) -> String? {
+        let n = Int64(copies)
+        return req.perReplica.extended.sorted { $0.key < $1.key }.first { k, v in
+            v * n > node.allocatable.extended[k, default: 0] - node.requested.extended[k, default: 0]
+        }?.key
     }
 
     /// The feasible node with the highest score (ties to the lower name), by index. Reads the
@@ -87,20 +99,28 @@ public enum NodeFilter {
     public static func eligible(_ node: NodeState, _ req: WorkloadRequirements) -> Bool {
         check(node, WorkloadRequirements(
             perReplica: .zero, nodeSelector: req.nodeSelector, affinityTerms: req.affinityTerms,
-            tolerations: req.tolerations, accelerator: req.accelerator), copies: 1) == nil
+            tolerations: req.tolerations, accelerator: req.accelerator, networkLabels: req.networkLabels), copies: 1) == nil
     }
 
     /// kube-scheduler's summary: "0/6 nodes are available: 2 Insufficient cpu, 4 node(s) not ready."
     public static func explain(_ clusters: [ClusterState], _ req: WorkloadRequirements, copies: Int) -> String {
         var counts: [FilterFailure: Int] = [:]
+        var extended: [String: Int] = [:]
         var total = 0
         for c in clusters {
             for n in c.nodes {
                 total += 1
-                if let f = check(n, req, copies: copies) { counts[f, default: 0] += 1 }
+                guard let f = check(n, req, copies: copies) else { continue }
+                counts[f, default: 0] += 1
+                if f == .extended, let name = insufficientExtended(n, req, copies: copies) { extended[name, default: 0] += 1 }
             }
         }
-        let parts = FilterFailure.allCases.compactMap { f in counts[f].map { "\($0) \(f.rawValue)" } }
+        // Each extended resource by its name, as kube-scheduler says it.
+        let parts = FilterFailure.allCases.flatMap { f -> [String] in
+            guard let n = counts[f] else { return [] }
+            if f == .extended, !extended.isEmpty { return extended.sorted { $0.key < $1.key }.map { "\($0.value) Insufficient \($0.key)" } }
+            return ["\(n) \(f.rawValue)"]
+        }
         let available = total - counts.values.reduce(0, +)
         return "\(available)/\(total) nodes are available" + (parts.isEmpty ? "" : ": " + parts.joined(separator: ", "))
     }

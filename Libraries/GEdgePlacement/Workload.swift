@@ -101,6 +101,40 @@ public struct AcceleratorRequirement: Sendable, Hashable {
     }
 }
 
+/// The data networks a workload's pods attach to (Multus's pod annotation), each needing
+/// nodes labelled `network.gedge.io/<name>=true`.
+public enum NetworkRequirement {
+    public static let annotation = "k8s.v1.cni.cncf.io/networks"
+    public static let nodeLabelPrefix = "network.gedge.io/"
+
+    /// The attachment names of the annotation, in either of Multus's forms: a JSON list of
+    /// selection elements (`[{"name": "data", "namespace": "ns", "interface": "net1"}]`) or
+    /// a comma-separated list (`ns/data@net1,other`).
+    public static func names(_ annotation: String, path: String) throws(MessageDecodingError) -> [String] {
+        let text = annotation.trimmingCharacters(in: .whitespaces)
+        if text.hasPrefix("[") {
+            let items: JSONValue
+            do { items = try JSONValue.parse(Array(text.utf8)) } catch {
+                throw MessageDecodingError(.invalidValue, field: path, reason: "not a JSON list of network selection elements")
+            }
+            var out: [String] = []
+            for (i, item) in (items.arrayValue ?? []).enumerated() {
+                guard let n = item["name"]?.stringValue, !n.isEmpty else {
+                    throw MessageDecodingError(.missingField, field: "\(path)[\(i)].name", reason: "a network selection element names its attachment")
+                }
+                out.append(n)
+            }
+            return out
+        }
+        return text.split(separator: ",").map { element in
+            var e = element.trimmingCharacters(in: .whitespaces)
+            if let at = e.firstIndex(of: "@") { e = String(e[..<at]) }
+            if let slash = e.lastIndex(of: "/") { e = String(e[e.index(after: slash)...]) }
+            return e
+        }.filter { !$0.isEmpty }
+    }
+}
+
 /// What placing a workload asks of a node, read from its manifests and the request's parameters.
 public struct WorkloadRequirements: Sendable, Hashable {
     /// Effective requests of one replica (Kubernetes rules: the larger of the containers' sum
@@ -112,6 +146,8 @@ public struct WorkloadRequirements: Sendable, Hashable {
     public var affinityTerms: [[NodeSelectorRequirement]]
     public var tolerations: [Toleration]
     public var accelerator: AcceleratorRequirement?
+    /// Node labels the data networks need (`network.gedge.io/<name>`), from Multus's annotation.
+    public var networkLabels: [String] = []
     public var preferred: PreferredLocation?
     /// Name and namespace of the workload, for messages.
     public var name: String
@@ -120,8 +156,10 @@ public struct WorkloadRequirements: Sendable, Hashable {
     public init(
         perReplica: Resources = .zero, replicas: Int = 1, nodeSelector: [String: String] = [:],
         affinityTerms: [[NodeSelectorRequirement]] = [], tolerations: [Toleration] = [],
-        accelerator: AcceleratorRequirement? = nil, preferred: PreferredLocation? = nil, name: String = "workload", namespace: String? = nil
+        accelerator: AcceleratorRequirement? = nil, networkLabels: [String] = [], preferred: PreferredLocation? = nil, name: String = "workload",
+        namespace: String? = nil
     ) {
+        self.networkLabels = networkLabels
         self.perReplica = perReplica
         self.replicas = replicas
         self.nodeSelector = nodeSelector
@@ -163,11 +201,18 @@ public struct WorkloadRequirements: Sendable, Hashable {
             req.namespace = try meta?.optionalString("namespace")
             let spec = try m.optionalObject("spec")
             let podSpec: FieldReader?
+            let podMeta: FieldReader?
             if kind == "Pod" {
                 podSpec = spec
+                podMeta = meta
             } else {
                 req.replicas = kind == "DaemonSet" ? 1 : (try spec?.optionalInt("replicas") ?? 1)
                 podSpec = try spec?.optionalObject("template")?.optionalObject("spec")
+                podMeta = try spec?.optionalObject("template")?.optionalObject("metadata")
+            }
+            if let annotations = try podMeta?.optionalObject("annotations"), let networks = try annotations.optionalString(NetworkRequirement.annotation) {
+                req.networkLabels = try NetworkRequirement.names(networks, path: annotations.childPath(NetworkRequirement.annotation))
+                    .map { NetworkRequirement.nodeLabelPrefix + $0 }
             }
             if let podSpec { try req.read(podSpec: podSpec) }
             break

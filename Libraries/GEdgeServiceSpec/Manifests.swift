@@ -9,9 +9,19 @@ public struct ServiceManifests: Sendable, Hashable {
     public var service: JSONValue
     public var serviceMonitor: JSONValue?
     public var autoscaler: JSONValue?
+    /// The NetworkAttachmentDefinitions the service describes, applied before its pods.
+    public var networkAttachments: [JSONValue] = []
+    /// The service's `allowFrom` as a NetworkPolicy.
+    public var networkPolicy: JSONValue? = nil
 
-    /// In apply order.
-    public var all: [JSONValue] { [deployment, service] + [serviceMonitor, autoscaler].compactMap { $0 } }
+    /// In apply order: attachments first (a pod naming a missing one does not start), the
+    /// policy with the Service.
+    public var all: [JSONValue] { applied(withAutoscaler: true) }
+
+    /// The objects to apply; without the HPA when the suite's autoscaler scales the service.
+    public func applied(withAutoscaler: Bool) -> [JSONValue] {
+        networkAttachments + [deployment, service] + [networkPolicy, serviceMonitor, withAutoscaler ? autoscaler : nil].compactMap { $0 }
+    }
 
     public static let managedBy = "gedge-gateway"
 }
@@ -77,15 +87,22 @@ extension ServiceDefinition {
         if let selector = scheduleHint?.nodeSelector, !selector.isEmpty {
             podSpec["nodeSelector"] = .object(selector.mapValues(JSONValue.string))
         }
+        var exprs: [JSONValue] = []
         if let accelerator {
             // The accelerator monitor's labels: the node must carry at least `count` of the kind.
-            var exprs: [JSONValue] = [.object([
+            exprs = [.object([
                 "key": .string(AcceleratorRequirement.labelPrefix + accelerator.kind + ".count"), "operator": "Gt",
                 "values": .array([.string(String(accelerator.count - 1))]),
             ])]
             if accelerator.kind.hasPrefix("coral") || accelerator.kind == "jetson" {
                 exprs = [.object(["key": .string(AcceleratorRequirement.labelPrefix + accelerator.kind + ".count"), "operator": "Exists"])]
             }
+        }
+        // Nodes wired to each data network carry its label.
+        for n in Set(networks.map(\.name)).sorted() {
+            exprs.append(.object(["key": .string(NetworkAttachment.nodeLabelPrefix + n), "operator": "In", "values": .array(["true"])]))
+        }
+        if !exprs.isEmpty {
             podSpec["affinity"] = .object(["nodeAffinity": .object([
                 "requiredDuringSchedulingIgnoredDuringExecution": .object([
                     "nodeSelectorTerms": .array([.object(["matchExpressions": .array(exprs)])]),
@@ -97,7 +114,11 @@ extension ServiceDefinition {
         if let pinnedCPUs { annotations["gedge.io/pinned-cpus"] = .string(String(pinnedCPUs)) }
 
         var templateMeta: [String: JSONValue] = ["labels": labelsJSON]
-        if !annotations.isEmpty { templateMeta["annotations"] = .object(annotations) }
+        var podAnnotations = annotations
+        if !networks.isEmpty {
+            podAnnotations[NetworkAttachment.annotation] = .string(String(decoding: JSONValue.array(networks.map(\.selection)).serialized(), as: UTF8.self))
+        }
+        if !podAnnotations.isEmpty { templateMeta["annotations"] = .object(podAnnotations) }
         let deployment: JSONValue = .object([
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": metadata(annotations.isEmpty ? [:] : ["annotations": .object(annotations)]),
@@ -160,15 +181,51 @@ extension ServiceDefinition {
                 ]),
             ])
         }
-        return ServiceManifests(deployment: deployment, service: service, serviceMonitor: monitor, autoscaler: hpa)
+        var policy: JSONValue?
+        if let allowFrom {
+            var peers: [JSONValue] = []
+            for s in allowFrom.services {
+                peers.append(.object(["podSelector": .object(["matchLabels": .object(["gedge.io/service": .string(s)])])]))
+            }
+            if !allowFrom.namespaces.isEmpty {
+                peers.append(.object(["namespaceSelector": .object(["matchExpressions": .array([.object([
+                    "key": "kubernetes.io/metadata.name", "operator": "In", "values": .array(allowFrom.namespaces.map(JSONValue.string)),
+                ])])])]))
+            }
+            for c in allowFrom.cidrs { peers.append(.object(["ipBlock": .object(["cidr": .string(c)])])) }
+            policy = .object([
+                "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": metadata(),
+                "spec": .object([
+                    "podSelector": .object(["matchLabels": selectorJSON]),
+                    "policyTypes": .array(["Ingress"]),
+                    "ingress": .array([.object([
+                        "from": .array(peers),
+                        "ports": .array(allowFrom.ports.map { .object(["protocol": "TCP", "port": .number(Double($0))]) }),
+                    ])]),
+                ]),
+            ])
+        }
+        let attachments = networks.compactMap { $0.definition(namespace: namespace, labels: labelsJSON) }
+        return ServiceManifests(deployment: deployment, service: service, serviceMonitor: monitor, autoscaler: hpa,
+                                networkAttachments: attachments, networkPolicy: policy)
+    }
+
+    /// Device-plugin resources the networks ask for (SR-IOV virtual functions), summed per
+    /// resource; the first container requests them.
+    var networkResources: [String: Int] {
+        var out: [String: Int] = [:]
+        for n in networks { if let r = n.resource { out[r, default: 0] += n.count } }
+        return out
     }
 
     func resources(for c: Container) -> JSONValue {
+        let devices = c == containers[0] ? networkResources : [:]
         if let pinnedCPUs {
             // Guaranteed QoS: requests equal limits, whole CPUs.
             let memory = c.resources.map { Self.memoryLess($0.requestsMemory, $0.limitsMemory) ? $0.limitsMemory : $0.requestsMemory } ?? Defaults.pinnedMemory
             var q: [String: JSONValue] = ["cpu": .string(String(pinnedCPUs)), "memory": .string(memory)]
             if gpus > 0 { q["nvidia.com/gpu"] = .string(String(gpus)) }
+            for (k, v) in devices { q[k] = .string(String(v)) }
             return .object(["requests": .object(q), "limits": .object(q)])
         }
         let spec = c.resources ?? ResourceSpec(
@@ -180,6 +237,11 @@ extension ServiceDefinition {
         if gpus > 0 && c == containers[0] {
             requests["nvidia.com/gpu"] = .string(String(gpus))
             limits["nvidia.com/gpu"] = .string(String(gpus))
+        }
+        // Device-plugin resources: requests equal to limits, as Kubernetes requires.
+        for (k, v) in devices {
+            requests[k] = .string(String(v))
+            limits[k] = .string(String(v))
         }
         return .object(["requests": .object(requests), "limits": .object(limits)])
     }

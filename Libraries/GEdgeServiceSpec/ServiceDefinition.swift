@@ -7,7 +7,8 @@ import GEdgePlacement
 ///
 /// The seed's schema: `name`, `namespace`, `containers`, `ports`, `type` (required);
 /// `monitorPorts`, `scheduleHint` (optional). Extensions, all optional: `replicas`,
-/// `resources`, `autoscaling`, `pinnedCPUs`, `gpus`, `accelerator`, `labels`, `env`, `runtime`.
+/// `resources`, `autoscaling`, `pinnedCPUs`, `gpus`, `accelerator`, `labels`, `env`, `runtime`,
+/// `networks`, `allowFrom`.
 public struct ServiceDefinition: Sendable, Hashable {
     public enum ServiceType: String, Sendable, Hashable, CaseIterable {
         case loadBalancer = "LoadBalancer", nodePort = "NodePort", clusterIP = "ClusterIP"
@@ -74,6 +75,10 @@ public struct ServiceDefinition: Sendable, Hashable {
     public var labels: [String: String]
     /// Runtime components mounted from a shared volume (GS-AIflow).
     public var runtime: RuntimeEnvironment? = nil
+    /// Second networks (Multus, SR-IOV): GS-Engine's dual path.
+    public var networks: [NetworkAttachment] = []
+    /// Who may reach the service (a NetworkPolicy); nil: anyone, as before.
+    public var allowFrom: AllowFrom? = nil
 
     // MARK: defaults
 
@@ -92,6 +97,7 @@ public struct ServiceDefinition: Sendable, Hashable {
     static let topFields: Set<String> = [
         "name", "namespace", "containers", "ports", "type", "monitorPorts", "scheduleHint",
         "replicas", "resources", "autoscaling", "pinnedCPUs", "gpus", "accelerator", "labels", "env", "runtime",
+        "networks", "allowFrom",
     ]
 
     // MARK: decoding
@@ -182,10 +188,12 @@ public struct ServiceDefinition: Sendable, Hashable {
             try checkLabel(key: k, value: v, field: "labels.\(k)")
         }
         let runtime = try r.optionalObject("runtime").map { rt throws(MessageDecodingError) in try RuntimeEnvironment.decode(rt) }
+        let networks = try NetworkAttachment.decode(try r.optionalList("networks") ?? [], path: "networks")
+        let allowFrom = try r.optionalObject("allowFrom").map { a throws(MessageDecodingError) in try AllowFrom.decode(a, servicePorts: ports) }
         return ServiceDefinition(
             name: name, namespace: namespace, containers: containers, ports: ports, type: type, monitorPorts: monitorPorts,
             scheduleHint: hint, replicas: replicas, autoscaling: autoscaling, pinnedCPUs: pinned, gpus: gpus,
-            accelerator: accelerator, labels: labels, runtime: runtime)
+            accelerator: accelerator, labels: labels, runtime: runtime, networks: networks, allowFrom: allowFrom)
     }
 
     static func container(_ item: JSONValue, path: String, serviceName: String, index: Int, count: Int) throws(MessageDecodingError) -> Container {

@@ -34,6 +34,9 @@ final class FakeCluster: @unchecked Sendable {
         Resource(group: "apps", version: "v1", name: "replicasets", kind: "ReplicaSet", namespaced: true, verbs: ["get", "list", "watch"]),
         Resource(group: "batch", version: "v1", name: "jobs", kind: "Job", namespaced: true, verbs: ["get", "list", "watch", "create", "patch", "delete"]),
         Resource(group: "metrics.k8s.io", version: "v1beta1", name: "pods", kind: "PodMetrics", namespaced: true, verbs: ["get", "list"]),
+        Resource(group: "networking.k8s.io", version: "v1", name: "networkpolicies", kind: "NetworkPolicy", namespaced: true, verbs: ["get", "list", "watch", "create", "patch", "delete"]),
+        Resource(group: "k8s.cni.cncf.io", version: "v1", name: "network-attachment-definitions", kind: "NetworkAttachmentDefinition", namespaced: true,
+                 verbs: ["get", "list", "watch", "create", "patch", "delete"]),
     ]
 
     struct Key: Hashable { let resource: String; let namespace: String; let name: String }
