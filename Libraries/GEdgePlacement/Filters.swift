@@ -41,6 +41,11 @@ public enum NodeFilter {
                 if !req.tolerations.contains(where: { $0.tolerates(t) }) { return .taint }
             }
         }
+        // Before the selector and affinity: the manifests' affinity for a data network says
+        // the same, less precisely.
+        if !req.networkLabels.isEmpty {
+            for key in req.networkLabels where p.pointee.labels[key] != "true" { return .network }
+        }
         if !req.nodeSelector.isEmpty {
             for (k, v) in req.nodeSelector where p.pointee.labels[k] != v { return .selector }
         }
@@ -48,9 +53,6 @@ public enum NodeFilter {
             if !req.affinityTerms.contains(where: { term in term.allSatisfy { $0.matches(p.pointee.labels) } }) { return .affinity }
         }
         if let acc = req.accelerator, !acc.matches(p.pointee.labels) { return .accelerator }
-        if !req.networkLabels.isEmpty {
-            for key in req.networkLabels where p.pointee.labels[key] != "true" { return .network }
-        }
         return nil
     }
 

@@ -123,8 +123,11 @@ extension FakeCluster {
         let created = podCreated[key] ?? .distantPast
         var p = pod
         if p["spec"]?["nodeName"] == nil {
-            guard let node = pickNode(for: pod) else {
-                let message = "0/\(objects("nodes", namespace: nil).count) nodes are available: insufficient cpu or no node matches the pod's node selector."
+            let node: String
+            switch pickNode(for: pod) {
+            case .success(let n): node = n
+            case .failure(let why):
+                let message = why.message
                 let cond = JSONValue.array([.object(["type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": .string(message)])])
                 if p["status"]?["conditions"] != cond {
                     put(key, p.setting(["status", "conditions"], cond), type: "MODIFIED")
@@ -168,22 +171,70 @@ extension FakeCluster {
         put(key, p, type: "MODIFIED")
     }
 
-    func pickNode(for pod: JSONValue) -> String? {
-        let selector = pod["spec"]?["nodeSelector"]?.objectValue ?? [:]
-        let want = (try? WorkloadRequirements.extract(workload: pod, parameters: .null))?.perReplica.cpuMilli ?? 0
-        var used: [String: Int64] = [:]
-        for (_, p) in objects("pods", namespace: nil) {
-            guard let n = p["spec"]?["nodeName"]?.stringValue else { continue }
-            used[n, default: 0] += (try? WorkloadRequirements.extract(workload: p, parameters: .null))?.perReplica.cpuMilli ?? 0
+    /// What the scheduler would say of each node for the pod: nil when it fits (node
+    /// selector, required node affinity, readiness, CPU and extended resources).
+    func whyNot(_ pod: JSONValue, on node: JSONValue, used: [String: [String: Int64]]) -> String? {
+        let name = node["metadata"]?["name"]?.stringValue ?? ""
+        let labels = node["metadata"]?["labels"]?.objectValue ?? [:]
+        guard node["status"]?["conditions"]?.arrayValue?.contains(where: { $0["type"]?.stringValue == "Ready" && $0["status"]?.stringValue == "True" }) == true else {
+            return "node(s) had untolerated taint {node.kubernetes.io/not-ready: }"
         }
-        for (_, node) in objects("nodes", namespace: nil) {
-            let name = node["metadata"]?["name"]?.stringValue ?? ""
-            let labels = node["metadata"]?["labels"]?.objectValue ?? [:]
-            guard selector.allSatisfy({ labels[$0.key] == $0.value }) else { continue }
-            guard node["status"]?["conditions"]?.arrayValue?.contains(where: { $0["type"]?.stringValue == "Ready" && $0["status"]?.stringValue == "True" }) == true else { continue }
-            let cpu = node["status"]?["allocatable"]?["cpu"]?.stringValue.flatMap(Quantity.milli) ?? 0
-            if used[name, default: 0] + want <= cpu { return name }
+        let selector = pod["spec"]?["nodeSelector"]?.objectValue ?? [:]
+        let terms = pod["spec"]?["affinity"]?["nodeAffinity"]?["requiredDuringSchedulingIgnoredDuringExecution"]?["nodeSelectorTerms"]?.arrayValue
+        func matches(_ e: JSONValue) -> Bool {
+            let key = e["key"]?.stringValue ?? "", values = (e["values"]?.arrayValue ?? []).compactMap(\.stringValue)
+            let v = labels[key]?.stringValue
+            switch e["operator"]?.stringValue {
+            case "In": return v.map(values.contains) ?? false
+            case "NotIn": return !(v.map(values.contains) ?? false)
+            case "Exists": return v != nil
+            case "DoesNotExist": return v == nil
+            case "Gt": return (v.flatMap { Int($0) } ?? .min) > (values.first.flatMap { Int($0) } ?? .max)
+            case "Lt": return (v.flatMap { Int($0) } ?? .max) < (values.first.flatMap { Int($0) } ?? .min)
+            default: return false
+            }
+        }
+        let affinityOK = terms.map { $0.contains { ($0["matchExpressions"]?.arrayValue ?? []).allSatisfy(matches) } } ?? true
+        guard selector.allSatisfy({ labels[$0.key] == $0.value }), affinityOK else { return "node(s) didn't match Pod's node affinity/selector" }
+        let alloc = node["status"]?["allocatable"]?.objectValue ?? [:]
+        for (resource, want) in Self.requests(pod) where want > 0 {
+            let have = alloc[resource]?.stringValue.flatMap { resource == "cpu" ? Quantity.milli($0) : Quantity.value($0) } ?? 0
+            let inUse = used[name]?[resource] ?? 0
+            if inUse + want > have { return "Insufficient \(resource)" }
         }
         return nil
     }
+
+    /// A pod's requests by resource (CPU in millicores, the rest as counts or bytes).
+    static func requests(_ pod: JSONValue) -> [String: Int64] {
+        var out: [String: Int64] = [:]
+        for c in pod["spec"]?["containers"]?.arrayValue ?? [] {
+            let requests = c["resources"]?["requests"]?.objectValue ?? c["resources"]?["limits"]?.objectValue ?? [:]
+            for (k, v) in requests {
+                guard let s = v.stringValue ?? v.numberValue.map({ String(Int64($0)) }) else { continue }
+                out[k, default: 0] += (k == "cpu" ? Quantity.milli(s) : Quantity.value(s)) ?? 0
+            }
+        }
+        out["memory"] = nil  // the fake's nodes are not short of memory
+        return out
+    }
+
+    /// A node for the pod, or kube-scheduler's summary of why none fits.
+    func pickNode(for pod: JSONValue) -> Result<String, Unschedulable> {
+        var used: [String: [String: Int64]] = [:]
+        for (_, p) in objects("pods", namespace: nil) {
+            guard let n = p["spec"]?["nodeName"]?.stringValue else { continue }
+            for (k, v) in Self.requests(p) { used[n, default: [:]][k, default: 0] += v }
+        }
+        var reasons: [String: Int] = [:]
+        let nodes = objects("nodes", namespace: nil)
+        for (_, node) in nodes {
+            guard let why = whyNot(pod, on: node, used: used) else { return .success(node["metadata"]?["name"]?.stringValue ?? "") }
+            reasons[why, default: 0] += 1
+        }
+        let parts = reasons.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        return .failure(Unschedulable(message: "0/\(nodes.count) nodes are available: \(parts)."))
+    }
+
+    struct Unschedulable: Error { let message: String }
 }
