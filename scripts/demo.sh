@@ -64,6 +64,16 @@ echo "== gedgectl watch $id"
 echo "== a bad definition gets the field and the reason"
 curl -s -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/yaml' \
   --data 'name: App_1' http://127.0.0.1:8888/gse/service/create; echo
+echo
+echo "== GS-Engine's network acceleration: the dual path (a macvlan data network and an SR-IOV virtual function) and network filtering"
+"$ctl" service delete edge/stream >/dev/null 2>&1 && sleep 1 || true
+"$ctl" --token "$token" service create -f "$root/config/gse/dual-path.yaml" --watch
+# Only edge1's first two workers are on the data network and offer virtual functions: the
+# placement above is on one of them.
+echo "== a network entry the schema refuses gets the field and the reason"
+curl -s -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/yaml' \
+  --data-binary $'name: bad-net\nnamespace: edge\ncontainers: [a]\nports: [80]\ntype: ClusterIP\nnetworks: [{name: data-net, type: macvlan}]\n' \
+  http://127.0.0.1:8888/gse/service/create; echo
 echo "== recent requests"
 "$ctl" --token "$token" requests --limit 5
 echo "== scheduler metrics"
