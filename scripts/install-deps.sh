@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the suite needs, if any is missing. Non-interactive.
+# (prometheus: for promtool, which the tests run on every service's /metrics.)
 set -euo pipefail
 
 packages=(
   librdkafka-dev librabbitmq-dev libpq-dev libcurl4-openssl-dev libyaml-dev pkg-config
   postgresql rabbitmq-server kcat python3 openssl procps curl wrk docker-compose chromium
+  prometheus
 )
 # Python tools the tests and checks run: Kubernetes schemas, the OpenAPI validator, yamllint.
 python_tools() {

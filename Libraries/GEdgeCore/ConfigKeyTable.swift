@@ -101,6 +101,7 @@ extension ConfigKeys {
             Key(names: ["gateway.instance"], defaultValue: "host-pid", meaning: "this replica's name (its Kafka view groups)"),
             Key(names: ["gateway.admin.token"], defaultValue: "", meaning: "secret (or `gateway.admin.token.file`): the first admin token, 32+ characters; its SHA-256 digest is stored. No default: without it only tokens already in the database work"),
             Key(names: ["gateway.body.max"], defaultValue: "`1048576`", meaning: "largest request body, bytes (413 above; a larger declared `Content-Length` is refused before the body is read)"),
+            Key(names: ["gateway.access.log"], defaultValue: "`true`", meaning: "one log line per request: method, route template, status, duration, the token's project, the request ID (`X-Request-ID`, echoed)"),
             Key(names: ["gateway.idle.timeout"], defaultValue: "`60s`", meaning: "an idle connection is closed after this"),
             Key(names: ["gateway.rate"], defaultValue: "`200`", meaning: "per-token requests a second (0: no limit)"),
             Key(names: ["gateway.rate.burst"], defaultValue: "`400`", meaning: "per-token burst"),

@@ -161,6 +161,7 @@ public struct Authenticator: Sendable {
             throw Problem.unavailable("tokens cannot be checked now: the database is unreachable")
         }
         guard let principal else { throw Problem.unauthorized("the token is unknown or revoked") }
+        AccessRecord.current?.project.withLock { $0 = principal.admin ? "(admin)" : principal.project }
         if let wait = limiter.take(principal.tokenID) {
             var p = Problem(.tooManyRequests, code: "rate_limited", detail: "this token's request rate is exceeded; retry later")
             p.headers[.retryAfter] = String(Int(wait.rounded(.up)))

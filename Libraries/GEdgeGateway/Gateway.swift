@@ -36,12 +36,15 @@ public struct GatewaySettings: Sendable {
     /// Whether callbacks may go to loopback and private addresses (link-local and metadata
     /// addresses never).
     public var callbackAllowPrivate = false
+    /// One log line per request (`gateway.access.log`).
+    public var accessLog = true
 
     public init() {}
 
     public init(_ c: ConfigReader) throws {
         requestsTopic = c.string("scheduler.topic", default: requestsTopic)
         maxBody = try c.int("gateway.body.max", default: maxBody)
+        accessLog = try c.bool("gateway.access.log", default: accessLog)
         rate = try c.double("gateway.rate", default: rate)
         burst = try c.double("gateway.rate.burst", default: burst)
         submittedTTL = try c.duration("gateway.submitted.ttl", default: submittedTTL)

@@ -14,6 +14,7 @@ extension Gateway {
     /// Every route: GS-Engine's `/gse`, GS-Scheduler's front API `/scheduler`, `/v1`, and the
     /// OpenAPI document. The ops endpoints are added by the caller.
     public func addRoutes(to router: Router<GatewayRequestContext>) {
+        if settings.accessLog { router.add(middleware: AccessLogMiddleware(logger: logger)) }
         router.add(middleware: ProblemMiddleware(logger: logger, routes: Self.routeTable, maxBody: settings.maxBody))
         router.add(middleware: MetricsMiddleware())
 

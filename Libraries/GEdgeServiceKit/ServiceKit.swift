@@ -90,6 +90,7 @@ public enum ServiceKit {
         // Timers start at 10 µs: a placement decision or a message's coding takes well under
         // a millisecond, and swift-prometheus's default buckets begin at 5 ms.
         factory.defaultDurationHistogramBuckets = durationBuckets
+        factory.nameAndLabelSanitizer = MetricsExposition.sanitize
         MetricsSystem.bootstrap(factory)
         var logger = Logger(label: service)
         logger[metadataKey: LogKeys.service] = .string(service)
@@ -127,7 +128,7 @@ public enum ServiceKit {
             registry.emit(into: &buffer)
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
+                body: .init(byteBuffer: ByteBuffer(bytes: MetricsExposition.render(buffer))))
         }
     }
 
