@@ -22,7 +22,7 @@ RUN swift build -c release --static-swift-stdlib \
 
 FROM debian:bookworm-slim
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      librdkafka1 librabbitmq4 libpq5 libcurl4 libyaml-0-2 ca-certificates curl \
+      librdkafka1 librabbitmq4 libpq5 libcurl4 libyaml-0-2 ca-certificates curl pci.ids \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --no-create-home gedge
 # The executables with their resource bundles (migrations, the OpenAPI document) beside them.

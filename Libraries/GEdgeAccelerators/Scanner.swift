@@ -9,11 +9,15 @@ public struct AcceleratorScanner: Sendable {
     /// nvidia-smi to ask for memory and driver version when it runs here (nil: not used).
     public let nvidiaSMI: String?
     private let pciNames: PCINames
+    /// Where device names come from: the host's pci.ids, the image's own, or none.
+    public var pciIDsSource: String { pciNames.source }
 
-    public init(hostRoot: URL, nvidiaSMI: String? = nil) {
+    /// `imagePCIIDs`: the image's own pci.ids (Debian's `pci.ids` package), read when the host
+    /// has none (minimal OS images ship without).
+    public init(hostRoot: URL, nvidiaSMI: String? = nil, imagePCIIDs: [String] = PCINames.standardPaths.map { "/" + $0 }) {
         self.hostRoot = hostRoot
         self.nvidiaSMI = nvidiaSMI
-        self.pciNames = PCINames.load(root: hostRoot)
+        self.pciNames = PCINames.load(root: hostRoot, image: imagePCIIDs)
     }
 
     /// nvidia-smi's answer per PCI address (lowercased, 4-digit domain as sysfs writes it).
@@ -225,15 +229,30 @@ public struct AcceleratorScanner: Sendable {
     }
 }
 
-/// Vendor and device names from pci.ids (Debian's pci.ids or hwdata), when present.
-struct PCINames: Sendable {
+/// Vendor and device names from pci.ids (Debian's pci.ids or hwdata): the host's, else the
+/// image's own, else none (devices are then reported by their IDs).
+public struct PCINames: Sendable {
     var vendors: [String: String] = [:]
     var devices: [String: String] = [:]
+    /// "host <path>", "image <path>" or "none".
+    var source = "none"
 
-    static func load(root: URL) -> PCINames {
-        for p in ["usr/share/misc/pci.ids", "usr/share/hwdata/pci.ids"] {
-            if let data = FileManager.default.contents(atPath: root.appendingPathComponent(p).path) {
-                return parse(String(decoding: data, as: UTF8.self))
+    public static let standardPaths = ["usr/share/misc/pci.ids", "usr/share/hwdata/pci.ids"]
+
+    static func load(root: URL, image: [String]) -> PCINames {
+        for p in standardPaths {
+            let path = root.appendingPathComponent(p).path
+            if let data = FileManager.default.contents(atPath: path) {
+                var names = parse(String(decoding: data, as: UTF8.self))
+                names.source = "host \(path)"
+                return names
+            }
+        }
+        for path in image {
+            if let data = FileManager.default.contents(atPath: path) {
+                var names = parse(String(decoding: data, as: UTF8.self))
+                names.source = "image \(path)"
+                return names
             }
         }
         return PCINames()

@@ -28,7 +28,13 @@ func runMonitor() async throws {
     let scanner = AcceleratorScanner(hostRoot: hostRoot, nvidiaSMI: smi)
 
     if config.flag("once") {
-        Console.line(String(decoding: scanner.scan(node: node).json.serialized(), as: UTF8.self))
+        // With where the device names came from (the host's pci.ids, the image's, or none).
+        var out = scanner.scan(node: node).json
+        if case .object(var o) = out {
+            o["pci_ids"] = .string(scanner.pciIDsSource)
+            out = .object(o)
+        }
+        Console.line(String(decoding: out.serialized(), as: UTF8.self))
         return
     }
 
@@ -45,7 +51,7 @@ func runMonitor() async throws {
         node: node, cluster: config.string("cluster.name", default: "default"),
         interval: try config.duration("scan.interval", default: .seconds(60)), logger: logger)
     let ops = ServiceKit.opsServer(opsConfig, registry: registry, readiness: [], logger: logger)
-    logger.info("accelerator monitor starting", metadata: [LogKeys.node: .string(node), "host.root": .string(hostRoot.path)])
+    logger.info("accelerator monitor starting", metadata: [LogKeys.node: .string(node), "host.root": .string(hostRoot.path), "pci.ids": .string(scanner.pciIDsSource)])
     try await ServiceKit.run([ops, monitor], logger: logger)
     await producer?.shutdown()
     await http.shutdown()

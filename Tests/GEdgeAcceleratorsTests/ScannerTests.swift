@@ -6,7 +6,7 @@ import Testing
 @Suite("Accelerator detection")
 struct ScannerTests {
     func scan(_ t: FixtureTree) -> AcceleratorInventory {
-        AcceleratorScanner(hostRoot: t.root).scan(node: "n1")
+        AcceleratorScanner(hostRoot: t.root, imagePCIIDs: []).scan(node: "n1")
     }
 
     @Test func nvidiaGPUsWithNamesDriverAndMemory() {
@@ -24,6 +24,29 @@ struct ScannerTests {
         #expect(gpus.allSatisfy { $0.model == "GV100GL [Tesla V100 PCIe 16GB]" && $0.vendor == "NVIDIA Corporation" && $0.driverVersion == "535.104.05" })
         #expect(gpus.first { $0.location == "0000:3b:00.0" }?.memoryMiB == 16384)
         #expect(gpus.first { $0.location == "0000:d8:00.0" }?.memoryMiB == nil)
+    }
+
+    /// A minimal OS image ships no pci.ids: the image's own names the device, and the scan
+    /// says which it used; the host's, when it has one, comes first.
+    @Test func namesFallBackToTheImagesPCIIDsAndSayWhich() {
+        let host = FixtureTree()
+        host.pci("0000:07:00.0", vendor: "10de", device: "20b0", class: "030200")
+        let image = FixtureTree()
+        image.file("usr/share/misc/pci.ids", "10de  NVIDIA Corporation\n\t20b0  GA100 [A100 SXM4 40GB]\n")
+        let imagePath = image.root.appendingPathComponent("usr/share/misc/pci.ids").path
+        let missing = image.root.appendingPathComponent("usr/share/hwdata/pci.ids").path
+
+        let bare = AcceleratorScanner(hostRoot: host.root, imagePCIIDs: [])
+        #expect(bare.pciIDsSource == "none")
+        #expect(bare.scan(node: "n").of(.nvidiaGPU).first?.model == nil)
+
+        let fallback = AcceleratorScanner(hostRoot: host.root, imagePCIIDs: [missing, imagePath])
+        #expect(fallback.pciIDsSource == "image \(imagePath)")
+        #expect(fallback.scan(node: "n").of(.nvidiaGPU).first?.model == "GA100 [A100 SXM4 40GB]")
+
+        host.pciIDs()
+        let own = AcceleratorScanner(hostRoot: host.root, imagePCIIDs: [imagePath])
+        #expect(own.pciIDsSource == "host \(host.root.appendingPathComponent("usr/share/misc/pci.ids").path)")
     }
 
     @Test func amdIntelAndOtherAcceleratorsByPCIClass() {
@@ -100,13 +123,13 @@ struct ScannerTests {
         let t = FixtureTree()
         t.pci("0000:3b:00.0", vendor: "10de", device: "2330", class: "030200")
         let smi = t.executable("bin/nvidia-smi", "#!/bin/sh\necho '00000000:3B:00.0, NVIDIA H100 80GB HBM3, 81559, 550.54.15'\n")
-        let gpu = AcceleratorScanner(hostRoot: t.root, nvidiaSMI: smi).scan(node: "n").of(.nvidiaGPU).first
+        let gpu = AcceleratorScanner(hostRoot: t.root, nvidiaSMI: smi, imagePCIIDs: []).scan(node: "n").of(.nvidiaGPU).first
         #expect(gpu?.memoryMiB == 81559)
         #expect(gpu?.driverVersion == "550.54.15")
         #expect(gpu?.model == "NVIDIA H100 80GB HBM3", "no pci.ids here: the name comes from nvidia-smi")
         // A failing nvidia-smi leaves them unknown rather than failing the scan.
         t.executable("bin/nvidia-smi", "#!/bin/sh\nexit 9\n")
-        let none = AcceleratorScanner(hostRoot: t.root, nvidiaSMI: smi).scan(node: "n").of(.nvidiaGPU).first
+        let none = AcceleratorScanner(hostRoot: t.root, nvidiaSMI: smi, imagePCIIDs: []).scan(node: "n").of(.nvidiaGPU).first
         #expect(none?.memoryMiB == nil)
     }
 
@@ -118,7 +141,7 @@ struct ScannerTests {
         t.pci("0000:01:00.0", vendor: "1ac1", device: "089a", class: "088000")
         t.usb("2-1", vendor: "18d1", product: "9302")
         t.file("proc/device-tree/model", "NVIDIA Jetson AGX Orin\0")
-        let inv = AcceleratorScanner(hostRoot: t.root).scan(node: "n")
+        let inv = AcceleratorScanner(hostRoot: t.root, imagePCIIDs: []).scan(node: "n")
         #expect(Set(inv.accelerators.map(\.kind)) == [.nvidiaGPU, .amdGPU, .coralPCIe, .coralUSB, .jetson])
         let labels = AcceleratorLabels.labels(for: inv)
         for kind in ["nvidia-gpu", "amd-gpu", "coral-pcie", "coral-usb", "jetson"] {
@@ -157,7 +180,7 @@ struct LabelTests {
         t.pci("0000:d8:00.0", vendor: "10de", device: "1db4", class: "030200")
         t.file("proc/driver/nvidia/version", "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  x\n")
         t.file("proc/driver/nvidia/gpus/0000:3b:00.0/information", "Video Memory: 16384 MB\n")
-        let labels = AcceleratorLabels.labels(for: AcceleratorScanner(hostRoot: t.root).scan(node: "n1"))
+        let labels = AcceleratorLabels.labels(for: AcceleratorScanner(hostRoot: t.root, imagePCIIDs: []).scan(node: "n1"))
         #expect(labels == [
             "accelerator.gedge.io/nvidia-gpu.count": "2",
             "accelerator.gedge.io/nvidia-gpu.model": "GV100GL-Tesla-V100-PCIe-16GB",
@@ -178,7 +201,7 @@ struct LabelTests {
         let t = FixtureTree()
         t.file("proc/device-tree/model", "NVIDIA Jetson Xavier NX Developer Kit\0")
         t.file("etc/nv_tegra_release", "# R35 (release), REVISION: 4.1, GCID: 1\n")
-        let jetson = AcceleratorLabels.labels(for: AcceleratorScanner(hostRoot: t.root).scan(node: "n"))
+        let jetson = AcceleratorLabels.labels(for: AcceleratorScanner(hostRoot: t.root, imagePCIIDs: []).scan(node: "n"))
         // reActor's script knows TX1, TX2 (quill), Nano and AGX only: an NX gets the suite's labels.
         #expect(jetson["gpu.model"] == nil)
         #expect(jetson["accelerator.gedge.io/jetson.model"] == "Xavier-NX")
@@ -187,7 +210,7 @@ struct LabelTests {
 
         let c = FixtureTree()
         c.usb("2-1", vendor: "18d1", product: "9302")
-        let coral = AcceleratorLabels.labels(for: AcceleratorScanner(hostRoot: c.root).scan(node: "n"))
+        let coral = AcceleratorLabels.labels(for: AcceleratorScanner(hostRoot: c.root, imagePCIIDs: []).scan(node: "n"))
         #expect(coral["gpu.vendor.id"] == "18d1")
         #expect(coral["gpu.product.id"] == "9302")
         #expect(coral["accelerator.gedge.io/coral-usb.state"] == "ready")
@@ -206,7 +229,7 @@ struct LabelTests {
         let t = FixtureTree()
         t.pci("0000:3b:00.0", vendor: "10de", device: "1db6", class: "030200")
         let smi = t.executable("bin/nvidia-smi", "#!/bin/sh\necho '00000000:3B:00.0, \(name), 32768, \(driver)'\n")
-        let labels = AcceleratorLabels.labels(for: AcceleratorScanner(hostRoot: t.root, nvidiaSMI: smi).scan(node: "n"))
+        let labels = AcceleratorLabels.labels(for: AcceleratorScanner(hostRoot: t.root, nvidiaSMI: smi, imagePCIIDs: []).scan(node: "n"))
         #expect(labels["gpu.model"] == model)
         #expect(labels["gpu.driver"] == driver)
         #expect(labels["gpu.resource"] == "nvidia-smi")
@@ -225,7 +248,7 @@ struct LabelTests {
         let t = FixtureTree()
         t.file("proc/device-tree/model", model)
         t.file("etc/nv_tegra_release", "# R32 (release), REVISION: 4.3, GCID: 18172226, BOARD: t210ref, EABI: aarch64, DATE: Wed Dec  4 04:00:00 UTC 2019\n")
-        let labels = AcceleratorLabels.labels(for: AcceleratorScanner(hostRoot: t.root).scan(node: "n"))
+        let labels = AcceleratorLabels.labels(for: AcceleratorScanner(hostRoot: t.root, imagePCIIDs: []).scan(node: "n"))
         #expect(labels["gpu.model"] == expected)
         #expect(labels["gpu.driver"] == "4.3")
         #expect(labels["gpu.resource"] == "tegrastats")
@@ -235,7 +258,7 @@ struct LabelTests {
     func coralLabelsAsTheARM64Script(vendor: String, product: String) {
         let t = FixtureTree()
         t.usb("1-1", vendor: vendor, product: product)
-        let labels = AcceleratorLabels.labels(for: AcceleratorScanner(hostRoot: t.root).scan(node: "n"))
+        let labels = AcceleratorLabels.labels(for: AcceleratorScanner(hostRoot: t.root, imagePCIIDs: []).scan(node: "n"))
         #expect(labels["gpu.model"] == "Google-Coral-TPU")
         #expect(labels["gpu.vendor.id"] == vendor && labels["gpu.product.id"] == product)
         #expect(labels["gpu.driver"] == nil && labels["gpu.resource"] == nil)
@@ -244,7 +267,7 @@ struct LabelTests {
     @Test func theInventoryEnvelopeDecodes() throws {
         let t = FixtureTree()
         t.usb("2-1", vendor: "18d1", product: "9302")
-        let inv = AcceleratorScanner(hostRoot: t.root).scan(node: "edge-n1")
+        let inv = AcceleratorScanner(hostRoot: t.root, imagePCIIDs: []).scan(node: "edge-n1")
         let codec = EnvelopeCodec()
         let e = try codec.decode(codec.encode(AcceleratorMonitor.envelope(inv, cluster: "edge1")))
         #expect(e.hcode == .nodeAccelerators)

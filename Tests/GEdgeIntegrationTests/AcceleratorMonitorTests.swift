@@ -31,7 +31,7 @@ struct AcceleratorMonitorTests {
         let t = NodeFiles()
         t.pci("0000:3b:00.0", device: "1db4")
         t.pci("0000:d8:00.0", device: "1db4")
-        let first = AcceleratorScanner(hostRoot: t.root).scan(node: "edge-n1")
+        let first = AcceleratorScanner(hostRoot: t.root, imagePCIIDs: []).scan(node: "edge-n1")
         #expect(try await labeler.apply(first) == .patched(set: AcceleratorLabels.labels(for: first).count, removed: 0))
         var labels = try await nodes.metadata(node: "edge-n1").labels
         #expect(labels["accelerator.gedge.io/nvidia-gpu.count"] == "2")
@@ -46,7 +46,7 @@ struct AcceleratorMonitorTests {
         // One GPU is gone and the other is a different model: counts and ids change.
         let t2 = NodeFiles()
         t2.pci("0000:3b:00.0", device: "2204")
-        let second = AcceleratorScanner(hostRoot: t2.root).scan(node: "edge-n1")
+        let second = AcceleratorScanner(hostRoot: t2.root, imagePCIIDs: []).scan(node: "edge-n1")
         guard case .patched = try await labeler.apply(second) else { Issue.record("expected a patch"); return }
         labels = try await nodes.metadata(node: "edge-n1").labels
         #expect(labels["accelerator.gedge.io/nvidia-gpu.count"] == "1")
@@ -84,7 +84,7 @@ struct AcceleratorMonitorTests {
         let t = NodeFiles()
         t.pci("0000:3b:00.0", device: "1db4")
         let monitor = AcceleratorMonitor(
-            scanner: AcceleratorScanner(hostRoot: t.root), labeler: labeler, producer: producer,
+            scanner: AcceleratorScanner(hostRoot: t.root, imagePCIIDs: []), labeler: labeler, producer: producer,
             node: "edge-n1", cluster: "edge1", interval: .milliseconds(200), logger: logger)
         let group = ServiceGroup(services: [monitor, Trigger()], logger: logger)
         let running = Task { try await group.run() }
