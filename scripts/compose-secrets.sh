@@ -12,6 +12,7 @@ new postgres_password openssl rand -hex 24
 new admin_token openssl rand -hex 32
 new webhook_signing_key openssl rand -hex 32
 new grafana_admin_password openssl rand -hex 16
+new rabbitmq_password openssl rand -hex 24
 new producers_secret openssl rand -hex 32
 new kafka_cluster_id python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))'
 for user in admin scheduler gateway autoscaler faas agent-cloud agent-edge1 agent-edge2 producer-p1; do

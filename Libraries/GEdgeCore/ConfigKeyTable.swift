@@ -136,6 +136,7 @@ extension ConfigKeys {
             Key(names: ["faas.activation.interval"], defaultValue: "`200ms`", meaning: "how often a function at zero looks at its queues"),
             Key(names: ["faas.reload.interval"], defaultValue: "`2s`", meaning: "definitions reloaded from PostgreSQL"),
             Key(names: ["faas.rabbitmq.management.url"], defaultValue: "", meaning: "`http://user:pass@host:15672`: unacknowledged messages, rates, busy consumers"),
+            Key(names: ["faas.rabbitmq.password", "faas.rabbitmq.password.file"], defaultValue: "", meaning: "secret: the broker's password, put into `faas.rabbitmq.management.url` and `faas.trigger.host` (which then name only the user)"),
             Key(names: ["faas.inflight.enabled"], defaultValue: "`true`", meaning: "without the management API, count the replicas' in-flight reports (`gedge.faas.inflight`) as unacknowledged messages"),
             Key(names: ["faas.inflight.ttl"], defaultValue: "`7s`", meaning: "a replica's report counts this long after it was received"),
             Key(names: ["faas.replies.topic"], defaultValue: "`gedge.faas.replies`", meaning: "where agents answer scale commands"),

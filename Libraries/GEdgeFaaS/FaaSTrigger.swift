@@ -45,6 +45,19 @@ public struct FaaSSettings: Sendable {
         hostOverride = c.string("faas.trigger.host")
         repliesTopic = c.string("faas.replies.topic", default: repliesTopic)
         files = c.list("faas.scaledobjects", default: [])
+        // The broker's password from a secret, into the management and trigger URLs (which
+        // then carry only the user), so that no password sits in the environment.
+        if let password = try c.secret("faas.rabbitmq.password") {
+            managementURL = try managementURL.map { try Self.withPassword($0, password, key: "faas.rabbitmq.management.url") }
+            hostOverride = try hostOverride.map { try Self.withPassword($0, password, key: "faas.trigger.host") }
+        }
+    }
+
+    static func withPassword(_ url: String, _ password: String, key: String) throws -> String {
+        guard var u = URLComponents(string: url), u.host != nil else { throw ConfigurationError(key: key, reason: "'\(url)' is not a URL") }
+        u.password = password
+        guard let out = u.string else { throw ConfigurationError(key: key, reason: "the password cannot go into '\(url)'") }
+        return out
     }
 }
 
