@@ -32,6 +32,39 @@ for svc in doc["services"].values():
     if u and u not in users:
         sys.exit(f"check-deploy: Kafka principal {u} has no password secret")
 PY
+# The rendered configuration: Kafka's data where its volume is; every long-running service
+# restarts; no RabbitMQ guest; every password from a secret file.
+docker-compose -f compose/docker-compose.yml config > "$secrets/rendered.yml"
+python3 - "$secrets/rendered.yml" <<'PY'
+import re, sys, yaml
+doc = yaml.safe_load(open(sys.argv[1]))
+props = open("compose/kafka/server.properties").read()
+log_dirs = re.search(r"(?m)^log\.dirs=(.+)$", props).group(1).strip()
+kafka = doc["services"]["kafka"]
+mounts = {}
+for v in kafka.get("volumes", []):
+    if isinstance(v, str):  # the short form, source:target[:mode]
+        source, target = v.split(":")[:2]
+        mounts[target] = source
+    else:
+        mounts[v["target"]] = v.get("source")
+if mounts.get(log_dirs) != "kafka-data":
+    sys.exit(f"check-deploy: Kafka writes {log_dirs}, which is not the kafka-data volume ({mounts})")
+if "KAFKA_LOG_DIRS" in (kafka.get("environment") or {}) and kafka["environment"]["KAFKA_LOG_DIRS"] != log_dirs:
+    sys.exit("check-deploy: KAFKA_LOG_DIRS disagrees with log.dirs")
+for name, svc in doc["services"].items():
+    if name == "kafka-topics":
+        continue  # a one-shot job
+    if svc.get("restart") not in ("unless-stopped", "always", "on-failure"):
+        sys.exit(f"check-deploy: {name} has no restart policy")
+text = open(sys.argv[1]).read()
+if "guest:guest" in text:
+    sys.exit("check-deploy: RabbitMQ's guest credentials in the rendered configuration")
+for name, svc in doc["services"].items():
+    for k, v in (svc.get("environment") or {}).items():
+        if re.search(r"PASSWORD$|PASS$|SECRET$|TOKEN$", k) and not k.endswith("_FILE"):
+            sys.exit(f"check-deploy: {name} has {k} in its environment, not from a secret file")
+PY
 # The broker's certificate chains to the CA and names the host clients connect to.
 sed -n '/BEGIN CERTIFICATE/,/END CERTIFICATE/p' "$secrets/kafka_broker.pem" | awk '/BEGIN CERT/{n++} n==1' > "$secrets/broker.crt"
 openssl verify -CAfile "$secrets/kafka_ca.crt" "$secrets/broker.crt" >/dev/null
