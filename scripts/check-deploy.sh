@@ -2,6 +2,7 @@
 # Checks the deployment files without a Docker engine or a cluster:
 #   yamllint on compose/, k8s/ and config/;
 #   docker compose's own validation (Debian's docker-compose, `config`);
+#   the rendered compose configuration; Prometheus's configuration, rules and rule tests (promtool);
 #   every Kubernetes manifest against the schemas of a current Kubernetes (kubernetes-validate,
 #   strict: unknown fields are errors), and every file of k8s/base listed in its kustomization.
 set -euo pipefail
@@ -70,6 +71,12 @@ sed -n '/BEGIN CERTIFICATE/,/END CERTIFICATE/p' "$secrets/kafka_broker.pem" | aw
 openssl verify -CAfile "$secrets/kafka_ca.crt" "$secrets/broker.crt" >/dev/null
 openssl x509 -in "$secrets/broker.crt" -noout -ext subjectAltName | grep -q "DNS:kafka"
 grep -q "BEGIN PRIVATE KEY" "$secrets/kafka_broker.pem"
+
+echo "check-deploy: promtool check config, check rules, test rules"
+(cd compose/prometheus && promtool check rules rules.yml >/dev/null && promtool test rules rules.test.yml >/dev/null)
+# The configuration names the rules at their path in the container: checked with it here.
+sed "s|/etc/prometheus/rules.yml|$root/compose/prometheus/rules.yml|" compose/prometheus/prometheus.yml > "$secrets/prometheus.yml"
+promtool check config "$secrets/prometheus.yml" >/dev/null
 
 echo "check-deploy: kubernetes-validate --strict (Kubernetes $k8s_version)"
 manifests=()

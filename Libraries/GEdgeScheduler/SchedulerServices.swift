@@ -771,7 +771,9 @@ public struct ClusterStatusListener: Service {
     let view: ClusterView
     let logger: Logger
     let codec = EnvelopeCodec()
-    let reports = Counter(label: "gedge_cluster_reports_total")
+    /// Reports by cluster, for a cluster that stops reporting to be seen; the names come
+    /// from messages, so past `maxLabelledClusters` they are counted as `other`.
+    static let maxLabelledClusters = 1024
 
     public init(consumer: KafkaConsumer, view: ClusterView, logger: Logger) {
         self.consumer = consumer
@@ -784,12 +786,21 @@ public struct ClusterStatusListener: Service {
     }
 
     public func run() async throws {
+        var counters: [String: Counter] = [:]
+        func reportCounter(_ cluster: String) -> Counter {
+            if let counter = counters[cluster] { return counter }
+            let name = counters.count < Self.maxLabelledClusters ? cluster : "other"
+            let counter = counters[name] ?? Counter(label: "gedge_cluster_reports_total", dimensions: [("cluster", name)])
+            counters[name] = counter
+            return counter
+        }
         try await withTaskCancellationOrGracefulShutdownHandler {
             for await message in consumer {
                 do {
                     let env = try codec.decode(message.value)
                     guard env.hcode == .clusterStatus else { continue }
-                    if view.update(try ClusterState.decode(env.msg)) { reports.increment() }
+                    let state = try ClusterState.decode(env.msg)
+                    if view.update(state) { reportCounter(state.name).increment() }
                 } catch {
                     logger.warning("cluster report ignored", metadata: [LogKeys.error: "\(error)"])
                 }
