@@ -46,6 +46,7 @@ extension ConfigKeys {
             Key(names: ["<prefix>tls.insecure"], defaultValue: "`false`", meaning: "skip certificate checks (tests only)"),
         ]),
         Section(title: "scheduler (ops port 9101)", programs: ["scheduler"], keys: [
+            Key(names: ["scheduler.gauges.interval"], defaultValue: "`15s`", meaning: "how often the queue depth, in-flight, report ages and consumer lag gauges are sampled"),
             Key(names: ["scheduler.topic"], defaultValue: "`gedge.schedule.requests`", meaning: "where schedule requests (hcode 100) and cancels (110) arrive"),
             Key(names: ["scheduler.replies.topic"], defaultValue: "`gedge.scheduler.replies`", meaning: "where agents reply"),
             Key(names: ["scheduler.status.topic"], defaultValue: "`gedge.cluster.status`", meaning: "agents' cluster reports (hcode 600)"),

@@ -841,3 +841,57 @@ public struct LeaseReaper: Service {
         }
     }
 }
+
+/// The scheduler's state as gauges, sampled every `interval`: the queue's depth by class
+/// (`retry`, `fast`, `base`; the same for every replica: the queue is shared), requests in
+/// scheduling or applying, each cluster's report age, and each consumer group's lag.
+public struct SchedulerGauges: Service {
+    let context: SchedulerContext
+    let lag: [(reader: KafkaLagReader, topic: String)]
+    let interval: Duration
+
+    public init(context: SchedulerContext, lag: [(reader: KafkaLagReader, topic: String)], interval: Duration = .seconds(15)) {
+        self.context = context
+        self.lag = lag
+        self.interval = interval
+    }
+
+    public func run() async throws {
+        var reportAges: [String: Gauge] = [:]
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            await sample(&reportAges)
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    func sample(_ reportAges: inout [String: Gauge]) async {
+        do {
+            let rows = try await context.queue.pool.query(
+                """
+                SELECT CASE WHEN fail_count > $1 THEN 'retry' WHEN fast THEN 'fast' ELSE 'base' END AS class, count(*) AS n
+                FROM schedule_requests WHERE state = 'enqueued' GROUP BY 1
+                """, [.int(context.queue.policy.retryAfterFailures)])
+            var depth: [String: Int] = ["retry": 0, "fast": 0, "base": 0]
+            for r in rows { depth[try r.decode("class", as: String.self)] = try r.decode("n", as: Int.self) }
+            for (cls, n) in depth { Gauge(label: "gedge_scheduler_queue_depth", dimensions: [("class", cls)]).record(n) }
+            Gauge(label: "gedge_scheduler_in_flight").record(try await context.queue.inFlight())
+        } catch {
+            context.logger.debug("queue gauges not sampled", metadata: [LogKeys.error: "\(error)"])
+        }
+        for (state, age) in context.view.all() {
+            // Names come from reports: a bounded number of them get a series.
+            guard reportAges[state.name] != nil || reportAges.count < ClusterStatusListener.maxLabelledClusters else { continue }
+            let g = reportAges[state.name] ?? Gauge(label: "gedge_cluster_report_age_seconds", dimensions: [("cluster", state.name)])
+            reportAges[state.name] = g
+            g.record(age)
+        }
+        for (reader, topic) in lag {
+            do {
+                let n = try await reader.lag(topic: topic)
+                Gauge(label: "gedge_kafka_consumer_lag", dimensions: [("group", reader.group), ("topic", topic)]).record(n)
+            } catch {
+                context.logger.debug("lag not sampled", metadata: [LogKeys.error: "\(error)", "kafka.group": .string(reader.group)])
+            }
+        }
+    }
+}

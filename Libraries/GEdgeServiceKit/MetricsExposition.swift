@@ -50,7 +50,11 @@ public enum MetricsExposition {
         "gedge_scheduler_leases_expired_total": "Requests whose lease ran out in scheduling or applying.",
         "gedge_scheduler_messages_dead_lettered_total": "Messages the scheduler could not use, dead-lettered.",
         "gedge_scheduler_messages_unauthenticated_total": "Messages refused for a missing or wrong producer signature.",
-        "gedge_cluster_reports_total": "Cluster status reports received.",
+        "gedge_cluster_reports_total": "Cluster status reports received, by cluster.",
+        "gedge_cluster_report_age_seconds": "Seconds since each cluster's last status report.",
+        "gedge_scheduler_queue_depth": "Requests waiting in the queue, by class (retry, fast, base).",
+        "gedge_scheduler_in_flight": "Requests in scheduling or applying, over every replica.",
+        "gedge_kafka_consumer_lag": "Messages a consumer group has not yet committed, by group and topic.",
         // Agent
         "gedge_agent_apply_seconds": "Time from an apply command to its pods running (or its failure).",
         "gedge_agent_commands_total": "Commands the agent handled, by outcome.",
@@ -63,7 +67,7 @@ public enum MetricsExposition {
         "gedge_workflows_finished_total": "Workflows that ended, by state.",
         // Autoscaler
         "gedge_autoscaler_cycle_seconds": "Time of one autoscaling cycle over every policy.",
-        "gedge_autoscaler_decisions_total": "Scaling decisions made, by kind.",
+        "gedge_autoscaler_decisions_total": "Scaling decisions made.",
         "gedge_autoscaler_command_failures_total": "Scale commands that failed.",
         "gedge_autoscaler_leader": "1 while this replica leads the autoscaling.",
         // FaaS, notifier, accelerators

@@ -65,12 +65,16 @@ func runScheduler() async throws {
         ],
         logger: logger)
 
+    let gauges = SchedulerGauges(context: context, lag: [
+        (try KafkaLagReader(configuration: kafka, group: group, logger: logger), settings.requestsTopic),
+        (try KafkaLagReader(configuration: kafka, group: group + "-replies", logger: logger), settings.repliesTopic),
+    ], interval: try config.duration("scheduler.gauges.interval", default: .seconds(15)))
     logger.info("scheduler starting", metadata: ["instance": .string(settings.instance), LogKeys.kafkaTopic: .string(settings.requestsTopic)])
     try await ServiceKit.run(
         [ops, ClusterStatusListener(consumer: status, context: context)]
             + requests.map { RequestIngest(consumer: $0, context: context, deadLetters: deadLetters) as any Service }
             + replies.map { ReplyHandler(consumer: $0, context: context, deadLetters: deadLetters) as any Service }
-            + [Dispatcher(context: context), LeaseReaper(context: context)],
+            + [Dispatcher(context: context), LeaseReaper(context: context), gauges],
         logger: logger)
     await producer.shutdown()
     pool.shutdown()
