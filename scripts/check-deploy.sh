@@ -71,6 +71,9 @@ sed -n '/BEGIN CERTIFICATE/,/END CERTIFICATE/p' "$secrets/kafka_broker.pem" | aw
 openssl verify -CAfile "$secrets/kafka_ca.crt" "$secrets/broker.crt" >/dev/null
 openssl x509 -in "$secrets/broker.crt" -noout -ext subjectAltName | grep -q "DNS:kafka"
 grep -q "BEGIN PRIVATE KEY" "$secrets/kafka_broker.pem"
+# The gateway's certificate chains to its CA and names the hosts clients use.
+openssl verify -CAfile "$secrets/gateway_ca.crt" "$secrets/gateway_tls.crt" >/dev/null
+openssl x509 -in "$secrets/gateway_tls.crt" -noout -ext subjectAltName | grep -q "DNS:localhost, DNS:gateway, IP Address:127.0.0.1"
 
 echo "check-deploy: promtool check config, check rules, test rules"
 (cd compose/prometheus && promtool check rules rules.yml >/dev/null && promtool test rules rules.test.yml >/dev/null)

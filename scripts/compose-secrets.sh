@@ -32,5 +32,19 @@ if [ ! -s "$dir/kafka_broker.pem" ]; then
   cat "$tmp/broker.key" "$tmp/broker.crt" "$dir/kafka_ca.crt" > "$dir/kafka_broker.pem"
   echo "compose-secrets: kafka_ca.crt, kafka_broker.pem (the CA's key is not kept)"
 fi
+# The gateway's TLS certificate (SAN localhost, 127.0.0.1, gateway) from a CA of its own,
+# whose key is not kept either: clients trust gateway_ca.crt.
+if [ ! -s "$dir/gateway_tls.key" ]; then
+  tmp_gw="$(mktemp -d)"
+  openssl req -x509 -newkey rsa:3072 -nodes -days 825 -subj "/CN=gedge local gateway CA" \
+    -keyout "$tmp_gw/ca.key" -out "$dir/gateway_ca.crt" 2>/dev/null
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out "$dir/gateway_tls.key" 2>/dev/null
+  openssl req -new -key "$dir/gateway_tls.key" -subj "/CN=gedge gateway" -out "$tmp_gw/gw.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,DNS:gateway,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > "$tmp_gw/ext"
+  openssl x509 -req -in "$tmp_gw/gw.csr" -CA "$dir/gateway_ca.crt" -CAkey "$tmp_gw/ca.key" -CAcreateserial \
+    -days 825 -extfile "$tmp_gw/ext" -out "$dir/gateway_tls.crt" 2>/dev/null
+  rm -rf "$tmp_gw"
+  echo "compose-secrets: gateway_ca.crt, gateway_tls.crt, gateway_tls.key (the CA's key is not kept)"
+fi
 # The containers read the files as their own (non-root) users.
 chmod 644 "$dir"/* 2>/dev/null || true
