@@ -451,6 +451,9 @@ public struct FaaSTrigger: Service {
         var engine = ScalingEngine(object: s.object)
         var current = s.replicas
         let o = s.object
+        // Functions are ScaledObjects the operator or a project registered: one series each.
+        let replicasGauge = Gauge(label: "gedge_faas_function_replicas", dimensions: [("namespace", o.namespace), ("function", o.name)])
+        replicasGauge.record(current)
         logger.info("watching", metadata: ["function": .string(o.key), "replicas": "\(current)", "queues": .string(o.triggers.map(\.queueName).joined(separator: ","))])
         while !Task.isCancelled {
             var readings: [QueueReading?] = []
@@ -465,6 +468,7 @@ public struct FaaSTrigger: Service {
                     try await store.recordScale(o, from: current, to: decision.replicas, decision: decision)
                     logger.info("scaled \(current) -> \(decision.replicas)", metadata: ["function": .string(o.key), "reason": .string(decision.reason)])
                     current = decision.replicas
+                    replicasGauge.record(current)
                 } catch {
                     logger.error("scale not sent; trying again", metadata: ["function": .string(o.key), LogKeys.error: "\(error)"])
                 }

@@ -49,6 +49,9 @@ public struct WebhookDeliverer: Service {
     let delivered: Counter
     let retried: Counter
     let failed: Counter
+    /// Deliveries still pending (`<metric>` with `_pending` for `_total`), sampled at most
+    /// every 15 s.
+    let pending: Gauge
 
     public init(pool: PostgresPool, http: HTTPClient, settings: WebhookSettings, wake: Wakeup, table: String, key: String, metric: String, logger: Logger) {
         self.pool = pool
@@ -61,10 +64,18 @@ public struct WebhookDeliverer: Service {
         delivered = Counter(label: metric, dimensions: [("outcome", "delivered")])
         retried = Counter(label: metric, dimensions: [("outcome", "retry")])
         failed = Counter(label: metric, dimensions: [("outcome", "failed")])
+        pending = Gauge(label: (metric.hasSuffix("_total") ? String(metric.dropLast(6)) : metric) + "_pending")
     }
 
     public func run() async throws {
+        var sampled = ContinuousClock.now - .seconds(60)
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            if ContinuousClock.now - sampled >= .seconds(15) {
+                sampled = .now
+                if let n = try? await pool.query("SELECT count(*) AS n FROM \(table) WHERE state = 'pending'").first?.decode("n", as: Int.self) {
+                    pending.record(n)
+                }
+            }
             do {
                 let due = try await claim()
                 await withTaskGroup(of: Void.self) { g in

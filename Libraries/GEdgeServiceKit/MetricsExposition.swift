@@ -63,6 +63,9 @@ public enum MetricsExposition {
         "gedge_gateway_requests_published_total": "Schedule requests the gateway published.",
         "gedge_gateway_callbacks_total": "Callback deliveries to requesters, by outcome (delivered, retry, failed).",
         "gedge_notifier_deliveries_total": "Webhook deliveries of notifications, by outcome (delivered, retry, failed).",
+        "gedge_notifier_deliveries_pending": "Notification deliveries not yet delivered or given up.",
+        "gedge_gateway_callbacks_pending": "Callback deliveries not yet delivered or given up.",
+        "gedge_faas_function_replicas": "Replicas each function is scaled to, by namespace and function.",
         "gedge_workflow_steps_submitted_total": "Workflow steps submitted for placement.",
         "gedge_workflows_finished_total": "Workflows that ended, by state.",
         // Autoscaler
