@@ -78,15 +78,24 @@ public final class FakeKubernetesServer: Sendable {
                 }
             }
         }
-        let deadline = ContinuousClock.now + .seconds(20)
+        // Generous: on a loaded two-core machine the tests' cooperative threads may be busy.
+        let deadline = ContinuousClock.now + .seconds(90)
         while self.port.value.withLock({ $0 }) == 0 {
-            guard ContinuousClock.now < deadline else { throw CancellationError() }
+            guard ContinuousClock.now < deadline else {
+                stop()
+                throw FakeServerError(message: "the fake Kubernetes API did not start listening within 90 s")
+            }
             try await Task.sleep(for: .milliseconds(20))
         }
     }
 
     public func stop() {
         task.withLock { $0?.cancel() }
+    }
+
+    public struct FakeServerError: Error, CustomStringConvertible {
+        public let message: String
+        public var description: String { message }
     }
 
     // MARK: what tests arrange and read

@@ -77,7 +77,7 @@ struct MetricsConventionsTests {
             "--http-host", "127.0.0.1", "--http-port", "\(port.port)", "--kafka-brokers", h.cluster.bootstrapServers, "--postgres-url", h.schemaURL,
             "--gateway-admin-token", admin, "--log-level", "info",
         ], logFile: log, directory: TestEnv.binDir)
-        defer { child.stop() }
+        defer { kill(child.pid, SIGTERM) }
         func logLines() -> [String] { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init) }
         let http = HTTPClient(logger: TestEnv.logger)
         let base = "http://127.0.0.1:\(port.port)"

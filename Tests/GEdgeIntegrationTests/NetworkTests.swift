@@ -22,7 +22,7 @@ struct ServiceNetworkTests {
 
     /// Every network type's attachment validates against the schemas (schemas/networks); a
     /// broken one does not.
-    @Test func attachmentsValidateAgainstTheMultusAndSRIOVSchemas() throws {
+    @Test func attachmentsValidateAgainstTheMultusAndSRIOVSchemas() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnv.unique("nets"))
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -41,14 +41,14 @@ struct ServiceNetworkTests {
             files.append(path)
         }
         let script = repositoryRoot.appendingPathComponent("scripts/validate-networks.py").path
-        #expect(runCommandBlocking(["/usr/bin/env", "python3", script] + files) == 0)
+        #expect(await runCommand(["/usr/bin/env", "python3", script] + files) == 0)
         // The validator is not kind: a plugin field no plugin knows fails it.
         var broken = try definition().manifests().networkAttachments[0]
         let config = #"{"cniVersion":"0.3.1","name":"data-net","type":"macvlan","master":"eth1","mode":"bridge","vlan":100,"ipam":{}}"#
         broken = broken.replacing(spec: .object(["config": .string(config)]))
         let bad = dir.appendingPathComponent("broken.json").path
         FileManager.default.createFile(atPath: bad, contents: Data(JSONValue.array([broken]).serialized()))
-        #expect(runCommandBlocking(["/usr/bin/env", "python3", script, bad]) == 1)
+        #expect(await runCommand(["/usr/bin/env", "python3", script, bad]) == 1)
     }
 
     /// The scheduler places the dual-path service only on a node that carries the data

@@ -74,11 +74,12 @@ struct SchedulerFaultTests {
         let port = reservation.port
         let dir = "/tmp/" + TestEnv.unique("gedge-pg")
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures/scratch_postgres.sh").standardized.path
-        func pg(_ action: String) throws {
-            #expect(runCommandBlocking(["/bin/bash", script, dir, "\(port)", action]) == 0, "scratch PostgreSQL \(action)")
+        // On a thread of their own: pg_ctl takes seconds, and the tests' cooperative threads are two.
+        func pg(_ action: String) async {
+            #expect(await runCommand(["/bin/bash", script, dir, "\(port)", action]) == 0, "scratch PostgreSQL \(action)")
         }
-        try pg("start")
-        defer { try? pg("stop"); try? FileManager.default.removeItem(atPath: dir) }
+        await pg("start")
+        defer { _ = runCommandBlocking(["/bin/bash", script, dir, "\(port)", "stop"]); try? FileManager.default.removeItem(atPath: dir) }
         let h = try await SchedulerHarness(postgresURL: "postgres://gedge@127.0.0.1:\(port)/postgres")
         let edge = SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 4, cpu: 64000, mem: 256 << 30), podStartDelay: .milliseconds(5))
         try h.startAgent("edge1", driver: edge)
@@ -87,8 +88,8 @@ struct SchedulerFaultTests {
         try await eventually("cluster in view") { ctx.view.fresh().count == 1 }
         let n = 60
         for i in 0..<n {
-            if i == 20 { try pg("stop") }
-            if i == 40 { try pg("start") }
+            if i == 20 { await pg("stop") }
+            if i == 40 { await pg("start") }
             try await h.submit(request("pg-\(i)", .mostRequested, cpu: "50m"))
             try await Task.sleep(for: .milliseconds(100))
         }

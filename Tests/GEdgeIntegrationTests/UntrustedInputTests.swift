@@ -387,9 +387,10 @@ struct UntrustedInputTests {
         defer { reservation.release(); ops.release() }
         let dir = "/tmp/" + TestEnv.unique("gedge-pg")
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures/scratch_postgres.sh").standardized.path
-        func pg(_ action: String) { #expect(runCommandBlocking(["/bin/bash", script, dir, "\(reservation.port)", action]) == 0, "scratch PostgreSQL \(action)") }
-        pg("start")
-        defer { pg("stop"); try? FileManager.default.removeItem(atPath: dir) }
+        // On a thread of their own: pg_ctl takes seconds, and the tests' cooperative threads are two.
+        func pg(_ action: String) async { #expect(await runCommand(["/bin/bash", script, dir, "\(reservation.port)", action]) == 0, "scratch PostgreSQL \(action)") }
+        await pg("start")
+        defer { _ = runCommandBlocking(["/bin/bash", script, dir, "\(reservation.port)", "stop"]); try? FileManager.default.removeItem(atPath: dir) }
         let h = try await SchedulerHarness(postgresURL: "postgres://gedge@127.0.0.1:\(reservation.port)/postgres")
         try h.startAgent("edge1", driver: SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 2), podStartDelay: .milliseconds(5)))
         try await h.bind("p1", ["edge1"])
@@ -411,7 +412,7 @@ struct UntrustedInputTests {
         let timers = String(decoding: try await http.execute(HTTPRequest(url: "http://127.0.0.1:\(ops.port)/metrics")).body, as: UTF8.self)
         let subMillisecond = timers.split(separator: "\n").first { $0.hasPrefix("gedge_scheduler_decision_seconds_bucket{le=\"0.001\"}") }
         #expect(subMillisecond.flatMap { Int($0.split(separator: " ").last ?? "") }.map { $0 >= 1 } == true, "\(String(describing: subMillisecond))")
-        pg("stop")
+        await pg("stop")
         try await h.submit(request("stuck", .mostRequested))
         var why = ""
         try await eventually("readyz names the stalled consumer (last: \(why); log: \(s.lines.suffix(5)))", timeout: .seconds(40)) {
@@ -426,7 +427,7 @@ struct UntrustedInputTests {
         try await s.waitForExit(timeout: .seconds(15))
         #expect(ContinuousClock.now - sent < .seconds(12), "SIGTERM took \(ContinuousClock.now - sent)")
         await http.shutdown()
-        pg("start")
+        await pg("start")
         await h.shutdown()
     }
 }
