@@ -105,13 +105,7 @@ let dualPathDefinition: String = {
         ("allowFrom: {pods: [web]}", "allowFrom.pods", "unknown_field"),
     ])
     func invalidNetworksNameTheField(extra: String, field: String, code: String) {
-        do {
-            _ = try ServiceDefinition.parse(text: "name: a\nnamespace: edge\ncontainers: [a]\nports: [80]\ntype: ClusterIP\n" + extra)
-            Issue.record("accepted: \(extra)")
-        } catch {
-            #expect(error.field == field, "\(error)")
-            #expect(error.code.description == code, "\(error)")
-        }
+        expectRefused(extra: extra, field: field, code: code)
     }
 
     @Test func ipv6AndHostBitsAreTakenAsKubernetesTakesThem() throws {

@@ -11,6 +11,17 @@ let seedDefinition: String = {
     return (try? String(contentsOf: url, encoding: .utf8)) ?? ""
 }()
 
+/// A minimal valid definition with `extra` added must be refused naming `field` with `code`.
+func expectRefused(extra: String, field: String, code: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    do {
+        _ = try ServiceDefinition.parse(text: "name: a\nnamespace: edge\ncontainers: [a]\nports: [80]\ntype: ClusterIP\n" + extra)
+        Issue.record("accepted: \(extra)", sourceLocation: sourceLocation)
+    } catch {
+        #expect(error.field == field, "\(error)", sourceLocation: sourceLocation)
+        #expect(error.code.description == code, "\(error)", sourceLocation: sourceLocation)
+    }
+}
+
 @Suite struct ServiceDefinitionTests {
     @Test func theSeedDefinitionGivesItsManifests() throws {
         let def = try ServiceDefinition.parse(text: seedDefinition)
@@ -134,13 +145,7 @@ let seedDefinition: String = {
         ("runtime: {claim: c, python: '3.8'}", "runtime.python", "unknown_field"),
     ])
     func invalidRuntimesNameTheField(extra: String, field: String, code: String) {
-        do {
-            _ = try ServiceDefinition.parse(text: "name: a\nnamespace: edge\ncontainers: [a]\nports: [80]\ntype: ClusterIP\n" + extra)
-            Issue.record("accepted: \(extra)")
-        } catch {
-            #expect(error.field == field, "\(error)")
-            #expect(error.code.description == code, "\(error)")
-        }
+        expectRefused(extra: extra, field: field, code: code)
     }
 
     @Test(arguments: [
