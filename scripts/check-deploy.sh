@@ -81,6 +81,19 @@ echo "check-deploy: promtool check config, check rules, test rules"
 sed "s|/etc/prometheus/rules.yml|$root/compose/prometheus/rules.yml|" compose/prometheus/prometheus.yml > "$secrets/prometheus.yml"
 promtool check config "$secrets/prometheus.yml" >/dev/null
 
+echo "check-deploy: k8s/monitoring's PrometheusRule holds compose's rules"
+python3 - <<'PY'
+import os, sys, yaml
+rules = yaml.safe_load(open("compose/prometheus/rules.yml"))["groups"]
+rule = yaml.safe_load(open("k8s/monitoring/prometheusrule.yaml"))
+if rule["spec"]["groups"] != rules:
+    sys.exit("check-deploy: k8s/monitoring/prometheusrule.yaml differs from compose/prometheus/rules.yml; regenerate it")
+k = yaml.safe_load(open("k8s/monitoring/kustomization.yaml"))
+missing = [r for r in k["resources"] if not os.path.exists(os.path.join("k8s/monitoring", r))]
+if missing:
+    sys.exit(f"check-deploy: k8s/monitoring/kustomization.yaml names missing files {missing}")
+PY
+
 echo "check-deploy: kubernetes-validate --strict (Kubernetes $k8s_version)"
 manifests=()
 for f in k8s/base/*.yaml; do
