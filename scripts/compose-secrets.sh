@@ -18,32 +18,31 @@ new kafka_cluster_id python3 -c 'import base64, uuid; print(base64.urlsafe_b64en
 for user in admin scheduler gateway autoscaler faas agent-cloud agent-edge1 agent-edge2 producer-p1; do
   new "kafka_${user}_password" openssl rand -hex 24
 done
-if [ ! -s "$dir/kafka_broker.pem" ]; then
+# A CA of its own (whose key is not kept) and a certificate it signs:
+#   issue CA_NAME CA_FILE KEY_FILE CERT_FILE CN EXTENSIONS
+issue() {
+  local tmp
   tmp="$(mktemp -d)"
-  trap 'rm -rf "$tmp"' EXIT
-  openssl req -x509 -newkey rsa:3072 -nodes -days 825 -subj "/CN=gedge local CA" \
-    -keyout "$tmp/ca.key" -out "$dir/kafka_ca.crt" 2>/dev/null
-  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out "$tmp/broker.key" 2>/dev/null
-  openssl req -new -key "$tmp/broker.key" -subj "/CN=kafka" -out "$tmp/broker.csr" 2>/dev/null
-  printf 'subjectAltName=DNS:kafka,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' > "$tmp/ext"
-  openssl x509 -req -in "$tmp/broker.csr" -CA "$dir/kafka_ca.crt" -CAkey "$tmp/ca.key" -CAcreateserial \
-    -days 825 -extfile "$tmp/ext" -out "$tmp/broker.crt" 2>/dev/null
+  openssl req -x509 -newkey rsa:3072 -nodes -days 825 -subj "/CN=$1" -keyout "$tmp/ca.key" -out "$2" 2>/dev/null
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out "$3" 2>/dev/null
+  openssl req -new -key "$3" -subj "/CN=$5" -out "$tmp/csr" 2>/dev/null
+  printf '%b' "$6" > "$tmp/ext"
+  openssl x509 -req -in "$tmp/csr" -CA "$2" -CAkey "$tmp/ca.key" -CAcreateserial -days 825 -extfile "$tmp/ext" -out "$4" 2>/dev/null
+  rm -rf "$tmp"
+}
+if [ ! -s "$dir/kafka_broker.pem" ]; then
+  work="$(mktemp -d)"
+  issue "gedge local CA" "$dir/kafka_ca.crt" "$work/broker.key" "$work/broker.crt" kafka \
+    'subjectAltName=DNS:kafka,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n'
   # Kafka's PEM keystore: the private key (PKCS#8, unencrypted) and the certificate chain.
-  cat "$tmp/broker.key" "$tmp/broker.crt" "$dir/kafka_ca.crt" > "$dir/kafka_broker.pem"
+  cat "$work/broker.key" "$work/broker.crt" "$dir/kafka_ca.crt" > "$dir/kafka_broker.pem"
+  rm -rf "$work"
   echo "compose-secrets: kafka_ca.crt, kafka_broker.pem (the CA's key is not kept)"
 fi
-# The gateway's TLS certificate (SAN localhost, 127.0.0.1, gateway) from a CA of its own,
-# whose key is not kept either: clients trust gateway_ca.crt.
+# The gateway's TLS certificate (SAN localhost, 127.0.0.1, gateway): clients trust gateway_ca.crt.
 if [ ! -s "$dir/gateway_tls.key" ]; then
-  tmp_gw="$(mktemp -d)"
-  openssl req -x509 -newkey rsa:3072 -nodes -days 825 -subj "/CN=gedge local gateway CA" \
-    -keyout "$tmp_gw/ca.key" -out "$dir/gateway_ca.crt" 2>/dev/null
-  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out "$dir/gateway_tls.key" 2>/dev/null
-  openssl req -new -key "$dir/gateway_tls.key" -subj "/CN=gedge gateway" -out "$tmp_gw/gw.csr" 2>/dev/null
-  printf 'subjectAltName=DNS:localhost,DNS:gateway,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > "$tmp_gw/ext"
-  openssl x509 -req -in "$tmp_gw/gw.csr" -CA "$dir/gateway_ca.crt" -CAkey "$tmp_gw/ca.key" -CAcreateserial \
-    -days 825 -extfile "$tmp_gw/ext" -out "$dir/gateway_tls.crt" 2>/dev/null
-  rm -rf "$tmp_gw"
+  issue "gedge local gateway CA" "$dir/gateway_ca.crt" "$dir/gateway_tls.key" "$dir/gateway_tls.crt" "gedge gateway" \
+    'subjectAltName=DNS:localhost,DNS:gateway,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n'
   echo "compose-secrets: gateway_ca.crt, gateway_tls.crt, gateway_tls.key (the CA's key is not kept)"
 fi
 # The containers read the files as their own (non-root) users.
