@@ -110,7 +110,17 @@ public enum NetworkRequirement {
     /// The attachment names of the annotation, in either of Multus's forms: a JSON list of
     /// selection elements (`[{"name": "data", "namespace": "ns", "interface": "net1"}]`) or
     /// a comma-separated list (`ns/data@net1,other`).
+    public static let maxNetworks = 16
+
     public static func names(_ annotation: String, path: String) throws(MessageDecodingError) -> [String] {
+        let names = try parse(annotation, path: path)
+        guard names.count <= maxNetworks else {
+            throw MessageDecodingError(.invalidValue, field: path, reason: "at most \(maxNetworks) networks, got \(names.count)")
+        }
+        return names
+    }
+
+    static func parse(_ annotation: String, path: String) throws(MessageDecodingError) -> [String] {
         let text = annotation.trimmingCharacters(in: .whitespaces)
         if text.hasPrefix("[") {
             let items: JSONValue

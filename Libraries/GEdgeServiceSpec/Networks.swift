@@ -43,7 +43,13 @@ public struct NetworkAttachment: Sendable, Hashable {
     static let fields: Set<String> = ["name", "namespace", "interface", "type", "master", "mode", "vlan", "ipam", "resource", "count"]
     static let modes: [Kind: [String]] = [.macvlan: ["bridge", "private", "vepa", "passthru"], .ipvlan: ["l2", "l3", "l3s"]]
 
+    /// More interfaces than any pod has use for.
+    static let maxEntries = 16
+
     static func decode(_ items: [JSONValue], path: String) throws(MessageDecodingError) -> [NetworkAttachment] {
+        guard items.count <= maxEntries else {
+            throw MessageDecodingError(.invalidValue, field: path, reason: "at most \(maxEntries) networks, got \(items.count)")
+        }
         var out: [NetworkAttachment] = []
         var interfaces: [String: Int] = [:]
         var names: [String: Int] = [:]
@@ -221,6 +227,8 @@ public struct AllowFrom: Sendable, Hashable {
     public var cidrs: [String]
     public var ports: [Int]
 
+    static let maxPeers = 64
+
     static func decode(_ r: FieldReader, servicePorts: [Int]) throws(MessageDecodingError) -> AllowFrom {
         try r.rejectUnknown(allowed: ["namespaces", "services", "cidrs", "ports"])
         let namespaces = try r.optionalStringList("namespaces") ?? []
@@ -228,6 +236,9 @@ public struct AllowFrom: Sendable, Hashable {
         let services = try r.optionalStringList("services") ?? []
         for (i, s) in services.enumerated() { try ServiceDefinition.checkDNSLabel(s, field: "\(r.childPath("services"))[\(i)]") }
         let cidrs = try r.optionalStringList("cidrs") ?? []
+        for (key, list) in [("namespaces", namespaces), ("services", services), ("cidrs", cidrs)] where list.count > maxPeers {
+            throw MessageDecodingError(.invalidValue, field: r.childPath(key), reason: "at most \(maxPeers) entries, got \(list.count)")
+        }
         for (i, c) in cidrs.enumerated() where CIDR(c) == nil {
             throw MessageDecodingError(.invalidValue, field: "\(r.childPath("cidrs"))[\(i)]", reason: "'\(c)' is not a CIDR such as 10.0.0.0/8")
         }

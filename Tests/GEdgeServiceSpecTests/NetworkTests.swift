@@ -73,6 +73,8 @@ let dualPathDefinition: String = {
         #expect(try NetworkRequirement.names("ns/a@net1, b", path: "x") == ["a", "b"])
         #expect(try NetworkRequirement.names(#"[{"name": "a", "namespace": "x"}, {"name": "b"}]"#, path: "x") == ["a", "b"])
         #expect(throws: MessageDecodingError.self) { try NetworkRequirement.names(#"[{"interface": "net1"}]"#, path: "x") }
+        // A workload from Kafka cannot ask for thousands of networks.
+        #expect(throws: MessageDecodingError.self) { try NetworkRequirement.names((1...17).map { "n\($0)" }.joined(separator: ","), path: "x") }
     }
 
     @Test(arguments: [
@@ -98,6 +100,8 @@ let dualPathDefinition: String = {
         ("networks: [{name: d, count: 2}]", "networks[0].resource", "missing_field"),
         ("networks: [{name: d, type: macvlan, master: eth1, mtu: 9000}]", "networks[0].mtu", "unknown_field"),
         ("networks: {name: d}", "networks", "wrong_type"),
+        ("networks: [" + (1...17).map { "{name: n\($0)}" }.joined(separator: ", ") + "]", "networks", "invalid_value"),
+        ("allowFrom: {cidrs: [" + Array(repeating: "10.0.0.0/8", count: 65).joined(separator: ", ") + "]}", "allowFrom.cidrs", "invalid_value"),
         ("allowFrom: {ports: [80]}", "allowFrom.namespaces", "missing_field"),
         ("allowFrom: {cidrs: [10.0.0.0/99]}", "allowFrom.cidrs[0]", "invalid_value"),
         ("allowFrom: {namespaces: [Cameras]}", "allowFrom.namespaces[0]", "invalid_value"),
