@@ -3,8 +3,9 @@
 #   yamllint on compose/, k8s/ and config/;
 #   docker compose's own validation (Debian's docker-compose, `config`);
 #   the rendered compose configuration; Prometheus's configuration, rules and rule tests (promtool);
-#   every Kubernetes manifest against the schemas of a current Kubernetes (kubernetes-validate,
-#   strict: unknown fields are errors), and every file of k8s/base listed in its kustomization.
+#   every k8s/ overlay built by kustomize and validated against the schemas of a current
+#   Kubernetes (kubernetes-validate, strict: unknown fields are errors), with the checks of
+#   scripts/check-k8s.py (which also breaks a copy of the tree and requires each fault caught).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -81,54 +82,7 @@ echo "check-deploy: promtool check config, check rules, test rules"
 sed "s|/etc/prometheus/rules.yml|$root/compose/prometheus/rules.yml|" compose/prometheus/prometheus.yml > "$secrets/prometheus.yml"
 promtool check config "$secrets/prometheus.yml" >/dev/null
 
-echo "check-deploy: k8s/monitoring's PrometheusRule holds compose's rules"
-python3 - <<'PY'
-import os, sys, yaml
-rules = yaml.safe_load(open("compose/prometheus/rules.yml"))["groups"]
-rule = yaml.safe_load(open("k8s/monitoring/prometheusrule.yaml"))
-if rule["spec"]["groups"] != rules:
-    sys.exit("check-deploy: k8s/monitoring/prometheusrule.yaml differs from compose/prometheus/rules.yml; regenerate it")
-k = yaml.safe_load(open("k8s/monitoring/kustomization.yaml"))
-missing = [r for r in k["resources"] if not os.path.exists(os.path.join("k8s/monitoring", r))]
-if missing:
-    sys.exit(f"check-deploy: k8s/monitoring/kustomization.yaml names missing files {missing}")
-PY
+echo "check-deploy: k8s overlays (kustomize, kubernetes-validate --strict, the promises of scripts/check-k8s.py)"
+python3 scripts/check-k8s.py --k8s-version "$k8s_version" --self-test
 
-echo "check-deploy: kubernetes-validate --strict (Kubernetes $k8s_version)"
-manifests=()
-for f in k8s/base/*.yaml; do
-  [ "$(basename "$f")" = kustomization.yaml ] && continue
-  manifests+=("$f")
-  grep -qx "  - $(basename "$f")" k8s/base/kustomization.yaml || { echo "check-deploy: $f is not in k8s/base/kustomization.yaml" >&2; exit 1; }
-done
-python3 -m kubernetes_validate --strict -k "$k8s_version" --quiet "${manifests[@]}"
-
-# Resources the kustomization names must exist.
-python3 - <<'PY'
-import os, sys, yaml
-k = yaml.safe_load(open("k8s/base/kustomization.yaml"))
-missing = [r for r in k["resources"] if not os.path.exists(os.path.join("k8s/base", r))]
-if missing:
-    sys.exit(f"check-deploy: kustomization names missing files: {missing}")
-PY
-# Strimzi's KafkaUsers (no schema of theirs is vendored): the fields the User Operator reads.
-python3 - <<'PY'
-import sys, yaml
-ops = {"Read", "Write", "Create", "Delete", "Alter", "Describe", "ClusterAction", "DescribeConfigs", "AlterConfigs", "IdempotentWrite", "All"}
-k = yaml.safe_load(open("k8s/kafka/kustomization.yaml"))
-for f in k["resources"]:
-    for doc in yaml.safe_load_all(open("k8s/kafka/" + f)):
-        where = f"k8s/kafka/{f}: {doc.get('metadata', {}).get('name')}"
-        ok = (doc["apiVersion"] == "kafka.strimzi.io/v1beta2" and doc["kind"] == "KafkaUser"
-              and doc["metadata"]["labels"].get("strimzi.io/cluster")
-              and doc["spec"]["authentication"] == {"type": "scram-sha-512"}
-              and doc["spec"]["authorization"]["type"] == "simple")
-        if not ok:
-            sys.exit(f"check-deploy: {where} is not a SCRAM KafkaUser with simple authorization")
-        for acl in doc["spec"]["authorization"]["acls"]:
-            r = acl["resource"]
-            if r["type"] not in ("topic", "group", "cluster", "transactionalId") or (r["type"] != "cluster" and r.get("patternType") not in ("literal", "prefix")) \
-                    or not set(acl["operations"]) <= ops:
-                sys.exit(f"check-deploy: {where}: a bad ACL {acl}")
-PY
 echo "check-deploy: ok"

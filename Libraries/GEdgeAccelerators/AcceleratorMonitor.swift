@@ -4,6 +4,22 @@ import GEdgeKafka
 import Logging
 import Metrics
 import ServiceLifecycle
+import Synchronization
+
+/// When the monitor last labelled its node and published what changed: its readiness. A
+/// monitor is ready once a scan went through and stays ready while scans keep going through.
+public final class MonitorHealth: Sendable {
+    private let lastSuccess = Mutex<ContinuousClock.Instant?>(nil)
+
+    public init() {}
+
+    func succeeded(at instant: ContinuousClock.Instant = .now) { lastSuccess.withLock { $0 = instant } }
+
+    /// True when a scan went through within `window`.
+    public func healthy(within window: Duration, now: ContinuousClock.Instant = .now) -> Bool {
+        lastSuccess.withLock { last in last.map { now - $0 <= window } ?? false }
+    }
+}
 
 /// The monitor's loop: scan, label the node, publish the inventory when it changed; again
 /// every `interval` until shutdown.
@@ -15,8 +31,10 @@ public struct AcceleratorMonitor: Service {
     let producer: KafkaProducer?
     let node: String
     let cluster: String
-    let interval: Duration
+    public let interval: Duration
     let logger: Logger
+    /// Readiness: a scan went through (labelled, and published if changed) lately.
+    public let health = MonitorHealth()
     let scans = Counter(label: "gedge_accelerator_scans_total")
     let patches = Counter(label: "gedge_accelerator_label_patches_total")
     let failures = Counter(label: "gedge_accelerator_failures_total")
@@ -48,6 +66,7 @@ public struct AcceleratorMonitor: Service {
                 // monitor labels and publishes again.
                 let last = published
                 if try await cancelWhenGracefulShutdown({ try await publishOnce(inventory, published: last) }) { published = inventory }
+                health.succeeded()
             } catch is CancellationError {
                 break
             } catch {

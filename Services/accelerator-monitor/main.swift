@@ -50,7 +50,11 @@ func runMonitor() async throws {
         scanner: scanner, labeler: NodeLabeler(nodes: KubernetesNodes(client: http, configuration: kubernetes)), producer: producer,
         node: node, cluster: config.string("cluster.name", default: "default"),
         interval: try config.duration("scan.interval", default: .seconds(60)), logger: logger)
-    let ops = ServiceKit.opsServer(opsConfig, registry: registry, readiness: [], logger: logger)
+    // Ready once the node is labelled, for as long as scans keep labelling it (three scans' time).
+    let window = max(monitor.interval * 3, .seconds(30))
+    let ops = ServiceKit.opsServer(
+        opsConfig, registry: registry,
+        readiness: [ReadinessCheck(name: "node labelled within \(window.milliseconds / 1000) s") { monitor.health.healthy(within: window) }], logger: logger)
     logger.info("accelerator monitor starting", metadata: [LogKeys.node: .string(node), "host.root": .string(hostRoot.path), "pci.ids": .string(scanner.pciIDsSource)])
     try await ServiceKit.run([ops, monitor], logger: logger)
     await producer?.shutdown()

@@ -86,10 +86,14 @@ struct AcceleratorMonitorTests {
         let monitor = AcceleratorMonitor(
             scanner: AcceleratorScanner(hostRoot: t.root, imagePCIIDs: []), labeler: labeler, producer: producer,
             node: "edge-n1", cluster: "edge1", interval: .milliseconds(200), logger: logger)
+        // Not ready before its first scan went through; ready after, and not once scans stop.
+        #expect(!monitor.health.healthy(within: .seconds(60)))
         let group = ServiceGroup(services: [monitor, Trigger()], logger: logger)
         let running = Task { try await group.run() }
 
         try await eventually("node labelled") { (try? await nodes.metadata(node: "edge-n1").labels["nvidia.com/gpu.count"]) == "1" }
+        try await eventually("ready") { monitor.health.healthy(within: .seconds(60)) }
+        #expect(!monitor.health.healthy(within: .seconds(60), now: .now + .seconds(120)))
         var config = KafkaConsumerConfiguration(client: kafka, groupID: TestEnv.unique("sched"), topics: [AcceleratorMonitor.topic])
         config.sessionTimeout = .seconds(6)
         let consumer = try KafkaConsumer(configuration: config, logger: logger)

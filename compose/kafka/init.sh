@@ -9,11 +9,17 @@ printf 'security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\nssl.truststore
   "$s" "$(tr -d '\n' < "$s/kafka_admin_password")" > "$admin"
 k=/opt/kafka/bin
 b="--bootstrap-server kafka:9092 --command-config $admin"
-for t in gedge.schedule.requests:8 gedge.schedule.requests.dlq:1 gedge.scheduler.replies:8 \
-         gedge.scheduler.replies.dlq:1 gedge.schedule.results:4 gedge.cluster.status:1 gedge.node.accelerators:1 \
-         gedge.faas.replies:1 gedge.pod-metrics:1 gedge.autoscaler.replies:1 gedge.gateway.replies:1 \
-         gedge.agent.cloud:4 gedge.agent.edge1:4 gedge.agent.edge2:4; do
-  $k/kafka-topics.sh $b --create --if-not-exists --topic "${t%%:*}" --partitions "${t##*:}" --replication-factor 1
+# name:partitions:retention.ms, as k8s/components/topics-job/topics.txt (check-deploy compares them).
+for t in gedge.schedule.requests:8:604800000 gedge.schedule.requests.dlq:1:2592000000 \
+          gedge.scheduler.replies:8:604800000 gedge.scheduler.replies.dlq:1:2592000000 \
+          gedge.schedule.results:4:604800000 gedge.cluster.status:1:3600000 \
+          gedge.node.accelerators:1:86400000 gedge.faas.replies:1:86400000 \
+          gedge.pod-metrics:1:3600000 gedge.autoscaler.replies:1:86400000 \
+          gedge.gateway.replies:1:86400000 gedge.agent.cloud:4:604800000 \
+          gedge.agent.edge1:4:604800000 gedge.agent.edge2:4:604800000; do
+  name=${t%%:*}; rest=${t#*:}
+  $k/kafka-topics.sh $b --create --if-not-exists --topic "$name" --partitions "${rest%%:*}" --replication-factor 1 \
+    --config retention.ms="${rest#*:}"
 done
 allow() {
   who=$1; op=$2; shift 2
