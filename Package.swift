@@ -225,7 +225,7 @@ let package = Package(
             path: "Services/gedge-faas-demo", swiftSettings: swiftSettings),
         .executableTarget(
             name: "gedgectl",
-            dependencies: ["GEdgeCore", "GEdgeHTTPClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["GEdgeCore", "GEdgePlacement", "GEdgeHTTPClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Services/gedgectl", swiftSettings: swiftSettings),
         .executableTarget(
             name: "agent", dependencies: ["GEdgeAgent", "GEdgeKubernetes", "GEdgeServiceKit"],

@@ -326,6 +326,15 @@ public final class Agent: Sendable {
                 ]
                 msg["lines"] = .array((lines ?? []).map(JSONValue.string))
                 await reply(to: env, topic: replyTo, key: key, msg: .object(msg))
+            case .inventory:
+                let query = try InventoryQuery.decode(env.msg)
+                let page = try await driver.inventory(query)
+                var msg: [String: JSONValue] = [
+                    "request_id": .string(env.msg["request_id"]?.stringValue ?? key), "cluster": .string(settings.cluster),
+                    "kind": .string(query.kind.rawValue), "items": .array(page.items),
+                ]
+                if let next = page.continueToken { msg["continue"] = .string(next) }
+                await reply(to: env, topic: replyTo, key: key, msg: .object(msg))
             case .projectNamespace:
                 let r = try FieldReader(env.msg, path: "msg")
                 let name = try r.optionalString("namespace") ?? KubeNames.namespace(forProject: try r.string("project_name"))

@@ -32,6 +32,8 @@ public protocol ClusterDriver: Sendable {
     func resize(_ command: ResizeCommand) async throws -> Int
     /// A pod's last `tail` log lines (nil when there is no such pod).
     func logs(namespace: String, pod: String, tail: Int) async throws -> [String]?
+    /// A page of the cluster's objects of one kind, summarized (`InventoryItem`).
+    func inventory(_ query: InventoryQuery) async throws -> InventoryPage
     /// Pod usage and requests of the workloads the suite placed (for the autoscaler).
     func usage() async throws -> [WorkloadUsage]
 }
@@ -66,6 +68,8 @@ public actor SimulatedCluster: ClusterDriver {
         var namespace: String
         var workload: String
         var readyAt: ContinuousClock.Instant
+        /// When it was created (wall clock), for the inventory.
+        var created = Date()
     }
 
     public let name: String
@@ -242,6 +246,70 @@ public actor SimulatedCluster: ClusterDriver {
     }
 
     public func state() -> [NodeState] { states }
+
+    /// The simulated cluster's objects, as the Kubernetes driver summarizes a real one's: its
+    /// pods, one Deployment per placed workload, the StorageClass `standard` (no volumes),
+    /// and the events of pods' scheduling and start.
+    public func inventory(_ q: InventoryQuery) -> InventoryPage {
+        let now = ContinuousClock.now
+        let iso = ISO8601DateFormatter()
+        var items: [JSONValue] = []
+        func inScope(_ ns: String) -> Bool { q.namespace == nil || q.namespace == ns }
+        switch q.kind {
+        case .pods:
+            for list in pods.values {
+                for p in list where inScope(p.namespace) {
+                    let ready = p.node >= 0 && p.readyAt <= now
+                    items.append(InventoryItem.pod(
+                        namespace: p.namespace, name: p.name, node: p.node >= 0 ? states[p.node].name : nil, podIP: nil, hostIP: nil,
+                        phase: ready ? "Running" : "Pending", readyContainers: ready ? 1 : 0, containers: 1, restarts: 0,
+                        startedAt: iso.string(from: p.created), waitingReason: p.node < 0 ? "Unschedulable" : (ready ? nil : "ContainerCreating"),
+                        owner: "Deployment/\(p.workload)"))
+                }
+            }
+        case .deployments:
+            for list in pods.values {
+                guard let first = list.first, inScope(first.namespace) else { continue }
+                let ready = list.filter { $0.node >= 0 && $0.readyAt <= now }.count
+                let available = ready == list.count
+                items.append(InventoryItem.deployment(
+                    namespace: first.namespace, name: first.workload, replicas: list.count, ready: ready, available: ready, updated: list.count,
+                    conditions: [InventoryItem.condition(type: "Available", status: available ? "True" : "False",
+                                                         reason: available ? "MinimumReplicasAvailable" : "MinimumReplicasUnavailable", message: nil)],
+                    images: [], createdAt: list.map(\.created).min().map { iso.string(from: $0) }))
+            }
+        case .persistentvolumes, .persistentvolumeclaims:
+            break
+        case .storageclasses:
+            items.append(InventoryItem.storageClass(name: "standard", provisioner: "gedge.io/simulated", reclaimPolicy: "Delete",
+                                                    bindingMode: "Immediate", expansion: false, isDefault: true))
+        case .events:
+            for list in pods.values {
+                for p in list where inScope(p.namespace) {
+                    if let k = q.objectKind, let n = q.objectName, !(k == "Pod" && n == p.name) && !(k == "Deployment" && n == p.workload) { continue }
+                    let at = iso.string(from: p.created)
+                    if p.node >= 0 {
+                        items.append(InventoryItem.event(
+                            namespace: p.namespace, name: "\(p.name).scheduled", type: "Normal", reason: "Scheduled",
+                            message: "Successfully assigned \(p.namespace)/\(p.name) to \(states[p.node].name)", count: 1, firstAt: at, lastAt: at,
+                            objectKind: "Pod", objectName: p.name))
+                        if p.readyAt <= now {
+                            items.append(InventoryItem.event(
+                                namespace: p.namespace, name: "\(p.name).started", type: "Normal", reason: "Started", message: "Started container \(p.workload)",
+                                count: 1, firstAt: at, lastAt: at, objectKind: "Pod", objectName: p.name))
+                        }
+                    } else {
+                        items.append(InventoryItem.event(
+                            namespace: p.namespace, name: "\(p.name).failedscheduling", type: "Warning", reason: "FailedScheduling",
+                            message: "0/\(states.count) nodes are available: Insufficient resources", count: 1, firstAt: at, lastAt: at,
+                            objectKind: "Pod", objectName: p.name))
+                    }
+                }
+            }
+        }
+        if let name = q.name { items = items.filter { $0["name"]?.stringValue == name } }
+        return InventoryItem.page(items, limit: q.limit, after: q.continueToken)
+    }
 
     public var podCount: Int { pods.values.reduce(0) { $0 + $1.count } }
 

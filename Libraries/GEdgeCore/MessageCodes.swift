@@ -26,6 +26,9 @@ public struct HCode: Sendable, Hashable, Comparable, CustomStringConvertible {
     public static let nodeOfPod = HCode(530)
     /// A pod's last log lines (new in this suite): gateway → agent, for the console.
     public static let podLogs = HCode(540)
+    /// A page of a cluster's objects (pods, deployments, volumes, claims, storage classes,
+    /// events), or one of them (new in this suite): gateway → agent.
+    public static let inventory = HCode(550)
     /// A cluster's periodic status report from its agent: nodes, resources, labels, taints,
     /// latencies (new in this suite).
     public static let clusterStatus = HCode(600)
@@ -58,6 +61,7 @@ public struct HCode: Sendable, Hashable, Comparable, CustomStringConvertible {
         .projectNamespace: "project-namespace",
         .nodeOfPod: "node-of-pod",
         .podLogs: "pod-logs",
+        .inventory: "inventory",
         .clusterStatus: "cluster-status",
         .nodeAccelerators: "node-accelerators",
         .scaleWorkload: "scale-workload",

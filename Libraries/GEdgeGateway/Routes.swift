@@ -461,6 +461,8 @@ extension Gateway {
             return Reply.json(.object(["cluster": .string(c.name), "namespace": .string(ns), "pod": .string(pod), "lines": answer["lines"] ?? .array([])]))
         }
 
+        addInventoryRoutes(to: router)
+
         // The web console: one page; its data comes from /v1 with the same tokens.
         router.get("/console") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"], body: .init(byteBuffer: ByteBuffer(bytes: self.console)))
@@ -617,7 +619,7 @@ extension Gateway {
         ("POST", "/v1/workflows"), ("GET", "/v1/workflows"), ("GET", "/v1/workflows/:id"), ("DELETE", "/v1/workflows/:id"),
         ("GET", "/v1/notifications"), ("GET", "/v1/clusters/:name/pods/:namespace/:pod/logs"), ("GET", "/console"),
         ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
-    ].map { ($0.0, $0.1.split(separator: "/")) }
+    ].map { ($0.0, $0.1.split(separator: "/")) } + inventoryRoutes.map { ($0.method, $0.path.split(separator: "/")) }
 
     /// The project a route's `:project` names, when the token may read it (its own, or any
     /// for an admin); 403 otherwise.

@@ -41,10 +41,12 @@ public struct ObjectReference: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// A list's items with the resourceVersion to watch from.
+/// A list's items with the resourceVersion to watch from, and the token of the next page
+/// when the list was asked for a page (`limit`) and more remain.
 public struct ObjectList: Sendable {
     public var items: [JSONValue]
     public var resourceVersion: String
+    public var continueToken: String? = nil
 }
 
 /// The Kubernetes REST API over libcurl: resource paths from API discovery (cached per
@@ -156,14 +158,21 @@ public struct KubernetesClient: Sendable {
         try await onPath(ref, subresource: subresource) { try await call("GET", $0, allowNotFound: true) }
     }
 
-    /// The objects of a kind (in a namespace, or in all), by label and field selector.
-    public func list(apiVersion: String, kind: String, namespace: String? = nil, labelSelector: String? = nil, fieldSelector: String? = nil) async throws -> ObjectList {
+    /// The objects of a kind (in a namespace, or in all), by label and field selector; with
+    /// `limit`, one page of at most that many, and `continueToken` for the next (a token the
+    /// server no longer holds answers 410 Gone, as for kubectl).
+    public func list(apiVersion: String, kind: String, namespace: String? = nil, labelSelector: String? = nil, fieldSelector: String? = nil,
+                     limit: Int? = nil, continueToken: String? = nil) async throws -> ObjectList {
         var q: [(String, String)] = []
         if let labelSelector { q.append(("labelSelector", labelSelector)) }
         if let fieldSelector { q.append(("fieldSelector", fieldSelector)) }
+        if let limit { q.append(("limit", "\(limit)")) }
+        if let continueToken { q.append(("continue", continueToken)) }
         let ref = ObjectReference(apiVersion: apiVersion, kind: kind, namespace: namespace)
         let answer = try await onPath(ref) { try await call("GET", $0, query: q) } ?? .null
-        return ObjectList(items: answer["items"]?.arrayValue ?? [], resourceVersion: answer["metadata"]?["resourceVersion"]?.stringValue ?? "")
+        let next = answer["metadata"]?["continue"]?.stringValue
+        return ObjectList(items: answer["items"]?.arrayValue ?? [], resourceVersion: answer["metadata"]?["resourceVersion"]?.stringValue ?? "",
+                          continueToken: next?.isEmpty == false ? next : nil)
     }
 
     /// Server-side apply (`application/apply-patch+yaml`; JSON is YAML): the fields in

@@ -126,6 +126,13 @@ public enum KubeNames {
         return alnum(f) && alnum(l) && s.utf8.allSatisfy { alnum($0) || $0 == 45 }
     }
 
+    /// RFC 1123 subdomain: what most object names (pods, volumes, storage classes, events)
+    /// must be: dot-separated labels, 253 bytes at most.
+    public static func isDNSSubdomain(_ s: String) -> Bool {
+        guard (1...253).contains(s.utf8.count) else { return false }
+        return s.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { isDNSLabel(String($0)) }
+    }
+
     /// A project name made into a namespace name: lower case, `[a-z0-9-]`, 63 at most.
     /// The namespace a request's objects go to: `parameters.namespace` when it is a DNS
     /// label (the gateway sets it from a service definition, after checking the project

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GEdgeCore
+import GEdgePlacement
 
 // MARK: services
 
@@ -168,12 +169,30 @@ struct Watch: AsyncParsableCommand {
 }
 
 struct GetRequest: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "get", abstract: "A request with its history.")
+    static let configuration = CommandConfiguration(
+        commandName: "get", abstract: "A request with its history, or a cluster's objects (get pods|deployments|pv|pvc|storageclasses|events [NAME]).",
+        discussion: "Kinds take kubectl's names: pods (po), deployments (deploy), persistentvolumes (pv), persistentvolumeclaims (pvc), storageclasses (sc), events (ev).")
     @OptionGroup var g: Global
-    @Argument(help: "The request ID.") var id: String
-    @Flag(help: "Then follow it until it ends.") var watch = false
+    @OptionGroup var scope: Scope
+    @Argument(help: "A request ID; or a kind and optionally an object's name.") var words: [String]
+    @Flag(help: "Then follow the request until it ends.") var watch = false
+    @Option(help: "Objects per page (1 to 500).") var limit = 100
+    @Flag(help: "Every page of objects, not only the first.") var all = false
+
+    func validate() throws {
+        guard (1...2).contains(words.count) else { throw ValidationError("give a request ID, or a kind and optionally a name") }
+        guard (1...500).contains(limit) else { throw ValidationError("--limit is 1 to 500") }
+        if words.count == 2, InventoryKind.named(words[0]) == nil {
+            throw ValidationError("'\(words[0])' is not a kind: pods, deployments, pv, pvc, storageclasses or events")
+        }
+    }
 
     func run() async throws {
+        if let kind = InventoryKind.named(words[0]) {
+            try await withClient(g) { c in try await getInventory(c, g, kind: kind, name: words.count == 2 ? words[1] : nil, scope: scope, limit: limit, all: all) }
+            return
+        }
+        let id = words[0]
         try await withClient(g) { c in
             let r = try await c.call("GET", "/v1/requests/\(segment(id))")
             emit(r, g) { wide in

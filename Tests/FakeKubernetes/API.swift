@@ -182,12 +182,18 @@ extension FakeCluster {
     /// Field selectors the real server supports for the fake's kinds.
     struct SelectorError: Error { let why: String }
 
-    static func fieldMatcher(_ s: String?) -> Result<(JSONValue) -> Bool, SelectorError> {
+    static func fieldMatcher(_ s: String?, resource: String = "pods") -> Result<(JSONValue) -> Bool, SelectorError> {
         guard let s, !s.isEmpty else { return .success { _ in true } }
-        let fields: [String: [String]] = [
-            "metadata.name": ["metadata", "name"], "metadata.namespace": ["metadata", "namespace"],
-            "status.phase": ["status", "phase"], "spec.nodeName": ["spec", "nodeName"],
-        ]
+        // Every kind: its name and namespace; pods and events add their own, as the API server.
+        var fields: [String: [String]] = ["metadata.name": ["metadata", "name"], "metadata.namespace": ["metadata", "namespace"]]
+        switch resource {
+        case "pods":
+            fields["status.phase"] = ["status", "phase"]; fields["spec.nodeName"] = ["spec", "nodeName"]
+        case "events":
+            for f in ["kind", "name", "namespace", "uid"] { fields["involvedObject.\(f)"] = ["involvedObject", f] }
+            fields["reason"] = ["reason"]; fields["type"] = ["type"]
+        default: break
+        }
         var tests: [(JSONValue) -> Bool] = []
         for term in s.split(separator: ",").map(String.init) {
             let negate = term.contains("!=")
@@ -204,15 +210,44 @@ extension FakeCluster {
     func list(_ r: Resource, namespace: String?, query: [String: String]) -> APIAnswer {
         guard let labels = Self.labelMatcher(query["labelSelector"]) else { return status(400, "BadRequest", "unable to parse requirement: \(query["labelSelector"] ?? "")") }
         let fields: (JSONValue) -> Bool
-        switch Self.fieldMatcher(query["fieldSelector"]) {
+        switch Self.fieldMatcher(query["fieldSelector"], resource: r.name) {
         case .success(let f): fields = f
         case .failure(let e): return status(400, "BadRequest", e.why)
         }
+        // Pages: `limit`, and `continue` from the previous page (the key after which to go on
+        // and the resourceVersion of the first page; once compaction passed it, 410 Expired).
+        var limit: Int?
+        if let l = query["limit"] {
+            guard let n = Int(l), n >= 0 else { return status(400, "BadRequest", "limit must be a non-negative integer") }
+            limit = n > 0 ? n : nil
+        }
+        var after: String?
+        var firstRV: Int?
+        if let token = query["continue"], !token.isEmpty {
+            guard let data = Data(base64Encoded: token), let t = try? JSONValue.parse(Array(data)), let start = t["start"]?.stringValue,
+                  let v = t["rv"]?.numberValue else {
+                return status(400, "BadRequest", "continue key is not valid: illegal base64 data at input byte 0")
+            }
+            after = start
+            firstRV = Int(v)
+        }
         return lock.withLock {
-            let items = objects(r.name, namespace: namespace).map(\.1).filter { labels($0) && fields($0) }
+            if let v = firstRV, v < compactedBelow {
+                return status(410, "Expired", "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
+            }
+            var items = objects(r.name, namespace: namespace).filter { labels($0.1) && fields($0.1) }
+            if let after { items = items.filter { "\($0.0.namespace)/\($0.0.name)" > after } }
+            var metadata: [String: JSONValue] = ["resourceVersion": .string(String(rv))]
+            if let limit, items.count > limit {
+                let last = items[limit - 1].0
+                let token: JSONValue = .object(["v": "meta.k8s.io/v1", "rv": .number(Double(firstRV ?? rv)), "start": .string("\(last.namespace)/\(last.name)")])
+                metadata["continue"] = .string(Data(token.serialized()).base64EncodedString())
+                metadata["remainingItemCount"] = .number(Double(items.count - limit))
+                items = Array(items.prefix(limit))
+            }
             return .json(200, .object([
                 "kind": .string("\(r.kind)List"), "apiVersion": .string(r.groupVersion),
-                "metadata": .object(["resourceVersion": .string(String(rv))]), "items": .array(items),
+                "metadata": .object(metadata), "items": .array(items.map(\.1)),
             ]))
         }
     }
@@ -220,7 +255,7 @@ extension FakeCluster {
     func watch(_ r: Resource, namespace: String?, query: [String: String], bookmarkInterval: Duration) -> APIAnswer {
         guard let labels = Self.labelMatcher(query["labelSelector"]) else { return status(400, "BadRequest", "unable to parse requirement") }
         let fields: (JSONValue) -> Bool
-        switch Self.fieldMatcher(query["fieldSelector"]) {
+        switch Self.fieldMatcher(query["fieldSelector"], resource: r.name) {
         case .success(let f): fields = f
         case .failure(let e): return status(400, "BadRequest", e.why)
         }

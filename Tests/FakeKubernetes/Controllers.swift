@@ -77,10 +77,16 @@ extension FakeCluster {
             condition = .object(["type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
                                  "message": .string("ReplicaSet \"\(key.name)-\(hash)\" is progressing.")])
         }
+        // Available, as the deployment controller sets it: at least replicas - maxUnavailable
+        // (25% of replicas, rounded down) available.
+        let minimum = want - want / 4
+        let availableCondition: JSONValue = ready >= minimum
+            ? .object(["type": "Available", "status": "True", "reason": "MinimumReplicasAvailable", "message": "Deployment has minimum availability."])
+            : .object(["type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable", "message": "Deployment does not have minimum availability."])
         var status: [String: JSONValue] = [
             "observedGeneration": .number(Double(generation)), "replicas": .number(Double(after.count)),
             "updatedReplicas": .number(Double(updated.count)), "readyReplicas": .number(Double(ready)),
-            "availableReplicas": .number(Double(ready)), "conditions": .array([condition]),
+            "availableReplicas": .number(Double(ready)), "conditions": .array([availableCondition, condition]),
         ]
         if key.resource == "statefulsets" {
             status["availableReplicas"] = nil

@@ -306,6 +306,7 @@ struct SlowScaleDriver: ClusterDriver {
     }
     func resize(_ command: ResizeCommand) async throws -> Int { try await sim.resize(command) }
     func logs(namespace: String, pod: String, tail: Int) async throws -> [String]? { try await sim.logs(namespace: namespace, pod: pod, tail: tail) }
+    func inventory(_ query: InventoryQuery) async throws -> InventoryPage { await sim.inventory(query) }
     func usage() async throws -> [WorkloadUsage] { try await sim.usage() }
 }
 

@@ -264,7 +264,8 @@ struct UntrustedInputTests {
             if template.hasPrefix("/v1/workflows/") { path = template.replacingOccurrences(of: "{id}", with: workflowID) }
             if template.hasPrefix("/v1/functions/") { path = path.replacingOccurrences(of: "hidden-svc", with: "hidden-fn") }
             if template.contains("/clusters/{name}") { path = template.replacingOccurrences(of: "{name}", with: "edge1")
-                .replacingOccurrences(of: "{namespace}", with: "secret-ns").replacingOccurrences(of: "{pod}", with: "w-hidden-0") }
+                .replacingOccurrences(of: "{namespace}", with: "secret-ns").replacingOccurrences(of: "{pod}", with: "w-hidden-0")
+                .replacingOccurrences(of: "{object}", with: "w-hidden-0") }
             // GS-Engine's original reads name the service in the query.
             if ["/gse/service/get", "/gse/service/status", "/gse/service/list"].contains(template) { path += "?name=hidden-svc&namespace=secret-ns" }
             return path.replacingOccurrences(of: "{policy}", with: "most")
