@@ -70,6 +70,11 @@ let package = Package(
             ],
             path: "Libraries/GEdgeCore", swiftSettings: swiftSettings),
         // Digests, HMAC signatures and their constant-time checks, from swift-crypto.
+        // Clusters registered in push mode: sealed credentials and push agents' leases.
+        .target(
+            name: "GEdgeClusters",
+            dependencies: ["GEdgeCore", "GEdgePostgres", .product(name: "Crypto", package: "swift-crypto")],
+            path: "Libraries/GEdgeClusters", swiftSettings: swiftSettings),
         .target(
             name: "GEdgeSecurity",
             dependencies: ["GEdgeCore", .product(name: "Crypto", package: "swift-crypto")],
@@ -127,7 +132,7 @@ let package = Package(
         .target(
             name: "GEdgeAgent",
             dependencies: [
-                "GEdgeCore", "GEdgeKafka", "GEdgePlacement", "GEdgeHTTPClient", "GEdgeKubernetes",
+                "GEdgeCore", "GEdgeKafka", "GEdgePlacement", "GEdgeHTTPClient", "GEdgeKubernetes", "GEdgeClusters",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -178,7 +183,7 @@ let package = Package(
             name: "GEdgeGateway",
             dependencies: [
                 "GEdgeCore", "GEdgeSecurity", "GEdgeKafka", "GEdgePostgres", "GEdgeHTTPClient", "GEdgePlacement", "GEdgeScheduler", "GEdgeServiceSpec",
-                "GEdgeOutbox", "GEdgeFaaS", "GEdgeAutoscaler", "GEdgeWorkflow",
+                "GEdgeOutbox", "GEdgeFaaS", "GEdgeAutoscaler", "GEdgeWorkflow", "GEdgeClusters",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
@@ -228,7 +233,7 @@ let package = Package(
             dependencies: ["GEdgeCore", "GEdgePlacement", "GEdgeHTTPClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Services/gedgectl", swiftSettings: swiftSettings),
         .executableTarget(
-            name: "agent", dependencies: ["GEdgeAgent", "GEdgeKubernetes", "GEdgeServiceKit"],
+            name: "agent", dependencies: ["GEdgeAgent", "GEdgeKubernetes", "GEdgeServiceKit", "GEdgeClusters", "GEdgeScheduler"],
             path: "Services/agent", swiftSettings: swiftSettings),
         .executableTarget(
             name: "accelerator-monitor", dependencies: ["GEdgeAccelerators", "GEdgeKubernetes", "GEdgeServiceKit"],
@@ -301,7 +306,7 @@ let package = Package(
                 "FakeKubernetes",
                 "GEdgeCore", "GEdgeSecurity", "GEdgeKafka", "GEdgeAMQP", "GEdgePostgres", "GEdgeHTTPClient",
                 "GEdgeScheduler", "GEdgeServiceKit", "GEdgeAccelerators", "GEdgeAgent", "GEdgeKubernetes", "GEdgePlacement",
-                "GEdgeGateway", "GEdgeServiceSpec", "GEdgeOutbox", "GEdgeFaaS", "GEdgeAutoscaler", "GEdgeWorkflow",
+                "GEdgeGateway", "GEdgeServiceSpec", "GEdgeOutbox", "GEdgeFaaS", "GEdgeAutoscaler", "GEdgeWorkflow", "GEdgeClusters",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

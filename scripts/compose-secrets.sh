@@ -11,6 +11,7 @@ new() { [ -s "$dir/$1" ] || { "${@:2}" > "$dir/$1"; echo "compose-secrets: $1"; 
 new postgres_password openssl rand -hex 24
 new admin_token openssl rand -hex 32
 new webhook_signing_key openssl rand -hex 32
+new cluster_credentials_key openssl rand -hex 32
 new grafana_admin_password openssl rand -hex 16
 new rabbitmq_password openssl rand -hex 24
 new producers_secret openssl rand -hex 32

@@ -36,7 +36,11 @@ start() {
   # The local stack believes every producer (no producers.secret here).
   "$bin/scheduler" --log-format text --http-port "$scheduler_port" --scheduler-producers trusted >"$state/scheduler.log" 2>&1 &
   echo $! >"$pids/scheduler.pid"
-  GEDGE_GATEWAY_ADMIN_TOKEN_FILE="$token" "$bin/gateway" --log-format text --http-port "$gateway_port" >"$state/gateway.log" 2>&1 &
+  # The key that seals push-mode clusters' credentials (gedgectl cluster register): local, private.
+  key="$state/cluster-credentials-key"
+  [ -s "$key" ] || (umask 077 && openssl rand -hex 32 >"$key")
+  GEDGE_GATEWAY_ADMIN_TOKEN_FILE="$token" GEDGE_CLUSTER_CREDENTIALS_KEY_FILE="$key" "$bin/gateway" --log-format text --http-port "$gateway_port" \
+    >"$state/gateway.log" 2>&1 &
   echo $! >"$pids/gateway.pid"
   for _ in $(seq 1 150); do
     for n in "${names[@]}"; do

@@ -25,7 +25,7 @@ extension ConfigKeys {
             Key(names: ["kafka.group"], defaultValue: "the service's", meaning: "consumer group (`gedge-scheduler`, `gedge-gateway`)"),
             Key(names: ["kafka.rdkafka.<property>"], defaultValue: "", meaning: "passed to librdkafka: `security.protocol`, `sasl.mechanisms`, `sasl.username`, `sasl.password`, `ssl.ca.location`, `ssl.certificate.location`, `ssl.key.location`, `socket.timeout.ms`, `message.timeout.ms`, `linger.ms`, `batch.num.messages`, `compression.type`, `session.timeout.ms`, `heartbeat.interval.ms`, `max.poll.interval.ms`, `auto.offset.reset`, `partition.assignment.strategy`, `fetch.wait.max.ms`, `queue.buffering.max.messages`, `statistics.interval.ms`, `debug`"),
         ]),
-        Section(title: "PostgreSQL", programs: ["scheduler", "gateway", "autoscaler", "faas-trigger", "notifier"], keys: [
+        Section(title: "PostgreSQL (and the agent in push mode)", programs: ["scheduler", "gateway", "autoscaler", "faas-trigger", "notifier", "agent"], keys: [
             Key(names: ["postgres.url"], defaultValue: "`postgres://gedge@127.0.0.1:5432/gedge`", meaning: "libpq URL"),
             Key(names: ["postgres.password"], defaultValue: "", meaning: "secret; or `postgres.password.file`"),
             Key(names: ["postgres.pool.size"], defaultValue: "`8`", meaning: "connections"),
@@ -97,6 +97,14 @@ extension ConfigKeys {
             Key(names: ["agent.metrics.topic"], defaultValue: "`gedge.pod-metrics`", meaning: ""),
             Key(names: ["kubernetes.url", "kubernetes.token.file", "kubernetes.tls.ca.file", "kubernetes.kubeconfig"], defaultValue: "in-cluster", meaning: "the API server"),
             Key(names: ["kubernetes.context"], defaultValue: "the kubeconfig's current context", meaning: "which context of `kubernetes.kubeconfig`"),
+            Key(names: ["agent.mode"], defaultValue: "`pull`", meaning: "`pull`: serve `agent.cluster` from inside it; `push`: serve the clusters registered with `gedgectl cluster register`, shared with the other push agents by leases in PostgreSQL (`agent.cluster` and `agent.driver` unused)"),
+            Key(names: ["agent.push.instance"], defaultValue: "host name and pid", meaning: "push mode: this agent's name in the leases"),
+            Key(names: ["agent.push.interval"], defaultValue: "`2s`", meaning: "push mode: leases renewed, registrations read again"),
+            Key(names: ["agent.push.lease"], defaultValue: "`15s`", meaning: "push mode: how long a lease outlives its agent (at least three intervals); a dead agent's clusters are taken over after it"),
+            Key(names: ["agent.push.dir"], defaultValue: "a private temporary folder", meaning: "push mode: where registered clusters' CA certificates are written for libcurl"),
+        ]),
+        Section(title: "Registered clusters (gateway and push-mode agents)", programs: ["gateway", "agent"], keys: [
+            Key(names: ["cluster.credentials.key.file"], defaultValue: "", meaning: "secret: 64 hex digits (`openssl rand -hex 32`), the AES-256-GCM key that seals registered clusters' tokens and CAs in PostgreSQL; the gateway needs it to register clusters, push agents to serve them"),
         ]),
         Section(title: "gateway (port 8888: API and ops endpoints together)", programs: ["gateway"], keys: [
             Key(names: ["gateway.instance"], defaultValue: "host-pid", meaning: "this replica's name (its Kafka view groups)"),

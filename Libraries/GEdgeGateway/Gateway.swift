@@ -1,6 +1,7 @@
 import Foundation
 import GEdgeAutoscaler
 import GEdgeWorkflow
+import GEdgeClusters
 import GEdgeCore
 import GEdgeFaaS
 import GEdgeKafka
@@ -38,6 +39,9 @@ public struct GatewaySettings: Sendable {
     public var callbackAllowPrivate = false
     /// One log line per request (`gateway.access.log`).
     public var accessLog = true
+    /// Seals registered clusters' credentials (`cluster.credentials.key.file`); without it
+    /// clusters cannot be registered here.
+    public var clusterKey: ClusterCredentialsKey?
 
     public init() {}
 
@@ -52,6 +56,7 @@ public struct GatewaySettings: Sendable {
         defaultFunctionQueue = c.string("faas.queue.default")
         autoscalingBy = c.string("gateway.autoscaling", default: autoscalingBy)
         callbackAllowPrivate = try c.bool("gateway.callback.allow.private", default: callbackAllowPrivate)
+        clusterKey = try ClusterCredentialsKey(c)
         if let secret = try c.secret("producers.secret") { producers = try ProducerSigning(secret: Array(secret.utf8)) }
         guard ["autoscaler", "hpa"].contains(autoscalingBy) else {
             throw ConfigurationError(key: "gateway.autoscaling", reason: "'\(autoscalingBy)' is not autoscaler or hpa")

@@ -189,6 +189,9 @@ public struct GatewayStore: Sendable {
         return set
     }
 
+    /// Drops what is cached of a deleted project.
+    public func forgetProject(_ project: String) { projects.drop(project) }
+
     public func bind(project: String, clusters: [String], replace: Bool) async throws {
         try await pool.transaction { c in
             if replace { try await c.execute("DELETE FROM project_clusters WHERE project_name = $1", [.text(project)]) }

@@ -462,6 +462,7 @@ extension Gateway {
         }
 
         addInventoryRoutes(to: router)
+        addManagementRoutes(to: router)
 
         // The web console: one page; its data comes from /v1 with the same tokens.
         router.get("/console") { _, _ in
@@ -619,7 +620,7 @@ extension Gateway {
         ("POST", "/v1/workflows"), ("GET", "/v1/workflows"), ("GET", "/v1/workflows/:id"), ("DELETE", "/v1/workflows/:id"),
         ("GET", "/v1/notifications"), ("GET", "/v1/clusters/:name/pods/:namespace/:pod/logs"), ("GET", "/console"),
         ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
-    ].map { ($0.0, $0.1.split(separator: "/")) } + inventoryRoutes.map { ($0.method, $0.path.split(separator: "/")) }
+    ].map { ($0.0, $0.1.split(separator: "/")) } + (inventoryRoutes + managementRoutes).map { ($0.method, $0.path.split(separator: "/")) }
 
     /// The project a route's `:project` names, when the token may read it (its own, or any
     /// for an admin); 403 otherwise.

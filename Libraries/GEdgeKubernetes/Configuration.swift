@@ -13,6 +13,9 @@ public struct KubernetesAPIConfiguration: Sendable {
     public var url: String
     public var tokenFile: String?
     public var http: HTTPClientConfiguration
+    /// A token held in memory (a registered cluster's, opened from its sealed credentials),
+    /// used when there is no token file. Never printed.
+    public var inlineToken: String?
 
     static let serviceAccount = "/var/run/secrets/kubernetes.io/serviceaccount"
 
@@ -24,6 +27,7 @@ public struct KubernetesAPIConfiguration: Sendable {
 
     /// The bearer token, read from its file on every call.
     public func token() -> String? {
+        if tokenFile == nil, let inlineToken { return inlineToken }
         guard let file = tokenFile, let data = FileManager.default.contents(atPath: file) else { return nil }
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -117,5 +121,12 @@ public enum Kubeconfig {
             tokenFile = url.path
         }
         return KubernetesAPIConfiguration(url: server, tokenFile: tokenFile, http: http)
+    }
+}
+
+extension KubernetesAPIConfiguration: CustomStringConvertible {
+    /// Where, and how the token comes: never the token.
+    public var description: String {
+        "KubernetesAPIConfiguration(url: \(url), token: \(tokenFile.map { "file \($0)" } ?? (inlineToken == nil ? "none" : "<inline, redacted>")))"
     }
 }

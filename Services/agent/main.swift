@@ -1,12 +1,16 @@
 import Foundation
 import GEdgeAgent
+import GEdgeClusters
 import GEdgeCore
 import GEdgeHTTPClient
 import GEdgeKafka
 import GEdgeKubernetes
 import GEdgePlacement
+import GEdgePostgres
+import GEdgeScheduler
 import GEdgeServiceKit
 import Logging
+import ServiceLifecycle
 
 // The cluster agent: one per cluster. Applies placements, answers the request codes, reports
 // the cluster's nodes, resources and latencies.
@@ -14,6 +18,10 @@ import Logging
 // Drivers (agent.driver): `kubernetes` (in-cluster service account, kubernetes.url and
 // kubernetes.token.file, or kubernetes.kubeconfig), or `simulated` (agent.topology: a JSON
 // file; this agent runs the cluster of that name). Keys: docs/configuration.md.
+//
+// agent.mode=push: no cluster of its own; it serves the clusters registered with
+// `gedgectl cluster register` (their credentials opened with cluster.credentials.key.file),
+// sharing them with the other push agents by leases in PostgreSQL.
 
 func makeDriver(_ config: ConfigReader, settings: inout AgentSettings, logger: Logger) throws -> (any ClusterDriver, HTTPClient?, ReplicaProcesses?) {
     switch config.string("agent.driver", default: "kubernetes") {
@@ -100,9 +108,61 @@ actor ReplicaProcesses {
     }
 }
 
+/// Push mode: the registered clusters this agent's leases give it, each with its own
+/// command consumer and status loop, over one producer.
+func runPushAgents(_ config: ConfigReader, logger: Logger, ops makeOps: ([ReadinessCheck]) throws -> any Service) async throws {
+    guard let key = try ClusterCredentialsKey(config) else {
+        throw ConfigurationError(key: "cluster.credentials.key.file", reason: "push mode opens registered clusters' credentials with this key")
+    }
+    var template = AgentSettings(cluster: "-")
+    template.statusInterval = try config.duration("agent.status.interval", default: template.statusInterval)
+    template.statusMinInterval = try config.duration("agent.status.min.interval", default: template.statusMinInterval)
+    template.concurrency = try config.int("agent.concurrency", default: template.concurrency)
+    template.metricsInterval = .zero
+    let instance = config.string("agent.push.instance", default: ProcessInfo.processInfo.hostName + "-\(getpid())")
+    var settings = PushSettings(
+        instance: instance, key: key, agent: template,
+        directory: URL(fileURLWithPath: config.string("agent.push.dir", default: FileManager.default.temporaryDirectory.appendingPathComponent("gedge-push-\(getpid())").path)))
+    settings.interval = try config.duration("agent.push.interval", default: settings.interval)
+    settings.leaseTTL = try config.duration("agent.push.lease", default: settings.leaseTTL)
+    settings.applyTimeout = try config.duration("agent.apply.timeout", default: settings.applyTimeout)
+    settings.podFailureGrace = try config.duration("agent.apply.pod.failure.grace", default: settings.podFailureGrace)
+    guard settings.leaseTTL >= settings.interval * 3 else {
+        throw ConfigurationError(key: "agent.push.lease", reason: "at least three agent.push.interval, so that a live agent renews before its leases run out")
+    }
+
+    let pool = PostgresPool(configuration: try PostgresConfiguration(config, applicationName: "gedge-agent-push"), logger: logger)
+    try await PostgresMigrator(pool: pool, logger: logger).migrate(try RequestStore.migrations())
+    let kafka = KafkaConfiguration(config, clientID: "gedge-agent-push-\(instance)")
+    var producerConfig = KafkaProducerConfiguration(client: kafka)
+    producerConfig.lingerMs = try config.int("kafka.linger.ms", default: 1)
+    let producer = try KafkaProducer(configuration: producerConfig, logger: logger)
+    var consumerSettings = kafka
+    consumerSettings["allow.auto.create.topics"] = "true"
+    let consumerKafka = consumerSettings
+    let makeConsumer: @Sendable (String) throws -> KafkaConsumer = { cluster in
+        try KafkaConsumer(configuration: KafkaConsumerConfiguration(client: consumerKafka, groupID: "gedge-agent-\(cluster)", topics: [Topics.agentCommands(cluster: cluster)]),
+                          logger: logger)
+    }
+    let push = PushAgents(settings: settings, registry: ClusterRegistry(pool: pool), producer: producer, consumer: makeConsumer, logger: logger)
+    let ops = try makeOps([ReadinessCheck(name: "postgres") { await pool.ping() }])
+    try await ServiceKit.run([ops, push], logger: logger)
+    await producer.shutdown()
+    pool.shutdown()
+    logger.info("push agent stopped")
+}
+
 func runAgent() async throws {
     let config = try ConfigReader()
     let (logger, registry) = try ServiceKit.bootstrap(service: "agent", config: config)
+    switch config.string("agent.mode", default: "pull") {
+    case "pull": break
+    case "push":
+        return try await runPushAgents(config, logger: logger) { checks in
+            ServiceKit.opsServer(try OpsServerConfiguration(config, defaultPort: 9103), registry: registry, readiness: checks, logger: logger)
+        }
+    case let other: throw ConfigurationError(key: "agent.mode", reason: "'\(other)' is not pull or push")
+    }
     var settings = try AgentSettings(config)
     let (driver, http, replicas) = try makeDriver(config, settings: &settings, logger: logger)
 

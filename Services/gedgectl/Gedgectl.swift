@@ -26,7 +26,7 @@ struct Gedgectl: AsyncParsableCommand {
         version: version,
         subcommands: [
             ServiceCommand.self, Submit.self, Watch.self, GetRequest.self, Requests.self, Cancel.self,
-            Clusters.self, Nodes.self, Describe.self, Logs.self, Functions.self, FunctionCommand.self, Workflows.self, WorkflowCommand.self,
+            Clusters.self, ClusterCommand.self, Nodes.self, Describe.self, Logs.self, ProjectCommand.self, Functions.self, FunctionCommand.self, Workflows.self, WorkflowCommand.self,
             ScalingCommand.self, Bind.self, NamespacesCommand.self, PolicyCommand.self, ProducerKey.self,
             TokenCommand.self, Whoami.self, ConfigCommand.self, Version.self, Completion.self,
         ])

@@ -1,4 +1,5 @@
 import Foundation
+import GEdgeClusters
 import GEdgeAgent
 import GEdgeCore
 import GEdgeSecurity
@@ -399,6 +400,7 @@ struct GatewayTests {
     @Test func schemathesisFindsNothing() async throws {
         var settings = GatewaySettings()
         settings.rate = 0
+        settings.clusterKey = try ClusterCredentialsKey(hex: String(repeating: "3c", count: 32))
         let g = try await GatewayHarness(settings: settings)
         // The document as served, read from a file: a machine busy with the other suites
         // must not fail the schema's loading; each request gets a generous timeout too.
