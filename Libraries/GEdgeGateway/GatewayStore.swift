@@ -15,8 +15,12 @@ public struct GatewayStore: Sendable {
 
     static let requestColumns = """
         id, policy, state, fail_count, attempt, user_name, workspace_name, project_name, fast, placement, reason,
-        callback_url, created_at, updated_at, finished_at, (extract(epoch FROM created_at) * 1000000)::bigint AS created_us
+        callback_url, created_at, updated_at, finished_at, (extract(epoch FROM created_at) * 1000000)::bigint AS created_us,
+        \(workloadName) AS workload_name
         """
+
+    /// The workload's name: a manifest's, or the first of a list's.
+    static let workloadName = "COALESCE(workload->'metadata'->>'name', workload->0->'metadata'->>'name')"
 
     static func requestJSON(_ r: PostgresRow) throws -> JSONValue {
         var o: [String: JSONValue] = [
@@ -30,6 +34,8 @@ public struct GatewayStore: Sendable {
             "updated_at": (try r.decode("updated_at", as: Date.self)).iso8601,
         ]
         if let reason: String = try r.decodeOptional("reason") { o["reason"] = .string(reason) }
+        // Rows of the request queries carry the workload's name (those joined from services do not).
+        if (try? r.index(of: "workload_name")) != nil, let name: String = try r.decodeOptional("workload_name") { o["workload_name"] = .string(name) }
         if let cb: String = try r.decodeOptional("callback_url") { o["callback_url"] = .string(cb) }
         if let f: Date = try r.decodeOptional("finished_at") { o["finished_at"] = f.iso8601 }
         return .object(o)
@@ -52,6 +58,8 @@ public struct GatewayStore: Sendable {
                 "at": (try r.decode("at", as: Date.self)).iso8601,
             ]
             if let reason: String = try r.decodeOptional("reason") { o["reason"] = .string(reason) }
+        // Rows of the request queries carry the workload's name (those joined from services do not).
+        if (try? r.index(of: "workload_name")) != nil, let name: String = try r.decodeOptional("workload_name") { o["workload_name"] = .string(name) }
             if let d: JSONValue = try r.decodeOptional("detail") { o["detail"] = d }
             return .object(o)
         }
@@ -62,6 +70,10 @@ public struct GatewayStore: Sendable {
         public var state: String?
         public var policy: String?
         public var user: String?
+        /// Placed on this cluster.
+        public var cluster: String?
+        /// The workload's name holds this (case-insensitive).
+        public var name: String?
         public var limit = 50
         /// Keyset cursor: the last row of the previous page.
         public var before: (Int64, String)?
@@ -75,10 +87,12 @@ public struct GatewayStore: Sendable {
             WHERE ($1::text IS NULL OR project_name = $1) AND ($2::text IS NULL OR state = $2)
               AND ($3::text IS NULL OR policy = $3) AND ($4::text IS NULL OR user_name = $4)
               AND ($5::bigint IS NULL OR (created_at, id) < (timestamptz 'epoch' + $5::bigint * interval '1 microsecond', $6))
+              AND ($8::text IS NULL OR placement @> jsonb_build_array(jsonb_build_object('cluster', $8::text)))
+              AND ($9::text IS NULL OR strpos(lower(\(Self.workloadName)), lower($9::text)) > 0)
             ORDER BY created_at DESC, id DESC LIMIT $7
             """,
             [.optional(f.project), .optional(f.state), .optional(f.policy), .optional(f.user),
-             f.before.map { .int($0.0) } ?? .null, .text(f.before?.1 ?? ""), .int(Int64(f.limit + 1))],
+             f.before.map { .int($0.0) } ?? .null, .text(f.before?.1 ?? ""), .int(Int64(f.limit + 1)), .optional(f.cluster), .optional(f.name)],
             retryOnConnectionLoss: true)
         let page = try rows.prefix(f.limit).map(Self.requestJSON)
         var next: String?
@@ -145,6 +159,8 @@ public struct GatewayStore: Sendable {
             "placement": try r.decodeOptional("placement") ?? .null,
         ]
         if let reason: String = try r.decodeOptional("reason") { o["reason"] = .string(reason) }
+        // Rows of the request queries carry the workload's name (those joined from services do not).
+        if (try? r.index(of: "workload_name")) != nil, let name: String = try r.decodeOptional("workload_name") { o["workload_name"] = .string(name) }
         if withManifests {
             o["definition"] = try r.decode("definition")
             o["manifests"] = try r.decode("manifests")

@@ -177,6 +177,10 @@ extension Gateway {
                 f.policy = known.rawValue
             }
             f.user = q["user"].flatMap { $0.isEmpty ? nil : String($0) }
+            f.cluster = q["cluster"].flatMap { $0.isEmpty ? nil : String($0) }
+            if let c = f.cluster, !KubeNames.isDNSLabel(c) { throw Problem(.badRequest, code: "invalid_value", detail: "'\(c)' is not a cluster name", field: "cluster") }
+            f.name = q["name"].flatMap { $0.isEmpty ? nil : String($0) }
+            if let n = f.name, n.utf8.count > 253 { throw Problem(.badRequest, code: "invalid_value", detail: "name is at most 253 characters", field: "name") }
             if let l = q["limit"] {
                 guard let n = Int(l), (1...500).contains(n) else {
                     throw Problem(.badRequest, code: "invalid_value", detail: "limit is a number from 1 to 500", field: "limit")
