@@ -233,7 +233,8 @@ let package = Package(
             dependencies: ["GEdgeCore", "GEdgePlacement", "GEdgeHTTPClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Services/gedgectl", swiftSettings: swiftSettings),
         .executableTarget(
-            name: "agent", dependencies: ["GEdgeAgent", "GEdgeKubernetes", "GEdgeServiceKit", "GEdgeClusters", "GEdgeScheduler"],
+            name: "agent", dependencies: ["GEdgeAgent", "GEdgeKubernetes", "GEdgeServiceKit", "GEdgeClusters", "GEdgeScheduler",
+                                          .product(name: "Hummingbird", package: "hummingbird")],
             path: "Services/agent", swiftSettings: swiftSettings),
         .executableTarget(
             name: "accelerator-monitor", dependencies: ["GEdgeAccelerators", "GEdgeKubernetes", "GEdgeServiceKit"],

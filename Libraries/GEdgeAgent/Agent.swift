@@ -1,5 +1,6 @@
 import Foundation
 import GEdgeCore
+import GEdgeHTTPClient
 import GEdgeKafka
 import GEdgePlacement
 import Logging
@@ -20,6 +21,8 @@ public struct AgentSettings: Sendable {
     /// Peer clusters to measure latency to: cluster name to `host:port`.
     public var peers: [String: String] = [:]
     public var latencyInterval: Duration = .seconds(2)
+    /// Peers probed per interval (the nearest known, others at random), whatever their number.
+    public var latencyProbes = 3
     public var metricsTopic = Topics.podMetrics
     /// How often pod usage is reported (hcode 620) for the autoscaler; zero turns it off.
     public var metricsInterval: Duration = .seconds(15)
@@ -42,6 +45,8 @@ public struct AgentSettings: Sendable {
         statusMinInterval = try c.duration("agent.status.min.interval", default: statusMinInterval)
         concurrency = try c.int("agent.concurrency", default: concurrency)
         latencyInterval = try c.duration("agent.latency.interval", default: latencyInterval)
+        latencyProbes = try c.int("agent.latency.probes", default: latencyProbes)
+        guard (1...64).contains(latencyProbes) else { throw ConfigurationError(key: "agent.latency.probes", reason: "1 to 64 peers an interval") }
         metricsTopic = c.string("agent.metrics.topic", default: metricsTopic)
         metricsInterval = try c.duration("agent.metrics.interval", default: metricsInterval)
         originalTopics = c.list("agent.original.topics", default: originalTopics).filter { !$0.isEmpty }
@@ -55,32 +60,80 @@ public struct AgentSettings: Sendable {
     }
 }
 
-/// Measures latency to peer clusters continuously: a TCP connect to each peer's endpoint
-/// every interval, smoothed (EWMA, alpha 0.3). An unreachable peer drops out of the table.
+/// Measures latency to peer clusters and keeps this cluster's network coordinate (Vivaldi,
+/// `VivaldiClient`). Each interval it probes at most `probes` peers, not every one: the
+/// nearest by the coordinates it has seen, and others at random. A probe is a TCP connect to
+/// the peer agent's ops endpoint (the round trip) and a read of its coordinate there
+/// (`GET /coordinate`); the round trip moves this cluster's coordinate and is kept, smoothed
+/// (EWMA, alpha 0.3), as a direct measurement while it is fresh (ten intervals). A peer
+/// that does not answer drops out of the table.
 public final class LatencyProber: Service, Sendable {
     let peers: [String: String]
     let interval: Duration
-    private let table = Mutex<[String: Double]>([:])
+    let probes: Int
+    private let table = Mutex<[String: (ms: Double, at: ContinuousClock.Instant)]>([:])
+    private let vivaldi = Mutex(VivaldiClient())
+    private let known = Mutex<[String: VivaldiCoordinate]>([:])
     private let thread = DedicatedThread(name: "latency-probe")
+    let http: HTTPClient?
 
-    public init(peers: [String: String], interval: Duration) {
+    public init(peers: [String: String], interval: Duration, probes: Int = 3) {
         self.peers = peers
         self.interval = interval
+        self.probes = max(1, probes)
+        var c = HTTPClientConfiguration()
+        c.timeout = .seconds(1)
+        c.connectTimeout = .seconds(1)
+        http = peers.isEmpty ? nil : HTTPClient(configuration: c, logger: Logger(label: "gedge.agent.latency"))
     }
 
-    public var latencies: [String: Double] { table.withLock { $0 } }
+    /// Fresh direct measurements, milliseconds.
+    public var latencies: [String: Double] {
+        let now = ContinuousClock.now, fresh = interval * 10
+        return table.withLock { t in t.filter { now - $0.value.at <= fresh }.mapValues(\.ms) }
+    }
+
+    /// This cluster's coordinate; nil for an agent with no peers to place itself by.
+    public var coordinate: VivaldiCoordinate? { peers.isEmpty ? nil : vivaldi.withLock { $0.coordinate } }
+
+    /// The peers to probe this round: the nearest known, then others at random.
+    func chooseTargets() -> [String] {
+        var names = Array(peers.keys).shuffled()
+        let own = vivaldi.withLock { $0.coordinate }
+        let coords = known.withLock { $0 }
+        if let nearest = names.filter({ coords[$0] != nil }).min(by: { own.distance(to: coords[$0]!) < own.distance(to: coords[$1]!) }) {
+            names.removeAll { $0 == nearest }
+            names.insert(nearest, at: 0)
+        }
+        return Array(names.prefix(probes))
+    }
 
     public func run() async throws {
         defer { thread.stop() }
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            for (cluster, endpoint) in peers {
-                let ms = try? await thread.run { Self.connectTime(endpoint) }
-                table.withLock { t in
-                    if let ms = ms ?? nil { t[cluster] = t[cluster].map { 0.7 * $0 + 0.3 * ms } ?? ms } else { t[cluster] = nil }
+            for cluster in chooseTargets() {
+                guard let endpoint = peers[cluster] else { continue }
+                let ms = (try? await thread.run { Self.connectTime(endpoint) }) ?? nil
+                guard let ms else {
+                    table.withLock { $0[cluster] = nil }
+                    continue
+                }
+                table.withLock { t in t[cluster] = (t[cluster].map { 0.7 * $0.ms + 0.3 * ms } ?? ms, .now) }
+                if let other = await peerCoordinate(endpoint) {
+                    known.withLock { $0[cluster] = other }
+                    vivaldi.withLock { _ = $0.update(peer: cluster, coordinate: other, rtt: ms / 1000) }
                 }
             }
             try? await Task.sleep(for: interval)
         }
+        await http?.shutdown()
+    }
+
+    /// The peer's coordinate from its ops endpoint, read within bounds; nil when it has none.
+    func peerCoordinate(_ endpoint: String) async -> VivaldiCoordinate? {
+        guard let http, let r = try? await http.execute(HTTPRequest(url: "http://\(endpoint)/coordinate")), r.isSuccess, r.body.count <= 4096,
+              let doc = try? JSONValue.parse(r.body), let c = try? VivaldiCoordinate.decode(doc) else { return nil }
+        return c
     }
 
     /// Milliseconds to complete a TCP handshake with `host:port`, nil if it fails within 1 s.
@@ -161,7 +214,7 @@ public final class Agent: Sendable {
         self.settings = settings
         self.driver = driver
         self.producer = producer
-        self.prober = LatencyProber(peers: settings.peers, interval: settings.latencyInterval)
+        self.prober = LatencyProber(peers: settings.peers, interval: settings.latencyInterval, probes: settings.latencyProbes)
         var l = logger
         l[metadataKey: LogKeys.cluster] = .string(settings.cluster)
         self.logger = l
@@ -176,7 +229,9 @@ public final class Agent: Sendable {
             for i in nodes.indices { for (c, ms) in measured where nodes[i].latencyMs[c] == nil { nodes[i].latencyMs[c] = ms } }
         }
         let seq = sequence.wrappingAdd(1, ordering: .relaxed).newValue
-        return ClusterState(name: settings.cluster, kind: settings.kind, nodes: nodes, sequence: seq, reportedAt: Date())
+        var state = ClusterState(name: settings.cluster, kind: settings.kind, nodes: nodes, sequence: seq, reportedAt: Date())
+        state.coordinate = prober.coordinate
+        return state
     }
 
     func publish(_ envelope: Envelope, topic: String, key: String) async {

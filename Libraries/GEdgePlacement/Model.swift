@@ -294,6 +294,9 @@ public struct ClusterState: Sendable, Hashable {
     /// Increases with every report of this agent; older reports are ignored.
     public var sequence: Int64
     public var reportedAt: Date
+    /// The cluster's network coordinate (Vivaldi), when its agent keeps one: round trips to
+    /// clusters no node has measured are estimated from it.
+    public var coordinate: VivaldiCoordinate?
     /// Median latency from this cluster's ready nodes to each other cluster, computed once.
     public private(set) var latencySummary: [String: Double]
     /// Nodes in order of latency to a source, computed on first use (see `latencyOrder`).
@@ -344,18 +347,20 @@ public struct ClusterState: Sendable, Hashable {
 
 extension ClusterState {
     public var json: JSONValue {
-        .object([
+        var o: [String: JSONValue] = [
             "cluster": .string(name),
             "kind": .string(kind.rawValue),
             "sequence": .number(Double(sequence)),
             "reported_at": .number((reportedAt.timeIntervalSince1970 * 1000).rounded()),
             "nodes": .array(nodes.map(\.json)),
-        ])
+        ]
+        if let c = coordinate { o["coordinate"] = c.json }
+        return .object(o)
     }
 
     public static func decode(_ value: JSONValue, path: String = "msg") throws(MessageDecodingError) -> ClusterState {
         let r = try FieldReader(value, path: path)
-        try r.rejectUnknown(allowed: ["cluster", "kind", "sequence", "reported_at", "nodes"])
+        try r.rejectUnknown(allowed: ["cluster", "kind", "sequence", "reported_at", "nodes", "coordinate"])
         let name = try r.string("cluster")
         let kindName = try r.optionalString("kind") ?? "edge"
         guard let kind = ClusterKind(rawValue: kindName) else {
@@ -372,9 +377,11 @@ extension ClusterState {
             }
         }
         let millis = try r.optionalNumber("reported_at") ?? Date().timeIntervalSince1970 * 1000
-        return ClusterState(
+        var state = ClusterState(
             name: name, kind: kind, nodes: nodes, sequence: Int64(try r.optionalInt("sequence") ?? 0),
             reportedAt: Date(timeIntervalSince1970: millis / 1000))
+        if let c = try r.optionalObject("coordinate") { state.coordinate = try VivaldiCoordinate.decode(c) }
+        return state
     }
 }
 

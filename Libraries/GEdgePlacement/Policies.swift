@@ -165,23 +165,32 @@ public enum Placer {
 
     /// Latency from the source to each cluster: the source node's own measurement when the
     /// source is a node, else the source cluster's median, else the candidate's own
-    /// measurement back. Built once per decision.
+    /// measurement back, else the estimate from both clusters' network coordinates. Built
+    /// once per decision.
     struct LatencyFrom {
         let source: String?
         let nodeTable: [String: Double]?
         let clusterTable: [String: Double]?
+        let sourceCoordinate: VivaldiCoordinate?
 
         init(_ source: PlacementSource, _ byName: [String: ClusterState]) {
             self.source = source.cluster
             let sc = source.cluster.flatMap { byName[$0] }
             clusterTable = sc?.latencySummary
+            sourceCoordinate = sc?.coordinate
             nodeTable = source.node.flatMap { n in sc?.nodes.first { $0.name == n }?.latencyMs }
         }
 
         func to(_ target: ClusterState) -> Double {
             guard let s = source else { return .infinity }
             if s == target.name { return 0 }
-            return nodeTable?[target.name] ?? clusterTable?[target.name] ?? target.latencySummary[s] ?? .infinity
+            return nodeTable?[target.name] ?? clusterTable?[target.name] ?? target.latencySummary[s] ?? estimate(target) ?? .infinity
+        }
+
+        /// No node measured the pair: the clusters' coordinates' estimate, milliseconds.
+        func estimate(_ target: ClusterState) -> Double? {
+            guard let a = sourceCoordinate, let b = target.coordinate, a.vector.count == b.vector.count else { return nil }
+            return a.distance(to: b) * 1000
         }
     }
 

@@ -134,10 +134,13 @@ public enum ServiceKit {
 
     /// An HTTP server of the ops endpoints alone, for services that serve nothing else.
     public static func opsServer(
-        _ configuration: OpsServerConfiguration, registry: PrometheusCollectorRegistry, readiness: [ReadinessCheck], logger: Logger
+        _ configuration: OpsServerConfiguration, registry: PrometheusCollectorRegistry, readiness: [ReadinessCheck], logger: Logger,
+        routes: (Router<BasicRequestContext>) -> Void = { _ in }
     ) -> some Service {
-        Application(
-            router: opsRouter(registry: registry, readiness: readiness),
+        let router = opsRouter(registry: registry, readiness: readiness)
+        routes(router)
+        return Application(
+            router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: logger.label),
             logger: logger)
     }

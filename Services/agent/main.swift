@@ -9,6 +9,7 @@ import GEdgePlacement
 import GEdgePostgres
 import GEdgeScheduler
 import GEdgeServiceKit
+import Hummingbird
 import Logging
 import ServiceLifecycle
 
@@ -194,7 +195,13 @@ func runAgent() async throws {
 
     let ops = ServiceKit.opsServer(
         try OpsServerConfiguration(config, defaultPort: 9103), registry: registry,
-        readiness: [ReadinessCheck(name: "cluster") { (try? await driver.state()) != nil }], logger: logger)
+        readiness: [ReadinessCheck(name: "cluster") { (try? await driver.state()) != nil }], logger: logger) { router in
+            // This cluster's network coordinate, for its peers' probes (404 without peers).
+            router.get("/coordinate") { _, _ in
+                guard let c = agent.prober.coordinate else { return Response(status: .notFound) }
+                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: c.json.serialized())))
+            }
+        }
     logger.info("agent starting", metadata: [LogKeys.cluster: .string(settings.cluster), "kind": .string(settings.kind.rawValue)])
     try await ServiceKit.run([ops, agent.prober, AgentCommandLoop(agent: agent, consumer: consumer), AgentStatusLoop(agent: agent)] + originalLoop
         + (settings.metricsInterval > .zero ? [AgentMetricsLoop(agent: agent)] : []), logger: logger)

@@ -1,0 +1,76 @@
+import Foundation
+import GEdgeCore
+import GEdgeHTTPClient
+import GEdgeKafka
+import GEdgePlacement
+import Testing
+
+/// Three agents (the real program) that are each other's peers: each probes at most its
+/// `agent.latency.probes` a period, keeps a coordinate, serves it at `/coordinate`, and
+/// reports it with its cluster's status (hcode 600).
+@Suite("Network coordinates between agents", .enabled(if: TestEnv.integration), .timeLimit(.minutes(3)))
+struct CoordinatesTests {
+    @Test func agentsKeepAndReportCoordinates() async throws {
+        let h = try await SchedulerHarness(partitions: 1)
+        let topology = repositoryRoot.appendingPathComponent("config/topology-seed.json").path
+        let names = ["cloud", "edge1", "edge2"]
+        let ports = try names.map { _ in try PortReservation() }
+        defer { ports.forEach { $0.release() } }
+        var children: [ChildProcess] = []
+        for (i, name) in names.enumerated() {
+            let peers = names.indices.filter { $0 != i }.map { "\(names[$0])=127.0.0.1:\(ports[$0].port)" }.joined(separator: ",")
+            children.append(try ChildProcess("agent", [
+                "--http-host", "127.0.0.1", "--http-port", "\(ports[i].port)", "--log-level", "error", "--shutdown-grace", "3s",
+                "--kafka-brokers", h.cluster.bootstrapServers, "--agent-cluster", name, "--agent-driver", "simulated", "--agent-topology", topology,
+                "--agent-peers", peers, "--agent-latency-interval", "200ms", "--agent-latency-probes", "1", "--agent-status-interval", "500ms",
+            ]))
+        }
+        defer { children.forEach { $0.kill(SIGTERM) } }
+        let http = HTTPClient(logger: TestEnv.logger)
+        // Each serves a coordinate whose error fell from errorMax: it has been probed against its peers.
+        for (i, name) in names.enumerated() {
+            try await eventually("\(name)'s coordinate settles", timeout: .seconds(60), detail: { children[i].lines.suffix(3).joined(separator: " | ") }) {
+                guard let r = try? await http.execute(HTTPRequest(url: "http://127.0.0.1:\(ports[i].port)/coordinate")), r.status == 200,
+                      let c = try? VivaldiCoordinate.decode(try JSONValue.parse(r.body)) else { return false }
+                return c.isValid(dimensions: 8) && c.error < VivaldiConfig().errorMax
+            }
+        }
+        // And its reports carry it.
+        let consumer = try h.consumer(group: TestEnv.unique("coords"), topic: Topics.clusterStatus)
+        var seen: Set<String> = []
+        let deadline = ContinuousClock.now + .seconds(30)
+        for await m in consumer {
+            if let env = try? EnvelopeCodec().decode(m.value), let state = try? ClusterState.decode(env.msg), state.coordinate != nil { seen.insert(state.name) }
+            if seen.count == 3 || ContinuousClock.now > deadline { break }
+        }
+        try await consumer.close()
+        #expect(seen == Set(names), "\(seen)")
+        await http.shutdown()
+    }
+
+    @Test func theScheduleEstimatesPairsNoNodeMeasured() {
+        // Two clusters whose nodes measured nothing of each other: before, the candidate ranked
+        // last (infinite); with coordinates, by the estimate.
+        var near = ClusterState(name: "near", nodes: [NodeState(name: "n1", allocatable: Resources(cpuMilli: 4000, memory: 8 << 30))])
+        var far = ClusterState(name: "far", nodes: [NodeState(name: "f1", allocatable: Resources(cpuMilli: 4000, memory: 8 << 30))])
+        var source = ClusterState(name: "src", nodes: [NodeState(name: "s1", allocatable: Resources(cpuMilli: 100, memory: 1 << 20))])
+        source.coordinate = VivaldiCoordinate(vector: [0, 0, 0, 0, 0, 0, 0, 0], height: 0.001, error: 0.1, adjustment: 0)
+        near.coordinate = VivaldiCoordinate(vector: [0.004, 0, 0, 0, 0, 0, 0, 0], height: 0.001, error: 0.1, adjustment: 0)
+        far.coordinate = VivaldiCoordinate(vector: [0.08, 0, 0, 0, 0, 0, 0, 0], height: 0.001, error: 0.1, adjustment: 0)
+        let input = PlacementInput(policy: .lowLatency, requirements: WorkloadRequirements(perReplica: Resources(cpuMilli: 500, memory: 1 << 20), name: "w"),
+                                   source: PlacementSource(cluster: "src"))
+        guard case .placed(let plans) = Placer.decide(input, clusters: [far, near, source]) else { Issue.record("not placed"); return }
+        #expect(plans.map { $0.parts[0].cluster } == ["near", "far"], "\(plans)")
+        // Without coordinates both rank alike (infinite): by name.
+        near.coordinate = nil
+        guard case .placed(let unordered) = Placer.decide(input, clusters: [far, near, source]) else { Issue.record("not placed"); return }
+        #expect(unordered.map { $0.parts[0].cluster } == ["far", "near"], "\(unordered)")
+        near.coordinate = VivaldiCoordinate(vector: [0.004, 0, 0, 0, 0, 0, 0, 0], height: 0.001, error: 0.1, adjustment: 0)
+        // The wire form holds it, within bounds.
+        let back = try? ClusterState.decode(near.json)
+        #expect(back?.coordinate == near.coordinate)
+        var bad = near.json
+        if case .object(var o) = bad { o["coordinate"] = .object(["vec": .array([.number(1e9)]), "height": 0, "error": 1, "adjustment": 0]); bad = .object(o) }
+        #expect(throws: MessageDecodingError.self) { try ClusterState.decode(bad) }
+    }
+}
