@@ -289,8 +289,12 @@ final class LatencyOrderCache: Sendable, Hashable {
 public struct ClusterState: Sendable, Hashable {
     public var name: String
     public var kind: ClusterKind
-    /// After changing nodes' latencies or names, call `refreshLatencySummary()`.
-    public var nodes: [NodeState]
+    /// After changing nodes' latencies or names, call `refreshLatencySummary()`. The
+    /// capacity summary follows every change by itself.
+    public var nodes: [NodeState] { didSet { capacity = ClusterCapacity(nodes) } }
+    /// What the cluster could still take, kept as reports arrive (and reservations change
+    /// them): decisions skip a cluster whose summary says nothing of it can fit.
+    public private(set) var capacity: ClusterCapacity
     /// Increases with every report of this agent; older reports are ignored.
     public var sequence: Int64
     public var reportedAt: Date
@@ -309,6 +313,7 @@ public struct ClusterState: Sendable, Hashable {
         self.sequence = sequence
         self.reportedAt = reportedAt
         self.latencySummary = Self.summarize(nodes)
+        self.capacity = ClusterCapacity(nodes)
     }
 
     public mutating func refreshLatencySummary() {
@@ -436,5 +441,38 @@ extension NodeState {
             throw MessageDecodingError(.invalidValue, field: t.childPath("effect"), reason: "'\(effectName)' is not NoSchedule, PreferNoSchedule or NoExecute")
         }
         return Taint(key: try t.string("key"), value: try t.optionalString("value"), effect: effect)
+    }
+}
+
+/// A cluster's capacity in summary, for pruning before any node is scored: over its ready,
+/// schedulable nodes, the largest free amount of each resource (not necessarily on one
+/// node) and every label pair any of them has. A requirement that no node could meet in
+/// one of these cannot be met by any one node, so the cluster is skipped; one that passes
+/// is still checked node by node.
+public struct ClusterCapacity: Sendable, Hashable {
+    public var schedulableNodes = 0
+    public var largestFree = Resources()
+    public var labelPairs: Set<String> = []
+
+    public init(_ nodes: [NodeState]) {
+        for n in nodes where n.ready && !n.unschedulable {
+            schedulableNodes += 1
+            largestFree.cpuMilli = max(largestFree.cpuMilli, n.allocatable.cpuMilli - n.requested.cpuMilli)
+            largestFree.memory = max(largestFree.memory, n.allocatable.memory - n.requested.memory)
+            largestFree.gpu = max(largestFree.gpu, n.allocatable.gpu - n.requested.gpu)
+            for (k, v) in n.allocatable.extended { largestFree.extended[k] = max(largestFree.extended[k] ?? .min, v - n.requested.extended[k, default: 0]) }
+            for (k, v) in n.labels { labelPairs.insert(k + "=" + v) }
+        }
+    }
+
+    /// False when no node of the cluster can hold one replica of `req`.
+    public func mayFit(_ req: WorkloadRequirements) -> Bool {
+        guard schedulableNodes > 0 else { return false }
+        let p = req.perReplica
+        if p.cpuMilli > largestFree.cpuMilli || p.memory > largestFree.memory || p.gpu > largestFree.gpu { return false }
+        for (k, v) in p.extended where v > 0 && v > largestFree.extended[k, default: 0] { return false }
+        for key in req.networkLabels where !labelPairs.contains(key + "=true") { return false }
+        for (k, v) in req.nodeSelector where !labelPairs.contains(k + "=" + v) { return false }
+        return true
     }
 }

@@ -94,12 +94,24 @@ public struct PlacementInput: Sendable {
 
 /// The placement policies. Pure functions of the request and the clusters' reported state.
 public enum Placer {
-    public static func decide(_ input: PlacementInput, clusters all: [ClusterState]) -> PlacementDecision {
+    /// With `pruning`, the policies that rank across clusters (low latency, most requested,
+    /// most allocated) first see only the clusters whose capacity summary may hold a
+    /// replica; that decides the same placements as the full walk (a skipped cluster has no
+    /// node that fits), and anything short of a placement is decided again over every
+    /// cluster, so refusals name every node as before.
+    public static func decide(_ input: PlacementInput, clusters all: [ClusterState], pruning: Bool = true) -> PlacementDecision {
         let clusters = input.allowedClusters.map { allowed in all.filter { allowed.contains($0.name) } } ?? all
+        func ranked(_ policy: ([ClusterState]) -> PlacementDecision) -> PlacementDecision {
+            if pruning {
+                let candidates = clusters.filter { $0.capacity.mayFit(input.requirements) }
+                if candidates.count < clusters.count, case .placed(let plans) = withinSelection(input, candidates, policy) { return .placed(plans) }
+            }
+            return withinSelection(input, clusters, policy)
+        }
         switch input.policy {
-        case .lowLatency: return withinSelection(input, clusters) { lowLatency(input, $0, measuredBy: clusters) }
-        case .mostRequested: return withinSelection(input, clusters) { scored(input, $0, score: { mostRequestedScore(at: $0, $1) }) }
-        case .mostAllocated: return withinSelection(input, clusters) { scored(input, $0, score: { mostAllocatedScore(at: $0, $1) }) }
+        case .lowLatency: return ranked { lowLatency(input, $0, measuredBy: clusters) }
+        case .mostRequested: return ranked { scored(input, $0, score: { mostRequestedScore(at: $0, $1) }) }
+        case .mostAllocated: return ranked { scored(input, $0, score: { mostAllocatedScore(at: $0, $1) }) }
         case .selectedCluster: return selected(input, clusters, all: all)
         case .setClusters: return setClusters(input, clusters)
         }
