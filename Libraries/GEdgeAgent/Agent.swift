@@ -23,6 +23,8 @@ public struct AgentSettings: Sendable {
     public var latencyInterval: Duration = .seconds(2)
     /// Peers probed per interval (the nearest known, others at random), whatever their number.
     public var latencyProbes = 3
+    /// Status reports between two whole snapshots (deltas in between); 0 sends only snapshots.
+    public var snapshotEvery = 12
     public var metricsTopic = Topics.podMetrics
     /// How often pod usage is reported (hcode 620) for the autoscaler; zero turns it off.
     public var metricsInterval: Duration = .seconds(15)
@@ -46,6 +48,8 @@ public struct AgentSettings: Sendable {
         concurrency = try c.int("agent.concurrency", default: concurrency)
         latencyInterval = try c.duration("agent.latency.interval", default: latencyInterval)
         latencyProbes = try c.int("agent.latency.probes", default: latencyProbes)
+        snapshotEvery = try c.int("agent.status.snapshot.every", default: snapshotEvery)
+        guard snapshotEvery >= 0 else { throw ConfigurationError(key: "agent.status.snapshot.every", reason: "0 or more reports") }
         guard (1...64).contains(latencyProbes) else { throw ConfigurationError(key: "agent.latency.probes", reason: "1 to 64 peers an interval") }
         metricsTopic = c.string("agent.metrics.topic", default: metricsTopic)
         metricsInterval = try c.duration("agent.metrics.interval", default: metricsInterval)
@@ -206,6 +210,10 @@ public final class Agent: Sendable {
     let logger: Logger
     let changed = Wakeup()
     private let sequence = Atomic<Int64>(0)
+    /// New at each start: consumers tell a restarted agent's reports from the old ones'.
+    public let epoch = Hex.random(bytes: 8)
+    /// The next status report is a whole snapshot (the first, and when a consumer asks).
+    let snapshotWanted = Atomic<Bool>(true)
     let handled = Counter(label: "gedge_agent_commands_total")
     let scaled = Counter(label: "gedge_agent_scale_commands_total")
     let applyTimer = Metrics.Timer(label: "gedge_agent_apply_seconds")
@@ -345,6 +353,10 @@ public final class Agent: Sendable {
                     "request_id": .string(cmd.requestID), "cluster": .string(settings.cluster), "ok": true,
                     "namespace": .string(cmd.namespace), "name": .string(cmd.name), "pods": .number(Double(pods)),
                 ]))
+            case .statusSnapshot:
+                // The next report is a whole snapshot, soon; many asking at once get one.
+                snapshotWanted.store(true, ordering: .relaxed)
+                changed.signal()
             case .simulateLoad:
                 guard let sim = driver as? SimulatedCluster else {
                     throw MessageDecodingError(.unknownCode, field: "hcode", reason: "hcode 790 is for simulated clusters; \(settings.cluster) is a real one")
@@ -608,16 +620,29 @@ public struct AgentStatusLoop: Service {
 
     public func run() async throws {
         let running = RunFlag(true)
+        // What the last report said, for the next delta.
+        var last: (sequence: Int64, nodes: [NodeState])?
+        var sinceSnapshot = 0
         await withTaskCancellationOrGracefulShutdownHandler {
             while running.isSet {
                 let started = ContinuousClock.now
                 do {
                     let state = try await agent.report()
+                    let wanted = agent.snapshotWanted.exchange(false, ordering: .relaxed)
+                    let msg: JSONValue
+                    if let previous = last, !wanted, sinceSnapshot < agent.settings.snapshotEvery {
+                        msg = ClusterDelta.between(previous.nodes, state, epoch: agent.epoch, baseSequence: previous.sequence).json
+                        sinceSnapshot += 1
+                    } else {
+                        msg = ClusterReport.snapshotJSON(state, epoch: agent.epoch)
+                        sinceSnapshot = 0
+                    }
+                    last = (state.sequence, state.nodes)
                     // A report not yet delivered when the agent stops is superseded by the
                     // next agent's: shutdown does not wait on an unreachable broker for it.
                     try? await cancelWhenGracefulShutdown {
                         await agent.publish(
-                            Envelope(source: .cluster(agent.settings.cluster), target: .cluster("scheduler"), hcode: .clusterStatus, lcode: .request, msg: state.json),
+                            Envelope(source: .cluster(agent.settings.cluster), target: .cluster("scheduler"), hcode: .clusterStatus, lcode: .request, msg: msg),
                             topic: agent.settings.statusTopic, key: agent.settings.cluster)
                     }
                 } catch {

@@ -88,6 +88,7 @@ extension ConfigKeys {
             Key(names: ["agent.namespaces"], defaultValue: "`require-managed`", meaning: "Kubernetes driver: apply only into existing namespaces labelled `gedge.io/managed=true` (its role creates none); `create`: create them, labelled so (a role that may create namespaces)"),
             Key(names: ["agent.status.interval"], defaultValue: "`5s`", meaning: "periodic cluster report"),
             Key(names: ["agent.status.min.interval"], defaultValue: "`500ms`", meaning: "reports on change, at most this often"),
+            Key(names: ["agent.status.snapshot.every"], defaultValue: "`12`", meaning: "reports between two whole snapshots, deltas of the changed nodes in between (a consumer that misses one asks for a snapshot, hcode 601); 0: snapshots only"),
             Key(names: ["agent.status.topic"], defaultValue: "`gedge.cluster.status`", meaning: ""),
             Key(names: ["agent.concurrency"], defaultValue: "`64`", meaning: "commands in flight"),
             Key(names: ["agent.peers"], defaultValue: "", meaning: "`cluster=host:port,...`: the peer agents' ops endpoints; probes measure the TCP connect time and read the peer's network coordinate (`GET /coordinate`)"),

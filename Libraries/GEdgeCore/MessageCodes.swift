@@ -32,6 +32,9 @@ public struct HCode: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// A cluster's periodic status report from its agent: nodes, resources, labels, taints,
     /// latencies (new in this suite).
     public static let clusterStatus = HCode(600)
+    /// A consumer of the status reports asks an agent for a whole snapshot (new in this
+    /// suite): its deltas did not follow what it held.
+    public static let statusSnapshot = HCode(601)
     /// A node's accelerators, published by the accelerator monitor (new in this suite).
     public static let nodeAccelerators = HCode(610)
     /// Scale a workload to a number of replicas (new in this suite): faas-trigger and
@@ -63,6 +66,7 @@ public struct HCode: Sendable, Hashable, Comparable, CustomStringConvertible {
         .podLogs: "pod-logs",
         .inventory: "inventory",
         .clusterStatus: "cluster-status",
+        .statusSnapshot: "status-snapshot",
         .nodeAccelerators: "node-accelerators",
         .scaleWorkload: "scale-workload",
         .podMetrics: "pod-metrics",

@@ -269,6 +269,21 @@ struct LatencyOrderKey: Hashable, Sendable {
 
 /// Latency orders of one report's nodes. Not part of the state's value: two states are
 /// equal whatever either has cached.
+/// A state's capacity summary, computed on first use (see `ClusterState.capacity`).
+final class CapacityCache: Sendable, Hashable {
+    private let held = Mutex<ClusterCapacity?>(nil)
+
+    func value(_ nodes: [NodeState]) -> ClusterCapacity {
+        if let v = held.withLock({ $0 }) { return v }
+        let v = ClusterCapacity(nodes)
+        held.withLock { $0 = v }
+        return v
+    }
+
+    static func == (lhs: CapacityCache, rhs: CapacityCache) -> Bool { true }
+    func hash(into hasher: inout Hasher) {}
+}
+
 final class LatencyOrderCache: Sendable, Hashable {
     static let capacity = 64
     private let orders = Mutex<[LatencyOrderKey: [Int]]>([:])
@@ -291,10 +306,13 @@ public struct ClusterState: Sendable, Hashable {
     public var kind: ClusterKind
     /// After changing nodes' latencies or names, call `refreshLatencySummary()`. The
     /// capacity summary follows every change by itself.
-    public var nodes: [NodeState] { didSet { capacity = ClusterCapacity(nodes) } }
-    /// What the cluster could still take, kept as reports arrive (and reservations change
-    /// them): decisions skip a cluster whose summary says nothing of it can fit.
-    public private(set) var capacity: ClusterCapacity
+    public var nodes: [NodeState] { didSet { capacityCache = CapacityCache() } }
+    /// Computed once per set of nodes (a report, a reservation added or released), on the
+    /// first decision that asks; a change of the nodes starts a new one in O(1).
+    private var capacityCache = CapacityCache()
+    /// What the cluster could still take: decisions skip a cluster whose summary says
+    /// nothing of it can fit.
+    public var capacity: ClusterCapacity { capacityCache.value(nodes) }
     /// Increases with every report of this agent; older reports are ignored.
     public var sequence: Int64
     public var reportedAt: Date
@@ -313,7 +331,6 @@ public struct ClusterState: Sendable, Hashable {
         self.sequence = sequence
         self.reportedAt = reportedAt
         self.latencySummary = Self.summarize(nodes)
-        self.capacity = ClusterCapacity(nodes)
     }
 
     public mutating func refreshLatencySummary() {

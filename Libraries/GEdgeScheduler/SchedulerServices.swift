@@ -765,24 +765,34 @@ public struct ReplyHandler: Service {
 // MARK: - Cluster status and leases
 
 /// Keeps the cluster view from the agents' reports (hcode 600). Every replica reads every
-/// report: its own group, from the earliest retained, committing nothing.
+/// report: its own group, from the earliest retained, committing nothing. Snapshots replace
+/// a cluster's state; deltas are applied onto the report they follow (`StatusAssembler`);
+/// a delta that does not follow (a lost report, a restarted agent, this replica started
+/// mid-stream) asks the agent for a snapshot (hcode 601, at most once a second per
+/// cluster) with `snapshots`, and the cluster keeps what it had, growing stale as it would
+/// had the agent stopped.
 public struct ClusterStatusListener: Service {
     let consumer: KafkaConsumer
     let view: ClusterView
     let logger: Logger
+    let snapshots: KafkaProducer?
+    let source: String
     let codec = EnvelopeCodec()
     /// Reports by cluster, for a cluster that stops reporting to be seen; the names come
     /// from messages, so past `maxLabelledClusters` they are counted as `other`.
     static let maxLabelledClusters = 1024
+    let snapshotRequests = Counter(label: "gedge_cluster_snapshot_requests_total")
 
-    public init(consumer: KafkaConsumer, view: ClusterView, logger: Logger) {
+    public init(consumer: KafkaConsumer, view: ClusterView, snapshots: KafkaProducer? = nil, source: String = "scheduler", logger: Logger) {
         self.consumer = consumer
         self.view = view
+        self.snapshots = snapshots
+        self.source = source
         self.logger = logger
     }
 
     public init(consumer: KafkaConsumer, context: SchedulerContext) {
-        self.init(consumer: consumer, view: context.view, logger: context.logger)
+        self.init(consumer: consumer, view: context.view, snapshots: context.producer, source: "scheduler", logger: context.logger)
     }
 
     public func run() async throws {
@@ -794,13 +804,31 @@ public struct ClusterStatusListener: Service {
             counters[name] = counter
             return counter
         }
+        var assembler = StatusAssembler()
+        var asked: [String: ContinuousClock.Instant] = [:]
         try await withTaskCancellationOrGracefulShutdownHandler {
             for await message in consumer {
                 do {
                     let env = try codec.decode(message.value)
                     guard env.hcode == .clusterStatus else { continue }
-                    let state = try ClusterState.decode(env.msg)
-                    if view.update(state) { reportCounter(state.name).increment() }
+                    switch assembler.apply(try ClusterReport.decode(env.msg)) {
+                    case .updated(let state):
+                        if view.update(state) { reportCounter(state.name).increment() }
+                    case .needSnapshot(let cluster):
+                        guard KubeNames.isDNSLabel(cluster), let producer = snapshots else { continue }
+                        if let last = asked[cluster], ContinuousClock.now - last < .seconds(1) { continue }
+                        asked[cluster] = .now
+                        snapshotRequests.increment()
+                        let ask = Envelope(source: .cluster(source), target: .cluster(cluster), hcode: .statusSnapshot, lcode: .request,
+                                           msg: .object(["cluster": .string(cluster)]))
+                        do {
+                            _ = try await producer.send(KafkaRecord(topic: Topics.agentCommands(cluster: cluster), key: cluster, value: codec.encode(ask)))
+                        } catch {
+                            logger.warning("snapshot not asked for", metadata: [LogKeys.cluster: .string(cluster), LogKeys.error: "\(error)"])
+                        }
+                    case .ignored:
+                        break
+                    }
                 } catch {
                     logger.warning("cluster report ignored", metadata: [LogKeys.error: "\(error)"])
                 }

@@ -51,6 +51,7 @@ public enum MetricsExposition {
         "gedge_scheduler_messages_dead_lettered_total": "Messages the scheduler could not use, dead-lettered.",
         "gedge_scheduler_messages_unauthenticated_total": "Messages refused for a missing or wrong producer signature.",
         "gedge_cluster_reports_total": "Cluster status reports received, by cluster.",
+        "gedge_cluster_snapshot_requests_total": "Whole status snapshots asked of agents, their deltas not following what was held.",
         "gedge_cluster_report_age_seconds": "Seconds since each cluster's last status report.",
         "gedge_scheduler_queue_depth": "Requests waiting in the queue, by class (retry, fast, base).",
         "gedge_scheduler_in_flight": "Requests in scheduling or applying, over every replica.",

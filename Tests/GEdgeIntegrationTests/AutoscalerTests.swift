@@ -23,7 +23,7 @@ func startAutoscaler(_ h: SchedulerHarness, _ settings: AutoscalerSettings, stor
     let pods = PodMetricsView()
     let http = HTTPClient(logger: h.logger)
     _ = h.run([
-        ClusterStatusListener(consumer: try h.consumer(group: "as-view", topic: Topics.clusterStatus), view: view, logger: h.logger),
+        ClusterStatusListener(consumer: try h.consumer(group: "as-view", topic: Topics.clusterStatus), view: view, snapshots: h.producer, source: "autoscaler", logger: h.logger),
         PodMetricsListener(consumer: try h.consumer(group: "as-metrics", topic: Topics.podMetrics, earliest: false), view: pods, logger: h.logger),
         Autoscaler(settings: s, store: store, pool: h.pool, clusters: view, pods: pods,
                    external: ExternalMetrics(http: http, settings: s, kafka: h.kafka, logger: h.logger), producer: h.producer, logger: h.logger),

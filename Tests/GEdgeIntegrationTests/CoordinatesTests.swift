@@ -39,8 +39,19 @@ struct CoordinatesTests {
         let consumer = try h.consumer(group: TestEnv.unique("coords"), topic: Topics.clusterStatus)
         var seen: Set<String> = []
         let deadline = ContinuousClock.now + .seconds(30)
+        // The loop ends at the deadline even when nothing arrives.
+        let stopper = Task {
+            try? await Task.sleep(for: .seconds(30))
+            consumer.stopPolling()
+        }
+        defer { stopper.cancel() }
         for await m in consumer {
-            if let env = try? EnvelopeCodec().decode(m.value), let state = try? ClusterState.decode(env.msg), state.coordinate != nil { seen.insert(state.name) }
+            if let env = try? EnvelopeCodec().decode(m.value), let report = try? ClusterReport.decode(env.msg) {
+                switch report {
+                case .snapshot(let state, _): if state.coordinate != nil { seen.insert(state.name) }
+                case .delta(let d): if d.coordinate != nil { seen.insert(d.cluster) }
+                }
+            }
             if seen.count == 3 || ContinuousClock.now > deadline { break }
         }
         try await consumer.close()

@@ -43,7 +43,8 @@ final class GatewayHarness: @unchecked Sendable {
             onServerRunning: { channel in bound.set(channel.localAddress?.port ?? 0) }, logger: world.logger)
         let wake = Wakeup()
         _ = world.run([
-            ClusterStatusListener(consumer: try world.consumer(group: TestEnv.unique("gw-view"), topic: Topics.clusterStatus), view: view, logger: world.logger),
+            ClusterStatusListener(consumer: try world.consumer(group: TestEnv.unique("gw-view"), topic: Topics.clusterStatus), view: view,
+                                  snapshots: world.producer, source: "gateway", logger: world.logger),
             CallbackRecorder(consumer: try world.consumer(group: "gw-callbacks", topic: Topics.scheduleResults), pool: world.pool, wake: wake, allowPrivate: settings.callbackAllowPrivate, logger: world.logger),
             WebhookDeliverer(
                 pool: world.pool, http: http, settings: callbacks, wake: wake, table: "callback_deliveries", key: "request_id",

@@ -77,7 +77,7 @@ struct PushModeTests {
         // Two push agents share the three clusters: each served once, none twice.
         let a = try pushAgents(g, "pa"), b = try pushAgents(g, "pb")
         let groupA = g.world.run([a])
-        _ = g.world.run([b])
+        let groupB = g.world.run([b])
         let seen = Mutex("")
         func served() async -> ([String], [String]) {
             let now = (await a.clusters, await b.clusters)
@@ -111,6 +111,8 @@ struct PushModeTests {
         try await eventually("pb serves the rest", timeout: .seconds(30), detail: { seen.withLock { $0 } }) {
             await b.clusters == ["push1", "push2"]
         }
+        // The agents stop before the API servers they call.
+        await g.world.stop(groupB)
         for s in servers { s.stop() }
         await g.shutdown()
     }

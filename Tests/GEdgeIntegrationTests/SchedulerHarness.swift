@@ -90,8 +90,9 @@ final class SchedulerHarness: @unchecked Sendable {
     /// Starts an agent for a driver; returns its service group (to stop it alone).
     @discardableResult
     func startAgent(_ name: String, driver: any ClusterDriver, kind: ClusterKind = .edge, statusInterval: Duration = .milliseconds(300),
-                    metricsInterval: Duration? = nil, original: Bool = false) throws -> ServiceGroup {
+                    metricsInterval: Duration? = nil, original: Bool = false, snapshotEvery: Int = 12) throws -> ServiceGroup {
         var settings = AgentSettings(cluster: name)
+        settings.snapshotEvery = snapshotEvery
         settings.kind = kind
         settings.statusInterval = statusInterval
         settings.statusMinInterval = .milliseconds(50)
