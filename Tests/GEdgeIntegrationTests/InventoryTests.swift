@@ -117,12 +117,7 @@ struct InventoryTests {
     /// its own (the default without `namespace`) and none other, volumes only where its claims
     /// are; bad input is a 400 naming the field.
     @Test func theGatewayServesPagesWithAProjectsScope() async throws {
-        let g = try await GatewayHarness()
-        let edge = SimulatedCluster(name: "edge1", nodes: [SimulatedNode(name: "n1", allocatable: Resources(cpuMilli: 16000, memory: 32 << 30))],
-                                    podStartDelay: .milliseconds(10))
-        try g.world.startAgent("edge1", driver: edge)
-        let ctx = try g.world.startScheduler(instance: "s1")
-        try await eventually("edge1 in view") { !ctx.view.fresh().isEmpty }
+        let (g, edge) = try await gatewayWithOneCluster()
         for project in ["p1", "p2"] {
             _ = try await g.json("PUT", "/v1/projects/\(project)/clusters", token: g.adminToken, .object(["clusters": .array(["edge1"])]))
         }
@@ -158,17 +153,23 @@ struct InventoryTests {
     }
 }
 
+/// A gateway, a scheduler and the simulated cluster edge1 (one large node) in view.
+func gatewayWithOneCluster() async throws -> (GatewayHarness, SimulatedCluster) {
+    let g = try await GatewayHarness()
+    let edge = SimulatedCluster(name: "edge1", nodes: [SimulatedNode(name: "n1", allocatable: Resources(cpuMilli: 16000, memory: 32 << 30))],
+                                podStartDelay: .milliseconds(10))
+    try g.world.startAgent("edge1", driver: edge)
+    let ctx = try g.world.startScheduler(instance: "s1")
+    try await eventually("edge1 in view") { !ctx.view.fresh().isEmpty }
+    return (g, edge)
+}
+
 /// gedgectl get, describe and logs against a gateway and a simulated agent, as an operator
 /// types them.
 @Suite("gedgectl inventory", .enabled(if: TestEnv.integration), .timeLimit(.minutes(3)))
 struct GedgectlInventoryTests {
     @Test func getDescribeAndFollowLogs() async throws {
-        let g = try await GatewayHarness()
-        let edge = SimulatedCluster(name: "edge1", nodes: [SimulatedNode(name: "n1", allocatable: Resources(cpuMilli: 16000, memory: 32 << 30))],
-                                    podStartDelay: .milliseconds(10))
-        try g.world.startAgent("edge1", driver: edge)
-        let ctx = try g.world.startScheduler(instance: "s1")
-        try await eventually("edge1 in view") { !ctx.view.fresh().isEmpty }
+        let (g, edge) = try await gatewayWithOneCluster()
         _ = try await g.json("PUT", "/v1/projects/p1/clusters", token: g.adminToken, .object(["clusters": .array(["edge1"])]))
         let token = try await g.token(project: "p1")
         try await g.world.submit(request("ctl-inv", .selectedCluster, cpu: "100m", ["select_clusters": .array(["edge1"]), "replicas": 3]))
