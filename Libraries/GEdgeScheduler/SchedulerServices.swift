@@ -817,6 +817,8 @@ public struct ClusterStatusListener: Service {
                     case .needSnapshot(let cluster):
                         guard KubeNames.isDNSLabel(cluster), let producer = snapshots else { continue }
                         if let last = asked[cluster], ContinuousClock.now - last < .seconds(1) { continue }
+                        // Names come from messages: the memory of whom was asked stays bounded.
+                        if asked.count >= 10_000 { asked = asked.filter { ContinuousClock.now - $0.value < .seconds(1) } }
                         asked[cluster] = .now
                         snapshotRequests.increment()
                         let ask = Envelope(source: .cluster(source), target: .cluster(cluster), hcode: .statusSnapshot, lcode: .request,
