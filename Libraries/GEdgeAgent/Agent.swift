@@ -88,6 +88,8 @@ public final class LatencyProber: Service, Sendable {
         var c = HTTPClientConfiguration()
         c.timeout = .seconds(1)
         c.connectTimeout = .seconds(1)
+        // A peer's coordinate is a few hundred bytes: a larger answer is cut off unread.
+        c.maxResponseBytes = 4096
         http = peers.isEmpty ? nil : HTTPClient(configuration: c, logger: Logger(label: "gedge.agent.latency"))
     }
 
@@ -135,7 +137,7 @@ public final class LatencyProber: Service, Sendable {
 
     /// The peer's coordinate from its ops endpoint, read within bounds; nil when it has none.
     func peerCoordinate(_ endpoint: String) async -> VivaldiCoordinate? {
-        guard let http, let r = try? await http.execute(HTTPRequest(url: "http://\(endpoint)/coordinate")), r.isSuccess, r.body.count <= 4096,
+        guard let http, let r = try? await http.execute(HTTPRequest(url: "http://\(endpoint)/coordinate")), r.isSuccess,
               let doc = try? JSONValue.parse(r.body), let c = try? VivaldiCoordinate.decode(doc) else { return nil }
         return c
     }
