@@ -37,6 +37,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.2.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     ],
@@ -96,7 +98,8 @@ let package = Package(
             dependencies: ["CCurl", "CGEdgeShims", "GEdgeCore", .product(name: "Logging", package: "swift-log")],
             path: "Libraries/GEdgeHTTPClient", swiftSettings: swiftSettings),
         .target(
-            name: "GEdgePlacement", dependencies: ["GEdgeCore"],
+            name: "GEdgePlacement",
+            dependencies: ["GEdgeCore", .product(name: "HeapModule", package: "swift-collections"), .product(name: "Atomics", package: "swift-atomics")],
             path: "Libraries/GEdgePlacement", swiftSettings: swiftSettings),
         .target(
             name: "GEdgeServiceSpec",

@@ -1,3 +1,4 @@
+import Atomics
 import Foundation
 import GEdgeCore
 import Synchronization
@@ -267,23 +268,32 @@ struct LatencyOrderKey: Hashable, Sendable {
     var fallback: Double
 }
 
-/// Latency orders of one report's nodes. Not part of the state's value: two states are
-/// equal whatever either has cached.
-/// A state's capacity summary, computed on first use (see `ClusterState.capacity`).
+/// A state's capacity summary, computed on first use (see `ClusterState.capacity`) and
+/// read without a lock after that (every decision reads every cluster's). Not part of the
+/// state's value: two states are equal whatever either has cached.
 final class CapacityCache: Sendable, Hashable {
-    private let held = Mutex<ClusterCapacity?>(nil)
+    private let held = ManagedAtomicLazyReference<ClusterCapacity>()
 
+    @inline(__always)
     func value(_ nodes: [NodeState]) -> ClusterCapacity {
-        if let v = held.withLock({ $0 }) { return v }
-        let v = ClusterCapacity(nodes)
-        held.withLock { $0 = v }
-        return v
+        if let v = held.load() { return v }
+        return held.storeIfNilThenLoad(ClusterCapacity(nodes))
     }
 
     static func == (lhs: CapacityCache, rhs: CapacityCache) -> Bool { true }
     func hash(into hasher: inout Hasher) {}
 }
 
+/// `ClusterState.latencySummary` as a list: derived from it, so not part of the state's value.
+final class ShortLatencyList: Sendable, Hashable {
+    let entries: [(String, Double)]
+    init(_ entries: [(String, Double)]) { self.entries = entries }
+    static func == (lhs: ShortLatencyList, rhs: ShortLatencyList) -> Bool { true }
+    func hash(into hasher: inout Hasher) {}
+}
+
+/// Latency orders of one report's nodes. Not part of the state's value: two states are
+/// equal whatever either has cached.
 final class LatencyOrderCache: Sendable, Hashable {
     static let capacity = 64
     private let orders = Mutex<[LatencyOrderKey: [Int]]>([:])
@@ -313,6 +323,9 @@ public struct ClusterState: Sendable, Hashable {
     /// What the cluster could still take: decisions skip a cluster whose summary says
     /// nothing of it can fit.
     public var capacity: ClusterCapacity { capacityCache.value(nodes) }
+    /// The same, read in place.
+    @inline(__always)
+    static func capacity(at p: UnsafePointer<ClusterState>) -> ClusterCapacity { p.pointee.capacityCache.value(p.pointee.nodes) }
     /// Increases with every report of this agent; older reports are ignored.
     public var sequence: Int64
     public var reportedAt: Date
@@ -331,11 +344,31 @@ public struct ClusterState: Sendable, Hashable {
         self.sequence = sequence
         self.reportedAt = reportedAt
         self.latencySummary = Self.summarize(nodes)
+        self.latencyList = Self.shortList(latencySummary)
     }
 
     public mutating func refreshLatencySummary() {
         latencySummary = Self.summarize(nodes)
+        latencyList = Self.shortList(latencySummary)
         latencyOrders = LatencyOrderCache()
+    }
+
+    /// `latencySummary` as a list while it is short (a cluster measures a few peers): the
+    /// low-latency policy asks every cluster whether it measured the source, and comparing a
+    /// few names costs less than hashing one.
+    private(set) var latencyList: ShortLatencyList?
+    static let shortList = 32
+
+    static func shortList(_ summary: [String: Double]) -> ShortLatencyList? {
+        summary.count <= shortList ? ShortLatencyList(summary.map { ($0.key, $0.value) }) : nil
+    }
+
+    /// The median latency this cluster's nodes measured to `cluster`, if any did.
+    @inline(__always)
+    func latency(measuredTo cluster: String) -> Double? {
+        guard let list = latencyList else { return latencySummary[cluster] }
+        for (n, ms) in list.entries where n == cluster { return ms }
+        return nil
     }
 
     /// The node indices by `score` (highest first, ties to the lower name), kept for `key`:
@@ -466,20 +499,92 @@ extension NodeState {
 /// node) and every label pair any of them has. A requirement that no node could meet in
 /// one of these cannot be met by any one node, so the cluster is skipped; one that passes
 /// is still checked node by node.
-public struct ClusterCapacity: Sendable, Hashable {
-    public var schedulableNodes = 0
-    public var largestFree = Resources()
-    public var labelPairs: Set<String> = []
+public final class ClusterCapacity: Sendable {
+    public let schedulableNodes: Int
+    public let largestFree: Resources
+    public let labelPairs: Set<String>
+    /// The schedulable nodes by GS-Scheduler's score (`Placer.mostRequestedScore`), best
+    /// first, ties to the lower name: that score does not depend on what is asked (only on
+    /// whether GPUs are), so the first node in this order that fits a request is the one a
+    /// walk over every node picks. `byFreeShareGPU` adds the free GPUs' term.
+    public let byFreeShare: [Int]
+    public let byFreeShareGPU: [Int]
+    /// The score of the first node of each order: no node of the cluster scores more.
+    public let topFreeShare: Double
+    public let topFreeShareGPU: Double
+    /// For a bound on the bin-packing score (`Placer.mostAllocatedScore`): over the
+    /// schedulable nodes, the largest share of each resource already requested, and the
+    /// smallest positive allocatable amount (a request is the largest share of that node).
+    public let maxRequestedShareCPU: Double, maxRequestedShareMemory: Double, maxRequestedShareGPU: Double
+    /// The largest sum of one node's shares: CPU and memory, and with GPUs.
+    public let maxRequestedShareCPUMemory: Double, maxRequestedShareAll: Double
+    public let smallestAllocatable: Resources
 
     public init(_ nodes: [NodeState]) {
-        for n in nodes where n.ready && !n.unschedulable {
-            schedulableNodes += 1
+        var schedulable: [Int] = []
+        var largestFree = Resources()
+        var labelPairs: Set<String> = []
+        var shareCPU = 0.0, shareMemory = 0.0, shareGPU = 0.0, shareCPUMemory = 0.0, shareAll = 0.0
+        var smallest = Resources(cpuMilli: .max, memory: .max, gpu: .max)
+        for (i, n) in nodes.enumerated() where n.ready && !n.unschedulable {
+            schedulable.append(i)
             largestFree.cpuMilli = max(largestFree.cpuMilli, n.allocatable.cpuMilli - n.requested.cpuMilli)
             largestFree.memory = max(largestFree.memory, n.allocatable.memory - n.requested.memory)
             largestFree.gpu = max(largestFree.gpu, n.allocatable.gpu - n.requested.gpu)
             for (k, v) in n.allocatable.extended { largestFree.extended[k] = max(largestFree.extended[k] ?? .min, v - n.requested.extended[k, default: 0]) }
             for (k, v) in n.labels { labelPairs.insert(k + "=" + v) }
+            func share(_ used: Int64, _ cap: Int64) -> Double { cap > 0 ? Double(used) / Double(cap) : 0 }
+            let shares = (share(n.requested.cpuMilli, n.allocatable.cpuMilli), share(n.requested.memory, n.allocatable.memory), share(n.requested.gpu, n.allocatable.gpu))
+            shareCPU = max(shareCPU, shares.0)
+            shareMemory = max(shareMemory, shares.1)
+            shareGPU = max(shareGPU, shares.2)
+            shareCPUMemory = max(shareCPUMemory, shares.0 + shares.1)
+            shareAll = max(shareAll, shares.0 + shares.1 + shares.2)
+            if n.allocatable.cpuMilli > 0 { smallest.cpuMilli = min(smallest.cpuMilli, n.allocatable.cpuMilli) }
+            if n.allocatable.memory > 0 { smallest.memory = min(smallest.memory, n.allocatable.memory) }
+            if n.allocatable.gpu > 0 { smallest.gpu = min(smallest.gpu, n.allocatable.gpu) }
         }
+        func order(_ req: WorkloadRequirements) -> ([Int], Double) {
+            let scores = schedulable.map { Placer.mostRequestedScore(nodes[$0], req) }
+            let sorted = schedulable.indices.sorted { a, b in
+                scores[a] != scores[b] ? scores[a] > scores[b] : nodes[schedulable[a]].name < nodes[schedulable[b]].name
+            }
+            return (sorted.map { schedulable[$0] }, sorted.first.map { scores[$0] } ?? -.infinity)
+        }
+        schedulableNodes = schedulable.count
+        self.largestFree = largestFree
+        self.labelPairs = labelPairs
+        (maxRequestedShareCPU, maxRequestedShareMemory, maxRequestedShareGPU) = (shareCPU, shareMemory, shareGPU)
+        (maxRequestedShareCPUMemory, maxRequestedShareAll) = (shareCPUMemory, shareAll)
+        smallestAllocatable = smallest
+        (byFreeShare, topFreeShare) = order(WorkloadRequirements())
+        (byFreeShareGPU, topFreeShareGPU) = order(WorkloadRequirements(perReplica: Resources(gpu: 1)))
+    }
+
+    /// No schedulable node of the cluster scores more than this for `req` by
+    /// `Placer.mostAllocatedScore`. A node's share of a resource after the request is its
+    /// share requested plus the request over its allocatable amount, at most 1; so the sum
+    /// of its shares is at most both the sum of each resource's largest share (plus the
+    /// request over the smallest node, each capped at 1) and the largest sum of one node's
+    /// shares (plus the same requests).
+    public func mostAllocatedBound(_ req: WorkloadRequirements) -> Double {
+        guard schedulableNodes > 0 else { return -.infinity }
+        let r = Int64(req.replicas)
+        func asked(_ ask: Int64, _ smallest: Int64) -> Double { ask <= 0 || smallest == .max ? 0 : Double(ask) / Double(smallest) }
+        let cpu = asked(req.perReplica.cpuMilli * r, smallestAllocatable.cpuMilli)
+        let memory = asked(req.perReplica.memory * r, smallestAllocatable.memory)
+        var separate = min(1, maxRequestedShareCPU + cpu) + min(1, maxRequestedShareMemory + memory)
+        var joint = cpu + memory
+        var weights = 2.0
+        if req.perReplica.gpu * r > 0 {
+            let gpu = asked(req.perReplica.gpu * r, smallestAllocatable.gpu)
+            separate += min(1, maxRequestedShareGPU + gpu)
+            joint += maxRequestedShareAll + gpu
+            weights += 1
+        } else {
+            joint += maxRequestedShareCPUMemory
+        }
+        return min(separate, joint) * 100 / weights
     }
 
     /// False when no node of the cluster can hold one replica of `req`.

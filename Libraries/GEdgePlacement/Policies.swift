@@ -1,5 +1,6 @@
 import Foundation
 import GEdgeCore
+import HeapModule
 
 /// Where a request comes from, for latency ranking and `preferred: local|neighbor`.
 /// A pod source is resolved to its node (hcode 530) before the policy runs.
@@ -94,24 +95,37 @@ public struct PlacementInput: Sendable {
 
 /// The placement policies. Pure functions of the request and the clusters' reported state.
 public enum Placer {
-    /// With `pruning`, the policies that rank across clusters (low latency, most requested,
-    /// most allocated) first see only the clusters whose capacity summary may hold a
-    /// replica; that decides the same placements as the full walk (a skipped cluster has no
-    /// node that fits), and anything short of a placement is decided again over every
-    /// cluster, so refusals name every node as before.
+    /// With `pruning` (the default), the policies that rank across clusters (low latency,
+    /// most requested, most allocated) look at clusters best first and stop once no cluster
+    /// left can make the list of candidates: low latency takes clusters nearest first; the
+    /// scoring policies take them by a bound on their best node's score from the cluster's
+    /// capacity summary (`ClusterCapacity`), and score a cluster's nodes only when it may
+    /// still make the list. A cluster whose summary says no node can hold a replica is never
+    /// looked into. The placements are those of walking every node (`pruning: false`, kept
+    /// as the reference the property tests compare with), and refusals name every node.
     public static func decide(_ input: PlacementInput, clusters all: [ClusterState], pruning: Bool = true) -> PlacementDecision {
         let clusters = input.allowedClusters.map { allowed in all.filter { allowed.contains($0.name) } } ?? all
-        func ranked(_ policy: ([ClusterState]) -> PlacementDecision) -> PlacementDecision {
-            if pruning {
-                let candidates = clusters.filter { $0.capacity.mayFit(input.requirements) }
-                if candidates.count < clusters.count, case .placed(let plans) = withinSelection(input, candidates, policy) { return .placed(plans) }
-            }
-            return withinSelection(input, clusters, policy)
-        }
         switch input.policy {
-        case .lowLatency: return ranked { lowLatency(input, $0, measuredBy: clusters) }
-        case .mostRequested: return ranked { scored(input, $0, score: { mostRequestedScore(at: $0, $1) }) }
-        case .mostAllocated: return ranked { scored(input, $0, score: { mostAllocatedScore(at: $0, $1) }) }
+        case .lowLatency:
+            return withinSelection(input, clusters) { pruning ? nearestFirst(input, $0, measuredBy: clusters) : lowLatency(input, $0, measuredBy: clusters) }
+        case .mostRequested:
+            return withinSelection(input, clusters) { candidates in
+                guard pruning else { return scored(input, candidates, score: { mostRequestedScore(at: $0, $1) }) }
+                let gpu = input.requirements.needsGPU
+                return bestFirst(input, candidates, bound: { gpu ? $0.topFreeShareGPU : $0.topFreeShare }) { c, capacity in
+                    let req = input.requirements
+                    guard let i = NodeFilter.first(c.nodes, req, copies: req.replicas, in: gpu ? capacity.byFreeShareGPU : capacity.byFreeShare) else { return nil }
+                    return (i, mostRequestedScore(c.nodes[i], req))
+                }
+            }
+        case .mostAllocated:
+            return withinSelection(input, clusters) { candidates in
+                guard pruning else { return scored(input, candidates, score: { mostAllocatedScore(at: $0, $1) }) }
+                let req = input.requirements
+                return bestFirst(input, candidates, bound: { $0.mostAllocatedBound(req) }) { c, _ in
+                    NodeFilter.best(c.nodes, req, copies: req.replicas, score: { mostAllocatedScore(at: $0, req) })
+                }
+            }
         case .selectedCluster: return selected(input, clusters, all: all)
         case .setClusters: return setClusters(input, clusters)
         }
@@ -183,26 +197,49 @@ public enum Placer {
         let source: String?
         let nodeTable: [String: Double]?
         let clusterTable: [String: Double]?
+        /// Both tables in one short list (the node's values first) while they are short: a
+        /// source measures a few peers, and comparing a few names costs less than hashing one.
+        let direct: [(String, Double)]?
         let sourceCoordinate: VivaldiCoordinate?
 
         init(_ source: PlacementSource, _ byName: [String: ClusterState]) {
+            self.init(source, state: source.cluster.flatMap { byName[$0] })
+        }
+
+        init(_ source: PlacementSource, state sc: ClusterState?) {
             self.source = source.cluster
-            let sc = source.cluster.flatMap { byName[$0] }
             clusterTable = sc?.latencySummary
             sourceCoordinate = sc?.coordinate
             nodeTable = source.node.flatMap { n in sc?.nodes.first { $0.name == n }?.latencyMs }
+            let node = nodeTable ?? [:], cluster = clusterTable ?? [:]
+            direct = node.count + cluster.count <= ClusterState.shortList
+                ? node.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } + cluster.sorted { $0.key < $1.key }.filter { node[$0.key] == nil }.map { ($0.key, $0.value) }
+                : nil
+        }
+
+        @inline(__always)
+        func measured(_ name: String) -> Double? {
+            guard let direct else { return nodeTable?[name] ?? clusterTable?[name] }
+            for (n, ms) in direct where n == name { return ms }
+            return nil
         }
 
         func to(_ target: ClusterState) -> Double {
+            withUnsafePointer(to: target) { to(at: $0) }
+        }
+
+        /// The same, reading the target in place (a fleet's states are not copied per decision).
+        @inline(__always)
+        func to(at target: UnsafePointer<ClusterState>) -> Double {
             guard let s = source else { return .infinity }
-            if s == target.name { return 0 }
-            return nodeTable?[target.name] ?? clusterTable?[target.name] ?? target.latencySummary[s] ?? estimate(target) ?? .infinity
+            if s == target.pointee.name { return 0 }
+            return measured(target.pointee.name) ?? target.pointee.latency(measuredTo: s) ?? estimate(at: target) ?? .infinity
         }
 
         /// No node measured the pair: the clusters' coordinates' estimate, milliseconds.
-        func estimate(_ target: ClusterState) -> Double? {
-            guard let a = sourceCoordinate, let b = target.coordinate, a.vector.count == b.vector.count else { return nil }
-            return a.distance(to: b) * 1000
+        func estimate(at target: UnsafePointer<ClusterState>) -> Double? {
+            guard let a = sourceCoordinate, target.pointee.coordinate?.vector.count == a.vector.count else { return nil }
+            return target.pointee.coordinate.map { a.distance(to: $0) * 1000 }
         }
     }
 
@@ -238,6 +275,138 @@ public enum Placer {
             if let i = NodeFilter.first(c.nodes, req, copies: req.replicas, in: c.latencyOrder(key, score: score)) {
                 plans.append(PlacementPlan(parts: [PlacementPart(cluster: c.name, node: c.nodes[i].name, replicas: req.replicas)], score: min(0, score(i))))
                 if plans.count >= input.maxCandidates { break }
+            }
+        }
+        return plans.isEmpty ? unschedulable(input, clusters) : .placed(plans)
+    }
+
+    /// `lowLatency`'s placements, found without sorting every cluster: clusters come off a
+    /// heap nearest first (preferred ones before the rest, ties to the lower name, as the
+    /// full sort orders them) until `maxCandidates` have a node that fits.
+    static func nearestFirst(_ input: PlacementInput, _ clusters: [ClusterState], measuredBy: [ClusterState]) -> PlacementDecision {
+        guard let src = input.source.cluster else {
+            return .rejected("GLowLatencyPriority needs a source: source_cluster, source_node or pod_name")
+        }
+        let req = input.requirements
+        let from = LatencyFrom(input.source, state: named([src], in: measuredBy)[src])
+        var entries: [NearestEntry] = []
+        entries.reserveCapacity(clusters.count)
+        clusters.withUnsafeBufferPointer { buf in
+            guard let base = buf.baseAddress else { return }
+            for i in buf.indices {
+                let p = base + i
+                entries.append(NearestEntry(group: preferenceGroup(at: p, req.preferred, source: src), latency: from.to(at: p), name: p.pointee.name, index: i))
+            }
+        }
+        var heap = Heap(entries)
+        let sourceNode = input.source.node
+        var plans: [PlacementPlan] = []
+        while plans.count < input.maxCandidates, let next = heap.popMin() {
+            // Summaries are read only for the clusters that come off the heap.
+            guard clusters.withUnsafeBufferPointer({ ClusterState.capacity(at: $0.baseAddress! + next.index) }).mayFit(req) else { continue }
+            let c = clusters[next.index]
+            let clusterLatency = next.latency
+            let local = c.name == src
+            func score(_ i: Int) -> Double {
+                let n = c.nodes[i]
+                if local { return n.name == sourceNode ? 1 : -(n.latencyMs[src] ?? 0) }
+                return -(n.latencyMs[src] ?? clusterLatency)
+            }
+            let key = LatencyOrderKey(source: src, sourceNode: local ? sourceNode : nil, fallback: local ? 0 : clusterLatency)
+            if let i = NodeFilter.first(c.nodes, req, copies: req.replicas, in: c.latencyOrder(key, score: score)) {
+                plans.append(PlacementPlan(parts: [PlacementPart(cluster: c.name, node: c.nodes[i].name, replicas: req.replicas)], score: min(0, score(i))))
+            }
+        }
+        return plans.isEmpty ? unschedulable(input, clusters) : .placed(plans)
+    }
+
+    /// The clusters of `wanted`, by name, found in one pass that copies none of the others
+    /// (a fleet's thousands of states are not copied into a dictionary per decision).
+    static func named(_ wanted: Set<String>, in clusters: [ClusterState]) -> [String: ClusterState] {
+        var out: [String: ClusterState] = [:]
+        guard !wanted.isEmpty else { return out }
+        // A few names are compared (short names compare as two words); more are hashed.
+        let few = wanted.count <= 8 ? Array(wanted) : nil
+        clusters.withUnsafeBufferPointer { buf in
+            guard let base = buf.baseAddress else { return }
+            for i in buf.indices where few.map({ $0.contains(base[i].name) }) ?? wanted.contains(base[i].name) { out[base[i].name] = base[i] }
+        }
+        return out
+    }
+
+    /// 0 for a cluster `scheduleHint.preferred` asks for (every cluster when it asks
+    /// nothing), 1 for the rest: `preferredFirst`'s two groups.
+    @inline(__always)
+    static func preferenceGroup(at p: UnsafePointer<ClusterState>, _ preferred: PreferredLocation?, source: String?) -> Int {
+        switch preferred {
+        case nil: 0
+        case .local: p.pointee.name == source ? 0 : 1
+        case .cloud: p.pointee.kind == .cloud ? 0 : 1
+        case .neighbor: p.pointee.kind == .edge && p.pointee.name != source ? 0 : 1
+        }
+    }
+
+    struct NearestEntry: Comparable {
+        var group: Int
+        var latency: Double
+        var name: String
+        var index: Int
+        static func < (a: NearestEntry, b: NearestEntry) -> Bool {
+            if a.group != b.group { return a.group < b.group }
+            if a.latency != b.latency { return a.latency < b.latency }
+            return a.name < b.name
+        }
+        static func == (a: NearestEntry, b: NearestEntry) -> Bool { a.group == b.group && a.latency == b.latency && a.name == b.name }
+    }
+
+    struct BoundEntry: Comparable {
+        var bound: Double
+        var index: Int
+        static func < (a: BoundEntry, b: BoundEntry) -> Bool { a.bound < b.bound }
+        static func == (a: BoundEntry, b: BoundEntry) -> Bool { a.bound == b.bound }
+    }
+
+    /// `scored`'s placements, found best first: clusters come off a heap by `bound` (no node
+    /// of the cluster scores more), are scored exactly (`exact`: the best node that fits and
+    /// its score), and the search ends once the next bound is below the last of the
+    /// `maxCandidates` best found. Preferred clusters are searched first, then the rest fill
+    /// what is left of the list, as `preferredFirst` orders them.
+    static func bestFirst(
+        _ input: PlacementInput, _ clusters: [ClusterState], bound: (ClusterCapacity) -> Double,
+        exact: (ClusterState, ClusterCapacity) -> (index: Int, score: Double)?
+    ) -> PlacementDecision {
+        let req = input.requirements
+        var groups: [[BoundEntry]] = [[], []]
+        var capacities: [ClusterCapacity?] = Array(repeating: nil, count: clusters.count)
+        clusters.withUnsafeBufferPointer { buf in
+            guard let base = buf.baseAddress else { return }
+            for i in buf.indices {
+                let p = base + i
+                let capacity = ClusterState.capacity(at: p)
+                guard capacity.mayFit(req) else { continue }
+                capacities[i] = capacity
+                // A hair above the bound: the exact score is computed in another order of operations.
+                let b = bound(capacity)
+                guard b > -.infinity else { continue }
+                groups[preferenceGroup(at: p, req.preferred, source: input.source.cluster)].append(BoundEntry(bound: b + abs(b) * 1e-9 + 1e-9, index: i))
+            }
+        }
+        var plans: [PlacementPlan] = []
+        for entries in groups where plans.count < input.maxCandidates {
+            let k = input.maxCandidates - plans.count
+            var heap = Heap(entries)
+            var best: [(index: Int, node: Int, score: Double)] = []
+            while let next = heap.popMax() {
+                if best.count == k, next.bound < best[k - 1].score { break }
+                let c = clusters[next.index]
+                guard let (node, score) = exact(c, capacities[next.index]!) else { continue }
+                let at = best.firstIndex { score > $0.score || (score == $0.score && c.name < clusters[$0.index].name) } ?? best.count
+                guard at < k else { continue }
+                best.insert((next.index, node, score), at: at)
+                if best.count > k { best.removeLast() }
+            }
+            plans += best.map { b in
+                PlacementPlan(parts: [PlacementPart(cluster: clusters[b.index].name, node: clusters[b.index].nodes[b.node].name, replicas: req.replicas)], score: b.score)
             }
         }
         return plans.isEmpty ? unschedulable(input, clusters) : .placed(plans)
@@ -351,8 +520,6 @@ public enum Placer {
         let p = input.parameters
         let req = input.requirements
         let mode = (p["mode"]?.stringValue ?? "cluster").lowercased()
-        var byName: [String: ClusterState] = [:]
-        for c in clusters { byName[c.name] = c }
         func allowed(_ name: String) -> Bool { input.allowedClusters?.contains(name) ?? true }
         switch mode {
         case "node":
@@ -363,7 +530,7 @@ public enum Placer {
                 return .rejected("node mode needs parameters.select_node")
             }
             guard allowed(cluster) else { return .rejected("cluster '\(cluster)' does not belong to the project") }
-            guard let c = byName[cluster] else { return .unschedulable("cluster '\(cluster)' has no fresh status") }
+            guard let c = named([cluster], in: clusters)[cluster] else { return .unschedulable("cluster '\(cluster)' has no fresh status") }
             guard let n = c.nodes.first(where: { $0.name == node }) else { return .rejected("node '\(node)' is not in cluster '\(cluster)'") }
             if let f = NodeFilter.check(n, req, copies: req.replicas) { return .unschedulable("node '\(node)' of '\(cluster)': \(f.rawValue)") }
             return .placed([PlacementPlan(parts: [PlacementPart(cluster: cluster, node: node, replicas: req.replicas)], score: mostRequestedScore(n, req))])
@@ -377,9 +544,15 @@ public enum Placer {
                 let names: [String] = switch level { case .cluster(let c): [c]; case .group(let g): g }
                 for n in names where !allowed(n) { return .rejected("cluster '\(n)' does not belong to the project") }
             }
-            var byAll: [String: ClusterState] = [:]
-            for c in all { byAll[c.name] = c }
-            let from = LatencyFrom(input.source, byAll)
+            var wanted = Set<String>()
+            for level in levels {
+                switch level {
+                case .cluster(let c): wanted.insert(c)
+                case .group(let g): wanted.formUnion(g)
+                }
+            }
+            let byName = named(wanted, in: clusters)
+            let from = LatencyFrom(input.source, state: input.source.cluster.flatMap { named([$0], in: all)[$0] })
             var plans: [PlacementPlan] = []
             var notes: [String] = []
             func plan(for name: String) -> PlacementPlan? {
@@ -425,7 +598,6 @@ public enum Placer {
         let req = input.requirements
         let mode = (p["mode"]?.stringValue ?? "duplicate").lowercased()
         var byName: [String: ClusterState] = [:]
-        for c in clusters { byName[c.name] = c }
         var names: [String]
         if let (_, v) = parameter(p, "clusters", "select_clusters") {
             guard case .array(let items) = v else { return .rejected("parameters.clusters must be a list of cluster names") }
@@ -435,8 +607,10 @@ public enum Placer {
                 guard input.allowedClusters?.contains(s) ?? true else { return .rejected("cluster '\(s)' does not belong to the project") }
                 names.append(s)
             }
+            byName = named(Set(names), in: clusters)
         } else {
             names = clusters.map(\.name).sorted()
+            for c in clusters { byName[c.name] = c }
         }
         guard !names.isEmpty else { return .unschedulable("no cluster to spread over") }
         for n in names where byName[n] == nil { return .unschedulable("cluster '\(n)' has no fresh status") }

@@ -21,7 +21,10 @@ public final class ClusterView: Sendable {
 
     struct State {
         var reported: [String: ClusterState] = [:]
-        var effective: [String: ClusterState] = [:]
+        /// Each cluster's report with this scheduler's reservations added, in name order:
+        /// what decisions see, handed out without a copy or a sort while every cluster is fresh.
+        var effective: [ClusterState] = []
+        var position: [String: Int] = [:]
         var nodeIndex: [String: [String: Int]] = [:]
         var reservations: [String: [Reservation]] = [:]
         var lastExpiry: Date?
@@ -54,7 +57,10 @@ public final class ClusterView: Sendable {
                 let kept = list.filter { !accounted($0) }
                 s.reservations[id] = kept.isEmpty ? nil : kept
             }
-            s.effective[report.name] = Self.apply(report, s.reservations.values.joined().filter { $0.cluster == report.name }, idx)
+            let effective = Self.apply(report, s.reservations.values.joined().filter { $0.cluster == report.name }, idx)
+            // The capacity summary is computed here, as the report arrives, not by the next decision.
+            _ = effective.capacity
+            s.setEffective(effective)
             return true
         }
     }
@@ -73,15 +79,16 @@ public final class ClusterView: Sendable {
     /// Adds or removes a reservation in the held state, in place (no copy of the node list
     /// when no snapshot of it is alive).
     static func adjust(_ s: inout State, _ r: Reservation, sign: Int) {
-        guard let node = r.node, let i = s.nodeIndex[r.cluster]?[node] else { return }
-        s.effective[r.cluster]?.nodes[i].requested.add(r.resources, sign: sign)
+        guard let node = r.node, let i = s.nodeIndex[r.cluster]?[node], let at = s.position[r.cluster] else { return }
+        s.effective[at].nodes[i].requested.add(r.resources, sign: sign)
     }
 
     /// Clusters with a fresh report, with this scheduler's reservations added.
     public func fresh(now: Date = Date()) -> [ClusterState] {
         let limit = Double(staleAfter.milliseconds) / 1000
+        let oldest = now.addingTimeInterval(-limit)
         return state.withLock { s in
-            s.effective.values.filter { now.timeIntervalSince($0.reportedAt) <= limit }.sorted { $0.name < $1.name }
+            s.effective.allSatisfy { $0.reportedAt >= oldest } ? s.effective : s.effective.filter { $0.reportedAt >= oldest }
         }
     }
 
@@ -141,7 +148,7 @@ public final class ClusterView: Sendable {
             }
             for name in touched {
                 if let rep = s.reported[name], let idx = s.nodeIndex[name] {
-                    s.effective[name] = Self.apply(rep, s.reservations.values.joined().filter { $0.cluster == name }, idx)
+                    s.setEffective(Self.apply(rep, s.reservations.values.joined().filter { $0.cluster == name }, idx))
                 }
             }
         }
@@ -152,3 +159,20 @@ public final class ClusterView: Sendable {
     public var reservationCount: Int { state.withLock { $0.reservations.values.reduce(0) { $0 + $1.count } } }
 }
 
+
+extension ClusterView.State {
+    /// Replaces a cluster's effective state in place, or inserts it in name order.
+    mutating func setEffective(_ c: ClusterState) {
+        if let at = position[c.name] {
+            effective[at] = c
+            return
+        }
+        var lo = 0, hi = effective.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if effective[mid].name < c.name { lo = mid + 1 } else { hi = mid }
+        }
+        effective.insert(c, at: lo)
+        for i in lo..<effective.count { position[effective[i].name] = i }
+    }
+}

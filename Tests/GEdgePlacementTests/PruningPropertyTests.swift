@@ -3,15 +3,25 @@ import GEdgeCore
 import GEdgePlacement
 import Testing
 
-/// Decisions that skip clusters by their capacity summary place exactly as the full walk
-/// over every node, for every policy, over random fleets and requests.
+/// Decisions that look at clusters best first (nearest first, or by a bound on their best
+/// node's score) and skip clusters by their capacity summary place exactly as the full walk
+/// over every node, for every policy, over random fleets and requests: fleets given in no
+/// particular order, with ties (identical nodes, latencies in whole milliseconds) that only
+/// names break, and coordinates for the pairs no node measured.
 @Suite("Pruning by cluster capacity")
 struct PruningPropertyTests {
     func fleet(_ g: inout SplitMix) -> [ClusterState] {
         let count = Int.random(in: 1...30, using: &g)
         let names = (0..<count).map { "c\($0)" }
-        return names.enumerated().map { ci, name in
+        // A third of the fleets are of identical nodes: every score ties, names decide.
+        let uniform = Int.random(in: 0...2, using: &g) == 0
+        let wholeMilliseconds = Bool.random(using: &g)
+        let clusters = names.enumerated().map { ci, name in
             let nodes = (0..<Int.random(in: 1...12, using: &g)).map { ni -> NodeState in
+                if uniform {
+                    return NodeState(name: "\(name)-n\(ni)", allocatable: Resources(cpuMilli: 8000, memory: 16 << 30, gpu: 2),
+                                     requested: Resources(cpuMilli: 2000, memory: 4 << 30), labels: ["zone": "a"])
+                }
                 let cpu = Int64([2000, 4000, 8000, 16000].randomElement(using: &g)!)
                 let mem = Int64([4, 8, 16, 32].randomElement(using: &g)!) << 30
                 let gpu = Int64(Int.random(in: 0...3, using: &g) == 0 ? Int.random(in: 1...4, using: &g) : 0)
@@ -26,12 +36,21 @@ struct PruningPropertyTests {
                 if Int.random(in: 0...3, using: &g) == 0 { labels["disk"] = "ssd" }
                 let taints = Int.random(in: 0...5, using: &g) == 0 ? [Taint(key: "dedicated", value: "ml", effect: .noSchedule)] : []
                 var latency: [String: Double] = [:]
-                for other in names where other != name && Int.random(in: 0...2, using: &g) > 0 { latency[other] = Double.random(in: 1...200, using: &g) }
+                for other in names where other != name && Int.random(in: 0...2, using: &g) > 0 {
+                    latency[other] = wholeMilliseconds ? Double(Int.random(in: 1...5, using: &g)) : Double.random(in: 1...200, using: &g)
+                }
                 return NodeState(name: "\(name)-n\(ni)", ready: Int.random(in: 0...9, using: &g) > 0, unschedulable: Int.random(in: 0...19, using: &g) == 0,
                                  allocatable: alloc, requested: used, labels: labels, taints: taints, latencyMs: latency)
             }
-            return ClusterState(name: name, kind: ci % 4 == 0 ? .cloud : .edge, nodes: nodes)
+            var state = ClusterState(name: name, kind: ci % 4 == 0 ? .cloud : .edge, nodes: nodes)
+            if Bool.random(using: &g) {
+                var vector = [Double](repeating: 0, count: VivaldiConfig().dimensions)
+                vector[0] = wholeMilliseconds ? Double(Int.random(in: 0...3, using: &g)) / 1000 : Double.random(in: 0...0.1, using: &g)
+                state.coordinate = VivaldiCoordinate(vector: vector, height: 0.001, error: 0.5, adjustment: 0)
+            }
+            return state
         }
+        return clusters.shuffled(using: &g)
     }
 
     func requirements(_ g: inout SplitMix) -> WorkloadRequirements {
@@ -60,7 +79,7 @@ struct PruningPropertyTests {
     @Sendable func run() -> (Int, Int, String?) {
         var g = SplitMix(state: 20261204)
         var placed = 0, pruned = 0
-        for _ in 0..<2000 {
+        for _ in 0..<3000 {
             let clusters = fleet(&g)
             let req = requirements(&g)
             let policy: SchedulingPolicy = [.lowLatency, .mostRequested, .mostAllocated].randomElement(using: &g)!
@@ -70,9 +89,10 @@ struct PruningPropertyTests {
                 parameters["select_clusters"] = .array(Array(some))
             }
             let source = clusters.randomElement(using: &g)!
+            let allowed = Int.random(in: 0...4, using: &g) == 0 ? Set(clusters.shuffled(using: &g).prefix(clusters.count / 2 + 1).map(\.name)) : nil
             let input = PlacementInput(policy: policy, requirements: req, parameters: .object(parameters),
                                        source: PlacementSource(cluster: source.name, node: Bool.random(using: &g) ? source.nodes.first?.name : nil),
-                                       maxCandidates: Int.random(in: 1...3, using: &g))
+                                       allowedClusters: allowed, maxCandidates: Int.random(in: 1...5, using: &g))
             let full = Placer.decide(input, clusters: clusters, pruning: false)
             let fast = Placer.decide(input, clusters: clusters, pruning: true)
             if fast != full { return (placed, pruned, "policy \(policy), \(req): pruned \(fast), full \(full)") }
