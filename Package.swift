@@ -21,6 +21,7 @@ let package = Package(
         .executable(name: "gedge-demo", targets: ["gedge-demo"]),
         .executable(name: "gedge-bench", targets: ["gedge-bench"]),
         .executable(name: "gedge-bench-scheduler", targets: ["gedge-bench-scheduler"]),
+        .executable(name: "gedge-fleet", targets: ["gedge-fleet"]),
         .executable(name: "gedge-bench-faas", targets: ["gedge-bench-faas"]),
         .library(name: "GEdgeCore", targets: ["GEdgeCore"]),
         .library(name: "GEdgeKafka", targets: ["GEdgeKafka"]),
@@ -142,6 +143,14 @@ let package = Package(
             ],
             path: "Libraries/GEdgeAgent", swiftSettings: swiftSettings),
         .target(
+            name: "GEdgeFleet",
+            dependencies: [
+                "GEdgeCore", "GEdgeKafka", "GEdgePlacement", "GEdgeAgent",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Libraries/GEdgeFleet", swiftSettings: swiftSettings),
+        .target(
             name: "GEdgeScaling", dependencies: ["GEdgeCore"],
             path: "Libraries/GEdgeScaling", swiftSettings: swiftSettings),
         .target(
@@ -252,8 +261,12 @@ let package = Package(
             name: "gedge-testkit", dependencies: ["GEdgeCore", "GEdgeKafka", "GEdgeAMQP"],
             path: "Services/gedge-testkit", swiftSettings: swiftSettings),
         .executableTarget(
-            name: "gedge-bench-scheduler", dependencies: ["GEdgeCore", "GEdgeKafka", "GEdgePostgres", "GEdgePlacement", "GEdgeScheduler"],
+            name: "gedge-bench-scheduler", dependencies: ["GEdgeCore", "GEdgeKafka", "GEdgePostgres", "GEdgePlacement", "GEdgeScheduler", "GEdgeFleet", "GEdgeHTTPClient",
+                                                          .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             path: "Services/gedge-bench-scheduler", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "gedge-fleet", dependencies: ["GEdgeFleet", "GEdgeServiceKit"],
+            path: "Services/gedge-fleet", swiftSettings: swiftSettings),
         .executableTarget(
             name: "gedge-bench-faas",
             dependencies: ["GEdgeCore", "GEdgeAMQP", "GEdgeKafka", "GEdgePostgres", "GEdgeFaaS", "GEdgeScheduler", "GEdgeHTTPClient",
@@ -309,7 +322,7 @@ let package = Package(
             dependencies: [
                 "FakeKubernetes",
                 "GEdgeCore", "GEdgeSecurity", "GEdgeKafka", "GEdgeAMQP", "GEdgePostgres", "GEdgeHTTPClient",
-                "GEdgeScheduler", "GEdgeServiceKit", "GEdgeAccelerators", "GEdgeAgent", "GEdgeKubernetes", "GEdgePlacement",
+                "GEdgeScheduler", "GEdgeServiceKit", "GEdgeAccelerators", "GEdgeAgent", "GEdgeKubernetes", "GEdgePlacement", "GEdgeFleet",
                 "GEdgeGateway", "GEdgeServiceSpec", "GEdgeOutbox", "GEdgeFaaS", "GEdgeAutoscaler", "GEdgeWorkflow", "GEdgeClusters",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

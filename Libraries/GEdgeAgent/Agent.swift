@@ -69,7 +69,7 @@ public struct AgentSettings: Sendable {
 /// nearest by the coordinates it has seen, and others at random. A probe is a TCP connect to
 /// the peer agent's ops endpoint (the round trip) and a read of its coordinate there
 /// (`GET /coordinate`); the round trip moves this cluster's coordinate and is kept, smoothed
-/// (EWMA, alpha 0.3), as a direct measurement while it is fresh (ten intervals). A peer
+/// (EWMA, alpha 0.3), as a direct measurement while it is fresh (`freshPeriods` intervals). A peer
 /// that does not answer drops out of the table.
 public final class LatencyProber: Service, Sendable {
     let peers: [String: String]
@@ -88,28 +88,49 @@ public final class LatencyProber: Service, Sendable {
         var c = HTTPClientConfiguration()
         c.timeout = .seconds(1)
         c.connectTimeout = .seconds(1)
-        // A peer's coordinate is a few hundred bytes: a larger answer is cut off unread.
-        c.maxResponseBytes = 4096
+        // A peer's coordinate is a few hundred bytes, its nearest 16 a few KiB: a larger
+        // answer is cut off unread.
+        c.maxResponseBytes = 8192
         http = peers.isEmpty ? nil : HTTPClient(configuration: c, logger: Logger(label: "gedge.agent.latency"))
     }
 
-    /// Fresh direct measurements, milliseconds.
+    /// The nearest peers' fresh measurements a report carries: the low-latency policy reads
+    /// the nearest first, and coordinates estimate the rest; a report stays small however
+    /// many peers were probed in the last ten periods.
+    public static let reportedPeers = 16
+    /// Periods a direct measurement stays fresh: long enough for each of the nearest to be
+    /// measured again in turn before it goes.
+    public static let freshPeriods = 30
+
+    /// Fresh direct measurements, milliseconds: the `reportedPeers` nearest.
     public var latencies: [String: Double] {
-        let now = ContinuousClock.now, fresh = interval * 10
-        return table.withLock { t in t.filter { now - $0.value.at <= fresh }.mapValues(\.ms) }
+        let now = ContinuousClock.now, fresh = interval * Self.freshPeriods
+        let held: [(String, Double)] = table.withLock { t in t.filter { now - $0.value.at <= fresh }.map { ($0.key, $0.value.ms) } }
+        let nearest = held.sorted { (a: (String, Double), b: (String, Double)) -> Bool in a.1 != b.1 ? a.1 < b.1 : a.0 < b.0 }.prefix(Self.reportedPeers)
+        var out: [String: Double] = [:]
+        for (peer, ms) in nearest { out[peer] = ms }
+        return out
     }
 
     /// This cluster's coordinate; nil for an agent with no peers to place itself by.
     public var coordinate: VivaldiCoordinate? { peers.isEmpty ? nil : vivaldi.withLock { $0.coordinate } }
 
-    /// The peers to probe this round: the nearest known, then others at random.
+    /// How many of the nearest known peers take turns as each round's first probe: their
+    /// round trips are measured directly, where a coordinate's error would weigh most.
+    public static let nearestProbed = 16
+    private let round = Atomic<Int>(0)
+
+    /// The peers to probe this round: one of the `nearestProbed` nearest known, in turn,
+    /// then others at random.
     func chooseTargets() -> [String] {
         var names = Array(peers.keys).shuffled()
         let own = vivaldi.withLock { $0.coordinate }
         let coords = known.withLock { $0 }
-        if let nearest = names.filter({ coords[$0] != nil }).min(by: { own.distance(to: coords[$0]!) < own.distance(to: coords[$1]!) }) {
-            names.removeAll { $0 == nearest }
-            names.insert(nearest, at: 0)
+        let nearest = names.filter { coords[$0] != nil }.sorted { own.distance(to: coords[$0]!) < own.distance(to: coords[$1]!) }.prefix(Self.nearestProbed)
+        if !nearest.isEmpty {
+            let pick = nearest[nearest.startIndex + round.wrappingAdd(1, ordering: .relaxed).oldValue % nearest.count]
+            names.removeAll { $0 == pick }
+            names.insert(pick, at: 0)
         }
         return Array(names.prefix(probes))
     }
@@ -128,11 +149,35 @@ public final class LatencyProber: Service, Sendable {
                 if let other = await peerCoordinate(endpoint) {
                     known.withLock { $0[cluster] = other }
                     vivaldi.withLock { _ = $0.update(peer: cluster, coordinate: other, rtt: ms / 1000) }
+                    // The peer's nearest are likely near here too: the next rounds probe them.
+                    let near = await peerNeighbours(endpoint).filter { $0.key != cluster && peers[$0.key] != nil }
+                    if !near.isEmpty { known.withLock { k in for (name, c) in near where k[name] == nil { k[name] = c } } }
                 }
             }
             try? await Task.sleep(for: interval)
         }
         await http?.shutdown()
+    }
+
+    /// The peers nearest this cluster by the coordinates it has seen (at most
+    /// `nearestProbed`), for its peers' discovery of their neighbours.
+    public func nearest() -> [String: VivaldiCoordinate] {
+        let own = vivaldi.withLock { $0.coordinate }
+        let sorted = known.withLock { $0 }.sorted { own.distance(to: $0.value) < own.distance(to: $1.value) }.prefix(Self.nearestProbed)
+        return Dictionary(sorted.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// A peer's nearest peers and their coordinates (`/coordinate/near`), read within bounds;
+    /// empty when it has none or answers out of bounds.
+    func peerNeighbours(_ endpoint: String) async -> [String: VivaldiCoordinate] {
+        guard let http, let r = try? await http.execute(HTTPRequest(url: "http://\(endpoint)/coordinate/near")), r.isSuccess,
+              let doc = try? JSONValue.parse(r.body), case .object(let near)? = doc["near"], near.count <= Self.nearestProbed else { return [:] }
+        var out: [String: VivaldiCoordinate] = [:]
+        for (name, value) in near {
+            guard KubeNames.isDNSLabel(name), let c = try? VivaldiCoordinate.decode(value) else { return [:] }
+            out[name] = c
+        }
+        return out
     }
 
     /// The peer's coordinate from its ops endpoint, read within bounds; nil when it has none.
@@ -230,16 +275,14 @@ public final class Agent: Sendable {
         self.logger = l
     }
 
-    /// The cluster as reported: nodes from the driver; latencies from the driver where it
-    /// knows them (a simulation), else from the prober.
+    /// The cluster as reported: nodes from the driver (with each node's latencies where the
+    /// driver knows them, as a simulation does); the prober's measurements and coordinate
+    /// as the cluster's own, beside the nodes, so that they change no node.
     public func report() async throws -> ClusterState {
-        var nodes = try await driver.state()
-        let measured = prober.latencies
-        if !measured.isEmpty {
-            for i in nodes.indices { for (c, ms) in measured where nodes[i].latencyMs[c] == nil { nodes[i].latencyMs[c] = ms } }
-        }
+        let nodes = try await driver.state()
         let seq = sequence.wrappingAdd(1, ordering: .relaxed).newValue
         var state = ClusterState(name: settings.cluster, kind: settings.kind, nodes: nodes, sequence: seq, reportedAt: Date())
+        state.measuredLatencyMs = prober.latencies
         state.coordinate = prober.coordinate
         return state
     }
@@ -275,7 +318,7 @@ public final class Agent: Sendable {
 
     /// A topic a command may have its answer written to: a legal Kafka topic name that is
     /// none of the suite's input topics (requests, agents' commands, results, status).
-    static func isReplyTopic(_ t: String) -> Bool {
+    public static func isReplyTopic(_ t: String) -> Bool {
         guard (1...249).contains(t.utf8.count), t != ".", t != "..",
               t.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) || $0 == 46 || $0 == 95 || $0 == 45 })
         else { return false }
@@ -369,8 +412,9 @@ public final class Agent: Sendable {
             case .clusterLatency:
                 let state = try await report()
                 var nodes: [String: JSONValue] = [:]
-                for n in state.nodes { nodes[n.name] = .object(n.latencyMs.mapValues(JSONValue.number)) }
-                let peers = Set(state.nodes.flatMap { $0.latencyMs.keys })
+                // Each node: its own measurements, and the cluster's where it has none.
+                for n in state.nodes { nodes[n.name] = .object(n.latencyMs.merging(state.measuredLatencyMs) { own, _ in own }.mapValues(JSONValue.number)) }
+                let peers = Set(state.nodes.flatMap { $0.latencyMs.keys }).union(state.measuredLatencyMs.keys)
                 let cluster = Dictionary(uniqueKeysWithValues: peers.compactMap { p in state.latency(to: p).map { (p, JSONValue.number($0)) } })
                 await reply(to: env, topic: replyTo, key: key, msg: .object(["cluster": .string(settings.cluster), "latency_ms": .object(cluster), "nodes": .object(nodes)]))
             case .clusterResources:
@@ -481,7 +525,7 @@ extension Agent {
                 guard let n = state.nodes.first(where: { $0.name == node }) else {
                     return await fail("node '\(node)' is not in cluster \(settings.cluster)")
                 }
-                let measured = clusters.map { c in (c, c == settings.cluster ? n.latencyMs[c] ?? 0 : n.latencyMs[c]) }
+                let measured = clusters.map { c in (c, c == settings.cluster ? n.latencyMs[c] ?? 0 : n.latencyMs[c] ?? state.measuredLatencyMs[c]) }
                 // Sorted by (latency, cluster) as the original; clusters never measured last.
                 let sorted = measured.sorted { a, b in
                     switch (a.1, b.1) {

@@ -99,6 +99,19 @@ public actor SimulatedCluster: ClusterDriver {
 
     public func setFailApplies(_ reason: String?) { failApplies = reason }
 
+    /// What other tenants request of each node (by index), beside the pods placed here: a
+    /// fleet simulation moves it to make nodes change between reports.
+    var background: [Int: Resources] = [:]
+
+    /// Sets what other tenants request of node `index`; the node's requested resources move
+    /// by the difference. Out of range: nothing.
+    public func setBackground(node index: Int, _ r: Resources) {
+        guard states.indices.contains(index) else { return }
+        let before = background[index] ?? .zero
+        states[index].requested = states[index].requested - before + r
+        background[index] = r
+    }
+
     /// Replicas of workloads scaled through `scale` (functions), by `namespace/name`.
     var scaled: [String: Int] = [:]
     /// Called on every change of a scaled workload's replicas (the demo runs real local

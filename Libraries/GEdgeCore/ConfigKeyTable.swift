@@ -4,7 +4,7 @@
 
 extension ConfigKeys {
     static let table: [Section] = [
-        Section(title: "Every service", programs: ["scheduler", "agent", "gateway", "autoscaler", "faas-trigger", "notifier", "accelerator-monitor", "gedge-kafka-dev"], keys: [
+        Section(title: "Every service", programs: ["scheduler", "agent", "gateway", "autoscaler", "faas-trigger", "notifier", "accelerator-monitor", "gedge-kafka-dev", "gedge-fleet"], keys: [
             Key(names: ["log.level"], defaultValue: "`info`", meaning: "trace, debug, info, notice, warning, error, critical"),
             Key(names: ["log.format"], defaultValue: "`json`", meaning: "`json` (one object per line on stderr) or `text`"),
             Key(names: ["http.host"], defaultValue: "`127.0.0.1`", meaning: "ops endpoints' address (`0.0.0.0` in containers)"),
@@ -19,7 +19,7 @@ extension ConfigKeys {
             Key(names: ["decode.max.string.bytes"], defaultValue: "`1048576`", meaning: "bytes of one string or key"),
             Key(names: ["decode.max.document.bytes"], defaultValue: "`4194304`", meaning: "bytes of one document's text"),
         ]),
-        Section(title: "Kafka", programs: ["scheduler", "agent", "gateway", "autoscaler", "faas-trigger", "accelerator-monitor"], keys: [
+        Section(title: "Kafka", programs: ["scheduler", "agent", "gateway", "autoscaler", "faas-trigger", "accelerator-monitor", "gedge-fleet"], keys: [
             Key(names: ["kafka.brokers"], defaultValue: "`127.0.0.1:9092`", meaning: "bootstrap servers, comma-separated"),
             Key(names: ["kafka.client.id"], defaultValue: "the service's name", meaning: ""),
             Key(names: ["kafka.group"], defaultValue: "the service's", meaning: "consumer group (`gedge-scheduler`, `gedge-gateway`)"),
@@ -183,6 +183,23 @@ extension ConfigKeys {
             Key(names: ["kafka.dev.host", "kafka.dev.port"], defaultValue: "`127.0.0.1`, `9092`", meaning: "the fixed bootstrap address"),
             Key(names: ["kafka.dev.topics"], defaultValue: "`gedge.schedule.requests:8,gedge.schedule.requests.dlq:1`", meaning: "`name:partitions,...`"),
             Key(names: ["kafka.dev.bootstrap.file"], defaultValue: "", meaning: "written once the broker is ready"),
+        ]),
+        Section(title: "gedge-fleet", programs: ["gedge-fleet"], keys: [
+            Key(names: ["fleet.clusters"], defaultValue: "`1000`", meaning: "simulated clusters, named `<prefix>-<number>`"),
+            Key(names: ["fleet.nodes"], defaultValue: "`20`", meaning: "nodes per cluster"),
+            Key(names: ["fleet.prefix"], defaultValue: "`fleet`", meaning: "the clusters' name prefix (a DNS label): their command topics are `gedge.agent.<prefix>-*`"),
+            Key(names: ["fleet.regions"], defaultValue: "`12`", meaning: "geographic regions of the ground-truth latency model; the first cluster of each is a cloud"),
+            Key(names: ["fleet.seed"], defaultValue: "`1`", meaning: "the same seed builds the same fleet, latencies and noise"),
+            Key(names: ["fleet.status.topic"], defaultValue: "`gedge.cluster.status`", meaning: ""),
+            Key(names: ["fleet.status.interval"], defaultValue: "`5s`", meaning: "each cluster's report period (clusters spread over it)"),
+            Key(names: ["fleet.status.min.interval"], defaultValue: "`500ms`", meaning: "a report on change comes no sooner after the last"),
+            Key(names: ["fleet.status.snapshot.every"], defaultValue: "`12`", meaning: "reports between two snapshots, as `agent.status.snapshot.every`"),
+            Key(names: ["fleet.latency.interval"], defaultValue: "`2s`", meaning: "probe period"),
+            Key(names: ["fleet.latency.probes"], defaultValue: "`3`", meaning: "peers each cluster probes a period (the nearest known, others at random)"),
+            Key(names: ["fleet.churn"], defaultValue: "`0.02`", meaning: "share of nodes whose other tenants' requests change between two reports"),
+            Key(names: ["fleet.pod.start.delay"], defaultValue: "`0s`", meaning: "how long an applied pod takes to start"),
+            Key(names: ["fleet.background"], defaultValue: "`true`", meaning: "nodes start partly used by other tenants (up to 60 %)"),
+            Key(names: ["fleet.stats.interval"], defaultValue: "`10s`", meaning: "a log line of what the fleet did; `0s` for none"),
         ]),
     ]
 }

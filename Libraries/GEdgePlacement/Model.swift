@@ -332,7 +332,13 @@ public struct ClusterState: Sendable, Hashable {
     /// The cluster's network coordinate (Vivaldi), when its agent keeps one: round trips to
     /// clusters no node has measured are estimated from it.
     public var coordinate: VivaldiCoordinate?
-    /// Median latency from this cluster's ready nodes to each other cluster, computed once.
+    /// Round trips the cluster's agent measured to peer clusters, milliseconds: the
+    /// cluster's own, not any node's (a node's `latencyMs` is for drivers that know each
+    /// node's). Reported beside the nodes, so a new measurement changes no node and a delta
+    /// report stays small.
+    public var measuredLatencyMs: [String: Double] = [:] { didSet { refreshLatencySummary() } }
+    /// Latency from this cluster to each other cluster: the median over its ready nodes that
+    /// measured it, else the agent's own measurement. Computed once.
     public private(set) var latencySummary: [String: Double]
     /// Nodes in order of latency to a source, computed on first use (see `latencyOrder`).
     private(set) var latencyOrders = LatencyOrderCache()
@@ -348,7 +354,7 @@ public struct ClusterState: Sendable, Hashable {
     }
 
     public mutating func refreshLatencySummary() {
-        latencySummary = Self.summarize(nodes)
+        latencySummary = Self.summarize(nodes).merging(measuredLatencyMs) { node, _ in node }
         latencyList = Self.shortList(latencySummary)
         latencyOrders = LatencyOrderCache()
     }
@@ -410,12 +416,32 @@ extension ClusterState {
             "nodes": .array(nodes.map(\.json)),
         ]
         if let c = coordinate { o["coordinate"] = c.json }
+        if !measuredLatencyMs.isEmpty { o["latency_ms"] = .object(measuredLatencyMs.mapValues(JSONValue.number)) }
         return .object(o)
+    }
+
+    /// At most this many peers in a report's cluster-level `latency_ms`.
+    public static let maxMeasuredPeers = 4096
+
+    /// A report's cluster-level `latency_ms`: peer names to finite, non-negative milliseconds.
+    static func decodeMeasured(_ r: FieldReader) throws(MessageDecodingError) -> [String: Double] {
+        guard let l = try r.optionalObject("latency_ms") else { return [:] }
+        guard l.fields.count <= maxMeasuredPeers else {
+            throw MessageDecodingError(.invalidValue, field: r.childPath("latency_ms"), reason: "at most \(maxMeasuredPeers) peers")
+        }
+        var out: [String: Double] = [:]
+        out.reserveCapacity(l.fields.count)
+        for key in l.fields.keys {
+            guard let ms = try l.optionalNumber(key) else { continue }
+            guard ms.isFinite, ms >= 0 else { throw MessageDecodingError(.invalidValue, field: l.childPath(key), reason: "a round trip is a finite, non-negative number of milliseconds") }
+            out[key] = ms
+        }
+        return out
     }
 
     public static func decode(_ value: JSONValue, path: String = "msg") throws(MessageDecodingError) -> ClusterState {
         let r = try FieldReader(value, path: path)
-        try r.rejectUnknown(allowed: ["cluster", "kind", "sequence", "reported_at", "nodes", "coordinate"])
+        try r.rejectUnknown(allowed: ["cluster", "kind", "sequence", "reported_at", "nodes", "coordinate", "latency_ms"])
         let name = try r.string("cluster")
         let kindName = try r.optionalString("kind") ?? "edge"
         guard let kind = ClusterKind(rawValue: kindName) else {
@@ -436,6 +462,7 @@ extension ClusterState {
             name: name, kind: kind, nodes: nodes, sequence: Int64(try r.optionalInt("sequence") ?? 0),
             reportedAt: Date(timeIntervalSince1970: millis / 1000))
         if let c = try r.optionalObject("coordinate") { state.coordinate = try VivaldiCoordinate.decode(c) }
+        state.measuredLatencyMs = try decodeMeasured(r)
         return state
     }
 }

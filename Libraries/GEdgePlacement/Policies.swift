@@ -104,28 +104,32 @@ public enum Placer {
     /// looked into. The placements are those of walking every node (`pruning: false`, kept
     /// as the reference the property tests compare with), and refusals name every node.
     public static func decide(_ input: PlacementInput, clusters all: [ClusterState], pruning: Bool = true) -> PlacementDecision {
+        // Without a selection, the ranking policies read the project's clusters in place
+        // (thousands of states are not copied into a list of the allowed ones); anything
+        // short of a placement is decided again below, for the refusal's full account.
+        if pruning, parameter(input.parameters, "select_clusters", "select clusters", "selectClusters", "targetClusters") == nil {
+            let decision: PlacementDecision? = switch input.policy {
+            case .lowLatency: nearestFirst(input, all, measuredBy: all, allowed: input.allowedClusters)
+            case .mostRequested: mostRequestedFirst(input, all, allowed: input.allowedClusters)
+            case .mostAllocated: mostAllocatedFirst(input, all, allowed: input.allowedClusters)
+            case .selectedCluster, .setClusters: nil
+            }
+            switch decision {
+            case .placed?, .rejected?: return decision!
+            case .unschedulable? where input.allowedClusters == nil: return decision!
+            default: break
+            }
+        }
         let clusters = input.allowedClusters.map { allowed in all.filter { allowed.contains($0.name) } } ?? all
         switch input.policy {
         case .lowLatency:
-            return withinSelection(input, clusters) { pruning ? nearestFirst(input, $0, measuredBy: clusters) : lowLatency(input, $0, measuredBy: clusters) }
+            // Round trips are read from every cluster's report: the source's own among them,
+            // even when it is not one of the project's clusters.
+            return withinSelection(input, clusters) { pruning ? nearestFirst(input, $0, measuredBy: all, allowed: nil) : lowLatency(input, $0, measuredBy: all) }
         case .mostRequested:
-            return withinSelection(input, clusters) { candidates in
-                guard pruning else { return scored(input, candidates, score: { mostRequestedScore(at: $0, $1) }) }
-                let gpu = input.requirements.needsGPU
-                return bestFirst(input, candidates, bound: { gpu ? $0.topFreeShareGPU : $0.topFreeShare }) { c, capacity in
-                    let req = input.requirements
-                    guard let i = NodeFilter.first(c.nodes, req, copies: req.replicas, in: gpu ? capacity.byFreeShareGPU : capacity.byFreeShare) else { return nil }
-                    return (i, mostRequestedScore(c.nodes[i], req))
-                }
-            }
+            return withinSelection(input, clusters) { pruning ? mostRequestedFirst(input, $0, allowed: nil) : scored(input, $0, score: { mostRequestedScore(at: $0, $1) }) }
         case .mostAllocated:
-            return withinSelection(input, clusters) { candidates in
-                guard pruning else { return scored(input, candidates, score: { mostAllocatedScore(at: $0, $1) }) }
-                let req = input.requirements
-                return bestFirst(input, candidates, bound: { $0.mostAllocatedBound(req) }) { c, _ in
-                    NodeFilter.best(c.nodes, req, copies: req.replicas, score: { mostAllocatedScore(at: $0, req) })
-                }
-            }
+            return withinSelection(input, clusters) { pruning ? mostAllocatedFirst(input, $0, allowed: nil) : scored(input, $0, score: { mostAllocatedScore(at: $0, $1) }) }
         case .selectedCluster: return selected(input, clusters, all: all)
         case .setClusters: return setClusters(input, clusters)
         }
@@ -236,10 +240,14 @@ public enum Placer {
             return measured(target.pointee.name) ?? target.pointee.latency(measuredTo: s) ?? estimate(at: target) ?? .infinity
         }
 
-        /// No node measured the pair: the clusters' coordinates' estimate, milliseconds.
+        /// No node measured the pair: the clusters' coordinates' estimate, milliseconds, taken
+        /// at its pessimistic end: grown by the mean of both coordinates' errors (Vivaldi's
+        /// own measure of how wrong their estimates run). Among hundreds of estimates the
+        /// lowest is more often too low than the cluster is near; a measured round trip is
+        /// taken as it is, and an estimate beats it only when it is clearly lower.
         func estimate(at target: UnsafePointer<ClusterState>) -> Double? {
             guard let a = sourceCoordinate, target.pointee.coordinate?.vector.count == a.vector.count else { return nil }
-            return target.pointee.coordinate.map { a.distance(to: $0) * 1000 }
+            return target.pointee.coordinate.map { b in a.distance(to: b) * 1000 * (1 + (a.error + b.error) / 2) }
         }
     }
 
@@ -283,7 +291,7 @@ public enum Placer {
     /// `lowLatency`'s placements, found without sorting every cluster: clusters come off a
     /// heap nearest first (preferred ones before the rest, ties to the lower name, as the
     /// full sort orders them) until `maxCandidates` have a node that fits.
-    static func nearestFirst(_ input: PlacementInput, _ clusters: [ClusterState], measuredBy: [ClusterState]) -> PlacementDecision {
+    static func nearestFirst(_ input: PlacementInput, _ clusters: [ClusterState], measuredBy: [ClusterState], allowed: Set<String>?) -> PlacementDecision {
         guard let src = input.source.cluster else {
             return .rejected("GLowLatencyPriority needs a source: source_cluster, source_node or pod_name")
         }
@@ -295,6 +303,7 @@ public enum Placer {
             guard let base = buf.baseAddress else { return }
             for i in buf.indices {
                 let p = base + i
+                if let allowed, !allowed.contains(p.pointee.name) { continue }
                 entries.append(NearestEntry(group: preferenceGroup(at: p, req.preferred, source: src), latency: from.to(at: p), name: p.pointee.name, index: i))
             }
         }
@@ -317,7 +326,8 @@ public enum Placer {
                 plans.append(PlacementPlan(parts: [PlacementPart(cluster: c.name, node: c.nodes[i].name, replicas: req.replicas)], score: min(0, score(i))))
             }
         }
-        return plans.isEmpty ? unschedulable(input, clusters) : .placed(plans)
+        // Nothing placed: the caller decides again over the allowed list for the account.
+        return plans.isEmpty ? (allowed == nil ? unschedulable(input, clusters) : .unschedulable("")) : .placed(plans)
     }
 
     /// The clusters of `wanted`, by name, found in one pass that copies none of the others
@@ -371,8 +381,24 @@ public enum Placer {
     /// its score), and the search ends once the next bound is below the last of the
     /// `maxCandidates` best found. Preferred clusters are searched first, then the rest fill
     /// what is left of the list, as `preferredFirst` orders them.
+    static func mostRequestedFirst(_ input: PlacementInput, _ clusters: [ClusterState], allowed: Set<String>?) -> PlacementDecision {
+        let gpu = input.requirements.needsGPU
+        let req = input.requirements
+        return bestFirst(input, clusters, allowed: allowed, bound: { gpu ? $0.topFreeShareGPU : $0.topFreeShare }) { c, capacity in
+            guard let i = NodeFilter.first(c.nodes, req, copies: req.replicas, in: gpu ? capacity.byFreeShareGPU : capacity.byFreeShare) else { return nil }
+            return (i, mostRequestedScore(c.nodes[i], req))
+        }
+    }
+
+    static func mostAllocatedFirst(_ input: PlacementInput, _ clusters: [ClusterState], allowed: Set<String>?) -> PlacementDecision {
+        let req = input.requirements
+        return bestFirst(input, clusters, allowed: allowed, bound: { $0.mostAllocatedBound(req) }) { c, _ in
+            NodeFilter.best(c.nodes, req, copies: req.replicas, score: { mostAllocatedScore(at: $0, req) })
+        }
+    }
+
     static func bestFirst(
-        _ input: PlacementInput, _ clusters: [ClusterState], bound: (ClusterCapacity) -> Double,
+        _ input: PlacementInput, _ clusters: [ClusterState], allowed: Set<String>?, bound: (ClusterCapacity) -> Double,
         exact: (ClusterState, ClusterCapacity) -> (index: Int, score: Double)?
     ) -> PlacementDecision {
         let req = input.requirements
@@ -382,6 +408,7 @@ public enum Placer {
             guard let base = buf.baseAddress else { return }
             for i in buf.indices {
                 let p = base + i
+                if let allowed, !allowed.contains(p.pointee.name) { continue }
                 let capacity = ClusterState.capacity(at: p)
                 guard capacity.mayFit(req) else { continue }
                 capacities[i] = capacity
@@ -409,7 +436,8 @@ public enum Placer {
                 PlacementPlan(parts: [PlacementPart(cluster: clusters[b.index].name, node: clusters[b.index].nodes[b.node].name, replicas: req.replicas)], score: b.score)
             }
         }
-        return plans.isEmpty ? unschedulable(input, clusters) : .placed(plans)
+        // Nothing placed: the caller decides again over the allowed list for the account.
+        return plans.isEmpty ? (allowed == nil ? unschedulable(input, clusters) : .unschedulable("")) : .placed(plans)
     }
 
     // MARK: GMostRequestedPriority and GMostAllocated

@@ -43,7 +43,8 @@ public enum ClusterReport: Sendable {
             guard removed.count <= 100_000 else { throw MessageDecodingError(.invalidValue, field: "msg.removed", reason: "too many names") }
             return .delta(ClusterDelta(
                 cluster: partial.name, kind: partial.kind, epoch: epoch, sequence: partial.sequence, baseSequence: Int64(base),
-                reportedAt: partial.reportedAt, changed: partial.nodes, removed: removed, coordinate: partial.coordinate))
+                reportedAt: partial.reportedAt, changed: partial.nodes, removed: removed, coordinate: partial.coordinate,
+                measuredLatencyMs: partial.measuredLatencyMs))
         default:
             throw MessageDecodingError(.invalidValue, field: "msg.mode", reason: "'\(mode)' is not snapshot or delta")
         }
@@ -68,9 +69,11 @@ public struct ClusterDelta: Sendable, Hashable {
     public var changed: [NodeState]
     public var removed: [String]
     public var coordinate: VivaldiCoordinate?
+    /// The cluster's own measurements, whole in every report (a few peers).
+    public var measuredLatencyMs: [String: Double]
 
     public init(cluster: String, kind: ClusterKind, epoch: String, sequence: Int64, baseSequence: Int64, reportedAt: Date,
-                changed: [NodeState], removed: [String], coordinate: VivaldiCoordinate?) {
+                changed: [NodeState], removed: [String], coordinate: VivaldiCoordinate?, measuredLatencyMs: [String: Double] = [:]) {
         self.cluster = cluster
         self.kind = kind
         self.epoch = epoch
@@ -80,6 +83,7 @@ public struct ClusterDelta: Sendable, Hashable {
         self.changed = changed
         self.removed = removed
         self.coordinate = coordinate
+        self.measuredLatencyMs = measuredLatencyMs
     }
 
     /// From the report before (`previous`, by node name) to `current`.
@@ -89,7 +93,7 @@ public struct ClusterDelta: Sendable, Hashable {
         return ClusterDelta(
             cluster: current.name, kind: current.kind, epoch: epoch, sequence: current.sequence, baseSequence: baseSequence,
             reportedAt: current.reportedAt, changed: current.nodes.filter { before[$0.name] != $0 },
-            removed: previous.map(\.name).filter { !now.contains($0) }, coordinate: current.coordinate)
+            removed: previous.map(\.name).filter { !now.contains($0) }, coordinate: current.coordinate, measuredLatencyMs: current.measuredLatencyMs)
     }
 
     public var json: JSONValue {
@@ -100,6 +104,7 @@ public struct ClusterDelta: Sendable, Hashable {
             "nodes": .array(changed.map(\.json)), "removed": .array(removed.map(JSONValue.string)),
         ]
         if let coordinate { o["coordinate"] = coordinate.json }
+        if !measuredLatencyMs.isEmpty { o["latency_ms"] = .object(measuredLatencyMs.mapValues(JSONValue.number)) }
         return .object(o)
     }
 }
@@ -145,6 +150,7 @@ public struct StatusAssembler: Sendable {
             }
             var state = ClusterState(name: d.cluster, kind: d.kind, nodes: nodes, sequence: d.sequence, reportedAt: d.reportedAt)
             state.coordinate = d.coordinate
+            state.measuredLatencyMs = d.measuredLatencyMs
             h.state = state
             held[d.cluster] = h
             return .updated(state)

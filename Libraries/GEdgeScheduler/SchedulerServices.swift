@@ -781,6 +781,8 @@ public struct ClusterStatusListener: Service {
     /// Reports by cluster, for a cluster that stops reporting to be seen; the names come
     /// from messages, so past `maxLabelledClusters` they are counted as `other`.
     static let maxLabelledClusters = 1024
+    /// Snapshots asked of agents a second, at most.
+    static let snapshotAsksPerSecond = 250
     let snapshotRequests = Counter(label: "gedge_cluster_snapshot_requests_total")
 
     public init(consumer: KafkaConsumer, view: ClusterView, snapshots: KafkaProducer? = nil, source: String = "scheduler", logger: Logger) {
@@ -806,6 +808,7 @@ public struct ClusterStatusListener: Service {
         }
         var assembler = StatusAssembler()
         var asked: [String: ContinuousClock.Instant] = [:]
+        var window: (start: ContinuousClock.Instant, count: Int) = (.now, 0)
         try await withTaskCancellationOrGracefulShutdownHandler {
             for await message in consumer {
                 do {
@@ -817,16 +820,35 @@ public struct ClusterStatusListener: Service {
                     case .needSnapshot(let cluster):
                         guard KubeNames.isDNSLabel(cluster), let producer = snapshots else { continue }
                         if let last = asked[cluster], ContinuousClock.now - last < .seconds(1) { continue }
+                        // At most `snapshotAsksPerSecond` a second: a restart among thousands of
+                        // clusters asks them over a few seconds, not in one burst that the
+                        // broker and the agents take all at once; a cluster not asked now is
+                        // asked at its next delta.
+                        let second = ContinuousClock.now
+                        if second - window.start >= .seconds(1) { window = (second, 0) }
+                        guard window.count < Self.snapshotAsksPerSecond else { continue }
+                        window.count += 1
                         // Names come from messages: the memory of whom was asked stays bounded.
                         if asked.count >= 10_000 { asked = asked.filter { ContinuousClock.now - $0.value < .seconds(1) } }
                         asked[cluster] = .now
                         snapshotRequests.increment()
                         let ask = Envelope(source: .cluster(source), target: .cluster(cluster), hcode: .statusSnapshot, lcode: .request,
                                            msg: .object(["cluster": .string(cluster)]))
+                        // Not waited for: a scheduler that restarts among thousands of clusters
+                        // asks them all while it reads on.
+                        let record = KafkaRecord(topic: Topics.agentCommands(cluster: cluster), key: cluster, value: codec.encode(ask))
+                        let onDelivery: @Sendable (Result<KafkaDeliveryReport, KafkaError>) -> Void = { [logger] result in
+                            if case .failure(let error) = result {
+                                logger.warning("snapshot not asked for", metadata: [LogKeys.cluster: .string(cluster), LogKeys.error: "\(error)"])
+                            }
+                        }
                         do {
-                            _ = try await producer.send(KafkaRecord(topic: Topics.agentCommands(cluster: cluster), key: cluster, value: codec.encode(ask)))
+                            try producer.enqueue(record, onDelivery: onDelivery)
                         } catch {
-                            logger.warning("snapshot not asked for", metadata: [LogKeys.cluster: .string(cluster), LogKeys.error: "\(error)"])
+                            // The producer's queue is full: wait for room this once.
+                            do { _ = try await producer.send(record) } catch {
+                                logger.warning("snapshot not asked for", metadata: [LogKeys.cluster: .string(cluster), LogKeys.error: "\(error)"])
+                            }
                         }
                     case .ignored:
                         break
@@ -908,7 +930,16 @@ public struct SchedulerGauges: Service {
         } catch {
             context.logger.debug("queue gauges not sampled", metadata: [LogKeys.error: "\(error)"])
         }
-        for (state, age) in context.view.all() {
+        let all = context.view.all()
+        let limit = Double(context.view.staleAfter.milliseconds) / 1000
+        let ages = all.map(\.age).sorted()
+        Gauge(label: "gedge_cluster_view_clusters", dimensions: [("state", "fresh")]).record(ages.filter { $0 <= limit }.count)
+        Gauge(label: "gedge_cluster_view_clusters", dimensions: [("state", "stale")]).record(ages.filter { $0 > limit }.count)
+        for (q, name) in [(0.5, "0.5"), (0.99, "0.99"), (1.0, "1")] where !ages.isEmpty {
+            let at = min(ages.count - 1, max(0, Int((Double(ages.count) * q).rounded(.up)) - 1))
+            Gauge(label: "gedge_cluster_view_report_age_seconds", dimensions: [("quantile", name)]).record(ages[at])
+        }
+        for (state, age) in all {
             // Names come from reports: a bounded number of them get a series.
             guard reportAges[state.name] != nil || reportAges.count < ClusterStatusListener.maxLabelledClusters else { continue }
             let g = reportAges[state.name] ?? Gauge(label: "gedge_cluster_report_age_seconds", dimensions: [("cluster", state.name)])

@@ -53,6 +53,8 @@ public enum MetricsExposition {
         "gedge_cluster_reports_total": "Cluster status reports received, by cluster.",
         "gedge_cluster_snapshot_requests_total": "Whole status snapshots asked of agents, their deltas not following what was held.",
         "gedge_cluster_report_age_seconds": "Seconds since each cluster's last status report.",
+        "gedge_cluster_view_clusters": "Clusters in the scheduler's view, fresh (reported within scheduler.cluster.stale) or stale.",
+        "gedge_cluster_view_report_age_seconds": "Age of the reports the scheduler's view holds, over every cluster: the median, 99th percentile and largest.",
         "gedge_scheduler_queue_depth": "Requests waiting in the queue, by class (retry, fast, base).",
         "gedge_scheduler_in_flight": "Requests in scheduling or applying, over every replica.",
         "gedge_kafka_consumer_lag": "Messages a consumer group has not yet committed, by group and topic.",

@@ -67,7 +67,7 @@ public enum ServiceKit {
     /// and the Prometheus metrics registry.
     /// Each service's listening port (`http.port`) when none is configured.
     public static let defaultPorts: [String: Int] = [
-        "scheduler": 9101, "accelerator-monitor": 9102, "agent": 9103, "faas-trigger": 9104, "notifier": 9105, "autoscaler": 9106, "gateway": 8888,
+        "scheduler": 9101, "accelerator-monitor": 9102, "agent": 9103, "faas-trigger": 9104, "notifier": 9105, "autoscaler": 9106, "gedge-fleet": 9107, "gateway": 8888,
     ]
 
     /// Sets a service up from its configuration, before it touches anything: `--help` printed

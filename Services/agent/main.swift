@@ -201,6 +201,12 @@ func runAgent() async throws {
                 guard let c = agent.prober.coordinate else { return Response(status: .notFound) }
                 return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: c.json.serialized())))
             }
+            // The peers nearest this cluster by the coordinates it has seen, for its peers to
+            // find their own neighbours: `{"near": {cluster: coordinate}}`, at most 16.
+            router.get("/coordinate/near") { _, _ in
+                let near = JSONValue.object(["near": .object(agent.prober.nearest().mapValues(\.json))])
+                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: near.serialized())))
+            }
         }
     logger.info("agent starting", metadata: [LogKeys.cluster: .string(settings.cluster), "kind": .string(settings.kind.rawValue)])
     try await ServiceKit.run([ops, agent.prober, AgentCommandLoop(agent: agent, consumer: consumer), AgentStatusLoop(agent: agent)] + originalLoop

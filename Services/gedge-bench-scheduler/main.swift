@@ -22,7 +22,7 @@ import Synchronization
 // Keys: bench.decisions (2000), bench.decision.fleets (10x100,100x100,1000x100,5000x20), bench.e2e.requests (20000), bench.e2e.rate (1000),
 // bench.e2e.seconds (10), bench.e2e.clusters (3), bench.e2e.nodes (1000), bench.kafka.port
 // (19093), bench.fetch.wait.ms (10: librdkafka fetch.wait.max.ms for every consumer),
-// bench.codec.iterations (300), bench.only (decision|codec|e2e), postgres.url.
+// bench.codec.iterations (300), bench.only (decision|codec|e2e|fleet), postgres.url; the fleet's keys in Fleet.swift.
 
 /// `s` padded on the right to `width` characters (String(format:) does not pad `%@` here).
 func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }
@@ -110,6 +110,8 @@ func decisionBenchmark(_ config: ConfigReader) throws {
             ("GMostRequestedPriority", PlacementInput(policy: .mostRequested, requirements: workload)),
             ("GMostRequested (GPU)", PlacementInput(policy: .mostRequested, requirements: gpuWorkload)),
             ("GMostAllocated", PlacementInput(policy: .mostAllocated, requirements: workload)),
+            ("GLowLatency (project)", PlacementInput(policy: .lowLatency, requirements: workload, source: PlacementSource(cluster: "c1"),
+                                                     allowedClusters: Set(names))),
             ("GSelectedCluster", PlacementInput(policy: .selectedCluster, requirements: workload, parameters: .object([
                 "select_clusters": .array([.string(names[count / 2]), .array(names.prefix(5).map(JSONValue.string)), .string(names[count - 1])]),
             ]), source: PlacementSource(cluster: "c1"))),
@@ -605,14 +607,38 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
     admin.shutdown()
 }
 
+let usage = """
+    gedge-bench-scheduler: the scheduler's benchmarks, printed in one run (`make bench` builds it in release mode).
+      (a) decision time per policy; (b) end to end through Kafka and PostgreSQL; (c) message coding;
+      (d) edge scale with a simulated fleet of thousands of clusters.
+
+    Flags (--key value, or GEDGE_KEY in the environment):
+      --bench-only decision|codec|e2e|fleet   one section (all when unset)
+      --bench-decisions N (2000)              decisions per policy and fleet size
+      --bench-decision-fleets LIST            CLUSTERSxNODES,... (10x100,100x100,1000x100,5000x20)
+      --bench-codec-iterations N (300)
+      --bench-e2e-requests N (20000) --bench-e2e-rate N (1000) --bench-e2e-seconds N (10)
+      --bench-e2e-clusters N (3) --bench-e2e-nodes N (1000) --bench-kafka-port P (19093) --bench-fetch-wait-ms N (10)
+      --bench-fleet-clusters N (5000) --bench-fleet-nodes N (20) --bench-fleet-requests N (5000)
+      --bench-fleet-warmup-rounds N (300) --bench-fleet-pairs N (20000) --bench-fleet-regret-decisions N (2000)
+      --bench-fleet-kafka-port P (19094) --bench-fleet-brokers N (3) --bench-fleet-e2e true|false
+      --postgres-url URL                      a schema of its own per run, dropped at its end
+
+    """
+
 func runBench() async throws {
     let config = try ConfigReader()
+    if config.helpRequested {
+        print(usage, terminator: "")
+        return
+    }
     GEdgeLogging.bootstrapConsole(level: .error)
     let logger = Logger(label: "gedge-bench-scheduler")
     let only = config.string("bench.only")
     if only == nil || only == "decision" { try decisionBenchmark(config) }
     if only == nil || only == "codec" { try codecBenchmark(config) }
     if only == nil || only == "e2e" { try await e2eBenchmark(config, logger: logger) }
+    if only == nil || only == "fleet" { try await fleetBenchmark(config, logger: logger) }
 }
 
 ChildProcess.stopAllOnInterrupt()
