@@ -69,7 +69,7 @@ func fleetBenchmark(_ config: ConfigReader, logger: Logger) async throws {
     let runID = String(RequestID.make().prefix(6)).lowercased()
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gedge-bench-fleet-\(runID)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    var settings = FleetSettings(clusters: clusterCount, nodesPerCluster: nodeCount, prefix: "bf\(runID.filter(\.isLetter).prefix(4))")
+    let settings = FleetSettings(clusters: clusterCount, nodesPerCluster: nodeCount, prefix: "bf\(runID.filter(\.isLetter).prefix(4))")
     try settings.validate()
     Console.line("")
     Console.line("(d) Edge scale: a simulated fleet of \(clusterCount) clusters × \(nodeCount) nodes in this process (GEdgeFleet: \(settings.regions) regions, "

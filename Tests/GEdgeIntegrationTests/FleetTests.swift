@@ -1,6 +1,7 @@
 import Foundation
 import GEdgeCore
 import GEdgeFleet
+import GEdgeKafka
 import GEdgePlacement
 import GEdgeScheduler
 import Testing
@@ -37,7 +38,10 @@ struct FleetTests {
         let names = (0..<fleet.count).map(fleet.name)
         try await h.bind("p1", names)
         let context = try h.startScheduler(instance: "fleet", staleAfter: .seconds(5))
-        let runner = FleetRunner(fleet: fleet, kafka: h.kafka, statsInterval: .zero, logger: h.logger)
+        // The fleet's consumers wait up to 100 ms for commands: 800 partitions polled every
+        // 10 ms would take a core from the rest of the suite.
+        let runner = FleetRunner(fleet: fleet, kafka: KafkaConfiguration(brokers: h.cluster.bootstrapServers, clientID: "fleet", properties: ["fetch.wait.max.ms": "100"]),
+                                 statsInterval: .zero, logger: h.logger)
         _ = h.run([runner])
         try await eventually("every cluster in the view", timeout: .seconds(60), detail: { "\(context.view.fresh().count) of 200" }) {
             context.view.fresh().count == 200
