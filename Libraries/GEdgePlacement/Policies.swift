@@ -270,22 +270,27 @@ public enum Placer {
         let sourceNode = input.source.node
         var plans: [PlacementPlan] = []
         for c in ordered {
-            let clusterLatency = latencyOf[c.name] ?? .infinity
-            let local = c.name == src
-            // The nearest node: in the source cluster the source node itself comes first.
-            // The nodes' order by latency is kept with the report; the first that fits wins.
-            func score(_ i: Int) -> Double {
-                let n = c.nodes[i]
-                if local { return n.name == sourceNode ? 1 : -(n.latencyMs[src] ?? 0) }
-                return -(n.latencyMs[src] ?? clusterLatency)
-            }
-            let key = LatencyOrderKey(source: src, sourceNode: local ? sourceNode : nil, fallback: local ? 0 : clusterLatency)
-            if let i = NodeFilter.first(c.nodes, req, copies: req.replicas, in: c.latencyOrder(key, score: score)) {
-                plans.append(PlacementPlan(parts: [PlacementPart(cluster: c.name, node: c.nodes[i].name, replicas: req.replicas)], score: min(0, score(i))))
+            if let plan = nearestNode(c, clusterLatency: latencyOf[c.name] ?? .infinity, source: src, sourceNode: sourceNode, req) {
+                plans.append(plan)
                 if plans.count >= input.maxCandidates { break }
             }
         }
         return plans.isEmpty ? unschedulable(input, clusters) : .placed(plans)
+    }
+
+    /// A cluster's nearest node that fits, as a one-part plan: in the source cluster the
+    /// source node itself comes first. The nodes' order by latency is kept with the report;
+    /// the first that fits wins.
+    static func nearestNode(_ c: ClusterState, clusterLatency: Double, source src: String, sourceNode: String?, _ req: WorkloadRequirements) -> PlacementPlan? {
+        let local = c.name == src
+        func score(_ i: Int) -> Double {
+            let n = c.nodes[i]
+            if local { return n.name == sourceNode ? 1 : -(n.latencyMs[src] ?? 0) }
+            return -(n.latencyMs[src] ?? clusterLatency)
+        }
+        let key = LatencyOrderKey(source: src, sourceNode: local ? sourceNode : nil, fallback: local ? 0 : clusterLatency)
+        guard let i = NodeFilter.first(c.nodes, req, copies: req.replicas, in: c.latencyOrder(key, score: score)) else { return nil }
+        return PlacementPlan(parts: [PlacementPart(cluster: c.name, node: c.nodes[i].name, replicas: req.replicas)], score: min(0, score(i)))
     }
 
     /// `lowLatency`'s placements, found without sorting every cluster: clusters come off a
@@ -313,18 +318,7 @@ public enum Placer {
         while plans.count < input.maxCandidates, let next = heap.popMin() {
             // Summaries are read only for the clusters that come off the heap.
             guard clusters.withUnsafeBufferPointer({ ClusterState.capacity(at: $0.baseAddress! + next.index) }).mayFit(req) else { continue }
-            let c = clusters[next.index]
-            let clusterLatency = next.latency
-            let local = c.name == src
-            func score(_ i: Int) -> Double {
-                let n = c.nodes[i]
-                if local { return n.name == sourceNode ? 1 : -(n.latencyMs[src] ?? 0) }
-                return -(n.latencyMs[src] ?? clusterLatency)
-            }
-            let key = LatencyOrderKey(source: src, sourceNode: local ? sourceNode : nil, fallback: local ? 0 : clusterLatency)
-            if let i = NodeFilter.first(c.nodes, req, copies: req.replicas, in: c.latencyOrder(key, score: score)) {
-                plans.append(PlacementPlan(parts: [PlacementPart(cluster: c.name, node: c.nodes[i].name, replicas: req.replicas)], score: min(0, score(i))))
-            }
+            if let plan = nearestNode(clusters[next.index], clusterLatency: next.latency, source: src, sourceNode: sourceNode, req) { plans.append(plan) }
         }
         // Nothing placed: the caller decides again over the allowed list for the account.
         return plans.isEmpty ? (allowed == nil ? unschedulable(input, clusters) : .unschedulable("")) : .placed(plans)

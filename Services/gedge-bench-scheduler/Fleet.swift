@@ -164,17 +164,9 @@ func fleetEndToEnd(_ config: ConfigReader, fleet: Fleet, dir: URL, port: Int, to
     let brokers = "127.0.0.1:\(port)"
     let kafka = KafkaConfiguration(brokers: brokers, clientID: "bench-fleet", properties: ["fetch.wait.max.ms": "10"])
 
-    let pgConfig = try PostgresConfiguration(config, applicationName: "gedge-bench")
     let runID = String(RequestID.make().prefix(6)).lowercased()
-    let schema = "bench_fleet_\(runID)"
-    let admin = PostgresPool(configuration: pgConfig, logger: logger)
-    try await admin.execute("CREATE SCHEMA \(schema)")
-    let sep = pgConfig.url.contains("?") ? "&" : "?"
-    let schemaURL = pgConfig.url + "\(sep)options=-csearch_path%3D\(schema)"
-    var scoped = pgConfig
-    scoped.url = schemaURL
-    let pool = PostgresPool(configuration: scoped, logger: logger)
-    try await PostgresMigrator(pool: pool, logger: logger).migrate(try RequestStore.migrations())
+    let db = try await BenchSchema.create(config, name: "bench_fleet_\(runID)", logger: logger)
+    let (pool, schemaURL) = (db.pool, db.url)
     // The project is bound to every cluster of the fleet: decisions read the project's list.
     try await RequestQueue(pool: pool, policy: QueuePolicy()).bind(project: "p1", clusters: (0..<clusterCount).map(fleet.name))
 
@@ -313,7 +305,33 @@ func fleetEndToEnd(_ config: ConfigReader, fleet: Fleet, dir: URL, port: Int, to
     fleetTask.cancel()
     _ = try? await fleetTask.value
     scheduler.stop()
-    pool.shutdown()
-    try await admin.execute("DROP SCHEMA \(schema) CASCADE")
-    admin.shutdown()
+    try await db.drop()
+}
+
+/// A PostgreSQL schema of the run's own, migrated, for the scheduler's tables; `drop()`
+/// removes it.
+struct BenchSchema {
+    let admin: PostgresPool
+    let pool: PostgresPool
+    let name: String
+    /// `postgres.url` with the schema as the search path, for the services the run starts.
+    let url: String
+
+    static func create(_ config: ConfigReader, name: String, logger: Logger) async throws -> BenchSchema {
+        let pgConfig = try PostgresConfiguration(config, applicationName: "gedge-bench")
+        let admin = PostgresPool(configuration: pgConfig, logger: logger)
+        try await admin.execute("CREATE SCHEMA \(name)")
+        let sep = pgConfig.url.contains("?") ? "&" : "?"
+        var scoped = pgConfig
+        scoped.url = pgConfig.url + "\(sep)options=-csearch_path%3D\(name)"
+        let pool = PostgresPool(configuration: scoped, logger: logger)
+        try await PostgresMigrator(pool: pool, logger: logger).migrate(try RequestStore.migrations())
+        return BenchSchema(admin: admin, pool: pool, name: name, url: scoped.url)
+    }
+
+    func drop() async throws {
+        pool.shutdown()
+        try await admin.execute("DROP SCHEMA \(name) CASCADE")
+        admin.shutdown()
+    }
 }

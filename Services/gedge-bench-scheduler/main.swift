@@ -348,16 +348,8 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
     let kafka = KafkaConfiguration(brokers: brokers, clientID: "bench", properties: ["fetch.wait.max.ms": String(fetchWait)])
 
     // PostgreSQL: a schema of its own.
-    let pgConfig = try PostgresConfiguration(config, applicationName: "gedge-bench")
-    let schema = "bench_\(runID)"
-    let admin = PostgresPool(configuration: pgConfig, logger: logger)
-    try await admin.execute("CREATE SCHEMA \(schema)")
-    let sep = pgConfig.url.contains("?") ? "&" : "?"
-    let schemaURL = pgConfig.url + "\(sep)options=-csearch_path%3D\(schema)"
-    var scoped = pgConfig
-    scoped.url = schemaURL
-    let pool = PostgresPool(configuration: scoped, logger: logger)
-    try await PostgresMigrator(pool: pool, logger: logger).migrate(try RequestStore.migrations())
+    let db = try await BenchSchema.create(config, name: "bench_\(runID)", logger: logger)
+    let (pool, schemaURL) = (db.pool, db.url)
     try await RequestQueue(pool: pool, policy: QueuePolicy()).bind(project: "p1", clusters: (0..<clusterCount).map { "c\($0)" })
 
     // Topology and processes.
@@ -602,9 +594,7 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
         try? await c.close()
     }
     await producer.shutdown()
-    pool.shutdown()
-    try await admin.execute("DROP SCHEMA \(schema) CASCADE")
-    admin.shutdown()
+    try await db.drop()
 }
 
 let usage = """
