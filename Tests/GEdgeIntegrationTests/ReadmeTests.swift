@@ -29,7 +29,8 @@ struct ReadmeTests {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         // Its own broker.
-        let kafkaPort = try PortReservation()
+        // Ports given back for the suite's own programs to bind: below the ephemeral range.
+        let kafkaPort = try PortReservation(belowEphemeral: true)
         let port = kafkaPort.port
         kafkaPort.release()
         let bootstrapFile = dir.appendingPathComponent("bootstrap").path
@@ -43,7 +44,7 @@ struct ReadmeTests {
         let admin = PostgresPool(configuration: PostgresConfiguration(url: TestEnv.postgresURL, poolSize: 1), logger: TestEnv.logger)
         try await admin.execute("CREATE SCHEMA \(schema)")
         admin.shutdown()
-        let gateway = try PortReservation(), scheduler = try PortReservation()
+        let gateway = try PortReservation(belowEphemeral: true), scheduler = try PortReservation(belowEphemeral: true)
         let (gatewayPort, schedulerPort) = (gateway.port, scheduler.port)
         gateway.release()
         scheduler.release()

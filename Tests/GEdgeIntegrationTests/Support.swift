@@ -13,25 +13,34 @@ final class PortReservation: Sendable {
     let port: Int
     private let fd: Mutex<Int32>
 
-    init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        guard ok else {
+    /// With `belowEphemeral`, a port under Linux's ephemeral range (20000-32767): one that a
+    /// test gives back for a child process to bind is then not taken meanwhile by another
+    /// socket's port 0 or outgoing connection (a broker of another test, a client).
+    init(belowEphemeral: Bool = false) throws {
+        var attempts = 0
+        while true {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+            var one: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+            if belowEphemeral { addr.sin_port = UInt16(Int.random(in: 20000..<32768)).bigEndian }
+            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let ok = withUnsafeMutablePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+            }
+            if ok {
+                self.port = Int(UInt16(bigEndian: addr.sin_port))
+                self.fd = Mutex(fd)
+                return
+            }
             let e = errno
             close(fd)
-            throw POSIXError(POSIXErrorCode(rawValue: e) ?? .EIO)
+            attempts += 1
+            guard belowEphemeral, attempts < 200 else { throw POSIXError(POSIXErrorCode(rawValue: e) ?? .EIO) }
         }
-        self.port = Int(UInt16(bigEndian: addr.sin_port))
-        self.fd = Mutex(fd)
     }
 
     /// Listens on the held port: another server's bind to it now fails (a port taken).
