@@ -77,6 +77,18 @@ struct StatusReportsTests {
         refused(["mode": "delta", "base_sequence": 1, "removed": "n1"], "msg.removed")
         refused(["epoch": .string(String(repeating: "e", count: 65))], "msg.epoch")
         refused(["mode": "delta", "base_sequence": 1, "surprise": 1], "msg.surprise")
+        // The cluster's own round trips: finite, non-negative, at most 4,096 peers.
+        refused(["latency_ms": .object(["edge2": -1])], "msg.latency_ms.edge2")
+        refused(["latency_ms": .object(["edge2": "fast"])], "msg.latency_ms.edge2")
+        refused(["latency_ms": .object(Dictionary(uniqueKeysWithValues: (0...ClusterState.maxMeasuredPeers).map { ("c\($0)", JSONValue.number(1)) }))], "msg.latency_ms")
+        // Kept beside the nodes, whole in every delta: the assembled state has them.
+        var assembler = StatusAssembler()
+        _ = assembler.apply(try! ClusterReport.decode(.object(base.merging(["epoch": "e1", "latency_ms": .object(["edge2": 3])]) { _, b in b })))
+        let delta = try! ClusterReport.decode(.object(base.merging(["mode": "delta", "epoch": "e1", "sequence": 3, "base_sequence": 2,
+                                                                    "latency_ms": .object(["edge3": 4.5])]) { _, b in b }))
+        if case .updated(let s) = assembler.apply(delta) {
+            #expect(s.measuredLatencyMs == ["edge3": 4.5] && s.latency(to: "edge3") == 4.5 && s.latency(to: "edge2") == nil)
+        } else { Issue.record("the delta did not apply") }
         // A report of before (no mode) is a snapshot.
         if case .snapshot(let s, let epoch)? = try? ClusterReport.decode(.object(base)) { #expect(s.name == "edge1" && epoch == "") } else { Issue.record("not a snapshot") }
     }
