@@ -58,12 +58,19 @@ public final class FleetRunner: Service, Sendable {
                 group.addTask { await self.probe(running) }
                 for consumer in consumers { group.addTask { await self.commands(consumer, producer) } }
                 group.addTask { await self.logStats(running) }
+                // On shutdown the loops asleep (reports, probes, the stats line) are woken
+                // by cancellation rather than waited for.
+                while running.isSet { try? await Task.sleep(for: .milliseconds(50)) }
+                group.cancelAll()
             }
         } onCancelOrGracefulShutdown: {
             running.set(false)
             for consumer in consumers { consumer.stopPolling() }
         }
-        for consumer in consumers { try? await consumer.close() }
+        // Each leaves its group: all at once, not one after another.
+        await withTaskGroup(of: Void.self) { group in
+            for consumer in consumers { group.addTask { try? await consumer.close() } }
+        }
         await producer.shutdown()
         logger.info("fleet stopped", metadata: ["stats": "\(fleet.stats.current)"])
     }
