@@ -19,20 +19,20 @@ extension ConfigKeys {
             Key(names: ["decode.max.string.bytes"], defaultValue: "`1048576`", meaning: "bytes of one string or key"),
             Key(names: ["decode.max.document.bytes"], defaultValue: "`4194304`", meaning: "bytes of one document's text"),
         ]),
-        Section(title: "Kafka", programs: ["scheduler", "agent", "gateway", "autoscaler", "faas-trigger", "accelerator-monitor", "gedge-fleet"], keys: [
+        Section(title: "Kafka", programs: ["scheduler", "agent", "gateway", "autoscaler", "faas-trigger", "accelerator-monitor", "gedge-fleet", "gedge-bench-faas"], keys: [
             Key(names: ["kafka.brokers"], defaultValue: "`127.0.0.1:9092`", meaning: "bootstrap servers, comma-separated"),
             Key(names: ["kafka.client.id"], defaultValue: "the service's name", meaning: ""),
             Key(names: ["kafka.group"], defaultValue: "the service's", meaning: "consumer group (`gedge-scheduler`, `gedge-gateway`)"),
             Key(names: ["kafka.rdkafka.<property>"], defaultValue: "", meaning: "passed to librdkafka: `security.protocol`, `sasl.mechanisms`, `sasl.username`, `sasl.password`, `ssl.ca.location`, `ssl.certificate.location`, `ssl.key.location`, `socket.timeout.ms`, `message.timeout.ms`, `linger.ms`, `batch.num.messages`, `compression.type`, `session.timeout.ms`, `heartbeat.interval.ms`, `max.poll.interval.ms`, `auto.offset.reset`, `partition.assignment.strategy`, `fetch.wait.max.ms`, `queue.buffering.max.messages`, `statistics.interval.ms`, `debug`"),
         ]),
-        Section(title: "PostgreSQL (and the agent in push mode)", programs: ["scheduler", "gateway", "autoscaler", "faas-trigger", "notifier", "agent"], keys: [
+        Section(title: "PostgreSQL (and the agent in push mode)", programs: ["scheduler", "gateway", "autoscaler", "faas-trigger", "notifier", "agent", "gedge-bench", "gedge-bench-faas", "gedge-bench-scheduler"], keys: [
             Key(names: ["postgres.url"], defaultValue: "`postgres://gedge@127.0.0.1:5432/gedge`", meaning: "libpq URL"),
             Key(names: ["postgres.password"], defaultValue: "", meaning: "secret; or `postgres.password.file`"),
             Key(names: ["postgres.pool.size"], defaultValue: "`8`", meaning: "connections"),
             Key(names: ["postgres.statement.timeout"], defaultValue: "`30s`", meaning: "per statement"),
             Key(names: ["postgres.connect.timeout"], defaultValue: "`5s`", meaning: ""),
         ]),
-        Section(title: "RabbitMQ", programs: ["faas-trigger", "notifier", "autoscaler"], keys: [
+        Section(title: "RabbitMQ", programs: ["faas-trigger", "notifier", "autoscaler", "gedge-bench-faas"], keys: [
             Key(names: ["amqp.url"], defaultValue: "`amqp://guest:guest@127.0.0.1:5672/`", meaning: ""),
             Key(names: ["amqp.password"], defaultValue: "", meaning: "secret, overrides the URL's; or `amqp.password.file`"),
             Key(names: ["amqp.heartbeat"], defaultValue: "`10s`", meaning: ""),
@@ -200,6 +200,38 @@ extension ConfigKeys {
             Key(names: ["fleet.pod.start.delay"], defaultValue: "`0s`", meaning: "how long an applied pod takes to start"),
             Key(names: ["fleet.background"], defaultValue: "`true`", meaning: "nodes start partly used by other tenants (up to 60 %)"),
             Key(names: ["fleet.stats.interval"], defaultValue: "`10s`", meaning: "a log line of what the fleet did; `0s` for none"),
+        ]),
+        Section(title: "gedge-bench", programs: ["gedge-bench"], keys: [
+            Key(names: ["bench.messages"], defaultValue: "`300000`", meaning: "1 KB messages produced a round, through this library and through kcat"),
+            Key(names: ["bench.rounds"], defaultValue: "`5`", meaning: "alternating produce rounds; the medians are compared"),
+            Key(names: ["bench.consume.messages"], defaultValue: "`10000`", meaning: "messages consumed (the mock broker keeps only a partition's newest)"),
+            Key(names: ["bench.message.bytes"], defaultValue: "`1024`", meaning: ""),
+            Key(names: ["bench.partitions"], defaultValue: "`32`", meaning: "partitions of the run's topics"),
+            Key(names: ["bench.kafka.port"], defaultValue: "`19092`", meaning: "its own dev broker"),
+            Key(names: ["bench.rows"], defaultValue: "`20000`", meaning: "PostgreSQL rows inserted row by row and in pipelined batches"),
+        ]),
+        Section(title: "gedge-bench-faas", programs: ["gedge-bench-faas"], keys: [
+            Key(names: ["bench.activations"], defaultValue: "`40`", meaning: "scale-from-zero rounds: a message published until the scale command reaches the cluster"),
+            Key(names: ["bench.events"], defaultValue: "`50000`", meaning: "detection events stored and acked by the notifier, beside a bare consume-and-ack"),
+        ]),
+        Section(title: "gedge-bench-scheduler", programs: ["gedge-bench-scheduler"], keys: [
+            Key(names: ["bench.only"], defaultValue: "all four", meaning: "one section: `decision`, `codec`, `e2e` or `fleet`"),
+            Key(names: ["bench.decisions"], defaultValue: "`2000`", meaning: "decisions per policy and fleet size"),
+            Key(names: ["bench.decision.fleets"], defaultValue: "`10x100,100x100,1000x100,5000x20`", meaning: "fleets of clusters × nodes for the decision times"),
+            Key(names: ["bench.codec.iterations"], defaultValue: "`300`", meaning: ""),
+            Key(names: ["bench.e2e.requests"], defaultValue: "`20000`", meaning: "the sustained run's requests"),
+            Key(names: ["bench.e2e.rate", "bench.e2e.seconds"], defaultValue: "`1000`, `10`", meaning: "the offered run: requests a second, for so long"),
+            Key(names: ["bench.e2e.clusters", "bench.e2e.nodes"], defaultValue: "`3`, `1000`", meaning: "the end-to-end run's clusters and nodes per cluster"),
+            Key(names: ["bench.kafka.port"], defaultValue: "`19093`", meaning: "its own dev broker"),
+            Key(names: ["bench.fetch.wait.ms"], defaultValue: "`10`", meaning: "given to every process of the run"),
+            Key(names: ["bench.analyze"], defaultValue: "`false`", meaning: "ANALYZE after the warm-up"),
+            Key(names: ["bench.fleet.clusters", "bench.fleet.nodes"], defaultValue: "`5000`, `20`", meaning: "the simulated fleet (section d)"),
+            Key(names: ["bench.fleet.requests"], defaultValue: "`5000`", meaning: "requests of the end-to-end run over the fleet"),
+            Key(names: ["bench.fleet.warmup.rounds"], defaultValue: "`300`", meaning: "probe periods before the coordinates are measured"),
+            Key(names: ["bench.fleet.pairs"], defaultValue: "`20000`", meaning: "pairs for the coordinates' error"),
+            Key(names: ["bench.fleet.regret.decisions"], defaultValue: "`2000`", meaning: "low-latency decisions whose regret is measured"),
+            Key(names: ["bench.fleet.kafka.port", "bench.fleet.brokers"], defaultValue: "`19094`, `3`", meaning: "the fleet run's own dev broker"),
+            Key(names: ["bench.fleet.e2e"], defaultValue: "`true`", meaning: "run the fleet end to end (broker, scheduler, PostgreSQL)"),
         ]),
     ]
 }

@@ -28,6 +28,10 @@ public enum ConfigKeys {
         "notifier": "Turns detection events from RabbitMQ into stored, delivered notifications.",
         "accelerator-monitor": "Finds a node's GPUs, Jetson and Coral TPUs, labels the node and publishes its inventory.",
         "gedge-kafka-dev": "A local Kafka broker (librdkafka's mock cluster) on a fixed port, for development and tests.",
+        "gedge-fleet": "Thousands of simulated edge clusters in one process: reports, coordinates and applies, against a real stack.",
+        "gedge-bench": "Kafka produce and consume through this library beside kcat, and PostgreSQL inserts row by row beside pipelined batches.",
+        "gedge-bench-faas": "Scale-from-zero latency and the notifier's throughput against the local stack.",
+        "gedge-bench-scheduler": "The scheduler's benchmarks in one run: decision time, end to end, message coding, edge scale over a simulated fleet.",
     ]
 
     /// The HTTP client key prefixes (docs/configuration.md, "HTTP clients").

@@ -275,9 +275,9 @@ final class CapacityCache: Sendable, Hashable {
     private let held = ManagedAtomicLazyReference<ClusterCapacity>()
 
     @inline(__always)
-    func value(_ nodes: [NodeState]) -> ClusterCapacity {
+    func value(_ nodes: [NodeState], headline: CapacityHeadline) -> ClusterCapacity {
         if let v = held.load() { return v }
-        return held.storeIfNilThenLoad(ClusterCapacity(nodes))
+        return held.storeIfNilThenLoad(ClusterCapacity(nodes, headline: headline))
     }
 
     static func == (lhs: CapacityCache, rhs: CapacityCache) -> Bool { true }
@@ -310,28 +310,69 @@ final class LatencyOrderCache: Sendable, Hashable {
     func hash(into hasher: inout Hasher) {}
 }
 
+/// A set of names as 128 bits, two a name (a Bloom filter): `mayContain` is false only for
+/// a name not in the set. With a cluster's few measured peers (16) about 5 % of other
+/// names are let through to be looked up.
+struct NameFilter: Sendable, Hashable {
+    var low: UInt64 = 0
+    var high: UInt64 = 0
+
+    init() {}
+
+    /// The bits of one name (FNV-1a of its UTF-8, two 7-bit slices of it).
+    init(name: String) {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in name.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+        for bit in [h & 127, (h >> 7) & 127] {
+            if bit < 64 { low |= 1 << bit } else { high |= 1 << (bit - 64) }
+        }
+    }
+
+    init(_ names: some Sequence<String>) {
+        for n in names {
+            let b = NameFilter(name: n)
+            low |= b.low
+            high |= b.high
+        }
+    }
+
+    @inline(__always)
+    func mayContain(_ bits: NameFilter) -> Bool { low & bits.low == bits.low && high & bits.high == bits.high }
+}
+
 /// A cluster as its agent reports it (hcode 600 on the cluster-status topic).
 public struct ClusterState: Sendable, Hashable {
-    public var name: String
+    public var name: String { didSet { nameBits = NameFilter(name: name) } }
+    /// `name`'s bits in a `NameFilter`, held in place.
+    private(set) var nameBits: NameFilter
     public var kind: ClusterKind
     /// After changing nodes' latencies or names, call `refreshLatencySummary()`. The
     /// capacity summary follows every change by itself.
-    public var nodes: [NodeState] { didSet { capacityCache = CapacityCache() } }
+    public var nodes: [NodeState] {
+        didSet {
+            capacityCache = CapacityCache()
+            headline = CapacityHeadline(nodes)
+        }
+    }
+    /// The capacity numbers every decision reads, kept with the nodes (O(nodes) a change).
+    public private(set) var headline: CapacityHeadline
     /// Computed once per set of nodes (a report, a reservation added or released), on the
     /// first decision that asks; a change of the nodes starts a new one in O(1).
     private var capacityCache = CapacityCache()
     /// What the cluster could still take: decisions skip a cluster whose summary says
     /// nothing of it can fit.
-    public var capacity: ClusterCapacity { capacityCache.value(nodes) }
+    public var capacity: ClusterCapacity { capacityCache.value(nodes, headline: headline) }
     /// The same, read in place.
     @inline(__always)
-    static func capacity(at p: UnsafePointer<ClusterState>) -> ClusterCapacity { p.pointee.capacityCache.value(p.pointee.nodes) }
+    static func capacity(at p: UnsafePointer<ClusterState>) -> ClusterCapacity { p.pointee.capacityCache.value(p.pointee.nodes, headline: p.pointee.headline) }
     /// Increases with every report of this agent; older reports are ignored.
     public var sequence: Int64
     public var reportedAt: Date
     /// The cluster's network coordinate (Vivaldi), when its agent keeps one: round trips to
     /// clusters no node has measured are estimated from it.
-    public var coordinate: VivaldiCoordinate?
+    public var coordinate: VivaldiCoordinate? { didSet { point = coordinate.flatMap(InlineCoordinate.init) } }
+    /// `coordinate`, held in place for the decisions that read every cluster's.
+    private(set) var point: InlineCoordinate?
     /// Round trips the cluster's agent measured to peer clusters, milliseconds: the
     /// cluster's own, not any node's (a node's `latencyMs` is for drivers that know each
     /// node's). Reported beside the nodes, so a new measurement changes no node and a delta
@@ -345,17 +386,21 @@ public struct ClusterState: Sendable, Hashable {
 
     public init(name: String, kind: ClusterKind = .edge, nodes: [NodeState], sequence: Int64 = 0, reportedAt: Date = Date()) {
         self.name = name
+        self.nameBits = NameFilter(name: name)
         self.kind = kind
         self.nodes = nodes
+        self.headline = CapacityHeadline(nodes)
         self.sequence = sequence
         self.reportedAt = reportedAt
         self.latencySummary = Self.summarize(nodes)
         self.latencyList = Self.shortList(latencySummary)
+        self.measuredFilter = NameFilter(latencySummary.keys)
     }
 
     public mutating func refreshLatencySummary() {
         latencySummary = Self.summarize(nodes).merging(measuredLatencyMs) { node, _ in node }
         latencyList = Self.shortList(latencySummary)
+        measuredFilter = NameFilter(latencySummary.keys)
         latencyOrders = LatencyOrderCache()
     }
 
@@ -369,9 +414,16 @@ public struct ClusterState: Sendable, Hashable {
         summary.count <= shortList ? ShortLatencyList(summary.map { ($0.key, $0.value) }) : nil
     }
 
-    /// The median latency this cluster's nodes measured to `cluster`, if any did.
+    /// The names `latencySummary` holds, as a filter held in place: the low-latency policy
+    /// asks every cluster whether it measured the source, and most did not; the filter says
+    /// so without reading the cluster's list.
+    private(set) var measuredFilter: NameFilter
+
+    /// The median latency this cluster's nodes measured to `cluster` (whose filter bits are
+    /// `bits`), if any did.
     @inline(__always)
-    func latency(measuredTo cluster: String) -> Double? {
+    func latency(measuredTo cluster: String, bits: NameFilter) -> Double? {
+        guard measuredFilter.mayContain(bits) else { return nil }
         guard let list = latencyList else { return latencySummary[cluster] }
         for (n, ms) in list.entries where n == cluster { return ms }
         return nil
@@ -521,71 +573,55 @@ extension NodeState {
     }
 }
 
-/// A cluster's capacity in summary, for pruning before any node is scored: over its ready,
-/// schedulable nodes, the largest free amount of each resource (not necessarily on one
-/// node) and every label pair any of them has. A requirement that no node could meet in
-/// one of these cannot be met by any one node, so the cluster is skipped; one that passes
-/// is still checked node by node.
-public final class ClusterCapacity: Sendable {
-    public let schedulableNodes: Int
-    public let largestFree: Resources
-    public let labelPairs: Set<String>
-    /// The schedulable nodes by GS-Scheduler's score (`Placer.mostRequestedScore`), best
-    /// first, ties to the lower name: that score does not depend on what is asked (only on
-    /// whether GPUs are), so the first node in this order that fits a request is the one a
-    /// walk over every node picks. `byFreeShareGPU` adds the free GPUs' term.
-    public let byFreeShare: [Int]
-    public let byFreeShareGPU: [Int]
-    /// The score of the first node of each order: no node of the cluster scores more.
-    public let topFreeShare: Double
-    public let topFreeShareGPU: Double
-    /// For a bound on the bin-packing score (`Placer.mostAllocatedScore`): over the
-    /// schedulable nodes, the largest share of each resource already requested, and the
-    /// smallest positive allocatable amount (a request is the largest share of that node).
-    public let maxRequestedShareCPU: Double, maxRequestedShareMemory: Double, maxRequestedShareGPU: Double
-    /// The largest sum of one node's shares: CPU and memory, and with GPUs.
-    public let maxRequestedShareCPUMemory: Double, maxRequestedShareAll: Double
-    public let smallestAllocatable: Resources
+/// The few numbers of a cluster's capacity that a decision reads of every cluster, held in
+/// the state itself and kept with its nodes (a decision over thousands of clusters reads
+/// them in place, following no reference): over the ready, schedulable nodes, how many there
+/// are, the largest free CPU, memory and GPUs (not necessarily on one node), the best
+/// GS-Scheduler score (`Placer.mostRequestedScore`) without and with GPUs asked, and what
+/// bounds the bin-packing score.
+public struct CapacityHeadline: Sendable, Hashable {
+    public var schedulableNodes = 0
+    public var largestFreeCPU: Int64 = 0, largestFreeMemory: Int64 = 0, largestFreeGPU: Int64 = 0
+    /// No node of the cluster scores more (`-infinity` when it has none).
+    public var topFreeShare = -Double.infinity, topFreeShareGPU = -Double.infinity
+    /// The largest share of each resource already requested, and the largest sum of one
+    /// node's shares: CPU and memory, and with GPUs.
+    public var maxRequestedShareCPU = 0.0, maxRequestedShareMemory = 0.0, maxRequestedShareGPU = 0.0
+    public var maxRequestedShareCPUMemory = 0.0, maxRequestedShareAll = 0.0
+    /// The smallest positive allocatable amount of each (a request is the largest share of that node).
+    public var smallestCPU = Int64.max, smallestMemory = Int64.max, smallestGPU = Int64.max
+
+    static let plain = WorkloadRequirements()
+    static let withGPU = WorkloadRequirements(perReplica: Resources(gpu: 1))
 
     public init(_ nodes: [NodeState]) {
-        var schedulable: [Int] = []
-        var largestFree = Resources()
-        var labelPairs: Set<String> = []
-        var shareCPU = 0.0, shareMemory = 0.0, shareGPU = 0.0, shareCPUMemory = 0.0, shareAll = 0.0
-        var smallest = Resources(cpuMilli: .max, memory: .max, gpu: .max)
-        for (i, n) in nodes.enumerated() where n.ready && !n.unschedulable {
-            schedulable.append(i)
-            largestFree.cpuMilli = max(largestFree.cpuMilli, n.allocatable.cpuMilli - n.requested.cpuMilli)
-            largestFree.memory = max(largestFree.memory, n.allocatable.memory - n.requested.memory)
-            largestFree.gpu = max(largestFree.gpu, n.allocatable.gpu - n.requested.gpu)
-            for (k, v) in n.allocatable.extended { largestFree.extended[k] = max(largestFree.extended[k] ?? .min, v - n.requested.extended[k, default: 0]) }
-            for (k, v) in n.labels { labelPairs.insert(k + "=" + v) }
+        for i in nodes.indices where nodes[i].ready && !nodes[i].unschedulable {
+            let n = nodes[i]
+            schedulableNodes += 1
+            largestFreeCPU = max(largestFreeCPU, n.allocatable.cpuMilli - n.requested.cpuMilli)
+            largestFreeMemory = max(largestFreeMemory, n.allocatable.memory - n.requested.memory)
+            largestFreeGPU = max(largestFreeGPU, n.allocatable.gpu - n.requested.gpu)
+            topFreeShare = max(topFreeShare, Placer.mostRequestedScore(n, Self.plain))
+            topFreeShareGPU = max(topFreeShareGPU, Placer.mostRequestedScore(n, Self.withGPU))
             func share(_ used: Int64, _ cap: Int64) -> Double { cap > 0 ? Double(used) / Double(cap) : 0 }
             let shares = (share(n.requested.cpuMilli, n.allocatable.cpuMilli), share(n.requested.memory, n.allocatable.memory), share(n.requested.gpu, n.allocatable.gpu))
-            shareCPU = max(shareCPU, shares.0)
-            shareMemory = max(shareMemory, shares.1)
-            shareGPU = max(shareGPU, shares.2)
-            shareCPUMemory = max(shareCPUMemory, shares.0 + shares.1)
-            shareAll = max(shareAll, shares.0 + shares.1 + shares.2)
-            if n.allocatable.cpuMilli > 0 { smallest.cpuMilli = min(smallest.cpuMilli, n.allocatable.cpuMilli) }
-            if n.allocatable.memory > 0 { smallest.memory = min(smallest.memory, n.allocatable.memory) }
-            if n.allocatable.gpu > 0 { smallest.gpu = min(smallest.gpu, n.allocatable.gpu) }
+            maxRequestedShareCPU = max(maxRequestedShareCPU, shares.0)
+            maxRequestedShareMemory = max(maxRequestedShareMemory, shares.1)
+            maxRequestedShareGPU = max(maxRequestedShareGPU, shares.2)
+            maxRequestedShareCPUMemory = max(maxRequestedShareCPUMemory, shares.0 + shares.1)
+            maxRequestedShareAll = max(maxRequestedShareAll, shares.0 + shares.1 + shares.2)
+            if n.allocatable.cpuMilli > 0 { smallestCPU = min(smallestCPU, n.allocatable.cpuMilli) }
+            if n.allocatable.memory > 0 { smallestMemory = min(smallestMemory, n.allocatable.memory) }
+            if n.allocatable.gpu > 0 { smallestGPU = min(smallestGPU, n.allocatable.gpu) }
         }
-        func order(_ req: WorkloadRequirements) -> ([Int], Double) {
-            let scores = schedulable.map { Placer.mostRequestedScore(nodes[$0], req) }
-            let sorted = schedulable.indices.sorted { a, b in
-                scores[a] != scores[b] ? scores[a] > scores[b] : nodes[schedulable[a]].name < nodes[schedulable[b]].name
-            }
-            return (sorted.map { schedulable[$0] }, sorted.first.map { scores[$0] } ?? -.infinity)
-        }
-        schedulableNodes = schedulable.count
-        self.largestFree = largestFree
-        self.labelPairs = labelPairs
-        (maxRequestedShareCPU, maxRequestedShareMemory, maxRequestedShareGPU) = (shareCPU, shareMemory, shareGPU)
-        (maxRequestedShareCPUMemory, maxRequestedShareAll) = (shareCPUMemory, shareAll)
-        smallestAllocatable = smallest
-        (byFreeShare, topFreeShare) = order(WorkloadRequirements())
-        (byFreeShareGPU, topFreeShareGPU) = order(WorkloadRequirements(perReplica: Resources(gpu: 1)))
+    }
+
+    /// False when no node can hold one replica's CPU, memory and GPUs. What else a request
+    /// asks (extended resources, labels) is `ClusterCapacity.mayFit`'s to check.
+    @inline(__always)
+    public func mayFitResources(_ req: WorkloadRequirements) -> Bool {
+        let p = req.perReplica
+        return schedulableNodes > 0 && p.cpuMilli <= largestFreeCPU && p.memory <= largestFreeMemory && p.gpu <= largestFreeGPU
     }
 
     /// No schedulable node of the cluster scores more than this for `req` by
@@ -598,13 +634,13 @@ public final class ClusterCapacity: Sendable {
         guard schedulableNodes > 0 else { return -.infinity }
         let r = Int64(req.replicas)
         func asked(_ ask: Int64, _ smallest: Int64) -> Double { ask <= 0 || smallest == .max ? 0 : Double(ask) / Double(smallest) }
-        let cpu = asked(req.perReplica.cpuMilli * r, smallestAllocatable.cpuMilli)
-        let memory = asked(req.perReplica.memory * r, smallestAllocatable.memory)
+        let cpu = asked(req.perReplica.cpuMilli * r, smallestCPU)
+        let memory = asked(req.perReplica.memory * r, smallestMemory)
         var separate = min(1, maxRequestedShareCPU + cpu) + min(1, maxRequestedShareMemory + memory)
         var joint = cpu + memory
         var weights = 2.0
         if req.perReplica.gpu * r > 0 {
-            let gpu = asked(req.perReplica.gpu * r, smallestAllocatable.gpu)
+            let gpu = asked(req.perReplica.gpu * r, smallestGPU)
             separate += min(1, maxRequestedShareGPU + gpu)
             joint += maxRequestedShareAll + gpu
             weights += 1
@@ -613,12 +649,55 @@ public final class ClusterCapacity: Sendable {
         }
         return min(separate, joint) * 100 / weights
     }
+}
+
+/// A cluster's capacity in summary, for pruning before any node is scored: its headline
+/// (`CapacityHeadline`), the largest free amount of each extended resource and every label
+/// pair of its ready, schedulable nodes, and those nodes in order of score. A requirement
+/// that no node could meet in one of these cannot be met by any one node, so the cluster is
+/// skipped; one that passes is still checked node by node.
+public final class ClusterCapacity: Sendable {
+    public let headline: CapacityHeadline
+    public var schedulableNodes: Int { headline.schedulableNodes }
+    public let largestFree: Resources
+    public let labelPairs: Set<String>
+    /// The schedulable nodes by GS-Scheduler's score (`Placer.mostRequestedScore`), best
+    /// first, ties to the lower name: that score does not depend on what is asked (only on
+    /// whether GPUs are), so the first node in this order that fits a request is the one a
+    /// walk over every node picks. `byFreeShareGPU` adds the free GPUs' term.
+    public let byFreeShare: [Int]
+    public let byFreeShareGPU: [Int]
+
+    public init(_ nodes: [NodeState], headline: CapacityHeadline? = nil) {
+        let headline = headline ?? CapacityHeadline(nodes)
+        var schedulable: [Int] = []
+        var largestFree = Resources(cpuMilli: headline.largestFreeCPU, memory: headline.largestFreeMemory, gpu: headline.largestFreeGPU)
+        var labelPairs: Set<String> = []
+        for (i, n) in nodes.enumerated() where n.ready && !n.unschedulable {
+            schedulable.append(i)
+            for (k, v) in n.allocatable.extended { largestFree.extended[k] = max(largestFree.extended[k] ?? .min, v - n.requested.extended[k, default: 0]) }
+            for (k, v) in n.labels { labelPairs.insert(k + "=" + v) }
+        }
+        func order(_ req: WorkloadRequirements) -> [Int] {
+            let scores = schedulable.map { Placer.mostRequestedScore(nodes[$0], req) }
+            let sorted = schedulable.indices.sorted { a, b in
+                scores[a] != scores[b] ? scores[a] > scores[b] : nodes[schedulable[a]].name < nodes[schedulable[b]].name
+            }
+            return sorted.map { schedulable[$0] }
+        }
+        self.headline = headline
+        self.largestFree = largestFree
+        self.labelPairs = labelPairs
+        byFreeShare = order(CapacityHeadline.plain)
+        byFreeShareGPU = order(CapacityHeadline.withGPU)
+    }
+
+    public func mostAllocatedBound(_ req: WorkloadRequirements) -> Double { headline.mostAllocatedBound(req) }
 
     /// False when no node of the cluster can hold one replica of `req`.
     public func mayFit(_ req: WorkloadRequirements) -> Bool {
-        guard schedulableNodes > 0 else { return false }
+        guard headline.mayFitResources(req) else { return false }
         let p = req.perReplica
-        if p.cpuMilli > largestFree.cpuMilli || p.memory > largestFree.memory || p.gpu > largestFree.gpu { return false }
         for (k, v) in p.extended where v > 0 && v > largestFree.extended[k, default: 0] { return false }
         for key in req.networkLabels where !labelPairs.contains(key + "=true") { return false }
         for (k, v) in req.nodeSelector where !labelPairs.contains(k + "=" + v) { return false }

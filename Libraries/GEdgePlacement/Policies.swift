@@ -204,7 +204,12 @@ public enum Placer {
         /// Both tables in one short list (the node's values first) while they are short: a
         /// source measures a few peers, and comparing a few names costs less than hashing one.
         let direct: [(String, Double)]?
+        /// The names of `direct`: most clusters are not among them, and the filter says so
+        /// from bits held in the cluster's state.
+        let directFilter: NameFilter
         let sourceCoordinate: VivaldiCoordinate?
+        let sourcePoint: InlineCoordinate?
+        let sourceBits: NameFilter
 
         init(_ source: PlacementSource, _ byName: [String: ClusterState]) {
             self.init(source, state: source.cluster.flatMap { byName[$0] })
@@ -212,18 +217,22 @@ public enum Placer {
 
         init(_ source: PlacementSource, state sc: ClusterState?) {
             self.source = source.cluster
+            sourceBits = NameFilter(name: source.cluster ?? "")
             clusterTable = sc?.latencySummary
             sourceCoordinate = sc?.coordinate
+            sourcePoint = sc?.point
             nodeTable = source.node.flatMap { n in sc?.nodes.first { $0.name == n }?.latencyMs }
             let node = nodeTable ?? [:], cluster = clusterTable ?? [:]
             direct = node.count + cluster.count <= ClusterState.shortList
                 ? node.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } + cluster.sorted { $0.key < $1.key }.filter { node[$0.key] == nil }.map { ($0.key, $0.value) }
                 : nil
+            directFilter = NameFilter((direct ?? []).map(\.0))
         }
 
         @inline(__always)
-        func measured(_ name: String) -> Double? {
+        func measured(_ name: String, bits: NameFilter) -> Double? {
             guard let direct else { return nodeTable?[name] ?? clusterTable?[name] }
+            guard directFilter.mayContain(bits) else { return nil }
             for (n, ms) in direct where n == name { return ms }
             return nil
         }
@@ -236,8 +245,8 @@ public enum Placer {
         @inline(__always)
         func to(at target: UnsafePointer<ClusterState>) -> Double {
             guard let s = source else { return .infinity }
-            if s == target.pointee.name { return 0 }
-            return measured(target.pointee.name) ?? target.pointee.latency(measuredTo: s) ?? estimate(at: target) ?? .infinity
+            if sourceBits == target.pointee.nameBits, s == target.pointee.name { return 0 }
+            return measured(target.pointee.name, bits: target.pointee.nameBits) ?? target.pointee.latency(measuredTo: s, bits: sourceBits) ?? estimate(at: target) ?? .infinity
         }
 
         /// No node measured the pair: the clusters' coordinates' estimate, milliseconds, taken
@@ -245,7 +254,12 @@ public enum Placer {
         /// own measure of how wrong their estimates run). Among hundreds of estimates the
         /// lowest is more often too low than the cluster is near; a measured round trip is
         /// taken as it is, and an estimate beats it only when it is clearly lower.
+        @inline(__always)
         func estimate(at target: UnsafePointer<ClusterState>) -> Double? {
+            if let a = sourcePoint, let b = target.pointee.point {
+                guard a.dimensions == b.dimensions else { return nil }
+                return a.distance(to: b) * 1000 * (1 + (a.error + b.error) / 2)
+            }
             guard let a = sourceCoordinate, target.pointee.coordinate?.vector.count == a.vector.count else { return nil }
             return target.pointee.coordinate.map { b in a.distance(to: b) * 1000 * (1 + (a.error + b.error) / 2) }
         }
@@ -304,11 +318,12 @@ public enum Placer {
         let from = LatencyFrom(input.source, state: named([src], in: measuredBy)[src])
         var entries: [NearestEntry] = []
         entries.reserveCapacity(clusters.count)
+        var project = ProjectFilter(allowed, clusters: clusters.count)
         clusters.withUnsafeBufferPointer { buf in
             guard let base = buf.baseAddress else { return }
             for i in buf.indices {
                 let p = base + i
-                if let allowed, !allowed.contains(p.pointee.name) { continue }
+                if project.early, !project.allows(p.pointee.name) { continue }
                 entries.append(NearestEntry(group: preferenceGroup(at: p, req.preferred, source: src), latency: from.to(at: p), name: p.pointee.name, index: i))
             }
         }
@@ -316,6 +331,7 @@ public enum Placer {
         let sourceNode = input.source.node
         var plans: [PlacementPlan] = []
         while plans.count < input.maxCandidates, let next = heap.popMin() {
+            if !project.allowsLate(clusters[next.index].name, heap: &heap, name: { clusters[$0.index].name }) { continue }
             // Summaries are read only for the clusters that come off the heap.
             guard clusters.withUnsafeBufferPointer({ ClusterState.capacity(at: $0.baseAddress! + next.index) }).mayFit(req) else { continue }
             if let plan = nearestNode(clusters[next.index], clusterLatency: next.latency, source: src, sourceNode: sourceNode, req) { plans.append(plan) }
@@ -350,6 +366,44 @@ public enum Placer {
         }
     }
 
+    /// A project's cluster list, applied where it costs least. A list that is a small part
+    /// of the fleet is applied to every cluster before any is ranked ("early"). One that
+    /// holds much of it (a project bound to every cluster) is applied only to the clusters
+    /// that come off the heap: a decision takes a few, and hashing thousands of names would
+    /// cost more than the rest of the decision. Should the heap turn out to hold mostly
+    /// clusters outside the list (names bound that the view does not have), it is filtered
+    /// whole after `lateRefusals` of them, so the worst case is the early filter's.
+    struct ProjectFilter {
+        static let lateRefusals = 32
+        let allowed: Set<String>?
+        let early: Bool
+        /// Per heap (each heap takes a copy of the filter it was built under): how many of
+        /// its clusters were refused, and whether it is filtered whole.
+        private var refused = 0
+        private var heapFiltered = false
+
+        init(_ allowed: Set<String>?, clusters: Int) {
+            self.allowed = allowed
+            early = allowed.map { $0.count * 2 < clusters } ?? false
+        }
+
+        @inline(__always)
+        func allows(_ name: String) -> Bool { allowed?.contains(name) ?? true }
+
+        /// Whether a cluster off the heap may be taken; after too many refusals the rest of
+        /// the heap is filtered at once (`name` reads an entry's cluster name).
+        mutating func allowsLate<E: Comparable>(_ name: String, heap: inout Heap<E>, name nameOf: (E) -> String) -> Bool {
+            guard !early, !heapFiltered, let allowed else { return true }
+            if allowed.contains(name) { return true }
+            refused += 1
+            if refused >= Self.lateRefusals {
+                heap = Heap(heap.unordered.filter { allowed.contains(nameOf($0)) })
+                heapFiltered = true
+            }
+            return false
+        }
+    }
+
     struct NearestEntry: Comparable {
         var group: Int
         var latency: Double
@@ -378,7 +432,7 @@ public enum Placer {
     static func mostRequestedFirst(_ input: PlacementInput, _ clusters: [ClusterState], allowed: Set<String>?) -> PlacementDecision {
         let gpu = input.requirements.needsGPU
         let req = input.requirements
-        return bestFirst(input, clusters, allowed: allowed, bound: { gpu ? $0.topFreeShareGPU : $0.topFreeShare }) { c, capacity in
+        return bestFirst(input, clusters, allowed: allowed, bound: { gpu ? $0.pointee.headline.topFreeShareGPU : $0.pointee.headline.topFreeShare }) { c, capacity in
             guard let i = NodeFilter.first(c.nodes, req, copies: req.replicas, in: gpu ? capacity.byFreeShareGPU : capacity.byFreeShare) else { return nil }
             return (i, mostRequestedScore(c.nodes[i], req))
         }
@@ -386,28 +440,29 @@ public enum Placer {
 
     static func mostAllocatedFirst(_ input: PlacementInput, _ clusters: [ClusterState], allowed: Set<String>?) -> PlacementDecision {
         let req = input.requirements
-        return bestFirst(input, clusters, allowed: allowed, bound: { $0.mostAllocatedBound(req) }) { c, _ in
+        return bestFirst(input, clusters, allowed: allowed, bound: { $0.pointee.headline.mostAllocatedBound(req) }) { c, _ in
             NodeFilter.best(c.nodes, req, copies: req.replicas, score: { mostAllocatedScore(at: $0, req) })
         }
     }
 
     static func bestFirst(
-        _ input: PlacementInput, _ clusters: [ClusterState], allowed: Set<String>?, bound: (ClusterCapacity) -> Double,
+        _ input: PlacementInput, _ clusters: [ClusterState], allowed: Set<String>?, bound: (UnsafePointer<ClusterState>) -> Double,
         exact: (ClusterState, ClusterCapacity) -> (index: Int, score: Double)?
     ) -> PlacementDecision {
         let req = input.requirements
         var groups: [[BoundEntry]] = [[], []]
-        var capacities: [ClusterCapacity?] = Array(repeating: nil, count: clusters.count)
+        let project = ProjectFilter(allowed, clusters: clusters.count)
+        let deep = req.asksBeyondResources
         clusters.withUnsafeBufferPointer { buf in
             guard let base = buf.baseAddress else { return }
             for i in buf.indices {
                 let p = base + i
-                if let allowed, !allowed.contains(p.pointee.name) { continue }
-                let capacity = ClusterState.capacity(at: p)
-                guard capacity.mayFit(req) else { continue }
-                capacities[i] = capacity
+                if project.early, !project.allows(p.pointee.name) { continue }
+                // The headline, held in the state, answers for CPU, memory and GPUs; the
+                // summary (behind a reference) is read only for what else is asked.
+                guard p.pointee.headline.mayFitResources(req), !deep || ClusterState.capacity(at: p).mayFit(req) else { continue }
                 // A hair above the bound: the exact score is computed in another order of operations.
-                let b = bound(capacity)
+                let b = bound(p)
                 guard b > -.infinity else { continue }
                 groups[preferenceGroup(at: p, req.preferred, source: input.source.cluster)].append(BoundEntry(bound: b + abs(b) * 1e-9 + 1e-9, index: i))
             }
@@ -416,11 +471,13 @@ public enum Placer {
         for entries in groups where plans.count < input.maxCandidates {
             let k = input.maxCandidates - plans.count
             var heap = Heap(entries)
+            var late = project
             var best: [(index: Int, node: Int, score: Double)] = []
             while let next = heap.popMax() {
                 if best.count == k, next.bound < best[k - 1].score { break }
+                if !late.allowsLate(clusters[next.index].name, heap: &heap, name: { clusters[$0.index].name }) { continue }
                 let c = clusters[next.index]
-                guard let (node, score) = exact(c, capacities[next.index]!) else { continue }
+                guard let (node, score) = clusters.withUnsafeBufferPointer({ exact(c, ClusterState.capacity(at: $0.baseAddress! + next.index)) }) else { continue }
                 let at = best.firstIndex { score > $0.score || (score == $0.score && c.name < clusters[$0.index].name) } ?? best.count
                 guard at < k else { continue }
                 best.insert((next.index, node, score), at: at)

@@ -96,6 +96,38 @@ public struct VivaldiCoordinate: Sendable, Hashable, Codable {
     }
 }
 
+/// A coordinate of at most 8 dimensions held in place (no array to follow): what a decision
+/// reads of every cluster to estimate its round trip. `distance` is `VivaldiCoordinate`'s,
+/// to the bit: the unused dimensions are zero in both points and add nothing.
+struct InlineCoordinate: Sendable, Hashable {
+    static let capacity = 8
+    var vector: SIMD8<Double>
+    var dimensions: Int
+    var height: Double
+    var error: Double
+    var adjustment: Double
+
+    init?(_ c: VivaldiCoordinate) {
+        guard c.vector.count <= Self.capacity else { return nil }
+        vector = SIMD8<Double>(repeating: 0)
+        for (i, x) in c.vector.enumerated() { vector[i] = x }
+        dimensions = c.vector.count
+        (height, error, adjustment) = (c.height, c.error, c.adjustment)
+    }
+
+    @inline(__always)
+    func distance(to other: InlineCoordinate) -> Double {
+        var sum = 0.0
+        for i in 0..<Self.capacity {
+            let d = vector[i] - other.vector[i]
+            sum += d * d
+        }
+        let raw = sum.squareRoot() + height + other.height
+        let adjusted = raw + adjustment + other.adjustment
+        return adjusted > 0 ? adjusted : raw
+    }
+}
+
 /// One cluster's side of Vivaldi: its coordinate, and what it keeps to move it well (the
 /// latest round trips per peer, the adjustment samples).
 public struct VivaldiClient: Sendable {

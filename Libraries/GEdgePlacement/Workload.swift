@@ -183,6 +183,9 @@ public struct WorkloadRequirements: Sendable, Hashable {
 
     public var total: Resources { perReplica * replicas }
     public var needsGPU: Bool { perReplica.gpu > 0 || accelerator?.kind == "nvidia-gpu" }
+    /// Whether it asks what a cluster's `CapacityHeadline` does not answer for: extended
+    /// resources, data-network labels, a node selector (`ClusterCapacity.mayFit` checks them).
+    public var asksBeyondResources: Bool { perReplica.extended.contains { $0.value > 0 } || !networkLabels.isEmpty || !nodeSelector.isEmpty }
 
     static let podOwners: Set<String> = ["Deployment", "StatefulSet", "ReplicaSet", "DaemonSet", "Job", "Pod"]
 

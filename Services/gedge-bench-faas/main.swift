@@ -27,6 +27,7 @@ func percentile(_ xs: [Double], _ p: Double) -> Double {
 
 func run() async throws {
     let config = try ConfigReader()
+    try config.check(program: "gedge-bench-faas")
     GEdgeLogging.bootstrapConsole(level: .error)
     let logger = Logger(label: "gedge-bench-faas")
     let activations = try config.int("bench.activations", default: 40)

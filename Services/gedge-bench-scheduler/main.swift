@@ -597,34 +597,15 @@ func e2eBenchmark(_ config: ConfigReader, logger: Logger) async throws {
     try await db.drop()
 }
 
-let usage = """
-    gedge-bench-scheduler: the scheduler's benchmarks, printed in one run (`make bench` builds it in release mode).
-      (a) decision time per policy; (b) end to end through Kafka and PostgreSQL; (c) message coding;
-      (d) edge scale with a simulated fleet of thousands of clusters.
-
-    Flags (--key value, or GEDGE_KEY in the environment):
-      --bench-only decision|codec|e2e|fleet   one section (all when unset)
-      --bench-decisions N (2000)              decisions per policy and fleet size
-      --bench-decision-fleets LIST            CLUSTERSxNODES,... (10x100,100x100,1000x100,5000x20)
-      --bench-codec-iterations N (300)
-      --bench-e2e-requests N (20000) --bench-e2e-rate N (1000) --bench-e2e-seconds N (10)
-      --bench-e2e-clusters N (3) --bench-e2e-nodes N (1000) --bench-kafka-port P (19093) --bench-fetch-wait-ms N (10)
-      --bench-fleet-clusters N (5000) --bench-fleet-nodes N (20) --bench-fleet-requests N (5000)
-      --bench-fleet-warmup-rounds N (300) --bench-fleet-pairs N (20000) --bench-fleet-regret-decisions N (2000)
-      --bench-fleet-kafka-port P (19094) --bench-fleet-brokers N (3) --bench-fleet-e2e true|false
-      --postgres-url URL                      a schema of its own per run, dropped at its end
-
-    """
-
 func runBench() async throws {
     let config = try ConfigReader()
-    if config.helpRequested {
-        print(usage, terminator: "")
-        return
-    }
+    try config.check(program: "gedge-bench-scheduler")
     GEdgeLogging.bootstrapConsole(level: .error)
     let logger = Logger(label: "gedge-bench-scheduler")
     let only = config.string("bench.only")
+    if let only, !["decision", "codec", "e2e", "fleet"].contains(only) {
+        throw ConfigurationError(key: "bench.only", reason: "'\(only)' is not decision, codec, e2e or fleet")
+    }
     if only == nil || only == "decision" { try decisionBenchmark(config) }
     if only == nil || only == "codec" { try codecBenchmark(config) }
     if only == nil || only == "e2e" { try await e2eBenchmark(config, logger: logger) }

@@ -48,6 +48,7 @@ func row(_ name: String, _ n: Int, _ d: Duration, bytes: Int? = nil) -> (String,
 
 func run() async throws {
     let config = try ConfigReader()
+    try config.check(program: "gedge-bench")
     GEdgeLogging.bootstrapConsole(level: .error)
     let logger = Logger(label: "gedge-bench")
     let count = try config.int("bench.messages", default: 300_000)

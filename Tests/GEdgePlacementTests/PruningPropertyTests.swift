@@ -11,7 +11,9 @@ import Testing
 @Suite("Pruning by cluster capacity")
 struct PruningPropertyTests {
     func fleet(_ g: inout SplitMix) -> [ClusterState] {
-        let count = Int.random(in: 1...30, using: &g)
+        // One fleet in eight is larger: a project's list that holds much of it is applied
+        // late, and enough clusters outside it come off the heap to have it filtered whole.
+        let count = Int.random(in: 0...7, using: &g) == 0 ? Int.random(in: 40...90, using: &g) : Int.random(in: 1...30, using: &g)
         let names = (0..<count).map { "c\($0)" }
         // A third of the fleets are of identical nodes: every score ties, names decide.
         let uniform = Int.random(in: 0...2, using: &g) == 0
@@ -89,7 +91,14 @@ struct PruningPropertyTests {
                 parameters["select_clusters"] = .array(Array(some))
             }
             let source = clusters.randomElement(using: &g)!
-            let allowed = Int.random(in: 0...4, using: &g) == 0 ? Set(clusters.shuffled(using: &g).prefix(clusters.count / 2 + 1).map(\.name)) : nil
+            // A project's list: most of the fleet (applied late), a quarter (applied early), or a
+            // quarter among as many names the fleet does not have (late, then filtered whole).
+            let allowed: Set<String>? = switch Int.random(in: 0...7, using: &g) {
+            case 0: Set(clusters.shuffled(using: &g).prefix(clusters.count / 2 + 1).map(\.name))
+            case 1: Set(clusters.shuffled(using: &g).prefix(clusters.count / 4).map(\.name))
+            case 2: Set(clusters.shuffled(using: &g).prefix(clusters.count / 4).map(\.name) + (0..<clusters.count).map { "gone-\($0)" })
+            default: nil
+            }
             let input = PlacementInput(policy: policy, requirements: req, parameters: .object(parameters),
                                        source: PlacementSource(cluster: source.name, node: Bool.random(using: &g) ? source.nodes.first?.name : nil),
                                        allowedClusters: allowed, maxCandidates: Int.random(in: 1...5, using: &g))
