@@ -65,8 +65,9 @@ public struct AgentSettings: Sendable {
 }
 
 /// Measures latency to peer clusters and keeps this cluster's network coordinate (Vivaldi,
-/// `VivaldiClient`). Each interval it probes at most `probes` peers, not every one: the
-/// nearest by the coordinates it has seen, and others at random. A probe is a TCP connect to
+/// `VivaldiClient`). Each interval it probes at most `probes` peers, not every one: one of the
+/// nearest it has measured again, the nearest by coordinates it has not measured lately, and
+/// others at random (`chooseTargets`). A probe is a TCP connect to
 /// the peer agent's ops endpoint (the round trip) and a read of its coordinate there
 /// (`GET /coordinate`); the round trip moves this cluster's coordinate and is kept, smoothed
 /// (EWMA, alpha 0.3), as a direct measurement while it is fresh (`freshPeriods` intervals). A peer
@@ -96,11 +97,12 @@ public final class LatencyProber: Service, Sendable {
 
     /// The nearest peers' fresh measurements a report carries: the low-latency policy reads
     /// the nearest first, and coordinates estimate the rest; a report stays small however
-    /// many peers were probed in the last ten periods.
+    /// many peers were probed while their measurements are fresh.
     public static let reportedPeers = 16
-    /// Periods a direct measurement stays fresh: long enough for each of the nearest to be
-    /// measured again in turn before it goes.
-    public static let freshPeriods = 30
+    /// Periods a direct measurement stays fresh (2 minutes at the default 2 s): each of the
+    /// nearest measured is measured again in turn well before it goes, and the exploring
+    /// probes cover the 60 nearest by coordinates meanwhile.
+    public static let freshPeriods = 60
 
     /// Fresh direct measurements, milliseconds: the `reportedPeers` nearest.
     public var latencies: [String: Double] {
@@ -115,24 +117,38 @@ public final class LatencyProber: Service, Sendable {
     /// This cluster's coordinate; nil for an agent with no peers to place itself by.
     public var coordinate: VivaldiCoordinate? { peers.isEmpty ? nil : vivaldi.withLock { $0.coordinate } }
 
-    /// How many of the nearest known peers take turns as each round's first probe: their
-    /// round trips are measured directly, where a coordinate's error would weigh most.
+    /// How many of the nearest measured peers take turns to be measured again, and how many
+    /// nearest a peer tells of at `/coordinate/near`.
     public static let nearestProbed = 16
     private let round = Atomic<Int>(0)
 
-    /// The peers to probe this round: one of the `nearestProbed` nearest known, in turn,
-    /// then others at random.
+    /// The peers to probe this round, a search for the nearest peers by their round trips, not
+    /// only by coordinates (whose errors are largest between near clusters):
+    /// - again: one of the `nearestProbed` nearest measured (fresh), in turn, so they stay fresh;
+    /// - explore: the nearest by coordinate among the peers known (seen, or told of by a
+    ///   peer as one of its nearest measured) that have no fresh measurement;
+    /// - the rest at random.
+    /// With one probe a round, again and explore take turns.
     func chooseTargets() -> [String] {
-        var names = Array(peers.keys).shuffled()
+        let turn = round.wrappingAdd(1, ordering: .relaxed).oldValue
+        let now = ContinuousClock.now, freshFor = interval * Self.freshPeriods
+        let fresh = table.withLock { t in t.filter { now - $0.value.at <= freshFor } }
         let own = vivaldi.withLock { $0.coordinate }
         let coords = known.withLock { $0 }
-        let nearest = names.filter { coords[$0] != nil }.sorted { own.distance(to: coords[$0]!) < own.distance(to: coords[$1]!) }.prefix(Self.nearestProbed)
-        if !nearest.isEmpty {
-            let pick = nearest[nearest.startIndex + round.wrappingAdd(1, ordering: .relaxed).oldValue % nearest.count]
-            names.removeAll { $0 == pick }
-            names.insert(pick, at: 0)
+        let measuredNearest = fresh.filter { peers[$0.key] != nil }
+            .sorted { $0.value.ms != $1.value.ms ? $0.value.ms < $1.value.ms : $0.key < $1.key }.prefix(Self.nearestProbed).map(\.key)
+        let again = measuredNearest.isEmpty ? nil : measuredNearest[turn % measuredNearest.count]
+        let explore = coords.filter { peers[$0.key] != nil && fresh[$0.key] == nil }
+            .min { a, b in
+                let (da, db) = (own.distance(to: a.value), own.distance(to: b.value))
+                return da != db ? da < db : a.key < b.key
+            }?.key
+        var out: [String] = []
+        for pick in (turn % 2 == 0 ? [again, explore] : [explore, again]) {
+            if let pick, !out.contains(pick) { out.append(pick) }
         }
-        return Array(names.prefix(probes))
+        for name in peers.keys.shuffled() where out.count < probes && !out.contains(name) { out.append(name) }
+        return Array(out.prefix(probes))
     }
 
     public func run() async throws {
@@ -145,13 +161,9 @@ public final class LatencyProber: Service, Sendable {
                     table.withLock { $0[cluster] = nil }
                     continue
                 }
-                table.withLock { t in t[cluster] = (t[cluster].map { 0.7 * $0.ms + 0.3 * ms } ?? ms, .now) }
+                record(cluster, ms: ms)
                 if let other = await peerCoordinate(endpoint) {
-                    known.withLock { $0[cluster] = other }
-                    vivaldi.withLock { _ = $0.update(peer: cluster, coordinate: other, rtt: ms / 1000) }
-                    // The peer's nearest are likely near here too: the next rounds probe them.
-                    let near = await peerNeighbours(endpoint).filter { $0.key != cluster && peers[$0.key] != nil }
-                    if !near.isEmpty { known.withLock { k in for (name, c) in near where k[name] == nil { k[name] = c } } }
+                    learn(cluster, coordinate: other, rtt: ms, near: await peerNeighbours(endpoint))
                 }
             }
             try? await Task.sleep(for: interval)
@@ -159,12 +171,36 @@ public final class LatencyProber: Service, Sendable {
         await http?.shutdown()
     }
 
-    /// The peers nearest this cluster by the coordinates it has seen (at most
-    /// `nearestProbed`), for its peers' discovery of their neighbours.
+    /// A round trip to `peer` measured now (milliseconds): kept, smoothed, as a direct measurement.
+    func record(_ peer: String, ms: Double, at now: ContinuousClock.Instant = .now) {
+        table.withLock { t in t[peer] = (t[peer].map { 0.7 * $0.ms + 0.3 * ms } ?? ms, now) }
+    }
+
+    /// What a probe of `peer` read besides the round trip: its coordinate (which moves this
+    /// one) and its nearest (`/coordinate/near`), of which those among this agent's peers are
+    /// known from now on: they are likely near here too, and later rounds explore them.
+    func learn(_ peer: String, coordinate other: VivaldiCoordinate, rtt ms: Double, near: [String: VivaldiCoordinate]) {
+        known.withLock { $0[peer] = other }
+        vivaldi.withLock { _ = $0.update(peer: peer, coordinate: other, rtt: ms / 1000) }
+        let near = near.filter { $0.key != peer && peers[$0.key] != nil }
+        if !near.isEmpty { known.withLock { k in for (name, c) in near where k[name] == nil { k[name] = c } } }
+    }
+
+    /// The peers nearest this cluster (at most `nearestProbed`), for its peers' discovery of
+    /// their neighbours: those it measured nearest (fresh), then, while it has measured
+    /// fewer, the nearest by coordinates; each with the coordinate it last read.
     public func nearest() -> [String: VivaldiCoordinate] {
         let own = vivaldi.withLock { $0.coordinate }
-        let sorted = known.withLock { $0 }.sorted { own.distance(to: $0.value) < own.distance(to: $1.value) }.prefix(Self.nearestProbed)
-        return Dictionary(sorted.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+        let coords = known.withLock { $0 }
+        let now = ContinuousClock.now, freshFor = interval * Self.freshPeriods
+        let measured = table.withLock { t in t.filter { now - $0.value.at <= freshFor && coords[$0.key] != nil } }
+            .sorted { $0.value.ms != $1.value.ms ? $0.value.ms < $1.value.ms : $0.key < $1.key }.prefix(Self.nearestProbed).map(\.key)
+        var out: [String: VivaldiCoordinate] = [:]
+        for name in measured { out[name] = coords[name] }
+        for (name, c) in coords.sorted(by: { own.distance(to: $0.value) < own.distance(to: $1.value) }) where out.count < Self.nearestProbed && out[name] == nil {
+            out[name] = c
+        }
+        return out
     }
 
     /// A peer's nearest peers and their coordinates (`/coordinate/near`), read within bounds;

@@ -128,8 +128,10 @@ public final class Fleet: Sendable {
     let byName: [String: Int]
     public let stats = FleetStats()
     let codec = EnvelopeCodec()
-    /// Peer coordinates a cluster keeps (the nearest); its probes pick the nearest among them.
-    static let knownLimit = 32
+    /// Peer coordinates a cluster keeps (the nearest, and those measured lately): its
+    /// exploring probes take the nearest not measured lately (an agent keeps all of its
+    /// peers'; thousands of clusters here keep fewer).
+    static let knownLimit = 96
 
     public init(settings: FleetSettings, start: ContinuousClock.Instant = .now) {
         self.settings = settings
@@ -245,11 +247,12 @@ public final class Fleet: Sendable {
         return (bytes, snapshot)
     }
 
-    /// Cluster `i` as a scheduler would hold it after its latest report.
-    public func state(_ i: Int) async -> ClusterState {
+    /// Cluster `i` as a scheduler would hold it after its latest report (measurements fresh
+    /// at `now`).
+    public func state(_ i: Int, now: ContinuousClock.Instant = .now) async -> ClusterState {
         let c = clusters[i]
         let nodes = await c.sim.state()
-        let now = ContinuousClock.now, freshFor = settings.latencyInterval * LatencyProber.freshPeriods
+        let freshFor = settings.latencyInterval * LatencyProber.freshPeriods
         return c.book.withLock { b in
             var s = ClusterState(name: c.name, kind: c.kind, nodes: nodes, sequence: b.sequence, reportedAt: Date())
             s.measuredLatencyMs = Self.reported(b.measured, now: now, freshFor: freshFor) { (clusters[$0].name, $1) }
@@ -268,25 +271,35 @@ public final class Fleet: Sendable {
 
     // MARK: coordinates
 
-    /// One probe period for every cluster: each probes at most `latencyProbes` peers (one of
-    /// the nearest it knows, in turn, the others at random), samples the round trip from the ground truth,
-    /// moves its coordinate with the peer's and keeps the round trip (EWMA, as the agent).
+    /// One probe period for every cluster: each probes at most `latencyProbes` peers as
+    /// `LatencyProber.chooseTargets` picks them (one of its nearest measured again, the
+    /// nearest by coordinates not measured lately, the others at random), samples the round
+    /// trip from the ground truth, moves its coordinate with the peer's, keeps the round trip
+    /// (EWMA, as the agent) and learns the peer's nearest (its `/coordinate/near`).
     public func probeRound(now: ContinuousClock.Instant = .now) {
         let n = clusters.count
         guard n > 1 else { return }
-        // Every cluster's coordinate and nearest known as the period starts: what its
-        // `/coordinate` and `/coordinate/near` would answer during it.
+        let freshFor = settings.latencyInterval * LatencyProber.freshPeriods
+        // Every cluster's coordinate and nearest as the period starts: what its `/coordinate`
+        // and `/coordinate/near` would answer during it.
         let served: [(coordinate: VivaldiCoordinate, near: [(Int, VivaldiCoordinate)])] = clusters.map { c in
-            c.book.withLock { b in (b.vivaldi.coordinate, Self.nearest(b.known, to: b.vivaldi.coordinate, LatencyProber.nearestProbed)) }
+            c.book.withLock { b in (b.vivaldi.coordinate, Self.near(b, now: now, freshFor: freshFor)) }
         }
         for c in clusters {
             let targets: [Int] = c.book.withLock { b in
+                let turn = b.round
+                b.round += 1
+                let measuredNearest = Self.nearestMeasured(b, now: now, freshFor: freshFor)
+                let again = measuredNearest.isEmpty ? nil : measuredNearest[turn % measuredNearest.count]
+                let own = b.vivaldi.coordinate
+                var explore: (key: Int, distance: Double)?
+                for (k, coordinate) in b.known where b.measured[k].map({ now - $0.at > freshFor }) ?? true {
+                    let d = own.distance(to: coordinate)
+                    if explore.map({ d < $0.distance || (d == $0.distance && k < $0.key) }) ?? true { explore = (k, d) }
+                }
                 var out: [Int] = []
-                // One of the nearest known, in turn (as `LatencyProber` chooses).
-                let nearest = served[c.index].near
-                if !nearest.isEmpty {
-                    out.append(nearest[b.round % nearest.count].0)
-                    b.round += 1
+                for pick in (turn % 2 == 0 ? [again, explore?.key] : [explore?.key, again]) {
+                    if let pick, !out.contains(pick) { out.append(pick) }
                 }
                 var tries = 0
                 while out.count < min(settings.latencyProbes, n - 1), tries < 100 {
@@ -294,7 +307,7 @@ public final class Fleet: Sendable {
                     let j = Int.random(in: 0..<n, using: &b.random)
                     if j != c.index, !out.contains(j) { out.append(j) }
                 }
-                return out
+                return Array(out.prefix(settings.latencyProbes))
             }
             c.book.withLock { b in
                 for j in targets {
@@ -302,20 +315,49 @@ public final class Fleet: Sendable {
                     _ = b.vivaldi.update(peer: clusters[j].name, coordinate: served[j].coordinate, rtt: ms / 1000, random: &b.random)
                     b.measured[j] = (b.measured[j].map { 0.7 * $0.ms + 0.3 * ms } ?? ms, now)
                     b.known[j] = served[j].coordinate
-                    // The peer's nearest are likely near here too: later periods probe them.
+                    // The peer's nearest are likely near here too: later periods explore them.
                     for (k, coordinate) in served[j].near where k != c.index && b.known[k] == nil { b.known[k] = coordinate }
                 }
-                if b.known.count > Self.knownLimit {
-                    let keep = Set(Self.nearest(b.known, to: b.vivaldi.coordinate, Self.knownLimit).map(\.0))
+                if b.known.count > 2 * Self.knownLimit {
+                    // The nearest by coordinates are kept, and every one measured lately (at
+                    // twice the limit: a sort each round would cost more than the round).
+                    var keep = Set(Self.nearest(b.known, to: b.vivaldi.coordinate, Self.knownLimit).map(\.0))
+                    for (k, m) in b.measured where now - m.at <= freshFor { keep.insert(k) }
                     b.known = b.known.filter { keep.contains($0.key) }
                 }
                 // Measurements no longer fresh are not reported; not kept either.
                 if b.measured.count > 2 * settings.latencyProbes * LatencyProber.freshPeriods {
-                    let oldest = now - settings.latencyInterval * LatencyProber.freshPeriods
-                    b.measured = b.measured.filter { $0.value.at >= oldest }
+                    b.measured = b.measured.filter { now - $0.value.at <= freshFor }
                 }
             }
         }
+    }
+
+    /// The `LatencyProber.nearestProbed` peers `b` measured nearest (fresh), nearest first,
+    /// ties to the lower index: picked in one pass (a cluster holds a few hundred).
+    static func nearestMeasured(_ b: borrowing FleetCluster.Book, now: ContinuousClock.Instant, freshFor: Duration) -> [Int] {
+        let k = LatencyProber.nearestProbed
+        var top: [(key: Int, ms: Double)] = []
+        top.reserveCapacity(k + 1)
+        for (key, m) in b.measured where now - m.at <= freshFor {
+            if top.count == k, let last = top.last, m.ms > last.ms || (m.ms == last.ms && key > last.key) { continue }
+            let at = top.firstIndex { m.ms < $0.ms || (m.ms == $0.ms && key < $0.key) } ?? top.count
+            top.insert((key, m.ms), at: at)
+            if top.count > k { top.removeLast() }
+        }
+        return top.map(\.key)
+    }
+
+    /// What cluster `b`'s `/coordinate/near` answers (as `LatencyProber.nearest`): its
+    /// nearest measured, fresh, then the nearest by coordinates while it measured fewer.
+    static func near(_ b: borrowing FleetCluster.Book, now: ContinuousClock.Instant, freshFor: Duration) -> [(Int, VivaldiCoordinate)] {
+        let known = b.known
+        var out = nearestMeasured(b, now: now, freshFor: freshFor).compactMap { k in known[k].map { (k, $0) } }
+        if out.count < LatencyProber.nearestProbed {
+            let taken = Set(out.map(\.0))
+            out += nearest(known, to: b.vivaldi.coordinate, LatencyProber.nearestProbed).filter { !taken.contains($0.0) }.prefix(LatencyProber.nearestProbed - out.count)
+        }
+        return out
     }
 
     /// The `k` entries of `known` nearest `own`, nearest first.

@@ -2,6 +2,7 @@ import Foundation
 import GEdgeCore
 import GEdgeHTTPClient
 import GEdgeKafka
+@testable import GEdgeAgent
 import GEdgePlacement
 import Testing
 
@@ -83,5 +84,43 @@ struct CoordinatesTests {
         var bad = near.json
         if case .object(var o) = bad { o["coordinate"] = .object(["vec": .array([.number(1e9)]), "height": 0, "error": 1, "adjustment": 0]); bad = .object(o) }
         #expect(throws: MessageDecodingError.self) { try ClusterState.decode(bad) }
+    }
+}
+
+/// How an agent chooses whom to probe: its nearest measured again in turn, the nearest by
+/// coordinates it has not measured lately, the rest at random; and what it tells its peers.
+@Suite("Latency probe choice")
+struct LatencyProbeChoiceTests {
+    @Test func probesItsNearestMeasuredAndExploresTheNearestUnmeasured() {
+        let peers = Dictionary(uniqueKeysWithValues: ["a", "b", "c", "d", "far", "old"].map { ($0, "127.0.0.1:1") })
+        let prober = LatencyProber(peers: peers, interval: .seconds(2), probes: 2)
+        func point(_ x: Double) -> VivaldiCoordinate { VivaldiCoordinate(vector: [x] + Array(repeating: 0, count: 7), height: 0.0001, error: 0.2, adjustment: 0) }
+        // Measured: a (5 ms) and b (9 ms); old was measured long ago (not fresh).
+        prober.record("old", ms: 1, at: .now - .seconds(2 * LatencyProber.freshPeriods + 10))
+        prober.record("a", ms: 5)
+        prober.learn("a", coordinate: point(0.005), rtt: 5, near: ["c": point(0.004), "far": point(0.2), "stranger": point(0.001)])
+        prober.record("b", ms: 9)
+        prober.learn("b", coordinate: point(0.009), rtt: 9, near: [:])
+        // Each round: one of the nearest measured (a, then b, in turn) and the nearest by
+        // coordinates with no fresh measurement (c; never "stranger", not a peer).
+        var again: [String] = [], explored: Set<String> = []
+        for _ in 0..<4 {
+            let t = prober.chooseTargets()
+            #expect(t.count == 2 && Set(t).count == 2, "\(t)")
+            #expect(t.contains("c"), "the nearest unmeasured is explored: \(t)")
+            again += t.filter { $0 == "a" || $0 == "b" }
+            explored.formUnion(t)
+        }
+        #expect(Set(again) == ["a", "b"], "the nearest measured take turns: \(again)")
+        #expect(!explored.contains("stranger"))
+        // Its nearest, told to peers: the measured ones first (nearest first), then by coordinates.
+        let near = prober.nearest()
+        #expect(near.count == 4 && near["a"] != nil && near["b"] != nil && near["c"] != nil && near["stranger"] == nil, "\(near.keys.sorted())")
+        // Measured, c takes its turn with a and b, and the next to explore is the next known
+        // by coordinates (far: d and old have told no coordinate).
+        prober.record("c", ms: 3)
+        let after = (0..<3).map { _ in prober.chooseTargets() }
+        #expect(after.allSatisfy { $0.contains("far") }, "\(after)")
+        #expect(after.joined().contains("c"), "\(after)")
     }
 }
