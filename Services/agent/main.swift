@@ -201,8 +201,8 @@ func runAgent() async throws {
                 guard let c = agent.prober.coordinate else { return Response(status: .notFound) }
                 return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: c.json.serialized())))
             }
-            // The peers nearest this cluster by the coordinates it has seen, for its peers to
-            // find their own neighbours: `{"near": {cluster: coordinate}}`, at most 16.
+            // The peers nearest this cluster (those it measured nearest, then by coordinates),
+            // for its peers to find their own neighbours: `{"near": {cluster: coordinate}}`, at most 16.
             router.get("/coordinate/near") { _, _ in
                 let near = JSONValue.object(["near": .object(agent.prober.nearest().mapValues(\.json))])
                 return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: near.serialized())))

@@ -156,7 +156,10 @@ func fleetEndToEnd(_ config: ConfigReader, fleet: Fleet, dir: URL, port: Int, to
     let clusterCount = fleet.count
     let bootstrapFile = dir.appendingPathComponent("bootstrap")
     let topics = [
-        "\(Topics.scheduleRequests):8", "\(Topics.schedulerReplies):8", "\(Topics.scheduleResults):4", "\(Topics.clusterStatus):1",
+        "\(Topics.scheduleRequests):8", "\(Topics.schedulerReplies):8", "\(Topics.scheduleResults):4",
+        // The mock cluster keeps about 5 MB of a partition: a fleet's reports (keyed by
+        // cluster, so each cluster's stay in order) are spread over 16 for a minute's.
+        "\(Topics.clusterStatus):16",
         "\(Topics.deadLetter(for: Topics.scheduleRequests)):1", "\(Topics.deadLetter(for: Topics.schedulerReplies)):1",
     ]  // the clusters' command topics are made as the fleet's consumer asks for them (the mock cluster's own creation takes ~0.1 s a topic)
     let brokerCount = try config.int("bench.fleet.brokers", default: 3)
@@ -202,8 +205,16 @@ func fleetEndToEnd(_ config: ConfigReader, fleet: Fleet, dir: URL, port: Int, to
         Console.line("  end to end: the scheduler's view did not hold every cluster within 120 s (\(await fresh()) of \(clusterCount)); see \(dir.path)")
         return
     }
-    Console.line(String(format: "  end to end: dev broker, PostgreSQL, 1 scheduler process, the fleet here (one producer; consumers of 250 of its %d command topics each); view complete %.1f s after start",
-                        clusterCount, cold))
+    // Requests wait for every cluster's command topic to be assigned to the fleet: an apply
+    // sent to a topic that does not exist yet waits for it, and times out.
+    while !runner.ready.isSet && ContinuousClock.now - coldStart < .seconds(600) { try await Task.sleep(for: .milliseconds(100)) }
+    guard runner.ready.isSet else {
+        Console.line("  end to end: the fleet's \(clusterCount) command topics were not all assigned to it within 600 s; see \(dir.path)")
+        return
+    }
+    let topicsReady = seconds(ContinuousClock.now - coldStart)
+    Console.line(String(format: "  end to end: dev broker, PostgreSQL, 1 scheduler process, the fleet here (one producer; consumers of 250 of its %d command topics each); view complete %.1f s after start, every command topic assigned after %.1f s",
+                        clusterCount, cold, topicsReady))
 
     // Requests, as fast as they can be published; results read from the start of the topic.
     let codec = EnvelopeCodec()
