@@ -64,6 +64,73 @@ public struct AgentSettings: Sendable {
     }
 }
 
+/// How an agent chooses whom to probe and what it tells its peers of its neighbourhood: one
+/// rule for the agent (`LatencyProber`, peers by name) and the fleet simulator (clusters by
+/// number), so the simulator measures what agents do.
+public enum ProbeChoice {
+    public typealias Measurement = (ms: Double, at: ContinuousClock.Instant)
+
+    /// The `k` peers measured nearest (fresh at `now`, and `eligible`), nearest first, ties
+    /// to the lower key: picked in one pass over what is held.
+    public static func nearestMeasured<Key: Hashable & Comparable>(
+        _ measured: [Key: Measurement], now: ContinuousClock.Instant, freshFor: Duration, k: Int = LatencyProber.nearestProbed,
+        eligible: (Key) -> Bool = { _ in true }
+    ) -> [Key] {
+        var top: [(key: Key, ms: Double)] = []
+        top.reserveCapacity(k + 1)
+        for (key, m) in measured where now - m.at <= freshFor && eligible(key) {
+            if top.count == k, let last = top.last, m.ms > last.ms || (m.ms == last.ms && key > last.key) { continue }
+            let at = top.firstIndex { m.ms < $0.ms || (m.ms == $0.ms && key < $0.key) } ?? top.count
+            top.insert((key, m.ms), at: at)
+            if top.count > k { top.removeLast() }
+        }
+        return top.map(\.key)
+    }
+
+    /// A round's directed probes, before the random ones (`LatencyProber.chooseTargets`):
+    /// again, one of the nearest measured in turn; explore, the nearest by coordinates among
+    /// the known with no fresh measurement. They swap places every other turn, so that one
+    /// probe a round alternates them.
+    public static func directed<Key: Hashable & Comparable>(
+        measured: [Key: Measurement], known: [Key: VivaldiCoordinate], own: VivaldiCoordinate, turn: Int,
+        now: ContinuousClock.Instant, freshFor: Duration, eligible: (Key) -> Bool = { _ in true }
+    ) -> [Key] {
+        let nearest = nearestMeasured(measured, now: now, freshFor: freshFor, eligible: eligible)
+        let again = nearest.isEmpty ? nil : nearest[turn % nearest.count]
+        var explore: (key: Key, distance: Double)?
+        for (key, coordinate) in known where eligible(key) && (measured[key].map { now - $0.at > freshFor } ?? true) {
+            let d = own.distance(to: coordinate)
+            if explore.map({ d < $0.distance || (d == $0.distance && key < $0.key) }) ?? true { explore = (key, d) }
+        }
+        var out: [Key] = []
+        for pick in (turn % 2 == 0 ? [again, explore?.key] : [explore?.key, again]) {
+            if let pick, !out.contains(pick) { out.append(pick) }
+        }
+        return out
+    }
+
+    /// What `/coordinate/near` answers: the `k` nearest measured (fresh) of those whose
+    /// coordinate is known, then, while fewer, the nearest known by coordinates.
+    public static func near<Key: Hashable & Comparable>(
+        measured: [Key: Measurement], known: [Key: VivaldiCoordinate], own: VivaldiCoordinate,
+        now: ContinuousClock.Instant, freshFor: Duration, k: Int = LatencyProber.nearestProbed
+    ) -> [(Key, VivaldiCoordinate)] {
+        var out = nearestMeasured(measured, now: now, freshFor: freshFor, k: k) { known[$0] != nil }.map { ($0, known[$0]!) }
+        if out.count < k {
+            let taken = Set(out.map(\.0))
+            out += nearestKnown(known.filter { !taken.contains($0.key) }, to: own, k - out.count)
+        }
+        return out
+    }
+
+    /// The `k` entries of `known` nearest `own` by coordinates, nearest first, ties to the lower key.
+    public static func nearestKnown<Key: Hashable & Comparable>(_ known: [Key: VivaldiCoordinate], to own: VivaldiCoordinate, _ k: Int) -> [(Key, VivaldiCoordinate)] {
+        known.map { (key: $0.key, coordinate: $0.value, distance: own.distance(to: $0.value)) }
+            .sorted { $0.distance != $1.distance ? $0.distance < $1.distance : $0.key < $1.key }
+            .prefix(k).map { ($0.key, $0.coordinate) }
+    }
+}
+
 /// Measures latency to peer clusters and keeps this cluster's network coordinate (Vivaldi,
 /// `VivaldiClient`). Each interval it probes at most `probes` peers, not every one: one of the
 /// nearest it has measured again, the nearest by coordinates it has not measured lately, and
@@ -131,22 +198,8 @@ public final class LatencyProber: Service, Sendable {
     /// With one probe a round, again and explore take turns.
     func chooseTargets() -> [String] {
         let turn = round.wrappingAdd(1, ordering: .relaxed).oldValue
-        let now = ContinuousClock.now, freshFor = interval * Self.freshPeriods
-        let fresh = table.withLock { t in t.filter { now - $0.value.at <= freshFor } }
-        let own = vivaldi.withLock { $0.coordinate }
-        let coords = known.withLock { $0 }
-        let measuredNearest = fresh.filter { peers[$0.key] != nil }
-            .sorted { $0.value.ms != $1.value.ms ? $0.value.ms < $1.value.ms : $0.key < $1.key }.prefix(Self.nearestProbed).map(\.key)
-        let again = measuredNearest.isEmpty ? nil : measuredNearest[turn % measuredNearest.count]
-        let explore = coords.filter { peers[$0.key] != nil && fresh[$0.key] == nil }
-            .min { a, b in
-                let (da, db) = (own.distance(to: a.value), own.distance(to: b.value))
-                return da != db ? da < db : a.key < b.key
-            }?.key
-        var out: [String] = []
-        for pick in (turn % 2 == 0 ? [again, explore] : [explore, again]) {
-            if let pick, !out.contains(pick) { out.append(pick) }
-        }
+        var out = ProbeChoice.directed(measured: table.withLock { $0 }, known: known.withLock { $0 }, own: vivaldi.withLock { $0.coordinate },
+                                       turn: turn, now: .now, freshFor: interval * Self.freshPeriods) { peers[$0] != nil }
         for name in peers.keys.shuffled() where out.count < probes && !out.contains(name) { out.append(name) }
         return Array(out.prefix(probes))
     }
@@ -190,17 +243,9 @@ public final class LatencyProber: Service, Sendable {
     /// their neighbours: those it measured nearest (fresh), then, while it has measured
     /// fewer, the nearest by coordinates; each with the coordinate it last read.
     public func nearest() -> [String: VivaldiCoordinate] {
-        let own = vivaldi.withLock { $0.coordinate }
-        let coords = known.withLock { $0 }
-        let now = ContinuousClock.now, freshFor = interval * Self.freshPeriods
-        let measured = table.withLock { t in t.filter { now - $0.value.at <= freshFor && coords[$0.key] != nil } }
-            .sorted { $0.value.ms != $1.value.ms ? $0.value.ms < $1.value.ms : $0.key < $1.key }.prefix(Self.nearestProbed).map(\.key)
-        var out: [String: VivaldiCoordinate] = [:]
-        for name in measured { out[name] = coords[name] }
-        for (name, c) in coords.sorted(by: { own.distance(to: $0.value) < own.distance(to: $1.value) }) where out.count < Self.nearestProbed && out[name] == nil {
-            out[name] = c
-        }
-        return out
+        let near = ProbeChoice.near(measured: table.withLock { $0 }, known: known.withLock { $0 }, own: vivaldi.withLock { $0.coordinate },
+                                    now: .now, freshFor: interval * Self.freshPeriods)
+        return Dictionary(near.map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
     }
 
     /// A peer's nearest peers and their coordinates (`/coordinate/near`), read within bounds;

@@ -283,24 +283,15 @@ public final class Fleet: Sendable {
         // Every cluster's coordinate and nearest as the period starts: what its `/coordinate`
         // and `/coordinate/near` would answer during it.
         let served: [(coordinate: VivaldiCoordinate, near: [(Int, VivaldiCoordinate)])] = clusters.map { c in
-            c.book.withLock { b in (b.vivaldi.coordinate, Self.near(b, now: now, freshFor: freshFor)) }
+            c.book.withLock { b in
+                (b.vivaldi.coordinate, ProbeChoice.near(measured: b.measured, known: b.known, own: b.vivaldi.coordinate, now: now, freshFor: freshFor))
+            }
         }
         for c in clusters {
             let targets: [Int] = c.book.withLock { b in
                 let turn = b.round
                 b.round += 1
-                let measuredNearest = Self.nearestMeasured(b, now: now, freshFor: freshFor)
-                let again = measuredNearest.isEmpty ? nil : measuredNearest[turn % measuredNearest.count]
-                let own = b.vivaldi.coordinate
-                var explore: (key: Int, distance: Double)?
-                for (k, coordinate) in b.known where b.measured[k].map({ now - $0.at > freshFor }) ?? true {
-                    let d = own.distance(to: coordinate)
-                    if explore.map({ d < $0.distance || (d == $0.distance && k < $0.key) }) ?? true { explore = (k, d) }
-                }
-                var out: [Int] = []
-                for pick in (turn % 2 == 0 ? [again, explore?.key] : [explore?.key, again]) {
-                    if let pick, !out.contains(pick) { out.append(pick) }
-                }
+                var out = ProbeChoice.directed(measured: b.measured, known: b.known, own: b.vivaldi.coordinate, turn: turn, now: now, freshFor: freshFor)
                 var tries = 0
                 while out.count < min(settings.latencyProbes, n - 1), tries < 100 {
                     tries += 1
@@ -321,7 +312,7 @@ public final class Fleet: Sendable {
                 if b.known.count > 2 * Self.knownLimit {
                     // The nearest by coordinates are kept, and every one measured lately (at
                     // twice the limit: a sort each round would cost more than the round).
-                    var keep = Set(Self.nearest(b.known, to: b.vivaldi.coordinate, Self.knownLimit).map(\.0))
+                    var keep = Set(ProbeChoice.nearestKnown(b.known, to: b.vivaldi.coordinate, Self.knownLimit).map(\.0))
                     for (k, m) in b.measured where now - m.at <= freshFor { keep.insert(k) }
                     b.known = b.known.filter { keep.contains($0.key) }
                 }
@@ -331,40 +322,6 @@ public final class Fleet: Sendable {
                 }
             }
         }
-    }
-
-    /// The `LatencyProber.nearestProbed` peers `b` measured nearest (fresh), nearest first,
-    /// ties to the lower index: picked in one pass (a cluster holds a few hundred).
-    static func nearestMeasured(_ b: borrowing FleetCluster.Book, now: ContinuousClock.Instant, freshFor: Duration) -> [Int] {
-        let k = LatencyProber.nearestProbed
-        var top: [(key: Int, ms: Double)] = []
-        top.reserveCapacity(k + 1)
-        for (key, m) in b.measured where now - m.at <= freshFor {
-            if top.count == k, let last = top.last, m.ms > last.ms || (m.ms == last.ms && key > last.key) { continue }
-            let at = top.firstIndex { m.ms < $0.ms || (m.ms == $0.ms && key < $0.key) } ?? top.count
-            top.insert((key, m.ms), at: at)
-            if top.count > k { top.removeLast() }
-        }
-        return top.map(\.key)
-    }
-
-    /// What cluster `b`'s `/coordinate/near` answers (as `LatencyProber.nearest`): its
-    /// nearest measured, fresh, then the nearest by coordinates while it measured fewer.
-    static func near(_ b: borrowing FleetCluster.Book, now: ContinuousClock.Instant, freshFor: Duration) -> [(Int, VivaldiCoordinate)] {
-        let known = b.known
-        var out = nearestMeasured(b, now: now, freshFor: freshFor).compactMap { k in known[k].map { (k, $0) } }
-        if out.count < LatencyProber.nearestProbed {
-            let taken = Set(out.map(\.0))
-            out += nearest(known, to: b.vivaldi.coordinate, LatencyProber.nearestProbed).filter { !taken.contains($0.0) }.prefix(LatencyProber.nearestProbed - out.count)
-        }
-        return out
-    }
-
-    /// The `k` entries of `known` nearest `own`, nearest first.
-    static func nearest(_ known: [Int: VivaldiCoordinate], to own: VivaldiCoordinate, _ k: Int) -> [(Int, VivaldiCoordinate)] {
-        known.map { (key: $0.key, coordinate: $0.value, distance: own.distance(to: $0.value)) }
-            .sorted { $0.distance != $1.distance ? $0.distance < $1.distance : $0.key < $1.key }
-            .prefix(k).map { ($0.key, $0.coordinate) }
     }
 
     /// The coordinates' estimate of the round trip between two clusters, milliseconds.
