@@ -66,12 +66,14 @@ public struct AgentSettings: Sendable {
 
 /// How an agent chooses whom to probe and what it tells its peers of its neighbourhood: one
 /// rule for the agent (`LatencyProber`, peers by name) and the fleet simulator (clusters by
-/// number), so the simulator measures what agents do.
+/// number), so the simulator measures what agents do. Inlinable: the simulator runs it for
+/// thousands of clusters a period, specialised for its keys.
 public enum ProbeChoice {
     public typealias Measurement = (ms: Double, at: ContinuousClock.Instant)
 
     /// The `k` peers measured nearest (fresh at `now`, and `eligible`), nearest first, ties
     /// to the lower key: picked in one pass over what is held.
+    @inlinable
     public static func nearestMeasured<Key: Hashable & Comparable>(
         _ measured: [Key: Measurement], now: ContinuousClock.Instant, freshFor: Duration, k: Int = LatencyProber.nearestProbed,
         eligible: (Key) -> Bool = { _ in true }
@@ -91,6 +93,7 @@ public enum ProbeChoice {
     /// again, one of the nearest measured in turn; explore, the nearest by coordinates among
     /// the known with no fresh measurement. They swap places every other turn, so that one
     /// probe a round alternates them.
+    @inlinable
     public static func directed<Key: Hashable & Comparable>(
         measured: [Key: Measurement], known: [Key: VivaldiCoordinate], own: VivaldiCoordinate, turn: Int,
         now: ContinuousClock.Instant, freshFor: Duration, eligible: (Key) -> Bool = { _ in true }
@@ -111,6 +114,7 @@ public enum ProbeChoice {
 
     /// What `/coordinate/near` answers: the `k` nearest measured (fresh) of those whose
     /// coordinate is known, then, while fewer, the nearest known by coordinates.
+    @inlinable
     public static func near<Key: Hashable & Comparable>(
         measured: [Key: Measurement], known: [Key: VivaldiCoordinate], own: VivaldiCoordinate,
         now: ContinuousClock.Instant, freshFor: Duration, k: Int = LatencyProber.nearestProbed
@@ -124,6 +128,7 @@ public enum ProbeChoice {
     }
 
     /// The `k` entries of `known` nearest `own` by coordinates, nearest first, ties to the lower key.
+    @inlinable
     public static func nearestKnown<Key: Hashable & Comparable>(_ known: [Key: VivaldiCoordinate], to own: VivaldiCoordinate, _ k: Int) -> [(Key, VivaldiCoordinate)] {
         known.map { (key: $0.key, coordinate: $0.value, distance: own.distance(to: $0.value)) }
             .sorted { $0.distance != $1.distance ? $0.distance < $1.distance : $0.key < $1.key }
