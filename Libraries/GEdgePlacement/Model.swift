@@ -323,9 +323,12 @@ struct NameFilter: Sendable, Hashable {
     init(name: String) {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for b in name.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
-        for bit in [h & 127, (h >> 7) & 127] {
-            if bit < 64 { low |= 1 << bit } else { high |= 1 << (bit - 64) }
-        }
+        set(h & 127)
+        set((h >> 7) & 127)
+    }
+
+    private mutating func set(_ bit: UInt64) {
+        if bit < 64 { low |= 1 << bit } else { high |= 1 << (bit - 64) }
     }
 
     init(_ names: some Sequence<String>) {
