@@ -405,9 +405,7 @@ public final class Agent: Sendable {
     /// A topic a command may have its answer written to: a legal Kafka topic name that is
     /// none of the suite's input topics (requests, agents' commands, results, status).
     public static func isReplyTopic(_ t: String) -> Bool {
-        guard (1...249).contains(t.utf8.count), t != ".", t != "..",
-              t.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) || $0 == 46 || $0 == 95 || $0 == 45 })
-        else { return false }
+        guard Topics.isLegalName(t) else { return false }
         let base = t.hasSuffix(".dlq") ? String(t.dropLast(4)) : t
         return ![Topics.scheduleRequests, Topics.scheduleResults, Topics.clusterStatus, Topics.podMetrics].contains(base)
             && !t.hasPrefix(Topics.agentCommands(cluster: ""))

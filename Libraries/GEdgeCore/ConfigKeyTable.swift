@@ -181,7 +181,8 @@ extension ConfigKeys {
         Section(title: "gedge-kafka-dev", programs: ["gedge-kafka-dev"], keys: [
             Key(names: ["kafka.dev.brokers"], defaultValue: "`3`", meaning: "brokers in the mock cluster"),
             Key(names: ["kafka.dev.host", "kafka.dev.port"], defaultValue: "`127.0.0.1`, `9092`", meaning: "the fixed bootstrap address"),
-            Key(names: ["kafka.dev.topics"], defaultValue: "`gedge.schedule.requests:8,gedge.schedule.requests.dlq:1`", meaning: "`name:partitions,...`"),
+            Key(names: ["kafka.dev.topics"], defaultValue: "the suite's topics: requests, replies and results with their dead-letter topics, status", meaning: "`name:partitions,...` (`:partitions` left out: 1); legal Kafka names, 1 to 1,024 partitions"),
+            Key(names: ["kafka.dev.topics.file"], defaultValue: "", meaning: "more topics, one `name:partitions` a line (`#` comments); at most 100,000, 8 MiB"),
             Key(names: ["kafka.dev.bootstrap.file"], defaultValue: "", meaning: "written once the broker is ready"),
         ]),
         Section(title: "gedge-fleet", programs: ["gedge-fleet"], keys: [

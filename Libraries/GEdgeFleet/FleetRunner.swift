@@ -15,12 +15,15 @@ public final class FleetRunner: Service, Sendable {
     let logger: Logger
     let group: String
     let statsInterval: Duration
+    public let topicsPerConsumer: Int
     let thread = DedicatedThread(name: "fleet-probes")
     /// Set once the fleet's topics exist and its consumer has its partitions.
     public let ready = RunFlag(false)
 
-    public init(fleet: Fleet, kafka: KafkaConfiguration, group: String? = nil, statsInterval: Duration = .seconds(10), logger: Logger) {
+    public init(fleet: Fleet, kafka: KafkaConfiguration, group: String? = nil, statsInterval: Duration = .seconds(10),
+                topicsPerConsumer: Int = FleetRunner.defaultTopicsPerConsumer, logger: Logger) {
         self.fleet = fleet
+        self.topicsPerConsumer = max(1, topicsPerConsumer)
         self.kafka = kafka
         self.group = group ?? "gedge-fleet-\(fleet.settings.prefix)"
         self.statsInterval = statsInterval
@@ -41,8 +44,8 @@ public final class FleetRunner: Service, Sendable {
         if client["allow.auto.create.topics"] == nil { client["allow.auto.create.topics"] = "true" }
         let topics = (0..<fleet.count).map { Topics.agentCommands(cluster: fleet.name($0)) }
         var shards: [KafkaConsumer] = []
-        for start in stride(from: 0, to: topics.count, by: Self.topicsPerConsumer) {
-            var c = KafkaConsumerConfiguration(client: client, groupID: group, topics: Array(topics[start..<min(topics.count, start + Self.topicsPerConsumer)]))
+        for start in stride(from: 0, to: topics.count, by: topicsPerConsumer) {
+            var c = KafkaConsumerConfiguration(client: client, groupID: group, topics: Array(topics[start..<min(topics.count, start + topicsPerConsumer)]))
             c.autoOffsetReset = "latest"
             c.bufferCapacity = 1024
             shards.append(try KafkaConsumer(configuration: c, logger: logger))
@@ -76,7 +79,7 @@ public final class FleetRunner: Service, Sendable {
     }
 
     /// Topics read by one consumer.
-    static let topicsPerConsumer = 250
+    public static let defaultTopicsPerConsumer = 100
 
     func watchAssignment(_ consumers: [KafkaConsumer], _ running: RunFlag) async {
         while running.isSet {

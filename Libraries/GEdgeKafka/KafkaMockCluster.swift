@@ -1,4 +1,6 @@
 import CRdKafka
+import Foundation
+import Synchronization
 import GEdgeCore
 import Logging
 
@@ -33,8 +35,64 @@ public final class KafkaMockCluster: @unchecked Sendable {
     public var bootstrapServers: String { String(cString: rd_kafka_mock_cluster_bootstraps(cluster)) }
 
     public func createTopic(_ name: String, partitions: Int32, replicationFactor: Int32 = 1) throws(KafkaError) {
-        let err = rd_kafka_mock_topic_create(cluster, name, partitions, replicationFactor)
-        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "create topic \(name)") }
+        try createTopics([KafkaTopicSpec(name: name, partitions: partitions, replicationFactor: replicationFactor)], concurrency: 1)
+    }
+
+    /// Creates topics, from up to `concurrency` threads at once; the first error is thrown
+    /// once every creation has been tried.
+    ///
+    /// Each creation is an operation handed to the mock cluster's thread, which librdkafka 2.0
+    /// can fail to wake: it serves its queue before it drains its wake-up pipe, so an operation
+    /// queued in between (the next creation, sent as soon as the last is answered) waits for
+    /// the thread's next timer, about 0.1 s: 5,000 topics one after another take 8 minutes.
+    /// Any socket event wakes the thread as well, so while creations are outstanding a
+    /// connection to a broker (each in turn) is opened and closed every millisecond.
+    public func createTopics(_ topics: [KafkaTopicSpec], concurrency: Int = 16) throws(KafkaError) {
+        guard !topics.isEmpty else { return }
+        let failures = Failures()
+        let done = DispatchGroup()
+        let lanes = max(1, min(concurrency, topics.count))
+        for lane in 0..<lanes {
+            done.enter()
+            let thread = Thread { [self] in
+                defer { done.leave() }
+                for t in stride(from: lane, to: topics.count, by: lanes).map({ topics[$0] }) {
+                    let err = rd_kafka_mock_topic_create(cluster, t.name, t.partitions, t.replicationFactor)
+                    if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                        failures.list.withLock { $0.append(KafkaError(err, context: "create topic \(t.name)")) }
+                    }
+                }
+            }
+            thread.name = "mock-topics-\(lane)"
+            thread.start()
+        }
+        // Each broker in turn: one that is down (`setBrokerDown`) accepts nothing.
+        let ports = bootstrapServers.split(separator: ",").compactMap { $0.split(separator: ":").last.flatMap { UInt16($0) } }
+        var turn = 0
+        while done.wait(timeout: .now() + .milliseconds(1)) == .timedOut, !ports.isEmpty {
+            Self.touch(port: ports[turn % ports.count])
+            turn += 1
+        }
+        done.wait()
+        if let first = failures.list.withLock({ $0.first }) { throw first }
+    }
+
+    private final class Failures: Sendable {
+        let list = Mutex<[KafkaError]>([])
+    }
+
+    /// Opens and closes a connection to a loopback port: an event on the listener's socket.
+    private static func touch(port: UInt16) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = port.bigEndian
+        addr.sin_addr.s_addr = in_addr_t(0x7F00_0001).bigEndian
+        _ = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
     }
 
     /// Takes a broker down: its connections close and it accepts no new ones until `setBrokerUp`.

@@ -27,7 +27,13 @@ public final class ClusterView: Sendable {
         var position: [String: Int] = [:]
         var nodeIndex: [String: [String: Int]] = [:]
         var reservations: [String: [Reservation]] = [:]
+        /// The requests holding a reservation on each cluster: a report looks only at its own
+        /// cluster's, however many thousands are held.
+        var reservedOn: [String: Set<String>] = [:]
         var lastExpiry: Date?
+        /// No effective state was reported before this (nil: not known): a report only ever
+        /// replaces an older one, so the bound holds until a state older than it is set.
+        var reportedSince: Date?
     }
 
     private let state = Mutex(State())
@@ -53,11 +59,11 @@ public final class ClusterView: Sendable {
             // Drop reservations the report already accounts for (a request's list is copied
             // only when it holds one: thousands are held at a time).
             func accounted(_ r: Reservation) -> Bool { r.cluster == report.name && (r.confirmed.map { $0 < report.reportedAt } ?? false) }
-            for (id, list) in s.reservations where list.contains(where: accounted) {
-                let kept = list.filter { !accounted($0) }
-                s.reservations[id] = kept.isEmpty ? nil : kept
+            for id in s.reservedOn[report.name] ?? [] {
+                guard let list = s.reservations[id], list.contains(where: accounted) else { continue }
+                s.setReservations(id, list.filter { !accounted($0) }, was: list)
             }
-            let effective = Self.apply(report, s.reservations.values.joined().filter { $0.cluster == report.name }, idx)
+            let effective = Self.apply(report, s.reservations(on: report.name), idx)
             // The capacity summary is computed here, as the report arrives, not by the next decision.
             _ = effective.capacity
             s.setEffective(effective)
@@ -88,7 +94,18 @@ public final class ClusterView: Sendable {
         let limit = Double(staleAfter.milliseconds) / 1000
         let oldest = now.addingTimeInterval(-limit)
         return state.withLock { s in
-            s.effective.allSatisfy { $0.reportedAt >= oldest } ? s.effective : s.effective.filter { $0.reportedAt >= oldest }
+            s.allReported(since: oldest) ? s.effective : s.effective.filter { $0.reportedAt >= oldest }
+        }
+    }
+
+    /// Runs `body` over the fresh clusters (as `fresh` gives them) while holding the view:
+    /// reports and reservations wait for it. A decision made on a snapshot instead holds the
+    /// view's array while they change it, and each change then copies every cluster's state.
+    public func withFresh<R>(now: Date = Date(), _ body: ([ClusterState]) throws -> R) rethrows -> R {
+        let limit = Double(staleAfter.milliseconds) / 1000
+        let oldest = now.addingTimeInterval(-limit)
+        return try state.withLock { s in
+            s.allReported(since: oldest) ? try body(s.effective) : try body(s.effective.filter { $0.reportedAt >= oldest })
         }
     }
 
@@ -102,6 +119,7 @@ public final class ClusterView: Sendable {
             for p in parts where p.node != nil {
                 let r = Reservation(cluster: p.cluster, node: p.node, resources: perReplica * p.replicas, created: now)
                 s.reservations[requestID, default: []].append(r)
+                s.reservedOn[r.cluster, default: []].insert(requestID)
                 Self.adjust(&s, r, sign: 1)
             }
         }
@@ -110,7 +128,9 @@ public final class ClusterView: Sendable {
     /// Drops a request's reservations at once (its decision was not recorded).
     public func release(requestID: String) {
         state.withLock { s in
-            for r in s.reservations.removeValue(forKey: requestID) ?? [] { Self.adjust(&s, r, sign: -1) }
+            guard let list = s.reservations[requestID] else { return }
+            s.setReservations(requestID, [], was: list)
+            for r in list { Self.adjust(&s, r, sign: -1) }
         }
     }
 
@@ -118,7 +138,8 @@ public final class ClusterView: Sendable {
     /// failure drops it at once.
     public func confirm(requestID: String, cluster: String, ok: Bool, now: Date = Date()) {
         state.withLock { s in
-            guard var list = s.reservations[requestID] else { return }
+            guard let held = s.reservations[requestID] else { return }
+            var list = held
             for i in list.indices where list[i].cluster == cluster {
                 if ok {
                     list[i].confirmed = now
@@ -127,7 +148,7 @@ public final class ClusterView: Sendable {
                 }
             }
             if !ok { list.removeAll { $0.cluster == cluster } }
-            s.reservations[requestID] = list.isEmpty ? nil : list
+            s.setReservations(requestID, list, was: held)
         }
     }
 
@@ -143,12 +164,11 @@ public final class ClusterView: Sendable {
             var touched = Set<String>()
             for (id, list) in s.reservations where list.contains(where: expired) {
                 for r in list where expired(r) { touched.insert(r.cluster) }
-                let kept = list.filter { !expired($0) }
-                s.reservations[id] = kept.isEmpty ? nil : kept
+                s.setReservations(id, list.filter { !expired($0) }, was: list)
             }
             for name in touched {
                 if let rep = s.reported[name], let idx = s.nodeIndex[name] {
-                    s.setEffective(Self.apply(rep, s.reservations.values.joined().filter { $0.cluster == name }, idx))
+                    s.setEffective(Self.apply(rep, s.reservations(on: name), idx))
                 }
             }
         }
@@ -161,8 +181,38 @@ public final class ClusterView: Sendable {
 
 
 extension ClusterView.State {
+    /// This scheduler's reservations on one cluster.
+    func reservations(on cluster: String) -> [ClusterView.Reservation] {
+        var out: [ClusterView.Reservation] = []
+        for id in reservedOn[cluster] ?? [] {
+            for r in reservations[id] ?? [] where r.cluster == cluster { out.append(r) }
+        }
+        return out
+    }
+
+    /// Replaces a request's reservations (`was`, what it held) and keeps the index by
+    /// cluster in step; an empty list drops the request.
+    mutating func setReservations(_ id: String, _ list: [ClusterView.Reservation], was: [ClusterView.Reservation]) {
+        reservations[id] = list.isEmpty ? nil : list
+        for cluster in Set(was.map(\.cluster)) where !list.contains(where: { $0.cluster == cluster }) {
+            reservedOn[cluster]?.remove(id)
+            if reservedOn[cluster]?.isEmpty == true { reservedOn[cluster] = nil }
+        }
+    }
+
+    /// Whether every effective state was reported at `oldest` or later; walks the states
+    /// only when the kept bound does not answer.
+    mutating func allReported(since oldest: Date) -> Bool {
+        if let since = reportedSince, since >= oldest { return true }
+        guard let first = effective.first?.reportedAt else { return true }
+        let earliest = effective.reduce(first) { min($0, $1.reportedAt) }
+        reportedSince = earliest
+        return earliest >= oldest
+    }
+
     /// Replaces a cluster's effective state in place, or inserts it in name order.
     mutating func setEffective(_ c: ClusterState) {
+        if let since = reportedSince, c.reportedAt < since { reportedSince = c.reportedAt }
         if let at = position[c.name] {
             effective[at] = c
             return

@@ -263,6 +263,18 @@ struct CPUSample {
         return pids.filter { (try? String(contentsOfFile: "/proc/\($0)/comm", encoding: .utf8)) == "postgres\n" }.map(ticks).reduce(0, +)
     }
 
+    /// Each process's CPU time per item (a request) since `earlier`, their sum, and the
+    /// cores that sum takes at `rate` items a second.
+    func perItem(since earlier: CPUSample, items: Int, rate: Double) -> String {
+        let hz = Double(sysconf(Int32(_SC_CLK_TCK)))
+        let each = ticks.map { (name: $0.key, ms: Double($0.value - (earlier.ticks[$0.key] ?? 0)) / hz * 1000 / Double(max(1, items))) }
+            .sorted { $0.ms > $1.ms }
+        let total = each.reduce(0) { $0 + $1.ms }
+        return each.map { String(format: "%@ %.2f ms", $0.name as NSString, $0.ms) }.joined(separator: ", ")
+            + String(format: "; %.2f ms in all, so %.0f requests/s take %.1f cores at this cost (this machine has %d)",
+                     total, rate, total * rate / 1000, ProcessInfo.processInfo.activeProcessorCount)
+    }
+
     /// Each process's share of one core since `earlier`, and how busy the machine was.
     func since(_ earlier: CPUSample) -> String {
         let hz = Double(sysconf(Int32(_SC_CLK_TCK)))

@@ -8,7 +8,8 @@ import Logging
 // fixed bootstrap port on loopback and the suite's topics created with their partitions.
 //
 // Keys: kafka.dev.brokers (3), kafka.dev.host (127.0.0.1), kafka.dev.port (9092),
-// kafka.dev.topics ("name:partitions,..."), kafka.dev.bootstrap.file (a file to write the
+// kafka.dev.topics ("name:partitions,..."), kafka.dev.topics.file (more, one a line),
+// kafka.dev.bootstrap.file (a file to write the
 // bootstrap address to once ready).
 
 // Runs on the main thread throughout (no async code): the stop signals are blocked before the
@@ -36,13 +37,14 @@ func runBroker() throws {
     pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
 
     let cluster = try KafkaMockCluster(brokers: brokerCount, logger: logger)
-    for spec in config.list("kafka.dev.topics", default: defaultTopics.split(separator: ",").map(String.init)) {
-        let parts = spec.split(separator: ":")
-        guard let name = parts.first, let partitions = Int32(parts.count > 1 ? parts[1] : "1") else {
-            throw ConfigurationError(key: "kafka.dev.topics", reason: "'\(spec)' is not name:partitions")
-        }
-        try cluster.createTopic(String(name), partitions: partitions, replicationFactor: Int32(min(brokerCount, 3)))
+    var lists = [try TopicList(config.list("kafka.dev.topics", default: defaultTopics.split(separator: ",").map(String.init)).map { Substring($0) }, key: "kafka.dev.topics")]
+    if let file = config.string("kafka.dev.topics.file") { lists.append(try TopicList(file: file, key: "kafka.dev.topics.file")) }
+    var topics: [KafkaTopicSpec] = []
+    var seen = Set<String>()
+    for entry in lists.flatMap(\.entries) where seen.insert(entry.name).inserted {
+        topics.append(KafkaTopicSpec(name: entry.name, partitions: entry.partitions, replicationFactor: Int32(min(brokerCount, 3))))
     }
+    try cluster.createTopics(topics)
     let firstBroker = cluster.bootstrapServers.split(separator: ",")[0]
     guard let brokerPort = UInt16(firstBroker.split(separator: ":").last ?? "") else {
         throw ConfigurationError(key: "kafka.dev", reason: "unexpected bootstrap address \(firstBroker)")

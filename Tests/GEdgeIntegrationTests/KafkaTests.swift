@@ -285,4 +285,25 @@ struct KafkaTests {
         let admin = try KafkaAdmin(configuration: KafkaConfiguration(brokers: cluster.bootstrapServers, clientID: "test"), logger: logger)
         #expect(try await admin.partitionCount(topic: topic) == 5)
     }
+
+    /// Many topics at once, each with its own partitions, and with a broker down (the
+    /// creations are served whichever broker wakes the mock cluster).
+    @Test func manyTopicsAreCreatedTogether() async throws {
+        let cluster = try KafkaMockCluster(brokers: 3, logger: logger)
+        let prefix = TestEnv.unique("many")
+        let specs = (0..<300).map { KafkaTopicSpec(name: "\(prefix)-\($0)", partitions: Int32($0 % 4 + 1), replicationFactor: 3) }
+        try cluster.createTopics(specs)
+        try cluster.setBrokerDown(1)
+        try cluster.createTopics([KafkaTopicSpec(name: "\(prefix)-late", partitions: 2)])
+        try cluster.setBrokerUp(1)
+        let admin = try KafkaAdmin(configuration: KafkaConfiguration(brokers: cluster.bootstrapServers, clientID: "test"), logger: logger)
+        for i in [0, 1, 2, 3, 150, 299] {
+            #expect(try await admin.partitionCount(topic: "\(prefix)-\(i)") == i % 4 + 1)
+        }
+        #expect(try await admin.partitionCount(topic: "\(prefix)-late") == 2)
+        // A topic named twice is refused by the mock cluster, after the others are made.
+        #expect(throws: KafkaError.self) {
+            try cluster.createTopics([KafkaTopicSpec(name: "\(prefix)-0", partitions: 1), KafkaTopicSpec(name: "\(prefix)-new", partitions: 1)])
+        }
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GEdgeCore
 import GEdgePlacement
 import Testing
 
@@ -62,5 +63,96 @@ import Testing
         view.expireReservations(now: t0.addingTimeInterval(51))
         #expect(view.reservationCount == 0)
         #expect(requested(view, "n1", now: t0.addingTimeInterval(51)) == 0)
+    }
+
+    /// Random reservations, answers, releases, reports and expiries over several clusters,
+    /// against a model kept here: after every step each node shows its report's figure plus
+    /// exactly the reservations still held on it (the view keeps them indexed by cluster and
+    /// adjusts in place; the model sums them from scratch).
+    @Test func reservationsFollowAModelOverRandomSteps() {
+        struct Held { var cluster: String; var node: String; var cpu: Int64; var created: Date; var confirmed: Date? }
+        let ttl: TimeInterval = 30
+        let view = ClusterView(staleAfter: .seconds(100_000), reservationTTL: .seconds(30))
+        let clusters = ["c0", "c1", "c2"], nodes = ["n0", "n1", "n2"]
+        var rng = SeededRandom(seed: 25)
+        var reports: [String: (at: Date, cpu: [String: Int64])] = [:]
+        var held: [String: [Held]] = [:]
+        var now = t0
+        var sequence: Int64 = 0
+        func send(_ cluster: String) {
+            sequence += 1
+            let cpu = Dictionary(uniqueKeysWithValues: nodes.map { ($0, Int64.random(in: 0...1000, using: &rng)) })
+            view.update(ClusterState(name: cluster, nodes: nodes.map {
+                NodeState(name: $0, allocatable: Resources(cpuMilli: 1_000_000, memory: 8 << 30), requested: Resources(cpuMilli: cpu[$0]!, memory: 0))
+            }, sequence: sequence, reportedAt: now))
+            reports[cluster] = (now, cpu)
+            for (id, list) in held {
+                let kept = list.filter { !($0.cluster == cluster && ($0.confirmed.map { $0 < now } ?? false)) }
+                held[id] = kept.isEmpty ? nil : kept
+            }
+        }
+        for c in clusters { send(c) }
+        for step in 0..<3_000 {
+            now = now.addingTimeInterval(0.3)
+            let id = "r\(Int.random(in: 0..<25, using: &rng))"
+            let cluster = clusters.randomElement(using: &rng)!
+            switch Int.random(in: 0..<6, using: &rng) {
+            case 0, 1:
+                let parts = (0..<Int.random(in: 1...3, using: &rng)).map { _ in
+                    PlacementPart(cluster: clusters.randomElement(using: &rng)!, node: nodes.randomElement(using: &rng)!, replicas: Int.random(in: 1...3, using: &rng))
+                }
+                let per = Int64.random(in: 1...100, using: &rng)
+                view.reserve(requestID: id, parts: parts, perReplica: Resources(cpuMilli: per, memory: 0), now: now)
+                for p in parts { held[id, default: []].append(Held(cluster: p.cluster, node: p.node!, cpu: per * Int64(p.replicas), created: now)) }
+            case 2:
+                let ok = Bool.random(using: &rng)
+                view.confirm(requestID: id, cluster: cluster, ok: ok, now: now)
+                if var list = held[id] {
+                    if ok {
+                        for i in list.indices where list[i].cluster == cluster { list[i].confirmed = now }
+                    } else {
+                        list.removeAll { $0.cluster == cluster }
+                    }
+                    held[id] = list.isEmpty ? nil : list
+                }
+            case 3:
+                view.release(requestID: id)
+                held[id] = nil
+            case 4:
+                send(cluster)
+            default:
+                view.expireReservations(now: now)
+                for (id, list) in held {
+                    let kept = list.filter { now.timeIntervalSince($0.created) < ttl }
+                    held[id] = kept.isEmpty ? nil : kept
+                }
+            }
+            let seen = Dictionary(uniqueKeysWithValues: view.fresh(now: now).map { ($0.name, $0) })
+            for c in clusters {
+                for n in nodes {
+                    let expected = reports[c]!.cpu[n]! + held.values.joined().filter { $0.cluster == c && $0.node == n }.reduce(0) { $0 + $1.cpu }
+                    let shown = seen[c]?.nodes.first { $0.name == n }?.requested.cpuMilli
+                    #expect(shown == expected, "step \(step): \(c)/\(n)")
+                    if shown != expected { return }
+                }
+            }
+            #expect(view.reservationCount == held.values.reduce(0) { $0 + $1.count })
+        }
+    }
+
+    @Test func decisionsInsideTheViewSeeWhatFreshGives() {
+        let view = ClusterView(staleAfter: .seconds(15), reservationTTL: .seconds(30))
+        view.update(report(1, at: t0))
+        var other = report(1, at: t0.addingTimeInterval(10))
+        other.name = "edge2"
+        view.update(other)
+        for now in [t0, t0.addingTimeInterval(14), t0.addingTimeInterval(16), t0.addingTimeInterval(26)] {
+            #expect(view.withFresh(now: now) { $0.map(\.name) } == view.fresh(now: now).map(\.name))
+        }
+        #expect(view.withFresh(now: t0.addingTimeInterval(16)) { $0.map(\.name) } == ["edge2"])
+        #expect(view.withFresh(now: t0.addingTimeInterval(26)) { $0.map(\.name) } == [])
+        // A cluster that reports again is fresh again.
+        view.update(report(2, at: t0.addingTimeInterval(25)))
+        #expect(view.withFresh(now: t0.addingTimeInterval(26)) { $0.map(\.name) } == ["edge1"])
     }
 }
