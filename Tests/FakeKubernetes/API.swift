@@ -306,7 +306,11 @@ extension FakeCluster {
         continuation.onTermination = { [weak self] _ in
             ticker.cancel()
             guard let self else { return }
-            _ = self.lock.withLock { self.watchers.removeValue(forKey: id) }
+            // Not here and now: this runs inside the cancellation of the watching task, under
+            // that task's status lock, while a change may hold the cluster's lock and be
+            // yielding to this very stream (which takes the task's status lock): each would
+            // wait for the other. A yield to a stream already ended is dropped meanwhile.
+            DispatchQueue.global().async { _ = self.lock.withLock { self.watchers.removeValue(forKey: id) } }
         }
         return .watch(stream)
     }
