@@ -179,7 +179,7 @@ extension ConfigKeys {
             Key(names: ["--once"], defaultValue: "", meaning: "print the inventory as JSON and exit"),
         ]),
         Section(title: "gedge-kafka-dev", programs: ["gedge-kafka-dev"], keys: [
-            Key(names: ["kafka.dev.brokers"], defaultValue: "`3`", meaning: "brokers in the mock cluster"),
+            Key(names: ["kafka.dev.brokers"], defaultValue: "`3`", meaning: "brokers in the mock cluster, 1 to 32"),
             Key(names: ["kafka.dev.host", "kafka.dev.port"], defaultValue: "`127.0.0.1`, `9092`", meaning: "the fixed bootstrap address"),
             Key(names: ["kafka.dev.topics"], defaultValue: "the suite's topics: requests, replies and results with their dead-letter topics, status", meaning: "`name:partitions,...` (`:partitions` left out: 1); legal Kafka names, 1 to 1,024 partitions"),
             Key(names: ["kafka.dev.topics.file"], defaultValue: "", meaning: "more topics, one `name:partitions` a line (`#` comments); at most 100,000, 8 MiB"),

@@ -25,8 +25,17 @@ func runBroker() throws {
         "\(Topics.deadLetter(for: Topics.schedulerReplies)):1", "\(Topics.scheduleResults):4", "\(Topics.clusterStatus):1",
     ].joined(separator: ",")
     let brokerCount = try config.int("kafka.dev.brokers", default: 3)
+    guard (1...32).contains(brokerCount) else { throw ConfigurationError(key: "kafka.dev.brokers", reason: "\(brokerCount) is not 1 to 32") }
     let host = config.string("kafka.dev.host", default: "127.0.0.1")
     let port = try config.port("kafka.dev.port", default: 9092)
+    // The topics, read before anything starts: a bad entry ends the program with its key.
+    var lists = [try TopicList(config.list("kafka.dev.topics", default: defaultTopics.split(separator: ",").map(String.init)).map { Substring($0) }, key: "kafka.dev.topics")]
+    if let file = config.string("kafka.dev.topics.file") { lists.append(try TopicList(file: file, key: "kafka.dev.topics.file")) }
+    var topics: [KafkaTopicSpec] = []
+    var seen = Set<String>()
+    for entry in lists.flatMap(\.entries) where seen.insert(entry.name).inserted {
+        topics.append(KafkaTopicSpec(name: entry.name, partitions: entry.partitions, replicationFactor: Int32(min(brokerCount, 3))))
+    }
 
     // Block SIGTERM and SIGINT in every thread (the mock cluster's threads inherit the mask and
     // must not see EINTR); the main thread takes them with sigwait.
@@ -37,13 +46,6 @@ func runBroker() throws {
     pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
 
     let cluster = try KafkaMockCluster(brokers: brokerCount, logger: logger)
-    var lists = [try TopicList(config.list("kafka.dev.topics", default: defaultTopics.split(separator: ",").map(String.init)).map { Substring($0) }, key: "kafka.dev.topics")]
-    if let file = config.string("kafka.dev.topics.file") { lists.append(try TopicList(file: file, key: "kafka.dev.topics.file")) }
-    var topics: [KafkaTopicSpec] = []
-    var seen = Set<String>()
-    for entry in lists.flatMap(\.entries) where seen.insert(entry.name).inserted {
-        topics.append(KafkaTopicSpec(name: entry.name, partitions: entry.partitions, replicationFactor: Int32(min(brokerCount, 3))))
-    }
     try cluster.createTopics(topics)
     let firstBroker = cluster.bootstrapServers.split(separator: ",")[0]
     guard let brokerPort = UInt16(firstBroker.split(separator: ":").last ?? "") else {
