@@ -63,20 +63,22 @@ public struct TopicList: Sendable, Equatable {
                 throw ConfigurationError(key: key, reason: "more than \(Self.maxEntries) topics")
             }
             let parts = item.split(separator: ":", omittingEmptySubsequences: false)
-            let where_ = "entry \(line) '\(item.prefix(80))'"
-            guard parts.count <= 2 else { throw ConfigurationError(key: key, reason: "\(where_) is not name:partitions") }
+            // Quoted as it stands, but with control characters shown as `?`: it may come from any file.
+            let shown = String(String.UnicodeScalarView(item.prefix(80).unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : $0 }))
+            let entry = "entry \(line) '\(shown)'"
+            guard parts.count <= 2 else { throw ConfigurationError(key: key, reason: "\(entry) is not name:partitions") }
             let name = String(parts[0])
             guard Topics.isLegalName(name) else {
-                throw ConfigurationError(key: key, reason: "\(where_): a topic name is 1 to 249 of a-z A-Z 0-9 . _ -")
+                throw ConfigurationError(key: key, reason: "\(entry): a topic name is 1 to 249 of a-z A-Z 0-9 . _ -")
             }
             var partitions: Int32 = 1
             if parts.count == 2 {
                 guard let p = Int32(parts[1]), (1...Self.maxPartitions).contains(p) else {
-                    throw ConfigurationError(key: key, reason: "\(where_): partitions must be 1 to \(Self.maxPartitions)")
+                    throw ConfigurationError(key: key, reason: "\(entry): partitions must be 1 to \(Self.maxPartitions)")
                 }
                 partitions = p
             }
-            guard seen.insert(name).inserted else { throw ConfigurationError(key: key, reason: "\(where_): topic \(name) is listed twice") }
+            guard seen.insert(name).inserted else { throw ConfigurationError(key: key, reason: "\(entry): topic \(name) is listed twice") }
             entries.append(Entry(name: name, partitions: partitions))
         }
         self.entries = entries

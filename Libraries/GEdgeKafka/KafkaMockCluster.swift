@@ -82,8 +82,9 @@ public final class KafkaMockCluster: @unchecked Sendable {
     }
 
     /// Opens and closes a connection to a loopback port: an event on the listener's socket.
+    /// Never blocks: with the listener's backlog full the attempt is dropped.
     private static func touch(port: UInt16) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { return }
         defer { close(fd) }
         var addr = sockaddr_in()

@@ -91,11 +91,7 @@ public final class ClusterView: Sendable {
 
     /// Clusters with a fresh report, with this scheduler's reservations added.
     public func fresh(now: Date = Date()) -> [ClusterState] {
-        let limit = Double(staleAfter.milliseconds) / 1000
-        let oldest = now.addingTimeInterval(-limit)
-        return state.withLock { s in
-            s.allReported(since: oldest) ? s.effective : s.effective.filter { $0.reportedAt >= oldest }
-        }
+        withFresh(now: now) { $0 }
     }
 
     /// Runs `body` over the fresh clusters (as `fresh` gives them) while holding the view:

@@ -36,6 +36,16 @@ import Testing
         }
     }
 
+    @Test func controlCharactersAreNotEchoed() {
+        do {
+            _ = try Self.parse("bad\u{1B}[31mname:1")
+            Issue.record("a name with an escape was taken")
+        } catch {
+            #expect(!error.reason.contains("\u{1B}"))
+            #expect(error.reason.contains("bad?[31mname"))
+        }
+    }
+
     @Test func longestLegalNameIsTaken() throws {
         let name = String(repeating: "a", count: 249)
         #expect(try Self.parse(name + ":3") == [.init(name: name, partitions: 3)])
