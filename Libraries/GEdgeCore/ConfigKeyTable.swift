@@ -233,6 +233,7 @@ extension ConfigKeys {
             Key(names: ["bench.fleet.regret.decisions"], defaultValue: "`2000`", meaning: "low-latency decisions whose regret is measured"),
             Key(names: ["bench.fleet.kafka.port", "bench.fleet.brokers"], defaultValue: "`19094`, `3`", meaning: "the fleet run's own dev broker"),
             Key(names: ["bench.fleet.e2e"], defaultValue: "`true`", meaning: "run the fleet end to end (broker, scheduler, PostgreSQL)"),
+            Key(names: ["bench.fleet.topics.per.consumer", "bench.fleet.fetch.wait"], defaultValue: "`100`, `500ms`", meaning: "the fleet's command consumers: topics each (1 to 5,000), and how long a fetch waits for commands (1 ms to 10 s)"),
         ]),
     ]
 }

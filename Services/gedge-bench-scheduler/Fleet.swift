@@ -66,6 +66,19 @@ func fleetBenchmark(_ config: ConfigReader, logger: Logger) async throws {
     let pairs = try config.int("bench.fleet.pairs", default: 20_000)
     let regretDecisions = try config.int("bench.fleet.regret.decisions", default: 2000)
     let port = try config.port("bench.fleet.kafka.port", default: 19094)
+    let brokerCount = try config.int("bench.fleet.brokers", default: 3)
+    guard (1...32).contains(brokerCount) else { throw ConfigurationError(key: "bench.fleet.brokers", reason: "\(brokerCount) is not 1 to 32") }
+    // Read now, not after the warm-up: a bad value ends the run before it starts.
+    let perConsumer = try config.int("bench.fleet.topics.per.consumer", default: FleetRunner.defaultTopicsPerConsumer)
+    guard (1...5_000).contains(perConsumer) else {
+        throw ConfigurationError(key: "bench.fleet.topics.per.consumer", reason: "\(perConsumer) is not 1 to 5,000")
+    }
+    let fetchWait = try config.duration("bench.fleet.fetch.wait", default: .milliseconds(500))
+    guard fetchWait >= .milliseconds(1), fetchWait <= .seconds(10) else {
+        throw ConfigurationError(key: "bench.fleet.fetch.wait", reason: "\(fetchWait) is not 1 ms to 10 s")
+    }
+    let consumers = (perConsumer: perConsumer, fetchWait: fetchWait)
+    let endToEnd = try config.bool("bench.fleet.e2e", default: true)
     let runID = String(RequestID.make().prefix(6)).lowercased()
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gedge-bench-fleet-\(runID)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -148,11 +161,12 @@ func fleetBenchmark(_ config: ConfigReader, logger: Logger) async throws {
                         Double(bytes.delta) * scale * Double(clusterCount) / 1e6, Double(bytes.snapshot) * scale * Double(clusterCount) / 1e6))
 
     // (d3) End to end.
-    guard try config.bool("bench.fleet.e2e", default: true) else { return }
-    try await fleetEndToEnd(config, fleet: fleet, dir: dir, port: port, total: total, logger: logger)
+    guard endToEnd else { return }
+    try await fleetEndToEnd(config, fleet: fleet, dir: dir, port: port, brokerCount: brokerCount, consumers: consumers, total: total, logger: logger)
 }
 
-func fleetEndToEnd(_ config: ConfigReader, fleet: Fleet, dir: URL, port: Int, total: Int, logger: Logger) async throws {
+func fleetEndToEnd(_ config: ConfigReader, fleet: Fleet, dir: URL, port: Int, brokerCount: Int, consumers: (perConsumer: Int, fetchWait: Duration), total: Int,
+                   logger: Logger) async throws {
     let clusterCount = fleet.count
     let bootstrapFile = dir.appendingPathComponent("bootstrap")
     let topics = [
@@ -165,7 +179,6 @@ func fleetEndToEnd(_ config: ConfigReader, fleet: Fleet, dir: URL, port: Int, to
     // Every cluster's command topic, one partition each, made before the fleet starts.
     let commandTopics = dir.appendingPathComponent("command-topics")
     try (0..<clusterCount).map { Topics.agentCommands(cluster: fleet.name($0)) + ":1\n" }.joined().write(to: commandTopics, atomically: true, encoding: .utf8)
-    let brokerCount = try config.int("bench.fleet.brokers", default: 3)
     let brokerStart = ContinuousClock.now
     let broker = try ChildProcess("gedge-kafka-dev", ["--kafka-dev-port", String(port), "--kafka-dev-brokers", String(brokerCount), "--log-level", "error",
                                                       "--kafka-dev-topics", topics.joined(separator: ","), "--kafka-dev-topics-file", commandTopics.path,
@@ -190,13 +203,13 @@ func fleetEndToEnd(_ config: ConfigReader, fleet: Fleet, dir: URL, port: Int, to
     var scheduler = try ChildProcess("scheduler", schedulerArgs, logFile: dir.appendingPathComponent("scheduler.log").path)
     defer { scheduler.stop() }
 
-    // The fleet's consumers wait up to 500 ms for commands. The mock cluster finds each
+    // The fleet's consumers wait up to 500 ms for commands (`bench.fleet.fetch.wait`). The mock cluster finds each
     // topic of a fetch by walking its list of topics (5,000 here), so a fetch's cost grows
     // with the topics in it and with the fleet: each consumer's 100 topics, split over the
     // brokers, keep it small, and a longer wait makes the empty fetches rarer. (From 250
     // topics and 100 ms the broker went from 64 % to 42 % of a core.)
-    let runner = FleetRunner(fleet: fleet, kafka: KafkaConfiguration(brokers: brokers, clientID: "bench-fleet", properties: ["fetch.wait.max.ms": "500"]),
-                             statsInterval: .zero, logger: logger)
+    let runner = FleetRunner(fleet: fleet, kafka: KafkaConfiguration(brokers: brokers, clientID: "bench-fleet", properties: ["fetch.wait.max.ms": String(consumers.fetchWait.milliseconds)]),
+                             statsInterval: .zero, topicsPerConsumer: consumers.perConsumer, logger: logger)
     let fleetTask = Task { try await runner.run() }
     defer { fleetTask.cancel() }
 
@@ -262,6 +275,10 @@ func fleetEndToEnd(_ config: ConfigReader, fleet: Fleet, dir: URL, port: Int, to
                                 parameters: .object(["source_cluster": .string(source)]))
         return (id, codec.encode(r.envelope(sourceCluster: source)))
     }
+    // What the processes cost at rest, with the fleet reporting and probing: 5 s.
+    let idleFrom = CPUSample(broker: broker, children: [scheduler])
+    try await Task.sleep(for: .seconds(5))
+    let idleTo = CPUSample(broker: broker, children: [scheduler])
     let statsBefore = fleet.stats.current
     let cpuBefore = CPUSample(broker: broker, children: [scheduler])
     let staleness = Mutex<[(p99: Double, max: Double)]>([])
@@ -305,7 +322,7 @@ func fleetEndToEnd(_ config: ConfigReader, fleet: Fleet, dir: URL, port: Int, to
                         Double(statsAfter.statusBytes - statsBefore.statusBytes) / Double(clusterCount) / minutes / 1000,
                         statsAfter.applies - statsBefore.applies, statsAfter.refused - statsBefore.refused))
     Console.line("  while it ran, CPU: " + cpuAfter.since(cpuBefore) + " (the fleet of \(clusterCount) clusters runs in the benchmark's process)")
-    Console.line("  CPU per request: " + cpuAfter.perItem(since: cpuBefore, items: done, rate: 2_000))
+    Console.line("  CPU " + cpuAfter.perItem(since: cpuBefore, items: done, idleFrom: idleFrom, idleTo: idleTo, rate: 2_000))
     let mem = memory(scheduler.pid)
     Console.line(String(format: "  scheduler memory with %d clusters × %d nodes in view: %.0f MiB resident, %.0f MiB at peak", clusterCount, fleet.settings.nodesPerCluster, mem.rss, mem.peak))
 

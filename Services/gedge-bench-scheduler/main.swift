@@ -263,16 +263,22 @@ struct CPUSample {
         return pids.filter { (try? String(contentsOfFile: "/proc/\($0)/comm", encoding: .utf8)) == "postgres\n" }.map(ticks).reduce(0, +)
     }
 
-    /// Each process's CPU time per item (a request) since `earlier`, their sum, and the
-    /// cores that sum takes at `rate` items a second.
-    func perItem(since earlier: CPUSample, items: Int, rate: Double) -> String {
+    /// What each process costs at rest (its share of a core between `idleFrom` and
+    /// `idleTo`) and what each item (a request) adds on top since `earlier`, and the cores
+    /// both take at `rate` items a second.
+    func perItem(since earlier: CPUSample, items: Int, idleFrom: CPUSample, idleTo: CPUSample, rate: Double) -> String {
         let hz = Double(sysconf(Int32(_SC_CLK_TCK)))
-        let each = ticks.map { (name: $0.key, ms: Double($0.value - (earlier.ticks[$0.key] ?? 0)) / hz * 1000 / Double(max(1, items))) }
-            .sorted { $0.ms > $1.ms }
-        let total = each.reduce(0) { $0 + $1.ms }
-        return each.map { String(format: "%@ %.2f ms", $0.name as NSString, $0.ms) }.joined(separator: ", ")
-            + String(format: "; %.2f ms in all, so %.0f requests/s take %.1f cores at this cost (this machine has %d)",
-                     total, rate, total * rate / 1000, ProcessInfo.processInfo.activeProcessorCount)
+        let idleWall = max(0.001, seconds(idleTo.at - idleFrom.at)), wall = seconds(at - earlier.at)
+        let rows = ticks.keys.map { name -> (name: String, rest: Double, ms: Double) in
+            let rest = Double((idleTo.ticks[name] ?? 0) - (idleFrom.ticks[name] ?? 0)) / hz / idleWall
+            let used = Double((ticks[name] ?? 0) - (earlier.ticks[name] ?? 0)) / hz
+            return (name, rest, max(0, used - rest * wall) * 1000 / Double(max(1, items)))
+        }.sorted { $0.ms > $1.ms }
+        let rest = rows.reduce(0) { $0 + $1.rest }, each = rows.reduce(0) { $0 + $1.ms }
+        return "at rest (the fleet reporting, no requests): " + rows.map { String(format: "%@ %.0f%%", $0.name as NSString, $0.rest * 100) }.joined(separator: ", ")
+            + " of a core; each request adds " + rows.map { String(format: "%@ %.2f ms", $0.name as NSString, $0.ms) }.joined(separator: ", ")
+            + String(format: "; %.0f requests/s would take %.1f + %.1f = %.1f cores (this machine has %d)",
+                     rate, rest, each * rate / 1000, rest + each * rate / 1000, ProcessInfo.processInfo.activeProcessorCount)
     }
 
     /// Each process's share of one core since `earlier`, and how busy the machine was.
