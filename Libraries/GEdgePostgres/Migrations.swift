@@ -45,12 +45,14 @@ public struct Migration: Sendable, Hashable {
 }
 
 /// Applies migrations in order, each in its own transaction, recording them in
-/// `gedge_schema_migrations`. Concurrent migrators (several replicas starting at once)
-/// serialize on an advisory lock. Running it again changes nothing.
+/// `gedge_schema_migrations`. Concurrent migrators of one schema (several replicas starting
+/// at once) serialize on an advisory lock of that schema; migrators of other schemas in the
+/// same database do not wait for them. Running it again changes nothing.
 public struct PostgresMigrator: Sendable {
     let pool: PostgresPool
     let logger: Logger
-    static let lockKey: Int64 = 0x6765_6467_65  // "gedge"
+    /// The lock's key: the schema the session creates its tables in.
+    static let lockKey = "hashtextextended('gedge-migrations:' || coalesce(current_schema(), ''), 0)"
 
     public init(pool: PostgresPool, logger: Logger) {
         self.pool = pool
@@ -61,13 +63,13 @@ public struct PostgresMigrator: Sendable {
     @discardableResult
     public func migrate(_ migrations: [Migration]) async throws -> [Int] {
         try await pool.withConnection { c in
-            try await c.execute("SELECT pg_advisory_lock($1)", [.int(Self.lockKey)])
+            try await c.execute("SELECT pg_advisory_lock(\(Self.lockKey))")
             do {
                 let applied = try await apply(migrations, on: c)
-                try await c.execute("SELECT pg_advisory_unlock($1)", [.int(Self.lockKey)])
+                try await c.execute("SELECT pg_advisory_unlock(\(Self.lockKey))")
                 return applied
             } catch {
-                _ = try? await c.execute("SELECT pg_advisory_unlock($1)", [.int(Self.lockKey)])
+                _ = try? await c.execute("SELECT pg_advisory_unlock(\(Self.lockKey))")
                 throw error
             }
         }

@@ -92,6 +92,32 @@ struct PostgresTests {
         db.shutdown()
     }
 
+    /// Migrators of one schema wait for each other; a migrator of another schema in the same
+    /// database does not wait for them (each test, each deployment, migrates its own).
+    @Test func migratorsWaitOnlyForTheirOwnSchema() async throws {
+        let (a, schemaA) = try await pool(size: 2)
+        let (b, _) = try await pool(size: 2)
+        let migrations = [Migration(version: 1, name: "create", sql: "CREATE TABLE items (id int PRIMARY KEY);")]
+        // Schema a's migration lock, held by a session of its own (another process's, as it
+        // were: a session may take its own advisory lock again).
+        let other = PostgresPool(configuration: PostgresConfiguration(url: TestEnv.postgresURL + "?options=-csearch_path%3D\(schemaA)", poolSize: 1), logger: logger)
+        let holder = try await other.withConnection { c -> Int32 in
+            try await c.execute("SELECT pg_advisory_lock(hashtextextended('gedge-migrations:' || coalesce(current_schema(), ''), 0))")
+            return try await c.backendPID()
+        }
+        #expect(try await PostgresMigrator(pool: b, logger: logger).migrate(migrations) == [1])
+        let waiting = Task { try await PostgresMigrator(pool: a, logger: logger).migrate(migrations) }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try await b.query("SELECT to_regclass('\(schemaA).items') AS r").first?.decodeOptional("r", as: String.self) == nil,
+                "schema a's migrator waits for the lock")
+        // Ending the holder's session frees the lock; a's migrator runs.
+        _ = try await b.query("SELECT pg_terminate_backend($1)", [.int(Int64(holder))])
+        #expect(try await waiting.value == [1])
+        a.shutdown()
+        b.shutdown()
+        other.shutdown()
+    }
+
     @Test func theSchedulersMigrationsApplyTwiceCleanly() async throws {
         let (db, _) = try await pool()
         let files = try Migration.load(directory: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Libraries/GEdgeScheduler/Migrations").standardized)
