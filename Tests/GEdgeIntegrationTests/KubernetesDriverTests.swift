@@ -199,7 +199,8 @@ struct KubernetesDriverTests {
 
         // Out of time without a lasting problem: the last thing waited for.
         k.server.setPodStartDelay(30)
-        let short = k.driver(applyTimeout: .seconds(1))
+        // Long enough to have seen the rollout's status on a loaded machine; the pods take 30 s.
+        let short = k.driver(applyTimeout: .seconds(4))
         let late = try await short.apply(ApplyCommand(requestID: "late", attempt: 1, namespace: "p1", workload: deployment("late", replicas: 1),
                                                       node: nil, replicas: 1, deadline: Date().addingTimeInterval(30)))
         #expect(!late.ok)
