@@ -130,8 +130,10 @@ struct StartupFailureTests {
         let started = ContinuousClock.now
         kill(child.pid, SIGTERM)
         try await eventually("\(service) ended", timeout: .seconds(15)) { !child.isRunning }
-        // The grace (3 s) and the producer's flush (at most 3 s) bound it; the watchdog (grace + 5 s) is never needed.
-        #expect(ContinuousClock.now - started < .seconds(8), "\(service) took \(ContinuousClock.now - started)")
+        // The grace (3 s) and the producer's flush (at most 3 s) bound it; the watchdog (grace +
+        // 5 s) is never needed: its line is not in the log (below). The time has room for a
+        // loaded machine.
+        #expect(ContinuousClock.now - started < .seconds(14), "\(service) took \(ContinuousClock.now - started)")
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(!text.contains("did not stop within"), "\(service): \(text.suffix(300))")
     }

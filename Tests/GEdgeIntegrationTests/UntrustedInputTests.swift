@@ -348,9 +348,9 @@ struct UntrustedInputTests {
         for raw in ["FOO / HTTP/1.1\r\nHost: x\r\n\r\n", "GET /v1/whoami HTTP/1.1\r\nHost: x\r\nContent-Type: a\u{01}b\r\n\r\n",
                     "GET /v1/whoami HTTP/9\r\n\r\n"] {
             let t = ContinuousClock.now
-            let answer = try await rawHTTP(port: g.port, raw)
+            let answer = try await rawHTTP(port: g.port, raw, quiet: 15)
             #expect(answer.hasPrefix("HTTP/1.1 400") && answer.contains("application/problem+json") && answer.contains("\"code\":\"bad_request\""), "\(raw): \(answer)")
-            #expect(ContinuousClock.now - t < .seconds(2))
+            #expect(ContinuousClock.now - t < .seconds(10), "the connection was held for \(ContinuousClock.now - t)")
         }
         await g.shutdown()
     }
