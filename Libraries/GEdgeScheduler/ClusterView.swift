@@ -89,19 +89,15 @@ public final class ClusterView: Sendable {
         s.effective[at].nodes[i].requested.add(r.resources, sign: sign)
     }
 
-    /// Clusters with a fresh report, with this scheduler's reservations added.
+    /// Clusters with a fresh report, with this scheduler's reservations added. A decision
+    /// ranks over this snapshot without holding the view: reports and reservations never
+    /// wait for a decision (a blocking wait would hold one of the few threads every task
+    /// shares), and a change made meanwhile copies the array once.
     public func fresh(now: Date = Date()) -> [ClusterState] {
-        withFresh(now: now) { $0 }
-    }
-
-    /// Runs `body` over the fresh clusters (as `fresh` gives them) while holding the view:
-    /// reports and reservations wait for it. A decision made on a snapshot instead holds the
-    /// view's array while they change it, and each change then copies every cluster's state.
-    public func withFresh<R>(now: Date = Date(), _ body: ([ClusterState]) throws -> R) rethrows -> R {
         let limit = Double(staleAfter.milliseconds) / 1000
         let oldest = now.addingTimeInterval(-limit)
-        return try state.withLock { s in
-            s.allReported(since: oldest) ? try body(s.effective) : try body(s.effective.filter { $0.reportedAt >= oldest })
+        return state.withLock { s in
+            s.allReported(since: oldest) ? s.effective : s.effective.filter { $0.reportedAt >= oldest }
         }
     }
 

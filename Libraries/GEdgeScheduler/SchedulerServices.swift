@@ -235,7 +235,7 @@ public final class SchedulerContext: Sendable {
         let input = PlacementInput(
             policy: req.policy, requirements: r, parameters: req.parameters, source: source.placement,
             allowedClusters: allowed, maxCandidates: settings.maxCandidates)
-        switch view.withFresh({ Placer.decide(input, clusters: $0) }) {
+        switch Placer.decide(input, clusters: view.fresh()) {
         case .placed(let plans):
             return .apply(parts: plans[0].parts, candidates: Array(plans.dropFirst()), reason: "\(req.policy.rawValue) chose it among \(plans.count) candidate(s)")
         case .unschedulable(let why): return .unschedulable(why)

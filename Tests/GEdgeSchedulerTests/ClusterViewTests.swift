@@ -140,19 +140,19 @@ import Testing
         }
     }
 
-    @Test func decisionsInsideTheViewSeeWhatFreshGives() {
+    @Test func freshLeavesOutStaleClustersAndTakesBackOnesThatReportAgain() {
         let view = ClusterView(staleAfter: .seconds(15), reservationTTL: .seconds(30))
         view.update(report(1, at: t0))
         var other = report(1, at: t0.addingTimeInterval(10))
         other.name = "edge2"
         view.update(other)
-        for now in [t0, t0.addingTimeInterval(14), t0.addingTimeInterval(16), t0.addingTimeInterval(26)] {
-            #expect(view.withFresh(now: now) { $0.map(\.name) } == view.fresh(now: now).map(\.name))
-        }
-        #expect(view.withFresh(now: t0.addingTimeInterval(16)) { $0.map(\.name) } == ["edge2"])
-        #expect(view.withFresh(now: t0.addingTimeInterval(26)) { $0.map(\.name) } == [])
+        #expect(view.fresh(now: t0).map(\.name) == ["edge1", "edge2"])
+        #expect(view.fresh(now: t0.addingTimeInterval(14)).map(\.name) == ["edge1", "edge2"])
+        #expect(view.fresh(now: t0.addingTimeInterval(16)).map(\.name) == ["edge2"])
+        #expect(view.fresh(now: t0.addingTimeInterval(26)).map(\.name) == [])
         // A cluster that reports again is fresh again.
         view.update(report(2, at: t0.addingTimeInterval(25)))
-        #expect(view.withFresh(now: t0.addingTimeInterval(26)) { $0.map(\.name) } == ["edge1"])
+        #expect(view.fresh(now: t0.addingTimeInterval(26)).map(\.name) == ["edge1"])
+        #expect(view.fresh(now: t0.addingTimeInterval(30)).map(\.name) == ["edge1"])
     }
 }
