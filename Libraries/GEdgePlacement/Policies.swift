@@ -335,14 +335,28 @@ public enum Placer {
             for i in buf.indices {
                 let p = base + i
                 if project.early, !project.allows(p.pointee.name) { continue }
-                entries.append(NearestEntry(group: preferenceGroup(at: p, req.preferred, source: src), latency: from.to(at: p), name: p.pointee.name, index: i))
+                entries.append(NearestEntry(group: preferenceGroup(at: p, req.preferred, source: src), latency: from.to(at: p), index: i))
             }
         }
         var heap = Heap(entries)
+        // Entries that tie on group and latency, taken off the heap together and held in
+        // name order (the last is next): names are read only where latencies tie.
+        var ties: [NearestEntry] = []
+        func nextEntry() -> (NearestEntry, tied: Bool)? {
+            if let t = ties.popLast() { return (t, true) }
+            guard let first = heap.popMin() else { return nil }
+            guard let m = heap.min, m.group == first.group, m.latency == first.latency else { return (first, false) }
+            var same = [first]
+            while let m = heap.min, m.group == first.group, m.latency == first.latency { same.append(heap.popMin()!) }
+            same.sort { clusters[$0.index].name > clusters[$1.index].name }
+            ties = same
+            return (ties.removeLast(), true)
+        }
         let sourceNode = input.source.node
         var plans: [PlacementPlan] = []
-        while plans.count < input.maxCandidates, let next = heap.popMin() {
-            if !project.allowsLate(clusters[next.index].name, heap: &heap, name: { clusters[$0.index].name }) { continue }
+        while plans.count < input.maxCandidates, let (next, tied) = nextEntry() {
+            // Held ties are outside the heap (which the late filter may filter whole): each is checked itself.
+            if tied ? !project.allows(clusters[next.index].name) : !project.allowsLate(clusters[next.index].name, heap: &heap, name: { clusters[$0.index].name }) { continue }
             // Summaries are read only for the clusters that come off the heap.
             guard clusters.withUnsafeBufferPointer({ ClusterState.capacity(at: $0.baseAddress! + next.index) }).mayFit(req) else { continue }
             if let plan = nearestNode(clusters[next.index], clusterLatency: next.latency, source: src, sourceNode: sourceNode, req) { plans.append(plan) }
@@ -415,17 +429,16 @@ public enum Placer {
         }
     }
 
+    /// A cluster on `nearestFirst`'s heap. No name: holding thousands of them would retain
+    /// and release each per decision; the names of entries that tie are read where they tie.
     struct NearestEntry: Comparable {
         var group: Int
         var latency: Double
-        var name: String
         var index: Int
         static func < (a: NearestEntry, b: NearestEntry) -> Bool {
-            if a.group != b.group { return a.group < b.group }
-            if a.latency != b.latency { return a.latency < b.latency }
-            return a.name < b.name
+            a.group != b.group ? a.group < b.group : a.latency < b.latency
         }
-        static func == (a: NearestEntry, b: NearestEntry) -> Bool { a.group == b.group && a.latency == b.latency && a.name == b.name }
+        static func == (a: NearestEntry, b: NearestEntry) -> Bool { a.group == b.group && a.latency == b.latency }
     }
 
     struct BoundEntry: Comparable {

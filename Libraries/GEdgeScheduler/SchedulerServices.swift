@@ -96,6 +96,8 @@ public final class SchedulerContext: Sendable {
     /// nothing (a view still empty after a restart would charge requests false failures).
     let startedAt = ContinuousClock.now
     let viewComplete = Atomic<Bool>(false)
+    /// Decisions rank one at a time (see `DecisionTurns`).
+    let turns = DecisionTurns()
 
     let sent = Counter(label: "gedge_scheduler_apply_commands_total")
     let decisionTimer = Metrics.Timer(label: "gedge_scheduler_decision_seconds")
@@ -235,7 +237,7 @@ public final class SchedulerContext: Sendable {
         let input = PlacementInput(
             policy: req.policy, requirements: r, parameters: req.parameters, source: source.placement,
             allowedClusters: allowed, maxCandidates: settings.maxCandidates)
-        switch Placer.decide(input, clusters: view.fresh()) {
+        switch await turns.take({ [view] in view.withFresh { Placer.decide(input, clusters: $0) } }) {
         case .placed(let plans):
             return .apply(parts: plans[0].parts, candidates: Array(plans.dropFirst()), reason: "\(req.policy.rawValue) chose it among \(plans.count) candidate(s)")
         case .unschedulable(let why): return .unschedulable(why)
@@ -320,6 +322,15 @@ public final class SchedulerContext: Sendable {
              topic: settings.resultsTopic, key: f.id)
         logger.info("request \(f.state.rawValue)", metadata: [LogKeys.requestID: .string(f.id), LogKeys.state: .string(f.state.rawValue), "reason": .string(f.reason)])
     }
+}
+
+/// Decisions of one replica (the ingest workers' and the dispatcher's), one at a time. Each
+/// ranks over the whole view; two at once would share its states, and every report or
+/// reservation landing meanwhile would copy all of them (5,000 at edge scale) for the next
+/// decision. One at a time, those changes wait in the view and are applied in place as the
+/// decision ends. A decision waiting its turn holds no thread (an actor, not a lock).
+actor DecisionTurns {
+    func take<R: Sendable>(_ body: @Sendable () -> R) -> R { body() }
 }
 
 // MARK: - Ingest

@@ -48,14 +48,22 @@ func memory(_ pid: pid_t) -> (rss: Double, peak: Double) {
 let scraper = HTTPClient(configuration: HTTPClientConfiguration(), logger: Logger(label: "bench-scrape"))
 
 func scrape(_ port: Int, _ name: String, _ labels: String = "") async -> Double? {
+    await scrape(port, [(name, labels)])?.first ?? nil
+}
+
+/// Several gauges from one read of /metrics (each read renders every series the scheduler
+/// keeps, which the scheduler pays for while it is measured).
+func scrape(_ port: Int, _ series: [(name: String, labels: String)]) async -> [Double?]? {
     guard let r = try? await scraper.execute(HTTPRequest(url: "http://127.0.0.1:\(port)/metrics")), r.isSuccess else { return nil }
-    let text = String(decoding: r.body, as: UTF8.self)
-    for line in text.split(separator: "\n") where line.hasPrefix(name) && (labels.isEmpty || line.contains(labels)) {
-        let rest = line.dropFirst(name.count)
-        guard rest.first == " " || rest.first == "{" else { continue }
-        return Double(line.split(separator: " ").last ?? "")
+    let lines = String(decoding: r.body, as: UTF8.self).split(separator: "\n")
+    return series.map { (name, labels) in
+        for line in lines where line.hasPrefix(name) && (labels.isEmpty || line.contains(labels)) {
+            let rest = line.dropFirst(name.count)
+            guard rest.first == " " || rest.first == "{" else { continue }
+            return Double(line.split(separator: " ").last ?? "")
+        }
+        return nil
     }
-    return nil
 }
 
 func fleetBenchmark(_ config: ConfigReader, logger: Logger) async throws {
@@ -284,8 +292,8 @@ func fleetEndToEnd(_ config: ConfigReader, fleet: Fleet, dir: URL, port: Int, br
     let staleness = Mutex<[(p99: Double, max: Double)]>([])
     let sampling = Task {
         while !Task.isCancelled {
-            if let p99 = await scrape(opsPort, "gedge_cluster_view_report_age_seconds", "quantile=\"0.99\""),
-               let mx = await scrape(opsPort, "gedge_cluster_view_report_age_seconds", "quantile=\"1\"") {
+            if let v = await scrape(opsPort, [("gedge_cluster_view_report_age_seconds", "quantile=\"0.99\""), ("gedge_cluster_view_report_age_seconds", "quantile=\"1\"")]),
+               let p99 = v[0], let mx = v[1] {
                 staleness.withLock { $0.append((p99, mx)) }
             }
             try? await Task.sleep(for: .milliseconds(250))

@@ -61,7 +61,7 @@ func runScheduler() async throws {
         opsConfig, registry: registry,
         readiness: [
             ReadinessCheck(name: "postgres") { await pool.ping() },
-            ReadinessCheck(name: "cluster-view") { !view.all().isEmpty },
+            ReadinessCheck(name: "cluster-view") { view.reportedCount > 0 },
         ],
         logger: logger)
 

@@ -69,7 +69,12 @@ import Testing
     /// against a model kept here: after every step each node shows its report's figure plus
     /// exactly the reservations still held on it (the view keeps them indexed by cluster and
     /// adjusts in place; the model sums them from scratch).
-    @Test func reservationsFollowAModelOverRandomSteps() {
+    ///
+    /// With `readers`, each step runs while 0-3 decisions read the view (`withFresh`, nested
+    /// here as they overlap in the scheduler): the changes are held meanwhile, yet a reader
+    /// that starts during the step sees every one of them, the readers' own snapshots stay
+    /// as they were, and once they leave the view shows everything, in order.
+    @Test(arguments: [false, true]) func reservationsFollowAModelOverRandomSteps(readers: Bool) {
         struct Held { var cluster: String; var node: String; var cpu: Int64; var created: Date; var confirmed: Date? }
         let ttl: TimeInterval = 30
         let view = ClusterView(staleAfter: .seconds(100_000), reservationTTL: .seconds(30))
@@ -92,50 +97,75 @@ import Testing
             }
         }
         for c in clusters { send(c) }
-        for step in 0..<3_000 {
-            now = now.addingTimeInterval(0.3)
-            let id = "r\(Int.random(in: 0..<25, using: &rng))"
-            let cluster = clusters.randomElement(using: &rng)!
-            switch Int.random(in: 0..<6, using: &rng) {
-            case 0, 1:
-                let parts = (0..<Int.random(in: 1...3, using: &rng)).map { _ in
-                    PlacementPart(cluster: clusters.randomElement(using: &rng)!, node: nodes.randomElement(using: &rng)!, replicas: Int.random(in: 1...3, using: &rng))
-                }
-                let per = Int64.random(in: 1...100, using: &rng)
-                view.reserve(requestID: id, parts: parts, perReplica: Resources(cpuMilli: per, memory: 0), now: now)
-                for p in parts { held[id, default: []].append(Held(cluster: p.cluster, node: p.node!, cpu: per * Int64(p.replicas), created: now)) }
-            case 2:
-                let ok = Bool.random(using: &rng)
-                view.confirm(requestID: id, cluster: cluster, ok: ok, now: now)
-                if var list = held[id] {
-                    if ok {
-                        for i in list.indices where list[i].cluster == cluster { list[i].confirmed = now }
-                    } else {
-                        list.removeAll { $0.cluster == cluster }
-                    }
-                    held[id] = list.isEmpty ? nil : list
-                }
-            case 3:
-                view.release(requestID: id)
-                held[id] = nil
-            case 4:
-                send(cluster)
-            default:
-                view.expireReservations(now: now)
-                for (id, list) in held {
-                    let kept = list.filter { now.timeIntervalSince($0.created) < ttl }
-                    held[id] = kept.isEmpty ? nil : kept
-                }
-            }
-            let seen = Dictionary(uniqueKeysWithValues: view.fresh(now: now).map { ($0.name, $0) })
+        func matches(_ shown: [ClusterState], _ step: Int) -> Bool {
+            let seen = Dictionary(uniqueKeysWithValues: shown.map { ($0.name, $0) })
             for c in clusters {
                 for n in nodes {
                     let expected = reports[c]!.cpu[n]! + held.values.joined().filter { $0.cluster == c && $0.node == n }.reduce(0) { $0 + $1.cpu }
                     let shown = seen[c]?.nodes.first { $0.name == n }?.requested.cpuMilli
                     #expect(shown == expected, "step \(step): \(c)/\(n)")
-                    if shown != expected { return }
+                    if shown != expected { return false }
                 }
             }
+            return true
+        }
+        func whileReading(_ depth: Int, _ step: Int, _ body: () -> Void) -> Bool {
+            guard depth > 0 else {
+                body()
+                // A decision starting now sees every change, held or not.
+                return view.withFresh(now: now) { matches($0, step) }
+            }
+            return view.withFresh(now: now) { snapshot in
+                let before = snapshot.map { $0.nodes.map(\.requested.cpuMilli) }
+                let ok = whileReading(depth - 1, step, body)
+                #expect(snapshot.map { $0.nodes.map(\.requested.cpuMilli) } == before, "step \(step): a reader's snapshot changed")
+                return ok
+            }
+        }
+        for step in 0..<3_000 {
+            let depth = readers ? Int.random(in: 0...3, using: &rng) : 0
+            // While decisions read, several changes in a row (their order matters: a report
+            // and a reservation on the same node).
+            let changes = depth > 0 ? Int.random(in: 1...4, using: &rng) : 1
+            let stepOK = whileReading(depth, step) {
+            for _ in 0..<changes {
+                now = now.addingTimeInterval(0.3)
+                let id = "r\(Int.random(in: 0..<25, using: &rng))"
+                let cluster = clusters.randomElement(using: &rng)!
+                switch Int.random(in: 0..<6, using: &rng) {
+                case 0, 1:
+                    let parts = (0..<Int.random(in: 1...3, using: &rng)).map { _ in
+                        PlacementPart(cluster: clusters.randomElement(using: &rng)!, node: nodes.randomElement(using: &rng)!, replicas: Int.random(in: 1...3, using: &rng))
+                    }
+                    let per = Int64.random(in: 1...100, using: &rng)
+                    view.reserve(requestID: id, parts: parts, perReplica: Resources(cpuMilli: per, memory: 0), now: now)
+                    for p in parts { held[id, default: []].append(Held(cluster: p.cluster, node: p.node!, cpu: per * Int64(p.replicas), created: now)) }
+                case 2:
+                    let ok = Bool.random(using: &rng)
+                    view.confirm(requestID: id, cluster: cluster, ok: ok, now: now)
+                    if var list = held[id] {
+                        if ok {
+                            for i in list.indices where list[i].cluster == cluster { list[i].confirmed = now }
+                        } else {
+                            list.removeAll { $0.cluster == cluster }
+                        }
+                        held[id] = list.isEmpty ? nil : list
+                    }
+                case 3:
+                    view.release(requestID: id)
+                    held[id] = nil
+                case 4:
+                    send(cluster)
+                default:
+                    view.expireReservations(now: now)
+                    for (id, list) in held {
+                        let kept = list.filter { now.timeIntervalSince($0.created) < ttl }
+                        held[id] = kept.isEmpty ? nil : kept
+                    }
+                }
+            }
+            }
+            guard stepOK, matches(view.fresh(now: now), step) else { return }
             #expect(view.reservationCount == held.values.reduce(0) { $0 + $1.count })
         }
     }
