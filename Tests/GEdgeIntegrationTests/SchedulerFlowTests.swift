@@ -83,7 +83,10 @@ struct SchedulerFlowTests {
         queue.maxFailures = 2
         queue.retryBackoff = .milliseconds(100)
         queue.leaseTimeout = .seconds(120)  // so that only replies can end the attempts
-        let ctx = try h.startScheduler(instance: "s1", queue: queue)
+        // Fresh for 15 s, not the harness's 3: on a loaded machine edge1's reports (every
+        // 300 ms) have been seen to pause past 3 s, and an attempt then found no fresh
+        // cluster instead of edge1's refusal.
+        let ctx = try h.startScheduler(instance: "s1", queue: queue, staleAfter: .seconds(15))
         try await eventually("cluster in view") { ctx.view.fresh().count == 1 }
         try await h.submit(request("refused", .mostRequested))
         let failed = try await h.waitFor("refused", .failed, timeout: .seconds(60))
@@ -121,17 +124,19 @@ struct SchedulerFlowTests {
         try await h.bind("p1", ["edge1", "edge2"])
         var q = QueuePolicy()
         q.leaseTimeout = .seconds(2)
-        // Stale after 6 s: long enough that edge1 is still in view when r3 is placed, even
-        // on a loaded machine (two cores running the whole suite at once), and short enough
-        // that its lease (2 s) runs out fewer times than `maxFailures` before edge1 leaves.
-        let ctx = try h.startScheduler(instance: "s1", queue: q, staleAfter: .seconds(6))
+        // Stale after 12 s: long enough that edge1 is still in view when r3 is placed, even
+        // on a loaded machine (two cores running the whole suite at once, where a decision
+        // 6 s after edge1's last report has been seen). Its lease (2 s) may run out several
+        // times before edge1 leaves: `maxFailures` leaves room for all of them.
+        q.maxFailures = 20
+        let ctx = try h.startScheduler(instance: "s1", queue: q, staleAfter: .seconds(12))
         try await eventually("both clusters in view") { ctx.view.fresh().count == 2 }
 
         // edge1's agent goes away (fully stopped first); its last report is still fresh, so it gets the request.
         await h.stop(agent1)
         try #require(ctx.view.fresh().count == 2)
         try await h.submit(request("r3", .mostRequested))
-        let done = try await h.waitFor("r3", .completed, timeout: .seconds(20))
+        let done = try await h.waitFor("r3", .completed, timeout: .seconds(45))
         guard case .array(let parts) = done.placement else { Issue.record("no placement"); return }
         #expect(parts.first?["cluster"] == .string("edge2"))
         #expect(done.failCount >= 1)  // once, or twice if edge1 was still fresh when the lease ran out
