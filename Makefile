@@ -32,11 +32,15 @@ demo: up
 	bash scripts/demo.sh
 
 # Unit tests need nothing; integration tests need the stack, which this starts.
+# At most TEST_WIDTH tests run at once: each integration test starts its own servers,
+# brokers' topics and agents, and with all of them at once a 2-core machine stalls long
+# enough for their time bounds to fail (the whole run takes as long either way).
+TEST_WIDTH ?= 6
 test: deps
 	bash scripts/check-deploy.sh
 	swift build --build-tests
 	bash scripts/stack.sh up
-	GEDGE_INTEGRATION=1 GEDGE_BIN_DIR=$(abspath $(BIN)) swift test --skip-build
+	GEDGE_INTEGRATION=1 GEDGE_BIN_DIR=$(abspath $(BIN)) swift test --skip-build --experimental-maximum-parallelization-width $(TEST_WIDTH)
 
 bench: deps
 	swift build -c release --product gedge-bench
