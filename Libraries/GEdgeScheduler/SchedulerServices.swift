@@ -202,7 +202,9 @@ public final class SchedulerContext: Sendable {
     /// are kept in `requirements` for the reservation.
     func decide(_ req: ClaimedRequest, _ requirements: inout [String: WorkloadRequirements]) async throws -> DispatchOutcome {
         let start = ContinuousClock.now
-        defer { decisionTimer.recordNanoseconds((ContinuousClock.now - start).nanoseconds) }
+        // The time deciding, not the time waiting for the decision's turn.
+        var waited = Duration.zero
+        defer { decisionTimer.recordNanoseconds((ContinuousClock.now - start - waited).nanoseconds) }
         let r: WorkloadRequirements
         let workload: JSONValue
         do {
@@ -237,7 +239,10 @@ public final class SchedulerContext: Sendable {
         let input = PlacementInput(
             policy: req.policy, requirements: r, parameters: req.parameters, source: source.placement,
             allowedClusters: allowed, maxCandidates: settings.maxCandidates)
-        switch await turns.take({ [view] in view.withFresh { Placer.decide(input, clusters: $0) } }) {
+        let asked = ContinuousClock.now
+        let (began, decision) = await turns.take { [view] in (ContinuousClock.now, view.withFresh { Placer.decide(input, clusters: $0) }) }
+        waited = began - asked
+        switch decision {
         case .placed(let plans):
             return .apply(parts: plans[0].parts, candidates: Array(plans.dropFirst()), reason: "\(req.policy.rawValue) chose it among \(plans.count) candidate(s)")
         case .unschedulable(let why): return .unschedulable(why)
