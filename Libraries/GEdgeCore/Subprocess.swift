@@ -8,10 +8,11 @@ public enum Subprocess {
     /// its standard output is a pipe whose read end is returned (close-on-exec, so other
     /// children started meanwhile do not hold it open); otherwise `output` is -1. With
     /// `quiet`, standard error goes to /dev/null. With `outputFile`, standard output and
-    /// standard error both go to that file (created or emptied).
+    /// standard error both go to that file (created or emptied); with `errorFile`, standard
+    /// error alone goes to that one.
     public static func spawn(
         _ executable: String, _ arguments: [String], environment: [String: String]? = nil, captureOutput: Bool, quiet: Bool = false,
-        outputFile: String? = nil
+        outputFile: String? = nil, errorFile: String? = nil
     ) throws -> (pid: pid_t, output: Int32) {
         var fds: [Int32] = [-1, -1]
         if captureOutput {
@@ -27,6 +28,7 @@ public enum Subprocess {
             posix_spawn_file_actions_addopen(&actions, 1, outputFile, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
             posix_spawn_file_actions_adddup2(&actions, 1, 2)
         }
+        if let errorFile { posix_spawn_file_actions_addopen(&actions, 2, errorFile, O_WRONLY | O_CREAT | O_TRUNC, 0o644) }
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp: [UnsafeMutablePointer<CChar>?]? = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
         defer {

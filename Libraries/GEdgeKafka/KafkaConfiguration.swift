@@ -75,6 +75,8 @@ final class KafkaClientContext: @unchecked Sendable {
     var cooperative = false
     /// Set when close() begins.
     let closing = RunFlag(false)
+    /// Set for a handle left running after a close that did not finish: it logs nothing more.
+    let silenced = RunFlag(false)
 
     init(logger: Logger) { self.logger = logger }
 
@@ -87,7 +89,7 @@ final class KafkaClientContext: @unchecked Sendable {
 /// librdkafka's log lines, at their syslog levels, go to swift-log.
 let kafkaLogCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Void = {
     rk, level, facility, buffer in
-    guard let context = KafkaClientContext.from(rk) else { return }
+    guard let context = KafkaClientContext.from(rk), !context.silenced.isSet else { return }
     let fac = facility.map { String(cString: $0) } ?? ""
     let text = buffer.map { String(cString: $0) } ?? ""
     let swiftLevel: Logger.Level =

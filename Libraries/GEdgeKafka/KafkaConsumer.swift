@@ -21,6 +21,10 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var assignmentStrategy = "range,roundrobin"
     /// Messages buffered between the poll thread and the application.
     public var bufferCapacity = 512
+    /// How long `close()` waits for the final commit and the group's leave. A coordinator
+    /// that does not answer (gone, or stuck in a rebalance) cannot hold a shutdown longer:
+    /// the group then reassigns this member's partitions after its session timeout.
+    public var closeTimeout: Duration = .seconds(20)
 
     public init(client: KafkaConfiguration, groupID: String, topics: [String]) {
         self.client = client
@@ -47,6 +51,15 @@ public struct KafkaConsumerConfiguration: Sendable {
 private let rebalanceCallback: @convention(c) (OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?) -> Void = {
     rk, err, partitions, _ in
     guard let rk, let context = KafkaClientContext.from(rk) else { return }
+    serveRebalance(rk, context, err, partitions)
+}
+
+/// Takes or gives back partitions as the group asks: from the rebalance callback while
+/// polling, and from the close queue's rebalance events while closing.
+private func serveRebalance(
+    _ rk: OpaquePointer, _ context: KafkaClientContext, _ err: rd_kafka_resp_err_t,
+    _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+) {
     let list = [KafkaTopicPartition](list: partitions)
     // The protocol comes from the configuration: rd_kafka_rebalance_protocol() asks the group
     // thread, which may already be gone while close() is being served.
@@ -97,6 +110,9 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
     private let channel: BoundedChannel<KafkaMessage>
     private let polling = RunFlag(true)
     private let closed = RunFlag(false)
+    /// Set when close() gave up waiting: the handle is then left to the process's end.
+    private let closeUnfinished = RunFlag(false)
+    private let closeTimeout: Duration
     private let pollThread: DedicatedThread
     private let blocking: DedicatedThread
     private let logger: Logger
@@ -111,6 +127,7 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
         logger[metadataKey: LogKeys.kafkaGroup] = .string(configuration.groupID)
         self.logger = logger
         self.groupID = configuration.groupID
+        self.closeTimeout = configuration.closeTimeout
         self.consumedCounter = Counter(label: "gedge_kafka_consumed_total", dimensions: [("group", configuration.groupID)])
         let context = KafkaClientContext(logger: logger)
         context.rebalanceHandler = onRebalance
@@ -164,6 +181,14 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
         polling.set(false)
         channel.close()
         pollThread.stop()
+        if closeUnfinished.isSet {
+            // rd_kafka_destroy would close again and wait for the group without end. The
+            // handle's threads may still call back into the context: it stays too, silent.
+            blocking.stop()
+            context.silenced.set(true)
+            _ = Unmanaged.passRetained(context)
+            return
+        }
         if !closed.exchange(true) {
             context.closing.set(true)
             rd_kafka_consumer_close(handle)
@@ -255,7 +280,10 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
     }
 
     /// Ends consumption: stops polling, commits the stored offsets, and leaves the group
-    /// (its partitions are reassigned at once, not after the session timeout).
+    /// (its partitions are reassigned at once, not after the session timeout). Waits at most
+    /// `closeTimeout`; past it, throws `timedOut` and the group reassigns the partitions
+    /// after the session timeout (the stored offsets are committed if the commit got
+    /// through).
     public func close() async throws {
         stopPolling()
         guard !closed.exchange(true) else { return }
@@ -263,14 +291,67 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
         pollThread.stop()
         channel.close()
         nonisolated(unsafe) let rk = handle
-        let (commitErr, closeErr) = try await blocking.run {
-            let c = rd_kafka_commit(rk, nil, 0)
-            let e = rd_kafka_consumer_close(rk)
-            return (c, e)
+        let (context, limit) = (self.context, closeTimeout)
+        let outcome = try await blocking.run { serveClose(rk, context, within: limit) }
+        if let commit = outcome.commit, commit != RD_KAFKA_RESP_ERR_NO_ERROR, commit != RD_KAFKA_RESP_ERR__NO_OFFSET {
+            logger.warning("final commit failed", metadata: [LogKeys.error: "\(KafkaError(commit))"])
         }
-        if commitErr != RD_KAFKA_RESP_ERR_NO_ERROR && commitErr != RD_KAFKA_RESP_ERR__NO_OFFSET {
-            logger.warning("final commit failed", metadata: [LogKeys.error: "\(KafkaError(commitErr))"])
+        if let error = outcome.error { throw error }
+        if !outcome.finished {
+            closeUnfinished.set(true)
+            logger.error(
+                "close did not finish in time: the group reassigns this member's partitions after its session timeout",
+                metadata: ["kafka.close.timeout": "\(limit)", "kafka.commit": "\(outcome.commit.map { "\(KafkaError($0))" } ?? "no answer")"])
+            throw KafkaError(RD_KAFKA_RESP_ERR__TIMED_OUT, context: "close within \(limit)")
         }
-        if closeErr != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(closeErr, context: "close") }
     }
+}
+
+private struct CloseOutcome: Sendable {
+    /// The final commit's answer; nil when none came.
+    var commit: rd_kafka_resp_err_t?
+    var error: KafkaError?
+    var finished = false
+}
+
+/// Commits the stored offsets and closes the group membership through a queue of this call's
+/// own, serving the rebalance (the unassign) the close brings, until librdkafka says the
+/// consumer is closed or `limit` has passed. rd_kafka_consumer_close() itself waits without
+/// end.
+private func serveClose(_ rk: OpaquePointer, _ context: KafkaClientContext, within limit: Duration) -> CloseOutcome {
+    var outcome = CloseOutcome()
+    guard let queue = rd_kafka_queue_new(rk) else {
+        outcome.error = .configuration("cannot allocate a queue to close on")
+        return outcome
+    }
+    defer { rd_kafka_queue_destroy(queue) }
+    let commit = rd_kafka_commit_queue(rk, nil, queue, nil, nil)
+    if commit != RD_KAFKA_RESP_ERR_NO_ERROR { outcome.commit = commit }
+    if let e = rd_kafka_consumer_close_queue(rk, queue) {
+        outcome.error = KafkaError(taking: e)
+        return outcome
+    }
+    let deadline = ContinuousClock.now + limit
+    func serve(_ event: OpaquePointer) {
+        defer { rd_kafka_event_destroy(event) }
+        switch rd_kafka_event_type(event) {
+        case RD_KAFKA_EVENT_REBALANCE:
+            serveRebalance(rk, context, rd_kafka_event_error(event), rd_kafka_event_topic_partition_list(event))
+        case RD_KAFKA_EVENT_OFFSET_COMMIT:
+            outcome.commit = rd_kafka_event_error(event)
+        case RD_KAFKA_EVENT_ERROR:
+            context.logger.warning("error while closing", metadata: [LogKeys.error: "\(KafkaError(rd_kafka_event_error(event), context: "close"))"])
+        default:
+            break
+        }
+    }
+    while rd_kafka_consumer_closed(rk) == 0 {
+        let left = deadline - ContinuousClock.now
+        guard left > .zero else { return outcome }
+        if let event = rd_kafka_queue_poll(queue, Int32(min(100, max(1, left.milliseconds)))) { serve(event) }
+    }
+    outcome.finished = true
+    // The commit's answer comes before the group ends; take what is left on the queue.
+    while let event = rd_kafka_queue_poll(queue, 0) { serve(event) }
+    return outcome
 }

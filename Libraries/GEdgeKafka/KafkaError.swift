@@ -44,6 +44,8 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible, TransientErr
     ]
 
     public var isQueueFull: Bool { code == RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue }
+    /// A wait given up at its bound (librdkafka's local `_TIMED_OUT`).
+    public var isTimedOut: Bool { code == RD_KAFKA_RESP_ERR__TIMED_OUT.rawValue }
 
     /// The message is larger than the producer or the broker accepts.
     public var isMessageTooLarge: Bool {

@@ -9,7 +9,8 @@ import Logging
 //   gedge-testkit kafka-consume --brokers B --group G --topic T [--store true|false]
 //       prints "ASSIGNED <partitions>" on each assignment and "MSG <partition> <offset> <key>"
 //       per message; stores offsets after each message when --store is true; stops
-//       gracefully (commit, leave) on SIGTERM.
+//       gracefully (commit, leave) on SIGTERM: "CLOSED", or "CLOSE-FAILED <error>" and exit
+//       status 1 when the close did not finish within --close.timeout (20 s).
 //   gedge-testkit amqp-consume --url U --queue Q [--prefetch N]
 //       prints "MSG <redelivered> <body>" per delivery and never acks.
 //   gedge-testkit decode-peak --file F --format json|yaml
@@ -32,6 +33,7 @@ case "kafka-consume":
         client: KafkaConfiguration(brokers: config.string("brokers", default: "127.0.0.1:9092"), clientID: "gedge-testkit"),
         groupID: config.string("group", default: "gedge-testkit"), topics: [config.string("topic", default: "test")])
     consumerConfig.sessionTimeout = try config.duration("session.timeout", default: .seconds(6))
+    consumerConfig.closeTimeout = try config.duration("close.timeout", default: .seconds(20))
     // A rebalance waits at most this long for members to rejoin (librdkafka's default is
     // 5 minutes): a member leaving in the middle of one is not held for minutes.
     var client = consumerConfig.client
@@ -50,8 +52,13 @@ case "kafka-consume":
         Console.line("MSG \(m.partition) \(m.offset) \(m.keyString ?? "")")
         if store { try consumer.storeOffset(m) }
     }
-    try await consumer.close()
-    Console.line("CLOSED")
+    do {
+        try await consumer.close()
+        Console.line("CLOSED")
+    } catch {
+        Console.line("CLOSE-FAILED \(error)")
+        exit(1)
+    }
 case "amqp-consume":
     let client = AMQPClient(configuration: try AMQPConfiguration(url: config.string("url", default: "amqp://guest:guest@127.0.0.1:5672/")), logger: logger)
     try await client.waitUntilConnected()

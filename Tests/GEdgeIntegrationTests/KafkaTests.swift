@@ -67,9 +67,12 @@ struct KafkaTests {
         let topic = TestEnv.unique("shared")
         try cluster.createTopic(topic, partitions: 6)
         let group = TestEnv.unique("group")
-        let args = ["kafka-consume", "--brokers", cluster.bootstrapServers, "--group", group, "--topic", topic]
-        let a = try ChildProcess("gedge-testkit", args)
-        let b = try ChildProcess("gedge-testkit", args)
+        // Group-protocol debug lines go to each child's own error log: a close that does not
+        // end shows there what the group was waiting for.
+        let args = ["kafka-consume", "--brokers", cluster.bootstrapServers, "--group", group, "--topic", topic,
+                    "--log.level", "debug", "--kafka.debug", "cgrp"]
+        let a = try ChildProcess("gedge-testkit", args, errorLog: true)
+        let b = try ChildProcess("gedge-testkit", args, errorLog: true)
         // Wait for the group to settle with both members holding partitions.
         try await eventually("both members assigned", timeout: .seconds(40)) {
             func owned(_ p: ChildProcess) -> Set<String> {
@@ -106,14 +109,16 @@ struct KafkaTests {
         }
         // One after the other, as a rolling restart stops them. (Both at once makes each
         // leave in the middle of the rebalance the other's leaving started, and the mock
-        // broker's coordinator can hold that close past the test's bound.) librdkafka's
-        // close blocks for up to about `session.timeout.ms` (45 s by default) while the
-        // group settles; a loaded CI machine has reached that, so each gets 75 s.
+        // broker's coordinator can hold that close past the test's bound.) A close waits for
+        // the group (the final commit, the unassign, the leave) at most its close timeout,
+        // 20 s here, so each ends well within 40 s.
         a.kill(SIGTERM)
-        try await a.waitForExit(timeout: .seconds(75))
+        try await a.waitForExit(timeout: .seconds(40))
         b.kill(SIGTERM)
-        try await b.waitForExit(timeout: .seconds(75))
-        #expect(a.lines.contains("CLOSED") && b.lines.contains("CLOSED"), "graceful close on SIGTERM")
+        try await b.waitForExit(timeout: .seconds(40))
+        for c in [a, b] {
+            #expect(c.lines.contains("CLOSED"), "graceful close on SIGTERM: \(c.lines.suffix(1))\n\(c.errorLogTail())")
+        }
         await p.shutdown()
     }
 
@@ -144,6 +149,28 @@ struct KafkaTests {
         #expect(Set(rest.map { $0.keyString ?? "" }) == ["k10", "k11"])
         try await next.close()
         await p.shutdown()
+    }
+
+    @Test func aCloseTheCoordinatorDoesNotAnswerEndsAtItsTimeout() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, logger: logger)
+        let topic = TestEnv.unique("close")
+        try cluster.createTopic(topic, partitions: 2)
+        let p = try producer(cluster)
+        for i in 0..<3 { _ = try await p.send(KafkaRecord(topic: topic, key: "k\(i)", value: Array("m\(i)".utf8))) }
+        await p.shutdown()
+        var config = consumerConfig(cluster, group: TestEnv.unique("group"), topic: topic)
+        config.closeTimeout = .seconds(3)
+        let consumer = try KafkaConsumer(configuration: config, logger: logger)
+        // Stores all three offsets: the close has a commit to make, and the broker is gone.
+        _ = try await collect(consumer, count: 3)
+        try cluster.setBrokerDown(1)
+        let started = ContinuousClock.now
+        var failure: KafkaError?
+        do { try await consumer.close() } catch let e as KafkaError { failure = e }
+        let took = ContinuousClock.now - started
+        #expect(failure?.isTimedOut == true, "close gives up with timedOut: \(String(describing: failure))")
+        #expect(took >= .seconds(3) && took < .seconds(15), "close took \(took)")
+        try cluster.setBrokerUp(1)
     }
 
     @Test func aBrokerTakenDownAndUpLosesNothing() async throws {

@@ -104,8 +104,8 @@ final class Spawned: @unchecked Sendable {
     private let lock = NSLock()
     private var status: Int32?
 
-    init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, captureOutput: Bool) throws {
-        (pid, output) = try Subprocess.spawn(executable, arguments, environment: environment, captureOutput: captureOutput)
+    init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, captureOutput: Bool, errorFile: String? = nil) throws {
+        (pid, output) = try Subprocess.spawn(executable, arguments, environment: environment, captureOutput: captureOutput, errorFile: errorFile)
     }
 
     /// The exit code (128 + the signal that ended it) once the child has ended; nil while it runs.
@@ -141,12 +141,18 @@ final class ChildProcess: @unchecked Sendable {
     private let lock = NSLock()
     private var _lines: [String] = []
 
-    init(_ executable: String, _ arguments: [String]) throws {
+    /// The file the child's standard error goes to, when one was asked for.
+    let errorFile: String?
+
+    /// With `errorLog`, the child's standard error goes to a file of its own (a waitForExit
+    /// that times out shows its last lines) rather than to the test run's.
+    init(_ executable: String, _ arguments: [String], errorLog: Bool = false) throws {
         // A child that crashes ends at once: Swift's backtracer would keep it (and the test
         // run's output pipes) alive.
         var env = ProcessInfo.processInfo.environment
         env["SWIFT_BACKTRACE"] = "enable=no"
-        child = try Spawned(TestEnv.binDir.appendingPathComponent(executable).path, arguments, environment: env, captureOutput: true)
+        errorFile = errorLog ? FileManager.default.temporaryDirectory.appendingPathComponent("\(TestEnv.unique(executable)).stderr").path : nil
+        child = try Spawned(TestEnv.binDir.appendingPathComponent(executable).path, arguments, environment: env, captureOutput: true, errorFile: errorFile)
         let fd = child.output
         // Reads until the child closes its output (it ended); a thread of its own, as a
         // blocking read must not hold one of the two cooperative threads.
@@ -180,8 +186,22 @@ final class ChildProcess: @unchecked Sendable {
 
     func kill(_ signal: Int32 = SIGKILL) { child.kill(signal) }
 
-    func waitForExit(timeout: Duration = .seconds(20)) async throws {
-        try await eventually("process exit", timeout: timeout) { !child.isRunning }
+    /// The last lines of the child's error log, when it has one.
+    func errorLogTail(_ count: Int = 60) -> String {
+        errorFile.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }
+            .map { $0.split(separator: "\n").suffix(count).joined(separator: "\n") } ?? "(not kept)"
+    }
+
+    /// Waits for the child to end. Past `timeout`, the failure shows the child's last lines
+    /// of output and of its error log.
+    func waitForExit(timeout: Duration = .seconds(20), sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        try await eventually("process exit", timeout: timeout, sourceLocation: sourceLocation, detail: {
+            "pid \(child.pid); its last output:\n\(lines.suffix(5).joined(separator: "\n"))\nits error log's last lines:\n\(errorLogTail())"
+        }) { !child.isRunning }
+    }
+
+    deinit {
+        if let errorFile { try? FileManager.default.removeItem(atPath: errorFile) }
     }
 
     /// The exit status, once the process has ended.
