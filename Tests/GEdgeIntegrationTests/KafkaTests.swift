@@ -73,6 +73,15 @@ struct KafkaTests {
                     "--log.level", "debug", "--kafka.debug", "cgrp"]
         let a = try ChildProcess("gedge-testkit", args, errorLog: true)
         let b = try ChildProcess("gedge-testkit", args, errorLog: true)
+        // How long each step took, printed at the end: on a loaded machine the steps' bounds
+        // are what a failure is read against.
+        var steps: [(String, Duration)] = []
+        var mark = ContinuousClock.now
+        func step(_ name: String) {
+            let now = ContinuousClock.now
+            steps.append((name, now - mark))
+            mark = now
+        }
         // Wait for the group to settle with both members holding partitions.
         try await eventually("both members assigned", timeout: .seconds(40)) {
             func owned(_ p: ChildProcess) -> Set<String> {
@@ -81,6 +90,7 @@ struct KafkaTests {
             let (pa, pb) = (owned(a), owned(b))
             return !pa.isEmpty && !pb.isEmpty && pa.isDisjoint(with: pb) && pa.union(pb).count == 6
         }
+        step("settle")
         let settled = (a.lines(prefix: "ASSIGNED ").count, b.lines(prefix: "ASSIGNED ").count)
         let p = try producer(cluster)
         for i in 0..<120 {
@@ -88,6 +98,7 @@ struct KafkaTests {
         }
         func keys(_ c: ChildProcess) -> Set<Substring> { Set(c.lines(prefix: "MSG ").map { $0.split(separator: " ")[3] }) }
         try await eventually("all 120 consumed", timeout: .seconds(60)) { keys(a).union(keys(b)).count >= 120 }
+        step("produce and consume")
         let (keysA, keysB) = (keys(a), keys(b))
         let partsA = Set(a.lines(prefix: "MSG ").map { $0.split(separator: " ")[1] })
         let partsB = Set(b.lines(prefix: "MSG ").map { $0.split(separator: " ")[1] })
@@ -114,8 +125,11 @@ struct KafkaTests {
         // 20 s here, so each ends well within 40 s.
         a.kill(SIGTERM)
         try await a.waitForExit(timeout: .seconds(40))
+        step("first close")
         b.kill(SIGTERM)
         try await b.waitForExit(timeout: .seconds(40))
+        step("second close")
+        print("twoConsumerProcessesInOneGroupSharePartitions steps: " + steps.map { "\($0.0) \($0.1)" }.joined(separator: ", "))
         for c in [a, b] {
             #expect(c.lines.contains("CLOSED"), "graceful close on SIGTERM: \(c.lines.suffix(1))\n\(c.errorLogTail())")
         }
