@@ -13,6 +13,8 @@ import Testing
 struct CoordinatesTests {
     @Test func agentsKeepAndReportCoordinates() async throws {
         let h = try await SchedulerHarness(partitions: 1)
+        // Its services, consumers and fleet stop when the test ends, passed or not.
+        defer { Task { await h.shutdown() } }
         let topology = repositoryRoot.appendingPathComponent("config/topology-seed.json").path
         let names = ["cloud", "edge1", "edge2"]
         let ports = try names.map { _ in try PortReservation() }

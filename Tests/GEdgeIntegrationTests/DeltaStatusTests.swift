@@ -11,6 +11,8 @@ import Testing
 struct DeltaStatusTests {
     @Test func aViewStartedMidStreamAsksForASnapshotThenFollowsDeltas() async throws {
         let h = try await SchedulerHarness()
+        // Its services, consumers and fleet stop when the test ends, passed or not.
+        defer { Task { await h.shutdown() } }
         let sim = SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 4), podStartDelay: .zero)
         // Periodic snapshots far apart: only a request brings one soon.
         try h.startAgent("edge1", driver: sim, statusInterval: .milliseconds(200), snapshotEvery: 10_000)

@@ -15,6 +15,8 @@ import Testing
 struct FleetTests {
     @Test func aFleetOf200ClustersIsScheduledOn() async throws {
         let h = try await SchedulerHarness()
+        // Its services, consumers and fleet stop when the test ends, passed or not.
+        defer { Task { await h.shutdown() } }
         var settings = FleetSettings(clusters: 200, nodesPerCluster: 4, prefix: "f200")
         settings.statusInterval = .seconds(1)
         settings.statusMinInterval = .milliseconds(100)
