@@ -231,10 +231,22 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
         }
     }
 
-    /// Commits the stored offsets now, waiting for the broker.
-    public func commit() async throws {
+    /// Commits the stored offsets now, waiting for the broker at most `timeout`.
+    public func commit(timeout: Duration = .seconds(10)) async throws {
         nonisolated(unsafe) let rk = handle
-        let err = try await blocking.run { rd_kafka_commit(rk, nil, 0) }
+        let err = try await blocking.run { () -> rd_kafka_resp_err_t in
+            guard let queue = rd_kafka_queue_new(rk) else { return RD_KAFKA_RESP_ERR__CRIT_SYS_RESOURCE }
+            defer { rd_kafka_queue_destroy(queue) }
+            let sent = rd_kafka_commit_queue(rk, nil, queue, nil, nil)
+            if sent != RD_KAFKA_RESP_ERR_NO_ERROR { return sent }
+            let deadline = ContinuousClock.now + timeout
+            while case let left = deadline - ContinuousClock.now, left > .zero {
+                guard let event = rd_kafka_queue_poll(queue, Int32(Swift.min(100, Swift.max(1, left.milliseconds)))) else { continue }
+                defer { rd_kafka_event_destroy(event) }
+                if rd_kafka_event_type(event) == RD_KAFKA_EVENT_OFFSET_COMMIT { return rd_kafka_event_error(event) }
+            }
+            return RD_KAFKA_RESP_ERR__TIMED_OUT
+        }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET {
             throw KafkaError(err, context: "commit")
         }
