@@ -17,8 +17,11 @@ public struct CallbackRecorder: Service {
     /// `gateway.callback.allow.private`: a producer on Kafka names its callback without the
     /// gateway's check, so the check is made again before anything is owed.
     let allowPrivate: Bool
+    let progress: ConsumerProgress
 
-    public init(consumer: KafkaConsumer, pool: PostgresPool, wake: Wakeup, allowPrivate: Bool = false, logger: Logger) {
+    public init(consumer: KafkaConsumer, pool: PostgresPool, wake: Wakeup, allowPrivate: Bool = false, logger: Logger,
+                progress: ConsumerProgress = .shared) {
+        self.progress = progress
         self.consumer = consumer
         self.pool = pool
         self.wake = wake
@@ -46,7 +49,7 @@ public struct CallbackRecorder: Service {
                 if !owed.isEmpty {
                     // One statement for the batch; PostgreSQL down holds it (retrying) and a
                     // shutdown meanwhile stores nothing, so the next owner reads it again.
-                    let outcome = await Retry.run("recording callbacks", consumer: "gateway.callbacks", logger: logger) {
+                    let outcome = await Retry.run("recording callbacks", consumer: "gateway.callbacks", logger: logger, progress: progress) {
                         let rows: JSONValue = .array(owed.map { .object(["request_id": .string($0.0), "url": .string($0.1), "payload": $0.2]) })
                         try await pool.execute(
                             """

@@ -81,8 +81,10 @@ public struct KafkaDeadLetterPublisher: Sendable {
 
     /// Dead-letters `message`, retrying until it is accepted (the consumer marked stalled
     /// meanwhile) or the service stops. True when it was: only then may the offset be stored.
-    public func deadLetterRetrying(_ message: KafkaMessage, error: any Error, code: String, field: String? = nil, consumer: String) async -> Bool {
-        let outcome = await Retry.run("dead-letter publish", consumer: consumer, logger: logger) {
+    public func deadLetterRetrying(_ message: KafkaMessage, error: any Error, code: String, field: String? = nil, consumer: String,
+        progress: ConsumerProgress = .shared
+    ) async -> Bool {
+        let outcome = await Retry.run("dead-letter publish", consumer: consumer, logger: logger, progress: progress) {
             // Whatever the producer answers, a dead letter is tried again: none is dropped.
             do { try await deadLetter(message, error: error, code: code, field: field) } catch { throw RetryAnyway(error) }
         }

@@ -105,7 +105,13 @@ public final class SchedulerContext: Sendable {
         ($0, Counter(label: "gedge_scheduler_requests_finished_total", dimensions: [("state", $0.rawValue)]))
     })
 
-    public init(settings: SchedulerSettings, queue: RequestQueue, view: ClusterView, producer: KafkaProducer, logger: Logger) {
+    /// Where this replica's consumers say they are stuck (the process's registry, which
+    /// `/readyz` reads, unless given another).
+    public let progress: ConsumerProgress
+
+    public init(settings: SchedulerSettings, queue: RequestQueue, view: ClusterView, producer: KafkaProducer, logger: Logger,
+                progress: ConsumerProgress = .shared) {
+        self.progress = progress
         self.settings = settings
         self.queue = queue
         self.view = view
@@ -448,7 +454,7 @@ public struct RequestIngest: Service {
         for (cancel, message, signer) in cancels {
             if let signer {
                 // A signed cancel acts on its own project's requests only.
-                switch await Retry.run("cancel owner", consumer: Self.consumerName, logger: context.logger, { try await context.queue.project(of: cancel.requestID) }) {
+                switch await Retry.run("cancel owner", consumer: Self.consumerName, logger: context.logger, progress: context.progress, { try await context.queue.project(of: cancel.requestID) }) {
                 case .done(let owner?) where owner != signer:
                     guard await deadLetter(message, MessageDecodingError(.invalidValue, field: "msg.request_id", reason: "the request belongs to another project than the signer '\(signer)'")) else { return }
                     continue
@@ -456,7 +462,7 @@ public struct RequestIngest: Service {
                 default: break
                 }
             }
-            let outcome = await Retry.run("cancel", consumer: Self.consumerName, logger: context.logger) {
+            let outcome = await Retry.run("cancel", consumer: Self.consumerName, logger: context.logger, progress: context.progress) {
                 if let (finished, strays) = try await context.queue.cancel(id: cancel.requestID, reason: cancel.reason, withdraw: cancel.withdraw) {
                     context.view.release(requestID: cancel.requestID)
                     for s in strays { context.sendRemove(s) }
@@ -492,7 +498,7 @@ public struct RequestIngest: Service {
             context.settleInFlight(taken: taken, used: 0)
             return .done(())
         }
-        let outcome = await Retry.run("recording requests", consumer: Self.consumerName, logger: context.logger) {
+        let outcome = await Retry.run("recording requests", consumer: Self.consumerName, logger: context.logger, progress: context.progress) {
             try await context.queue.recordReceived(items, decided: decided, owner: context.settings.instance)
         }
         guard case .done(let (new, applying)) = outcome else {
@@ -553,7 +559,7 @@ public struct RequestIngest: Service {
     /// Dead-letters a message, retrying until the broker takes it; false when the service
     /// stops first (then nothing after it may be acknowledged).
     func deadLetter(_ message: KafkaMessage, _ error: MessageDecodingError) async -> Bool {
-        guard await deadLetters.deadLetterRetrying(message, error: error, code: error.code.description, field: error.field, consumer: Self.consumerName) else {
+        guard await deadLetters.deadLetterRetrying(message, error: error, code: error.code.description, field: error.field, consumer: Self.consumerName, progress: context.progress) else {
             return false
         }
         deadLettered.increment()
@@ -759,7 +765,7 @@ public struct ReplyHandler: Service {
     /// service stops first (nothing more may be acknowledged).
     func perform<T>(_ what: String, _ items: [(T, KafkaMessage)], _ body: ([T]) async throws -> Void) async -> Bool {
         guard !items.isEmpty else { return true }
-        switch await Retry.run(what, consumer: Self.consumerName, logger: context.logger, { try await body(items.map(\.0)) }) {
+        switch await Retry.run(what, consumer: Self.consumerName, logger: context.logger, progress: context.progress, { try await body(items.map(\.0)) }) {
         case .done: return true
         case .stopped: return false
         case .permanent(let error):
@@ -774,7 +780,7 @@ public struct ReplyHandler: Service {
     }
 
     func deadLetter(_ message: KafkaMessage, _ error: MessageDecodingError) async -> Bool {
-        await deadLetters.deadLetterRetrying(message, error: error, code: error.code.description, field: error.field, consumer: Self.consumerName)
+        await deadLetters.deadLetterRetrying(message, error: error, code: error.code.description, field: error.field, consumer: Self.consumerName, progress: context.progress)
     }
 }
 

@@ -45,7 +45,8 @@ final class GatewayHarness: @unchecked Sendable {
         _ = world.run([
             ClusterStatusListener(consumer: try world.consumer(group: TestEnv.unique("gw-view"), topic: Topics.clusterStatus), view: view,
                                   snapshots: world.producer, source: "gateway", logger: world.logger),
-            CallbackRecorder(consumer: try world.consumer(group: "gw-callbacks", topic: Topics.scheduleResults), pool: world.pool, wake: wake, allowPrivate: settings.callbackAllowPrivate, logger: world.logger),
+            CallbackRecorder(consumer: try world.consumer(group: "gw-callbacks", topic: Topics.scheduleResults), pool: world.pool, wake: wake, allowPrivate: settings.callbackAllowPrivate, logger: world.logger,
+                             progress: world.progress),
             WebhookDeliverer(
                 pool: world.pool, http: http, settings: callbacks, wake: wake, table: "callback_deliveries", key: "request_id",
                 metric: "gedge_gateway_callbacks_total", logger: world.logger),

@@ -22,6 +22,9 @@ final class SchedulerHarness: @unchecked Sendable {
     let producer: KafkaProducer
     let store: RequestStore
     let codec = EnvelopeCodec()
+    /// Where this world's consumers say they are stuck: other tests of the run, in this
+    /// process, have consumers of the same names.
+    let progress = ConsumerProgress()
     private var groups: [(ServiceGroup, Task<Void, any Error>)] = []
     private let lock = NSLock()
 
@@ -76,7 +79,7 @@ final class SchedulerHarness: @unchecked Sendable {
         settings.maxCandidates = candidates
         settings.podLookupWait = .seconds(1)
         let context = SchedulerContext(
-            settings: settings, queue: RequestQueue(pool: pool, policy: queue), view: ClusterView(staleAfter: staleAfter), producer: producer, logger: logger)
+            settings: settings, queue: RequestQueue(pool: pool, policy: queue), view: ClusterView(staleAfter: staleAfter), producer: producer, logger: logger, progress: progress)
         let dead = KafkaDeadLetterPublisher(producer: producer, logger: logger)
         _ = run([
             ClusterStatusListener(consumer: try consumer(group: "view-\(instance)", topic: Topics.clusterStatus), context: context),

@@ -119,7 +119,7 @@ struct UntrustedInputTests {
         #expect(Set(letters.compactMap(\.keyString)) == ["poison-0", "poison-1", "poison-2", "poison-3"])
         let big = try #require(letters.first { $0.keyString == "poison-2" })
         #expect(big.value.count < 100_000 && big.header(MessageHeaders.truncated) == Array("true".utf8))
-        #expect(ConsumerProgress.shared.stuck.isEmpty)
+        #expect(g.world.progress.stuck.isEmpty)
         await g.shutdown()
     }
 
