@@ -181,19 +181,23 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
         polling.set(false)
         channel.close()
         pollThread.stop()
+        // Dropped without close(): closed here, within the same bound.
+        if !closed.exchange(true) {
+            context.closing.set(true)
+            if !serveClose(handle, context, within: closeTimeout).finished {
+                closeUnfinished.set(true)
+                logger.error("close did not finish in time: the group reassigns this member's partitions after its session timeout",
+                             metadata: ["kafka.close.timeout": "\(closeTimeout)"])
+            }
+        }
+        blocking.stop()
         if closeUnfinished.isSet {
             // rd_kafka_destroy would close again and wait for the group without end. The
             // handle's threads may still call back into the context: it stays too, silent.
-            blocking.stop()
             context.silenced.set(true)
             _ = Unmanaged.passRetained(context)
             return
         }
-        if !closed.exchange(true) {
-            context.closing.set(true)
-            rd_kafka_consumer_close(handle)
-        }
-        blocking.stop()
         rd_kafka_destroy(handle)
     }
 

@@ -175,8 +175,18 @@ struct KafkaTests {
         var config = consumerConfig(cluster, group: TestEnv.unique("group"), topic: topic)
         config.closeTimeout = .seconds(3)
         let consumer = try KafkaConsumer(configuration: config, logger: logger)
-        // Stores all three offsets: the close has a commit to make, and the broker is gone.
+        // Each joins and reads all three; then the broker goes: the leave gets no answer.
         _ = try await collect(consumer, count: 3)
+        // A second member, of a group of its own, is dropped without close(): its deinit
+        // closes, within the same bound.
+        final class Holder: @unchecked Sendable { var consumer: KafkaConsumer? }
+        let holder = Holder()
+        do {
+            config.groupID = TestEnv.unique("group")
+            let second = try KafkaConsumer(configuration: config, logger: logger)
+            _ = try await collect(second, count: 3)
+            holder.consumer = second
+        }
         try cluster.setBrokerDown(1)
         let started = ContinuousClock.now
         var failure: KafkaError?
@@ -184,6 +194,15 @@ struct KafkaTests {
         let took = ContinuousClock.now - started
         #expect(failure?.isTimedOut == true, "close gives up with timedOut: \(String(describing: failure))")
         #expect(took >= .seconds(3) && took < .seconds(15), "close took \(took)")
+        // The last reference goes on a thread of its own: the deinit blocks while it waits.
+        let dropped: Duration = await withCheckedContinuation { done in
+            Thread {
+                let start = ContinuousClock.now
+                holder.consumer = nil
+                done.resume(returning: ContinuousClock.now - start)
+            }.start()
+        }
+        #expect(dropped < .seconds(15), "a dropped consumer's close took \(dropped)")
         try cluster.setBrokerUp(1)
     }
 
