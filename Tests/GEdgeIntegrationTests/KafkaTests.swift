@@ -63,16 +63,6 @@ struct KafkaTests {
     }
 
     @Test func twoConsumerProcessesInOneGroupSharePartitions() async throws {
-        let cluster = try KafkaMockCluster(brokers: 1, logger: logger)
-        let topic = TestEnv.unique("shared")
-        try cluster.createTopic(topic, partitions: 6)
-        let group = TestEnv.unique("group")
-        // Group-protocol debug lines go to each child's own error log: a close that does not
-        // end shows there what the group was waiting for.
-        let args = ["kafka-consume", "--brokers", cluster.bootstrapServers, "--group", group, "--topic", topic,
-                    "--log.level", "debug", "--kafka.debug", "cgrp"]
-        let a = try ChildProcess("gedge-testkit", args, errorLog: true)
-        let b = try ChildProcess("gedge-testkit", args, errorLog: true)
         // How long each step took, printed at the end: on a loaded machine the steps' bounds
         // are what a failure is read against.
         var steps: [(String, Duration)] = []
@@ -82,6 +72,18 @@ struct KafkaTests {
             steps.append((name, now - mark))
             mark = now
         }
+        let cluster = try KafkaMockCluster(brokers: 1, logger: logger)
+        let topic = TestEnv.unique("shared")
+        try cluster.createTopic(topic, partitions: 6)
+        step("mock cluster and topic")
+        let group = TestEnv.unique("group")
+        // Group-protocol debug lines go to each child's own error log: a close that does not
+        // end shows there what the group was waiting for.
+        let args = ["kafka-consume", "--brokers", cluster.bootstrapServers, "--group", group, "--topic", topic,
+                    "--log.level", "debug", "--kafka.debug", "cgrp"]
+        let a = try ChildProcess("gedge-testkit", args, errorLog: true)
+        let b = try ChildProcess("gedge-testkit", args, errorLog: true)
+        step("children started")
         // Wait for the group to settle with both members holding partitions.
         try await eventually("both members assigned", timeout: .seconds(40)) {
             func owned(_ p: ChildProcess) -> Set<String> {
@@ -129,11 +131,12 @@ struct KafkaTests {
         b.kill(SIGTERM)
         try await b.waitForExit(timeout: .seconds(40))
         step("second close")
-        print("twoConsumerProcessesInOneGroupSharePartitions steps: " + steps.map { "\($0.0) \($0.1)" }.joined(separator: ", "))
         for c in [a, b] {
             #expect(c.lines.contains("CLOSED"), "graceful close on SIGTERM: \(c.lines.suffix(1))\n\(c.errorLogTail())")
         }
         await p.shutdown()
+        step("producer shutdown")
+        print("twoConsumerProcessesInOneGroupSharePartitions steps: " + steps.map { "\($0.0) \($0.1)" }.joined(separator: ", "))
     }
 
     @Test func aConsumerKilledBeforeCommitLeavesItsMessagesToBeRedelivered() async throws {
