@@ -120,14 +120,19 @@ struct KafkaTests {
             let twice = a.lines(prefix: "MSG ").filter { keysB.contains($0.split(separator: " ")[3]) }.map { $0.split(separator: " ")[1] }
             #expect(Set(twice).isSubset(of: moved), "a message went to both on a partition that never moved: \(Set(twice)) vs \(moved)")
         }
-        // One after the other, as a rolling restart stops them. (Both at once makes each
-        // leave in the middle of the rebalance the other's leaving started, and the mock
-        // broker's coordinator can hold that close past the test's bound.) A close waits for
-        // the group (the final commit, the unassign, the leave) at most its close timeout,
-        // 20 s here, so each ends well within 40 s.
+        // One after the other, as a rolling restart stops them: the second once the group
+        // has settled again, all six partitions its own. (Stopped in the middle of the
+        // rebalance the first one's leaving started, a member's close can wait on the mock
+        // broker's coordinator.) A close waits for the group (the final commit, the
+        // unassign, the leave) at most its close timeout, 20 s here, so each ends well
+        // within 40 s.
         a.kill(SIGTERM)
         try await a.waitForExit(timeout: .seconds(40))
         step("first close")
+        try await eventually("the other member holding all six", timeout: .seconds(40)) {
+            b.lines(prefix: "ASSIGNED ").last.map { $0.dropFirst(9).split(separator: ",").count } == 6
+        }
+        step("group settled again")
         b.kill(SIGTERM)
         try await b.waitForExit(timeout: .seconds(40))
         step("second close")
