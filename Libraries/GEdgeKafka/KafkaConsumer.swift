@@ -243,13 +243,11 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
             defer { rd_kafka_queue_destroy(queue) }
             let sent = rd_kafka_commit_queue(rk, nil, queue, nil, nil)
             if sent != RD_KAFKA_RESP_ERR_NO_ERROR { return sent }
-            let deadline = ContinuousClock.now + timeout
-            while case let left = deadline - ContinuousClock.now, left > .zero {
-                guard let event = rd_kafka_queue_poll(queue, Int32(Swift.min(100, Swift.max(1, left.milliseconds)))) else { continue }
-                defer { rd_kafka_event_destroy(event) }
-                if rd_kafka_event_type(event) == RD_KAFKA_EVENT_OFFSET_COMMIT { return rd_kafka_event_error(event) }
+            var answer: rd_kafka_resp_err_t?
+            serveEvents(queue, until: ContinuousClock.now + timeout, finished: { answer != nil }) { event in
+                if rd_kafka_event_type(event) == RD_KAFKA_EVENT_OFFSET_COMMIT { answer = rd_kafka_event_error(event) }
             }
-            return RD_KAFKA_RESP_ERR__TIMED_OUT
+            return answer ?? RD_KAFKA_RESP_ERR__TIMED_OUT
         }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET {
             throw KafkaError(err, context: "commit")
@@ -347,9 +345,7 @@ private func serveClose(_ rk: OpaquePointer, _ context: KafkaClientContext, with
         outcome.error = KafkaError(taking: e)
         return outcome
     }
-    let deadline = ContinuousClock.now + limit
     func serve(_ event: OpaquePointer) {
-        defer { rd_kafka_event_destroy(event) }
         switch rd_kafka_event_type(event) {
         case RD_KAFKA_EVENT_REBALANCE:
             serveRebalance(rk, context, rd_kafka_event_error(event), rd_kafka_event_topic_partition_list(event))
@@ -361,13 +357,24 @@ private func serveClose(_ rk: OpaquePointer, _ context: KafkaClientContext, with
             break
         }
     }
-    while rd_kafka_consumer_closed(rk) == 0 {
-        let left = deadline - ContinuousClock.now
-        guard left > .zero else { return outcome }
-        if let event = rd_kafka_queue_poll(queue, Int32(min(100, max(1, left.milliseconds)))) { serve(event) }
-    }
-    outcome.finished = true
+    serveEvents(queue, until: ContinuousClock.now + limit, finished: { rd_kafka_consumer_closed(rk) != 0 }, serve)
+    outcome.finished = rd_kafka_consumer_closed(rk) != 0
     // The commit's answer comes before the group ends; take what is left on the queue.
-    while let event = rd_kafka_queue_poll(queue, 0) { serve(event) }
+    while let event = rd_kafka_queue_poll(queue, 0) {
+        serve(event)
+        rd_kafka_event_destroy(event)
+    }
     return outcome
+}
+
+/// Hands each event of `queue` to `body` (and destroys it after) until `finished` holds (asked
+/// before each wait, which lasts at most 100 ms) or `deadline` passes.
+private func serveEvents(
+    _ queue: OpaquePointer, until deadline: ContinuousClock.Instant, finished: () -> Bool, _ body: (OpaquePointer) -> Void
+) {
+    while !finished(), case let left = deadline - ContinuousClock.now, left > .zero {
+        guard let event = rd_kafka_queue_poll(queue, Int32(min(100, max(1, left.milliseconds)))) else { continue }
+        body(event)
+        rd_kafka_event_destroy(event)
+    }
 }
