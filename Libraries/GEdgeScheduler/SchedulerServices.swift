@@ -787,13 +787,27 @@ public struct ReplyHandler: Service {
 // MARK: - Cluster status and leases
 
 /// Keeps the cluster view from the agents' reports (hcode 600). Every replica reads every
-/// report: its own group, from the earliest retained, committing nothing. Snapshots replace
-/// a cluster's state; deltas are applied onto the report they follow (`StatusAssembler`);
-/// a delta that does not follow (a lost report, a restarted agent, this replica started
-/// mid-stream) asks the agent for a snapshot (hcode 601, at most once a second per
-/// cluster) with `snapshots`, and the cluster keeps what it had, growing stale as it would
-/// had the agent stopped.
+/// report: its own group, from the end of the topic (`consumerConfiguration`), committing
+/// nothing. Snapshots replace a cluster's state; deltas are applied onto the report they
+/// follow (`StatusAssembler`); a delta that does not follow (a lost report, a restarted
+/// agent, this replica started mid-stream) asks the agent for a snapshot (hcode 601, at most
+/// once a second per cluster) with `snapshots`, and the cluster keeps what it had, growing
+/// stale as it would had the agent stopped.
 public struct ClusterStatusListener: Service {
+    /// The consumer a view reads the reports with: a group of its own, `group`, that starts at
+    /// the end of `topic`. A view is whole one report interval after it starts: each
+    /// cluster's next report is a snapshot, or a delta that asks for one. Reading what the
+    /// topic retains instead would grow with its retention (an hour of a fleet's reports in
+    /// the shipped topics) and, on the local broker, which drops a partition's oldest batch
+    /// at every append past about 5 MB, would start on a batch about to go: out of range,
+    /// reset to the new start after `fetch.error.backoff.ms`, out of range again, and
+    /// nothing read while agents report.
+    public static func consumerConfiguration(client: KafkaConfiguration, group: String, topic: String) -> KafkaConsumerConfiguration {
+        var c = KafkaConsumerConfiguration(client: client, groupID: group, topics: [topic])
+        c.autoOffsetReset = "latest"
+        return c
+    }
+
     let consumer: KafkaConsumer
     let view: ClusterView
     let logger: Logger

@@ -28,8 +28,8 @@ func runAutoscaler() async throws {
     let instance = config.string("autoscaler.instance", default: ProcessInfo.processInfo.hostName)
     let group = config.string("kafka.group", default: "gedge-autoscaler")
 
-    var statusConfig = KafkaConsumerConfiguration(client: kafka, groupID: "\(group)-view-\(instance)", topics: [config.string("agent.status.topic", default: Topics.clusterStatus)])
-    statusConfig.autoOffsetReset = "earliest"
+    let statusConfig = ClusterStatusListener.consumerConfiguration(
+        client: kafka, group: "\(group)-view-\(instance)", topic: config.string("agent.status.topic", default: Topics.clusterStatus))
     var metricsConfig = KafkaConsumerConfiguration(client: kafka, groupID: "\(group)-metrics-\(instance)", topics: [config.string("agent.metrics.topic", default: Topics.podMetrics)])
     metricsConfig.autoOffsetReset = "latest"
     let replies = try KafkaConsumer(configuration: KafkaConsumerConfiguration(client: kafka, groupID: group + "-replies", topics: [settings.repliesTopic]), logger: logger)

@@ -52,8 +52,7 @@ func runGateway() async throws {
         logger.warning("no gateway.admin.token: only tokens already in the database work")
     }
 
-    var statusConfig = KafkaConsumerConfiguration(client: kafka, groupID: "\(group)-view-\(instance)", topics: [Topics.clusterStatus])
-    statusConfig.autoOffsetReset = "earliest"
+    let statusConfig = ClusterStatusListener.consumerConfiguration(client: kafka, group: "\(group)-view-\(instance)", topic: Topics.clusterStatus)
     let status = try KafkaConsumer(configuration: statusConfig, logger: logger)
     var resultsConfig = KafkaConsumerConfiguration(
         client: kafka, groupID: "\(group)-callbacks", topics: [config.string("scheduler.results.topic", default: Topics.scheduleResults)])

@@ -53,8 +53,7 @@ func runScheduler() async throws {
     let replies = try (0..<replyWorkers).map { _ in
         try KafkaConsumer(configuration: KafkaConsumerConfiguration(client: kafka, groupID: group + "-replies", topics: [settings.repliesTopic]), logger: logger)
     }
-    var statusConfig = KafkaConsumerConfiguration(client: kafka, groupID: "\(group)-view-\(settings.instance)", topics: [settings.statusTopic])
-    statusConfig.autoOffsetReset = "earliest"
+    let statusConfig = ClusterStatusListener.consumerConfiguration(client: kafka, group: "\(group)-view-\(settings.instance)", topic: settings.statusTopic)
     let status = try KafkaConsumer(configuration: statusConfig, logger: logger)
 
     let ops = ServiceKit.opsServer(

@@ -1,6 +1,7 @@
 import Foundation
 import GEdgeCore
 import GEdgeKafka
+import GEdgeScheduler
 import Synchronization
 import Testing
 
@@ -212,6 +213,52 @@ struct KafkaTests {
         }
         #expect(dropped < .seconds(15), "a dropped consumer's close took \(dropped)")
         try cluster.setBrokerUp(1)
+    }
+
+    /// librdkafka's mock broker keeps about 5 MB of a partition and drops its oldest batch
+    /// at every append past that. A consumer that starts at the log's start asks for a batch
+    /// that an append has dropped by the time its fetch arrives (here every answer is 100 ms
+    /// late), is reset to the new start after `fetch.error.backoff.ms` (500 ms), and is out
+    /// of range again: it reads nothing while the topic is written. The cluster views'
+    /// consumers (`ClusterStatusListener.consumerConfiguration`, as the services make them)
+    /// start at the end and read such a topic at once.
+    @Test func aViewConsumerReadsATopicWhoseOldestBatchesAreDroppedAsItStarts() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, logger: logger)
+        let topic = TestEnv.unique("front")
+        try cluster.createTopic(topic, partitions: 1)
+        // One message a batch, as a fleet's reports come, past the mock's 5 MB.
+        var config = KafkaProducerConfiguration(client: KafkaConfiguration(brokers: cluster.bootstrapServers, clientID: "test"))
+        config.client.properties["batch.num.messages"] = "1"
+        let p = try KafkaProducer(configuration: config, logger: logger)
+        let value = [UInt8](repeating: UInt8(ascii: "x"), count: 1024)
+        for i in 0..<5_600 {
+            while true {
+                do { try p.enqueue(KafkaRecord(topic: topic, key: "old-\(i)", value: value)) { _ in }; break } catch { try await Task.sleep(for: .milliseconds(5)) }
+            }
+        }
+        try await p.flush(timeout: .seconds(30))
+        try cluster.setBrokerRTT(1, milliseconds: 100)
+        // The topic goes on being written: each append drops the oldest batch.
+        let writer = Task {
+            var i = 0
+            while !Task.isCancelled {
+                try? p.enqueue(KafkaRecord(topic: topic, key: "new-\(i)", value: value)) { _ in }
+                i += 1
+                try? await Task.sleep(for: .milliseconds(5))
+            }
+        }
+        defer { writer.cancel() }
+        var c = ClusterStatusListener.consumerConfiguration(client: KafkaConfiguration(brokers: cluster.bootstrapServers, clientID: "test"), group: TestEnv.unique("view"), topic: topic)
+        c.sessionTimeout = .seconds(6)
+        let consumer = try KafkaConsumer(configuration: c, logger: logger)
+        let started = ContinuousClock.now
+        let got = try await collect(consumer, count: 20, timeout: .seconds(20), store: false)
+        #expect(got.count == 20, "read \(got.count) in \(ContinuousClock.now - started)")
+        #expect(got.allSatisfy { $0.keyString?.hasPrefix("new-") == true }, "only what was written after it started: \(got.prefix(3).map { $0.keyString ?? "" })")
+        try await consumer.close()
+        writer.cancel()
+        try cluster.setBrokerRTT(1, milliseconds: 0)
+        await p.shutdown()
     }
 
     @Test func aBrokerTakenDownAndUpLosesNothing() async throws {
