@@ -238,7 +238,8 @@ let package = Package(
             path: "Services/notifier", swiftSettings: swiftSettings),
         .executableTarget(
             name: "gedge-faas-demo", dependencies: ["GEdgeCore", "GEdgeSecurity", "GEdgeAMQP", .product(name: "Hummingbird", package: "hummingbird"),
-                                                    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+                                                    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                                                    .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Services/gedge-faas-demo", swiftSettings: swiftSettings),
         .executableTarget(
             name: "gedgectl",
@@ -258,7 +259,7 @@ let package = Package(
             name: "gedge-demo", dependencies: ["GEdgeCore", "GEdgeKafka", "GEdgePostgres", "GEdgeScheduler"],
             path: "Services/gedge-demo", swiftSettings: swiftSettings),
         .executableTarget(
-            name: "gedge-testkit", dependencies: ["GEdgeCore", "GEdgeKafka", "GEdgeAMQP"],
+            name: "gedge-testkit", dependencies: ["GEdgeCore", "GEdgeKafka", "GEdgeAMQP", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Services/gedge-testkit", swiftSettings: swiftSettings),
         .executableTarget(
             name: "gedge-bench-scheduler", dependencies: ["GEdgeCore", "GEdgeKafka", "GEdgePostgres", "GEdgePlacement", "GEdgeScheduler", "GEdgeFleet", "GEdgeHTTPClient",

@@ -19,13 +19,13 @@ extension ConfigKeys {
             Key(names: ["decode.max.string.bytes"], defaultValue: "`1048576`", meaning: "bytes of one string or key"),
             Key(names: ["decode.max.document.bytes"], defaultValue: "`4194304`", meaning: "bytes of one document's text"),
         ]),
-        Section(title: "Kafka", programs: ["scheduler", "agent", "gateway", "autoscaler", "faas-trigger", "accelerator-monitor", "gedge-fleet", "gedge-bench-faas"], keys: [
+        Section(title: "Kafka", programs: ["scheduler", "agent", "gateway", "autoscaler", "faas-trigger", "accelerator-monitor", "gedge-fleet", "gedge-bench-faas", "gedge-demo"], keys: [
             Key(names: ["kafka.brokers"], defaultValue: "`127.0.0.1:9092`", meaning: "bootstrap servers, comma-separated"),
             Key(names: ["kafka.client.id"], defaultValue: "the service's name", meaning: ""),
             Key(names: ["kafka.group"], defaultValue: "the service's", meaning: "consumer group (`gedge-scheduler`, `gedge-gateway`)"),
             Key(names: ["kafka.rdkafka.<property>"], defaultValue: "", meaning: "passed to librdkafka: `security.protocol`, `sasl.mechanisms`, `sasl.username`, `sasl.password`, `ssl.ca.location`, `ssl.certificate.location`, `ssl.key.location`, `socket.timeout.ms`, `message.timeout.ms`, `linger.ms`, `batch.num.messages`, `compression.type`, `session.timeout.ms`, `heartbeat.interval.ms`, `max.poll.interval.ms`, `auto.offset.reset`, `partition.assignment.strategy`, `fetch.wait.max.ms`, `queue.buffering.max.messages`, `statistics.interval.ms`, `debug`"),
         ]),
-        Section(title: "PostgreSQL (and the agent in push mode)", programs: ["scheduler", "gateway", "autoscaler", "faas-trigger", "notifier", "agent", "gedge-bench", "gedge-bench-faas", "gedge-bench-scheduler"], keys: [
+        Section(title: "PostgreSQL (and the agent in push mode)", programs: ["scheduler", "gateway", "autoscaler", "faas-trigger", "notifier", "agent", "gedge-bench", "gedge-bench-faas", "gedge-bench-scheduler", "gedge-demo"], keys: [
             Key(names: ["postgres.url"], defaultValue: "`postgres://gedge@127.0.0.1:5432/gedge`", meaning: "libpq URL"),
             Key(names: ["postgres.password"], defaultValue: "", meaning: "secret; or `postgres.password.file`"),
             Key(names: ["postgres.pool.size"], defaultValue: "`8`", meaning: "connections"),
@@ -201,6 +201,12 @@ extension ConfigKeys {
             Key(names: ["fleet.pod.start.delay"], defaultValue: "`0s`", meaning: "how long an applied pod takes to start"),
             Key(names: ["fleet.background"], defaultValue: "`true`", meaning: "nodes start partly used by other tenants (up to 60 %)"),
             Key(names: ["fleet.stats.interval"], defaultValue: "`10s`", meaning: "a log line of what the fleet did; `0s` for none"),
+        ]),
+        Section(title: "gedge-demo", programs: ["gedge-demo"], keys: [
+            Key(names: ["scheduler.topic"], defaultValue: "`gedge.schedule.requests`", meaning: "where the demo's schedule requests are published"),
+            Key(names: ["demo.timeout"], defaultValue: "`60s`", meaning: "how long to wait for every request to end"),
+            Key(names: ["demo.load"], defaultValue: "", meaning: "`NAMESPACE/NAME=MILLICORES`: offer that much CPU to a workload of the simulated clusters (hcode 790) and exit"),
+            Key(names: ["demo.load.clusters"], defaultValue: "`cloud,edge1,edge2`", meaning: "the clusters `demo.load` is offered to"),
         ]),
         Section(title: "gedge-bench", programs: ["gedge-bench"], keys: [
             Key(names: ["bench.messages"], defaultValue: "`300000`", meaning: "1 KB messages produced a round, through this library and through kcat"),

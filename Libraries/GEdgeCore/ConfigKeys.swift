@@ -29,6 +29,7 @@ public enum ConfigKeys {
         "accelerator-monitor": "Finds a node's GPUs, Jetson and Coral TPUs, labels the node and publishes its inventory.",
         "gedge-kafka-dev": "A local Kafka broker (librdkafka's mock cluster) on a fixed port, for development and tests.",
         "gedge-fleet": "Thousands of simulated edge clusters in one process: reports, coordinates and applies, against a real stack.",
+        "gedge-demo": "The demo's producer and reporter: schedule requests under each policy to Kafka, each one's lifecycle from PostgreSQL; or load offered to the simulated clusters.",
         "gedge-bench": "Kafka produce and consume through this library beside kcat, and PostgreSQL inserts row by row beside pipelined batches.",
         "gedge-bench-faas": "Scale-from-zero latency and the notifier's throughput against the local stack.",
         "gedge-bench-scheduler": "The scheduler's benchmarks in one run: decision time, end to end, message coding, edge scale over a simulated fleet.",

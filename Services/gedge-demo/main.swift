@@ -11,7 +11,7 @@ import Logging
 // malformed message, follows each request in PostgreSQL to its end, and prints where it
 // landed and its lifecycle.
 //
-// Keys: kafka.brokers, postgres.url, scheduler.topic, demo.timeout (60s).
+// Keys: docs/configuration.md ("gedge-demo").
 
 func deployment(_ name: String, cpu: String = "500m", memory: String = "512Mi", replicas: Int = 1, gpu: Int = 0) -> String {
     """
@@ -59,6 +59,7 @@ func offerLoad(_ config: ConfigReader, spec: String, logger: Logger) async throw
 
 func runDemo() async throws {
     let config = try ConfigReader()
+    try config.check(program: "gedge-demo")
     GEdgeLogging.bootstrapConsole(level: .warning)
     let logger = Logger(label: "gedge-demo")
     if let spec = config.string("demo.load") {

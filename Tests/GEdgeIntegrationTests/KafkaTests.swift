@@ -81,7 +81,7 @@ struct KafkaTests {
         // Group-protocol debug lines go to each child's own error log: a close that does not
         // end shows there what the group was waiting for.
         let args = ["kafka-consume", "--brokers", cluster.bootstrapServers, "--group", group, "--topic", topic,
-                    "--log.level", "debug", "--kafka.debug", "cgrp"]
+                    "--log-level", "debug", "--kafka-debug", "cgrp"]
         let a = try ChildProcess("gedge-testkit", args, errorLog: true)
         let b = try ChildProcess("gedge-testkit", args, errorLog: true)
         step("children started")
@@ -154,7 +154,7 @@ struct KafkaTests {
         for i in 0..<10 { _ = try await p.send(KafkaRecord(topic: topic, key: "k\(i)", value: Array("m\(i)".utf8))) }
 
         // The child reads all ten but never stores an offset, then dies hard.
-        let child = try ChildProcess("gedge-testkit", ["kafka-consume", "--brokers", cluster.bootstrapServers, "--group", group, "--topic", topic, "--store", "false", "--session.timeout", "3s"])
+        let child = try ChildProcess("gedge-testkit", ["kafka-consume", "--brokers", cluster.bootstrapServers, "--group", group, "--topic", topic, "--store", "false", "--session-timeout", "3s"])
         try await eventually("child read all ten") { child.lines(prefix: "MSG ").count >= 10 }
         try await Task.sleep(for: .milliseconds(1500))  // past an auto-commit interval: nothing was stored, nothing commits
         child.kill(SIGKILL)

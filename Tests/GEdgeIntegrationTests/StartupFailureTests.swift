@@ -106,6 +106,27 @@ struct StartupFailureTests {
         #expect(!kafka.connected && !postgres.connected, "\(service) reached Kafka or PostgreSQL before it checked its port")
     }
 
+    /// The suite's other programs, each subcommand of those that have them.
+    static let tools = [
+        "gedge-kafka-dev", "gedge-fleet", "gedge-bench", "gedge-bench-faas", "gedge-bench-scheduler", "gedge-demo", "gedgectl",
+        "gedge-faas-demo motion", "gedge-faas-demo detect", "gedge-faas-demo sink",
+        "gedge-testkit kafka-consume", "gedge-testkit amqp-consume", "gedge-testkit decode-peak",
+    ]
+
+    /// Every other program, and each subcommand: `--help` prints what it does and exits 0,
+    /// touching nothing (the demo used to run the demo); a flag it does not know ends it at
+    /// once, naming the flag, with a status that is not 0.
+    @Test(arguments: tools)
+    func everyToolAnswersHelpAndRefusesWhatItDoesNotKnow(tool: String) async throws {
+        let words = tool.split(separator: " ").map(String.init)
+        let (program, sub) = (words[0], Array(words.dropFirst()))
+        let (helpStatus, help) = try await run(program, sub + ["--help"], within: .seconds(15))
+        #expect(helpStatus == 0 && help.count >= 3 && help.joined(separator: "\n").contains(program), "\(tool) --help: \(helpStatus) \(help.prefix(5))")
+        let required = tool == "gedge-testkit decode-peak" ? ["--file", "/dev/null"] : []
+        let (status, lines) = try await run(program, sub + required + ["--no-such-thing", "1"], within: .seconds(15))
+        #expect(status != 0 && lines.contains { $0.contains("no-such-thing") }, "\(tool) --no-such-thing: \(status) \(lines.prefix(5))")
+    }
+
     /// SIGTERM while a service waits on a broker and a database that accept connections and
     /// never answer: it ends promptly (the waits give way to the shutdown), whatever stage
     /// its startup is at.
