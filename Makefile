@@ -2,9 +2,21 @@
 SHELL := /bin/bash
 BIN := .build/debug
 
-.PHONY: all deps build up run down status demo test check-deploy compose-secrets bench release clean
+.PHONY: all help deps build up run down status demo test check-deploy compose-secrets bench release clean
 
 all: build
+
+help:
+	@echo "make demo            install what is missing, build, start the local stack, run the demo"
+	@echo "make test            every test: unit tests, and integration tests against the real servers"
+	@echo "make up | down       start | stop the local stack (PostgreSQL, RabbitMQ, the dev Kafka broker)"
+	@echo "make run             the local suite in the background (scheduler, three agents, gateway)"
+	@echo "make status          what of the local stack runs"
+	@echo "make bench           the benchmarks (release build), figures side by side"
+	@echo "make check-deploy    check the compose and Kubernetes files without Docker or a cluster"
+	@echo "make compose-secrets the compose deployment's secrets, into compose/secrets/"
+	@echo "make build | release debug | release build;  make clean"
+	@echo "Each script answers --help: scripts/stack.sh, scripts/run.sh, scripts/demo.sh, ..."
 
 deps:
 	bash scripts/install-deps.sh

@@ -5,6 +5,9 @@
 # server in the same run (the HTTP ceiling). Prints requests/s and latency percentiles.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+. "$root/scripts/args.sh"
+script_help "$@"
+[ $# -eq 0 ] || refuse "bench/gateway.sh (no arguments; GEDGE_BENCH_DURATION, GEDGE_BENCH_CONNECTIONS, GEDGE_BENCH_PORT)" "$1"
 bin="${GEDGE_BIN_DIR:-$root/.build/release}"
 state="$root/.local"
 duration="${GEDGE_BENCH_DURATION:-10s}"

@@ -8,6 +8,9 @@
 #   scripts/check-k8s.py (which also breaks a copy of the tree and requires each fault caught).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+. "$root/scripts/args.sh"
+script_help "$@"
+[ $# -eq 0 ] || refuse "scripts/check-deploy.sh (no arguments)" "$1"
 cd "$root"
 k8s_version="${GEDGE_K8S_VERSION:-1.33.0}"
 

@@ -4,6 +4,10 @@
 # each Kafka principal's SCRAM password, the producers' signing secret, and a local CA with
 # the broker's TLS certificate (SAN kafka). Nothing here is committed (.gitignore).
 set -euo pipefail
+. "$(dirname "$0")/args.sh"
+script_help "$@"
+case "${1:-}" in -*) refuse "scripts/compose-secrets.sh [DIR]" "$1" ;; esac
+[ $# -le 1 ] || refuse "scripts/compose-secrets.sh [DIR]" "$2"
 dir="${1:-$(cd "$(dirname "$0")/.." && pwd)/compose/secrets}"
 mkdir -p "$dir"
 umask 077

@@ -7,6 +7,9 @@
 # console is photographed.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+. "$root/scripts/args.sh"
+script_help "$@"
+[ $# -eq 0 ] || refuse "scripts/demo.sh (no arguments)" "$1"
 bin="${GEDGE_BIN_DIR:-$root/.build/debug}"
 state="$root/.local"
 mkdir -p "$state"

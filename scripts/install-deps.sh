@@ -2,6 +2,9 @@
 # Installs the Debian packages the suite needs, if any is missing. Non-interactive.
 # (prometheus: for promtool, which the tests run on every service's /metrics.)
 set -euo pipefail
+. "$(dirname "$0")/args.sh"
+script_help "$@"
+[ $# -eq 0 ] || refuse "scripts/install-deps.sh (no arguments)" "$1"
 
 packages=(
   librdkafka-dev librabbitmq-dev libpq-dev libcurl4-openssl-dev libyaml-dev pkg-config

@@ -12,6 +12,9 @@
 # GEDGE_KAFKA_BROKERS, GEDGE_POSTGRES_URL and the other GEDGE_* keys from the environment.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+. "$root/scripts/args.sh"
+script_help "$@"
+[ $# -le 1 ] || refuse "scripts/run.sh start|stop|status" "$2"
 bin="${GEDGE_BIN_DIR:-$root/.build/debug}"
 state="${GEDGE_RUN_DIR:-$root/.local}"
 gateway_port="${GEDGE_RUN_GATEWAY_PORT:-8888}"
@@ -81,5 +84,5 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) for n in "${names[@]}"; do if running "$n"; then echo "$n: up (pid $(cat "$pids/$n.pid"))"; else echo "$n: down"; fi; done ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  *) refuse "scripts/run.sh start|stop|status" "${1:-}" ;;
 esac

@@ -10,6 +10,9 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
+. "$root/scripts/args.sh"
+script_help "$@"
+[ $# -le 1 ] || refuse "scripts/stack.sh up|down|status|env" "$2"
 state="$root/.local"
 PG_PORT="${GEDGE_PG_PORT:-5432}"
 AMQP_PORT="${GEDGE_AMQP_PORT:-5672}"
@@ -172,5 +175,5 @@ case "${1:-}" in
     echo "GEDGE_AMQP_URL=amqp://guest:guest@127.0.0.1:$AMQP_PORT/"
     echo "GEDGE_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
     ;;
-  *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+  *) refuse "scripts/stack.sh up|down|status|env" "${1:-}" ;;
 esac

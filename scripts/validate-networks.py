@@ -6,6 +6,7 @@
 NetworkAttachmentDefinitions against schemas/networks (the custom resource, then the CNI
 configuration in spec.config by its plugin type). Exits 1 naming each object that fails.
 """
+import argparse
 import json
 import pathlib
 import sys
@@ -31,9 +32,13 @@ def validator(name):
     return Draft202012Validator(inline(schemas[name]))
 
 
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("files", nargs="+", metavar="FILE", help="a JSON list of manifests, or one manifest")
+args = parser.parse_args()
+
 errors = []
 checked = 0
-for path in sys.argv[1:]:
+for path in args.files:
     doc = json.loads(pathlib.Path(path).read_text())
     for obj in doc if isinstance(doc, list) else [doc]:
         if obj.get("kind") != "NetworkAttachmentDefinition":

@@ -9,10 +9,10 @@ import Testing
 struct StartupFailureTests {
     /// Starts an executable with its output (standard output and error) in a file, waits for
     /// it to end, and returns its status and every line it wrote.
-    func run(_ executable: String, _ arguments: [String], within: Duration = .seconds(45)) async throws -> (status: Int32, lines: [String]) {
+    func run(_ executable: String, _ arguments: [String], within: Duration = .seconds(45), directory: URL = TestEnv.binDir) async throws -> (status: Int32, lines: [String]) {
         let log = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnv.unique(executable) + ".log").path
         defer { try? FileManager.default.removeItem(atPath: log) }
-        let child = try GEdgeCore.ChildProcess(executable, arguments, logFile: log, directory: TestEnv.binDir)
+        let child = try GEdgeCore.ChildProcess(executable, arguments, logFile: log, directory: directory)
         try await eventually("\(executable) exit", timeout: within) { !child.isRunning }
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         return (child.exitCode ?? -1, text.split(separator: "\n").map(String.init).filter { !$0.isEmpty })
@@ -125,6 +125,29 @@ struct StartupFailureTests {
         let required = tool == "gedge-testkit decode-peak" ? ["--file", "/dev/null"] : []
         let (status, lines) = try await run(program, sub + required + ["--no-such-thing", "1"], within: .seconds(15))
         #expect(status != 0 && lines.contains { $0.contains("no-such-thing") }, "\(tool) --no-such-thing: \(status) \(lines.prefix(5))")
+    }
+
+    /// The scripts README and the Makefile run (and `make help` lists), each as an operator would try it first: `--help`
+    /// prints what it does and exits 0 (the demo, the checks and the installer used to run, and
+    /// the secrets' generator made a folder named `--help`); an option it does not take ends
+    /// it with status 2 and one line naming the option.
+    @Test(arguments: ["scripts/check-deploy.sh", "scripts/compose-secrets.sh", "scripts/demo.sh", "scripts/install-deps.sh", "scripts/run.sh",
+                      "scripts/stack.sh", "scripts/validate-networks.py", "scripts/check-k8s.py", "bench/gateway.sh"])
+    func everyScriptAnswersHelpAndRefusesWhatItDoesNotKnow(script: String) async throws {
+        let path = repositoryRoot.appendingPathComponent(script).path
+        let interpreter = script.hasSuffix(".py") ? "python3" : "bash"
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnv.unique("scripts"))
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        // Run from a scratch folder: anything a script wrongly makes of its argument lands there.
+        func run(_ argument: String) async throws -> (status: Int32, lines: [String]) {
+            try await self.run("sh", ["-c", "cd '\(scratch.path)' && exec \(interpreter) '\(path)' \(argument)"], within: .seconds(15), directory: URL(fileURLWithPath: "/bin"))
+        }
+        let (helpStatus, help) = try await run("--help")
+        #expect(helpStatus == 0 && help.count >= 2, "\(script) --help: \(helpStatus) \(help.prefix(5))")
+        let (status, lines) = try await run((script.hasSuffix("validate-networks.py") ? "/dev/null " : "") + "--no-such-thing")
+        #expect(status == 2 && lines.contains { $0.contains("--no-such-thing") }, "\(script) --no-such-thing: \(status) \(lines.prefix(5))")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path).isEmpty, "\(script) made files of its arguments")
     }
 
     /// SIGTERM while a service waits on a broker and a database that accept connections and
