@@ -170,8 +170,8 @@ struct Watch: AsyncParsableCommand {
 
 struct GetRequest: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "get", abstract: "A request with its history, or a cluster's objects (get pods|deployments|pv|pvc|storageclasses|events [NAME]).",
-        discussion: "Kinds take kubectl's names: pods (po), deployments (deploy), persistentvolumes (pv), persistentvolumeclaims (pvc), storageclasses (sc), events (ev).")
+        commandName: "get", abstract: "A request with its history, or a cluster's objects (get nodes|pods|deployments|pv|pvc|storageclasses|events [NAME]).",
+        discussion: "Kinds take kubectl's names: nodes (no), pods (po), deployments (deploy), persistentvolumes (pv), persistentvolumeclaims (pvc), storageclasses (sc), events (ev); and clusters, the clusters the token sees.")
     @OptionGroup var g: Global
     @OptionGroup var scope: Scope
     @Argument(help: "A request ID; or a kind and optionally an object's name.") var words: [String]
@@ -182,12 +182,32 @@ struct GetRequest: AsyncParsableCommand {
     func validate() throws {
         guard (1...2).contains(words.count) else { throw ValidationError("give a request ID, or a kind and optionally a name") }
         guard (1...500).contains(limit) else { throw ValidationError("--limit is 1 to 500") }
-        if words.count == 2, InventoryKind.named(words[0]) == nil {
-            throw ValidationError("'\(words[0])' is not a kind: pods, deployments, pv, pvc, storageclasses or events")
+        if words.count == 2, InventoryKind.named(words[0]) == nil, Self.viewKind(words[0]) == nil {
+            throw ValidationError("'\(words[0])' is not a kind: nodes, pods, deployments, pv, pvc, storageclasses, events or clusters")
+        }
+    }
+
+    /// Kinds read from the gateway's view (what the agents last reported), not from a cluster's API.
+    enum ViewKind { case nodes, clusters }
+    static func viewKind(_ word: String) -> ViewKind? {
+        switch word.lowercased() {
+        case "nodes", "node", "no": .nodes
+        case "clusters", "cluster": .clusters
+        default: nil
         }
     }
 
     func run() async throws {
+        switch Self.viewKind(words[0]) {
+        case .nodes:
+            try await withClient(g) { c in try await printNodes(c, g, cluster: try await scope.clusterName(c), name: words.count == 2 ? words[1] : nil) }
+            return
+        case .clusters:
+            try await withClient(g) { c in try await printClusters(c, g, name: words.count == 2 ? words[1] : nil) }
+            return
+        case nil:
+            break
+        }
         if let kind = InventoryKind.named(words[0]) {
             try await withClient(g) { c in try await getInventory(c, g, kind: kind, name: words.count == 2 ? words[1] : nil, scope: scope, limit: limit, all: all) }
             return
@@ -257,41 +277,58 @@ struct Clusters: AsyncParsableCommand {
     @OptionGroup var g: Global
 
     func run() async throws {
-        try await withClient(g) { c in
-            let r = try await c.call("GET", "/v1/clusters")
-            emit(r, g) { wide in
-                table(["CLUSTER", "KIND", "NODES", "READY", "CPU m (req/alloc)", "MEMORY MiB", "GPU", "AGE", "STALE"] + (wide ? ["SEQUENCE"] : []),
-                      (r["clusters"]?.arrayValue ?? []).map { cl in
-                    let (a, q) = (cl["allocatable"], cl["requested"])
-                    return [text(cl["name"]), text(cl["kind"]), text(cl["nodes"]), text(cl["ready_nodes"]), usage(q, a, "cpu"),
-                            usage(q, a, "memory"), usage(q, a, "nvidia.com/gpu"), age(seconds: cl["age_seconds"]?.numberValue ?? 0), text(cl["stale"])]
-                        + (wide ? [text(cl["sequence"])] : [])
-                })
-            }
-        }
+        try await withClient(g) { c in try await printClusters(c, g, name: nil) }
+    }
+}
+
+/// The clusters the token sees (or the one named) as a table, as `gedgectl clusters` and
+/// `gedgectl get clusters [NAME]` print them.
+func printClusters(_ c: Client, _ g: Global, name: String?) async throws {
+    let r = try await c.call("GET", "/v1/clusters")
+    var clusters = r["clusters"]?.arrayValue ?? []
+    if let name {
+        clusters = clusters.filter { $0["name"]?.stringValue == name }
+        guard !clusters.isEmpty else { throw CLIError(description: "404: no cluster '\(name)' reported for this token", exitCode: 1) }
+    }
+    emit(name == nil ? r : clusters[0], g) { wide in
+        table(["CLUSTER", "KIND", "NODES", "READY", "CPU m (req/alloc)", "MEMORY MiB", "GPU", "AGE", "STALE"] + (wide ? ["SEQUENCE"] : []),
+              clusters.map { cl in
+            let (a, q) = (cl["allocatable"], cl["requested"])
+            return [text(cl["name"]), text(cl["kind"]), text(cl["nodes"]), text(cl["ready_nodes"]), usage(q, a, "cpu"),
+                    usage(q, a, "memory"), usage(q, a, "nvidia.com/gpu"), age(seconds: cl["age_seconds"]?.numberValue ?? 0), text(cl["stale"])]
+                + (wide ? [text(cl["sequence"])] : [])
+        })
     }
 }
 
 struct Nodes: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "A cluster's nodes.")
+    static let configuration = CommandConfiguration(abstract: "A cluster's nodes (also: get nodes -c CLUSTER).")
     @OptionGroup var g: Global
     @Argument(help: "The cluster.") var cluster: String
 
     func run() async throws {
-        try await withClient(g) { c in
-            let r = try await c.call("GET", "/v1/clusters/\(segment(cluster))/nodes")
-            emit(r, g) { wide in
-                table(["NODE", "READY", "CPU m (req/alloc)", "MEMORY MiB", "GPU", "LABELS"], (r["nodes"]?.arrayValue ?? []).map { n in
-                    let (a, q) = (n["allocatable"], n["requested"])
-                    let labels = (n["labels"].flatMap { v -> [String]? in
-                        guard case .object(let l) = v else { return nil }
-                        return l.keys.sorted().filter { wide || !$0.hasPrefix("kubernetes.io/") }.map { "\($0)=\(text(l[$0]))" }
-                    } ?? []).joined(separator: ",")
-                    return [text(n["name"]), text(n["ready"]), usage(q, a, "cpu"), usage(q, a, "memory"), usage(q, a, "nvidia.com/gpu"),
-                            labels.isEmpty ? "-" : labels]
-                })
-            }
-        }
+        try await withClient(g) { c in try await printNodes(c, g, cluster: cluster, name: nil) }
+    }
+}
+
+/// A cluster's nodes (or the one named) as the agent last reported them.
+func printNodes(_ c: Client, _ g: Global, cluster: String, name: String?) async throws {
+    let r = try await c.call("GET", "/v1/clusters/\(segment(cluster))/nodes")
+    var nodes = r["nodes"]?.arrayValue ?? []
+    if let name {
+        nodes = nodes.filter { $0["name"]?.stringValue == name }
+        guard !nodes.isEmpty else { throw CLIError(description: "404: no node '\(name)' in cluster '\(cluster)'", exitCode: 1) }
+    }
+    emit(name == nil ? r : nodes[0], g) { wide in
+        table(["NODE", "READY", "CPU m (req/alloc)", "MEMORY MiB", "GPU", "LABELS"], nodes.map { n in
+            let (a, q) = (n["allocatable"], n["requested"])
+            let labels = (n["labels"].flatMap { v -> [String]? in
+                guard case .object(let l) = v else { return nil }
+                return l.keys.sorted().filter { wide || !$0.hasPrefix("kubernetes.io/") }.map { "\($0)=\(text(l[$0]))" }
+            } ?? []).joined(separator: ",")
+            return [text(n["name"]), text(n["ready"]), usage(q, a, "cpu"), usage(q, a, "memory"), usage(q, a, "nvidia.com/gpu"),
+                    labels.isEmpty ? "-" : labels]
+        })
     }
 }
 

@@ -466,6 +466,17 @@ struct GedgectlTests {
         #expect(try JSONValue.parse(Array(json.joined(separator: "\n").utf8))["clusters"]?.arrayValue?.first?["name"] == "edge1")
         let (_, nodes) = try await ctl(g, token: token, ["nodes", "edge1"])
         #expect(nodes.count == 3 && nodes[1].hasPrefix("e1-1"))
+        // As kubectl users type it: the token sees one cluster, so no -c is needed.
+        let (gotNodes, kubectlNodes) = try await ctl(g, token: token, ["get", "nodes"])
+        #expect(gotNodes == 0 && kubectlNodes == nodes, "\(kubectlNodes)")
+        let (gotOne, oneNode) = try await ctl(g, token: token, ["-o", "json", "get", "no", "e1-2", "-c", "edge1"])
+        #expect(gotOne == 0 && (try? JSONValue.parse(Array(oneNode.joined(separator: "\n").utf8)))?["name"] == "e1-2", "\(oneNode)")
+        let (noNode, _) = try await ctl(g, token: token, ["get", "nodes", "e1-9", "-c", "edge1"])
+        #expect(noNode == 1)
+        let (gotClusters, clusterTable) = try await ctl(g, token: token, ["get", "clusters"])
+        #expect(gotClusters == 0 && clusterTable.first?.hasPrefix("CLUSTER") == true && clusterTable.dropFirst().first?.hasPrefix("edge1") == true, "\(clusterTable)")
+        let (noKind, _) = try await ctl(g, token: token, ["get", "gizmos", "x"])
+        #expect(noKind == 64)
 
         // A request that cannot fit, canceled: watch ends with 1.
         let (_, big) = try await ctl(g, token: token, ["--json", "submit", "-f", file.path, "--policy", "most", "--param", "replicas=64", "--id", "ctl-2"])
