@@ -171,7 +171,12 @@ struct Watch: AsyncParsableCommand {
 struct GetRequest: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "get", abstract: "A request with its history, or a cluster's objects (get nodes|pods|deployments|pv|pvc|storageclasses|events [NAME]).",
-        discussion: "Kinds take kubectl's names: nodes (no), pods (po), deployments (deploy), persistentvolumes (pv), persistentvolumeclaims (pvc), storageclasses (sc), events (ev); and clusters, the clusters the token sees.")
+        discussion: """
+            Kinds take kubectl's names: nodes (no), pods (po), deployments (deploy), persistentvolumes (pv), \
+            persistentvolumeclaims (pvc), storageclasses (sc), events (ev); and clusters, the clusters the token sees. \
+            The suite's own objects read the same way: get requests|services|workflows|functions|scaling|projects [NAME] \
+            is gedgectl requests, service list|get NAME, workflows, workflow get NAME, and so on.
+            """)
     @OptionGroup var g: Global
     @OptionGroup var scope: Scope
     @Argument(help: "A request ID; or a kind and optionally an object's name.") var words: [String]
@@ -182,9 +187,37 @@ struct GetRequest: AsyncParsableCommand {
     func validate() throws {
         guard (1...2).contains(words.count) else { throw ValidationError("give a request ID, or a kind and optionally a name") }
         guard (1...500).contains(limit) else { throw ValidationError("--limit is 1 to 500") }
-        if words.count == 2, InventoryKind.named(words[0]) == nil, Self.viewKind(words[0]) == nil {
-            throw ValidationError("'\(words[0])' is not a kind: nodes, pods, deployments, pv, pvc, storageclasses, events or clusters")
+        if words.count == 2, InventoryKind.named(words[0]) == nil, Self.viewKind(words[0]) == nil, Self.suiteKind(words[0]) == nil {
+            throw ValidationError("'\(words[0])' is not a kind: nodes, pods, deployments, pv, pvc, storageclasses, events, clusters, "
+                                  + "requests, services, workflows, functions, scaling or projects")
         }
+    }
+
+    /// The suite's own objects under kubectl's verb: the command that lists them, and the one
+    /// that reads one by name.
+    static func suiteKind(_ word: String) -> (list: [String], one: [String])? {
+        switch word.lowercased() {
+        case "requests", "request", "req": (["requests"], ["get"])
+        case "services", "service", "svc": (["service", "list"], ["service", "get"])
+        case "workflows", "workflow", "wf": (["workflows"], ["workflow", "get"])
+        case "functions", "function", "fn": (["functions"], ["function", "get"])
+        case "scaling", "scalingpolicies", "hpa": (["scaling", "list"], ["scaling", "get"])
+        case "projects", "project": (["project", "list"], ["project", "list"])
+        default: nil
+        }
+    }
+
+    /// `get requests` and the like: the command line again, the kind's own command first and
+    /// every other word after it in its order, run as if typed so.
+    static func redirect(_ kind: (list: [String], one: [String]), named: Bool) async -> Never {
+        var args = Array(CommandLine.arguments.dropFirst())
+        if let at = args.firstIndex(of: "get"), let word = args[(at + 1)...].firstIndex(where: { suiteKind($0) != nil }) {
+            args.remove(at: word)
+            args.remove(at: at)
+            args = (named ? kind.one : kind.list) + args
+        }
+        await Gedgectl.main(args)
+        Foundation.exit(0)
     }
 
     /// Kinds read from the gateway's view (what the agents last reported), not from a cluster's API.
@@ -198,6 +231,7 @@ struct GetRequest: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if let kind = Self.suiteKind(words[0]) { await Self.redirect(kind, named: words.count == 2) }
         switch Self.viewKind(words[0]) {
         case .nodes:
             try await withClient(g) { c in try await printNodes(c, g, cluster: try await scope.clusterName(c), name: words.count == 2 ? words[1] : nil) }

@@ -477,6 +477,14 @@ struct GedgectlTests {
         #expect(gotClusters == 0 && clusterTable.first?.hasPrefix("CLUSTER") == true && clusterTable.dropFirst().first?.hasPrefix("edge1") == true, "\(clusterTable)")
         let (noKind, _) = try await ctl(g, token: token, ["get", "gizmos", "x"])
         #expect(noKind == 64)
+        // The suite's own objects under the same verb: the list, and one by name.
+        let (gotRequests, requestTable) = try await ctl(g, token: token, ["get", "requests"])
+        #expect(gotRequests == 0 && requestTable.first?.hasPrefix("REQUEST") == true && requestTable.contains { $0.hasPrefix("ctl-1") && $0.contains("completed") },
+                "\(requestTable)")
+        let (gotRequest, oneRequest) = try await ctl(g, token: token, ["-o", "json", "get", "req", "ctl-1"])
+        #expect(gotRequest == 0 && (try? JSONValue.parse(Array(oneRequest.joined(separator: "\n").utf8)))?["request_id"] == "ctl-1", "\(oneRequest)")
+        let (gotServices, services) = try await ctl(g, token: token, ["get", "services", "-o", "json"])
+        #expect(gotServices == 0 && (try? JSONValue.parse(Array(services.joined(separator: "\n").utf8)))?["services"] != nil, "\(services)")
 
         // A request that cannot fit, canceled: watch ends with 1.
         let (_, big) = try await ctl(g, token: token, ["--json", "submit", "-f", file.path, "--policy", "most", "--param", "replicas=64", "--id", "ctl-2"])
