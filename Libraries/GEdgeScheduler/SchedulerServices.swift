@@ -813,6 +813,10 @@ public struct ClusterStatusListener: Service {
     let logger: Logger
     let snapshots: KafkaProducer?
     let source: String
+    /// The clusters the view should hold (those bound to a project), asked for a snapshot as
+    /// soon as the consumer reads: the view is whole within a round trip of its start, not
+    /// at each cluster's next report. Others are asked at their first delta.
+    let known: (@Sendable () async throws -> [String])?
     let codec = EnvelopeCodec()
     /// Reports by cluster, for a cluster that stops reporting to be seen; the names come
     /// from messages, so past `maxLabelledClusters` they are counted as `other`.
@@ -824,16 +828,100 @@ public struct ClusterStatusListener: Service {
     static let snapshotAsksPerSecond = 1_000
     let snapshotRequests = Counter(label: "gedge_cluster_snapshot_requests_total")
 
-    public init(consumer: KafkaConsumer, view: ClusterView, snapshots: KafkaProducer? = nil, source: String = "scheduler", logger: Logger) {
+    public init(consumer: KafkaConsumer, view: ClusterView, snapshots: KafkaProducer? = nil, source: String = "scheduler",
+                known: (@Sendable () async throws -> [String])? = nil, logger: Logger) {
         self.consumer = consumer
         self.view = view
         self.snapshots = snapshots
         self.source = source
+        self.known = known
         self.logger = logger
     }
 
+    /// A scheduler replica's: the clusters bound to projects are asked for at its start.
     public init(consumer: KafkaConsumer, context: SchedulerContext) {
-        self.init(consumer: consumer, view: context.view, snapshots: context.producer, source: "scheduler", logger: context.logger)
+        self.init(consumer: consumer, view: context.view, snapshots: context.producer, source: "scheduler",
+                  known: Self.boundClusters(context.queue), logger: context.logger)
+    }
+
+    /// The clusters bound to any project (`project_clusters`), for `known`.
+    public static func boundClusters(_ queue: RequestQueue) -> @Sendable () async throws -> [String] {
+        { Array(Set(try await queue.projectClusters().values.flatMap { $0 })) }
+    }
+
+    /// Whom was asked when, and the asks of the current second: at most once a second per
+    /// cluster, `snapshotAsksPerSecond` in all. Shared by the reports' loop and the asks at
+    /// start.
+    final class Pacing: Sendable {
+        private let state = Mutex<(asked: [String: ContinuousClock.Instant], window: ContinuousClock.Instant, count: Int)>(([:], .now, 0))
+
+        /// Whether `cluster` may be asked now (and if so, it counts as asked); else how long
+        /// until the next second's asks, or nil when it was asked within the second.
+        func take(_ cluster: String, perSecond: Int) -> (granted: Bool, retryIn: Duration?) {
+            state.withLock { s in
+                let now = ContinuousClock.now
+                if let last = s.asked[cluster], now - last < .seconds(1) { return (false, nil) }
+                if now - s.window >= .seconds(1) { (s.window, s.count) = (now, 0) }
+                guard s.count < perSecond else { return (false, s.window + .seconds(1) - now) }
+                s.count += 1
+                // Names come from messages: the memory of whom was asked stays bounded.
+                if s.asked.count >= 10_000 { s.asked = s.asked.filter { now - $0.value < .seconds(1) } }
+                s.asked[cluster] = now
+                return (true, nil)
+            }
+        }
+    }
+
+    /// Asks `cluster`'s agent for a whole snapshot (hcode 601 on its command topic). Not
+    /// waited for: a scheduler that restarts among thousands of clusters asks them all while
+    /// it reads on.
+    func ask(_ cluster: String, producer: KafkaProducer) async {
+        snapshotRequests.increment()
+        let ask = Envelope(source: .cluster(source), target: .cluster(cluster), hcode: .statusSnapshot, lcode: .request,
+                           msg: .object(["cluster": .string(cluster)]))
+        let record = KafkaRecord(topic: Topics.agentCommands(cluster: cluster), key: cluster, value: codec.encode(ask))
+        let onDelivery: @Sendable (Result<KafkaDeliveryReport, KafkaError>) -> Void = { [logger] result in
+            if case .failure(let error) = result {
+                logger.warning("snapshot not asked for", metadata: [LogKeys.cluster: .string(cluster), LogKeys.error: "\(error)"])
+            }
+        }
+        do {
+            try producer.enqueue(record, onDelivery: onDelivery)
+        } catch {
+            // The producer's queue is full: wait for room this once.
+            do { _ = try await producer.send(record) } catch {
+                logger.warning("snapshot not asked for", metadata: [LogKeys.cluster: .string(cluster), LogKeys.error: "\(error)"])
+            }
+        }
+    }
+
+    /// The known clusters, asked once the consumer holds its partitions (and has had a moment
+    /// to find their end, where it starts): a snapshot written before that would not be read.
+    /// Paced as the other asks, waiting for the next second rather than dropping any.
+    func askKnown(_ known: @Sendable () async throws -> [String], producer: KafkaProducer, pacing: Pacing) async {
+        while (try? consumer.assignment())?.isEmpty ?? true {
+            guard (try? await Task.sleep(for: .milliseconds(50))) != nil else { return }
+        }
+        guard (try? await Task.sleep(for: .milliseconds(250))) != nil else { return }
+        let names: [String]
+        do { names = try await known() } catch {
+            logger.warning("the clusters to ask for snapshots could not be read; each is asked at its first report", metadata: [LogKeys.error: "\(error)"])
+            return
+        }
+        let held = Set(view.all().map(\.0.name))
+        var asked = 0
+        for cluster in names.sorted() where KubeNames.isDNSLabel(cluster) && !held.contains(cluster) {
+            while true {
+                let (granted, retryIn) = pacing.take(cluster, perSecond: Self.snapshotAsksPerSecond)
+                if granted {
+                    await ask(cluster, producer: producer)
+                    asked += 1
+                }
+                guard let retryIn else { break }
+                guard (try? await Task.sleep(for: retryIn)) != nil else { return }
+            }
+        }
+        logger.info("snapshots asked of the known clusters", metadata: ["clusters": "\(asked)"])
     }
 
     public func run() async throws {
@@ -846,8 +934,9 @@ public struct ClusterStatusListener: Service {
             return counter
         }
         var assembler = StatusAssembler()
-        var asked: [String: ContinuousClock.Instant] = [:]
-        var window: (start: ContinuousClock.Instant, count: Int) = (.now, 0)
+        let pacing = Pacing()
+        let atStart = snapshots.flatMap { producer in known.map { known in Task { await askKnown(known, producer: producer, pacing: pacing) } } }
+        defer { atStart?.cancel() }
         try await withTaskCancellationOrGracefulShutdownHandler {
             for await message in consumer {
                 do {
@@ -858,37 +947,12 @@ public struct ClusterStatusListener: Service {
                         if view.update(state) { reportCounter(state.name).increment() }
                     case .needSnapshot(let cluster):
                         guard KubeNames.isDNSLabel(cluster), let producer = snapshots else { continue }
-                        if let last = asked[cluster], ContinuousClock.now - last < .seconds(1) { continue }
-                        // At most `snapshotAsksPerSecond` a second: a restart among thousands of
-                        // clusters asks them over a few seconds, not in one burst that the
-                        // broker and the agents take all at once; a cluster not asked now is
-                        // asked at its next delta.
-                        let second = ContinuousClock.now
-                        if second - window.start >= .seconds(1) { window = (second, 0) }
-                        guard window.count < Self.snapshotAsksPerSecond else { continue }
-                        window.count += 1
-                        // Names come from messages: the memory of whom was asked stays bounded.
-                        if asked.count >= 10_000 { asked = asked.filter { ContinuousClock.now - $0.value < .seconds(1) } }
-                        asked[cluster] = .now
-                        snapshotRequests.increment()
-                        let ask = Envelope(source: .cluster(source), target: .cluster(cluster), hcode: .statusSnapshot, lcode: .request,
-                                           msg: .object(["cluster": .string(cluster)]))
-                        // Not waited for: a scheduler that restarts among thousands of clusters
-                        // asks them all while it reads on.
-                        let record = KafkaRecord(topic: Topics.agentCommands(cluster: cluster), key: cluster, value: codec.encode(ask))
-                        let onDelivery: @Sendable (Result<KafkaDeliveryReport, KafkaError>) -> Void = { [logger] result in
-                            if case .failure(let error) = result {
-                                logger.warning("snapshot not asked for", metadata: [LogKeys.cluster: .string(cluster), LogKeys.error: "\(error)"])
-                            }
-                        }
-                        do {
-                            try producer.enqueue(record, onDelivery: onDelivery)
-                        } catch {
-                            // The producer's queue is full: wait for room this once.
-                            do { _ = try await producer.send(record) } catch {
-                                logger.warning("snapshot not asked for", metadata: [LogKeys.cluster: .string(cluster), LogKeys.error: "\(error)"])
-                            }
-                        }
+                        // At most once a second per cluster and `snapshotAsksPerSecond` in all: a
+                        // restart among thousands of clusters asks them over a few seconds, not in
+                        // one burst that the broker and the agents take all at once; a cluster not
+                        // asked now is asked at its next delta.
+                        guard pacing.take(cluster, perSecond: Self.snapshotAsksPerSecond).granted else { continue }
+                        await ask(cluster, producer: producer)
                     case .ignored:
                         break
                     }
@@ -899,6 +963,7 @@ public struct ClusterStatusListener: Service {
         } onCancelOrGracefulShutdown: {
             consumer.stopPolling()
         }
+        atStart?.cancel()
         try await consumer.close()
     }
 }

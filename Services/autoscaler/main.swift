@@ -48,7 +48,8 @@ func runAutoscaler() async throws {
     logger.info("autoscaler starting", metadata: ["instance": .string(instance)])
     try await ServiceKit.run(
         [
-            ops, ClusterStatusListener(consumer: try KafkaConsumer(configuration: statusConfig, logger: logger), view: view, snapshots: producer, source: "autoscaler", logger: logger),
+            ops, ClusterStatusListener(consumer: try KafkaConsumer(configuration: statusConfig, logger: logger), view: view, snapshots: producer, source: "autoscaler",
+                                       known: ClusterStatusListener.boundClusters(RequestQueue(pool: pool, policy: QueuePolicy())), logger: logger),
             PodMetricsListener(consumer: try KafkaConsumer(configuration: metricsConfig, logger: logger), view: podView, logger: logger),
             AutoscalerReplyListener(consumer: replies, logger: logger), autoscaler,
         ], logger: logger)

@@ -76,7 +76,8 @@ func runGateway() async throws {
     logger.info("gateway starting", metadata: ["address": "\(host):\(port)"])
     try await ServiceKit.run(
         [
-            ClusterStatusListener(consumer: status, view: view, snapshots: producer, source: "gateway", logger: logger),
+            ClusterStatusListener(consumer: status, view: view, snapshots: producer, source: "gateway",
+                                  known: ClusterStatusListener.boundClusters(RequestQueue(pool: pool, policy: QueuePolicy())), logger: logger),
             CallbackRecorder(consumer: results, pool: pool, wake: wake, allowPrivate: settings.callbackAllowPrivate, logger: logger),
             WebhookDeliverer(
                 pool: pool, http: http, settings: try WebhookSettings(config, prefix: "gateway.callback"), wake: wake,

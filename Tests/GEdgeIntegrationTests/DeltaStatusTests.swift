@@ -40,4 +40,24 @@ struct DeltaStatusTests {
         #expect(held.nodes.map(\.name).sorted() == ["e1-1", "e1-2", "e1-3", "e1-4"])
         #expect(held.nodes.filter { $0.name != "e1-2" }.allSatisfy { $0.requested.cpuMilli == 0 })
     }
+
+    /// A view starts at the end of the topic; the clusters it knows it needs (those bound to
+    /// a project) are asked for snapshots as soon as it reads, so it is whole within a round
+    /// trip, not at each cluster's next report (a minute away here).
+    @Test func aViewAsksTheClustersItKnowsAtItsStart() async throws {
+        let h = try await SchedulerHarness()
+        defer { Task { await h.shutdown() } }
+        let sim = SimulatedCluster(name: "edge1", nodes: simNodes("e1", count: 3), podStartDelay: .zero)
+        try h.startAgent("edge1", driver: sim, statusInterval: .seconds(60))
+        // The agent's first report (a snapshot) goes by before the view starts.
+        try await Task.sleep(for: .seconds(2))
+        let view = ClusterView(staleAfter: .seconds(90))
+        let started = ContinuousClock.now
+        _ = h.run([ClusterStatusListener(consumer: try h.consumer(group: TestEnv.unique("known-view"), topic: Topics.clusterStatus, earliest: false),
+                                         view: view, snapshots: h.producer, source: "test", known: { ["edge1", "not a cluster name"] }, logger: h.logger)])
+        try await eventually("the view whole after asking", timeout: .seconds(30)) { view.fresh().first?.nodes.count == 3 }
+        let took = ContinuousClock.now - started
+        #expect(took < .seconds(20), "took \(took), the agent's next report is 60 s after its first")
+        #expect(view.all().map(\.0.name) == ["edge1"])
+    }
 }
