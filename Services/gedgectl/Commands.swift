@@ -315,16 +315,21 @@ struct Clusters: AsyncParsableCommand {
     }
 }
 
+/// The objects of a list answer (`key`), or the one `name`d (status 1 when there is none):
+/// the rows to print, and what -o json|yaml prints (the answer, or the one object).
+func named(_ name: String?, in answer: JSONValue, _ key: String, missing: String) throws -> (rows: [JSONValue], shown: JSONValue) {
+    let all = answer[key]?.arrayValue ?? []
+    guard let name else { return (all, answer) }
+    guard let one = all.first(where: { $0["name"]?.stringValue == name }) else { throw CLIError(description: "404: " + missing, exitCode: 1) }
+    return ([one], one)
+}
+
 /// The clusters the token sees (or the one named) as a table, as `gedgectl clusters` and
 /// `gedgectl get clusters [NAME]` print them.
 func printClusters(_ c: Client, _ g: Global, name: String?) async throws {
     let r = try await c.call("GET", "/v1/clusters")
-    var clusters = r["clusters"]?.arrayValue ?? []
-    if let name {
-        clusters = clusters.filter { $0["name"]?.stringValue == name }
-        guard !clusters.isEmpty else { throw CLIError(description: "404: no cluster '\(name)' reported for this token", exitCode: 1) }
-    }
-    emit(name == nil ? r : clusters[0], g) { wide in
+    let (clusters, shown) = try named(name, in: r, "clusters", missing: "no cluster '\(name ?? "")' reported for this token")
+    emit(shown, g) { wide in
         table(["CLUSTER", "KIND", "NODES", "READY", "CPU m (req/alloc)", "MEMORY MiB", "GPU", "AGE", "STALE"] + (wide ? ["SEQUENCE"] : []),
               clusters.map { cl in
             let (a, q) = (cl["allocatable"], cl["requested"])
@@ -348,12 +353,8 @@ struct Nodes: AsyncParsableCommand {
 /// A cluster's nodes (or the one named) as the agent last reported them.
 func printNodes(_ c: Client, _ g: Global, cluster: String, name: String?) async throws {
     let r = try await c.call("GET", "/v1/clusters/\(segment(cluster))/nodes")
-    var nodes = r["nodes"]?.arrayValue ?? []
-    if let name {
-        nodes = nodes.filter { $0["name"]?.stringValue == name }
-        guard !nodes.isEmpty else { throw CLIError(description: "404: no node '\(name)' in cluster '\(cluster)'", exitCode: 1) }
-    }
-    emit(name == nil ? r : nodes[0], g) { wide in
+    let (nodes, shown) = try named(name, in: r, "nodes", missing: "no node '\(name ?? "")' in cluster '\(cluster)'")
+    emit(shown, g) { wide in
         table(["NODE", "READY", "CPU m (req/alloc)", "MEMORY MiB", "GPU", "LABELS"], nodes.map { n in
             let (a, q) = (n["allocatable"], n["requested"])
             let labels = (n["labels"].flatMap { v -> [String]? in
