@@ -795,8 +795,9 @@ public struct ReplyHandler: Service {
 /// stale as it would had the agent stopped.
 public struct ClusterStatusListener: Service {
     /// The consumer a view reads the reports with: a group of its own, `group`, that starts at
-    /// the end of `topic`. A view is whole one report interval after it starts: each
-    /// cluster's next report is a snapshot, or a delta that asks for one. Reading what the
+    /// the end of `topic`. A view is whole a round trip after it starts for the clusters it
+    /// knows (`known`, asked at once) and one report interval after it for the others (their
+    /// next report is a snapshot, or a delta that asks for one). Reading what the
     /// topic retains instead would grow with its retention (an hour of a fleet's reports in
     /// the shipped topics) and, on the local broker, which drops a partition's oldest batch
     /// at every append past about 5 MB, would start on a batch about to go: out of range,
@@ -822,8 +823,8 @@ public struct ClusterStatusListener: Service {
     /// from messages, so past `maxLabelledClusters` they are counted as `other`.
     static let maxLabelledClusters = 1024
     /// Snapshots asked of agents a second, at most: a view (which starts at the end of the
-    /// topic) is whole about one report interval after a start at a few thousand clusters
-    /// (each asked once, at its first delta), and a 5,000-cluster fleet of 20-node clusters
+    /// topic) is whole a few seconds after a start at a few thousand clusters (each asked
+    /// once, at the start or at its first delta), and a 5,000-cluster fleet of 20-node clusters
     /// answers with about 6 MB a second for those seconds.
     static let snapshotAsksPerSecond = 1_000
     let snapshotRequests = Counter(label: "gedge_cluster_snapshot_requests_total")
