@@ -10,7 +10,14 @@ import GEdgePlacement
 /// The cluster and namespace options of the inventory commands.
 struct Scope: ParsableArguments {
     @Option(name: [.short, .customLong("cluster")], help: "The cluster (needed when the token sees more than one).") var cluster: String?
-    @Option(name: [.short, .customLong("namespace")], help: "The namespace (default: the project's own; an admin: every namespace).") var namespace: String?
+    @Option(name: [.customShort("n"), .customLong("namespace")],
+            help: "The namespace (default: every namespace the token reads: its project's own and bound ones; an admin's, all).")
+    var namespaceOption: String?
+    @Flag(name: [.customShort("A"), .customLong("all-namespaces")], help: "Every namespace the token reads, as without -n (kubectl's -A; it wins over -n).")
+    var allNamespaces = false
+
+    /// The namespace asked for; nil for every namespace the token reads.
+    var namespace: String? { allNamespaces ? nil : namespaceOption }
 
     /// The cluster named, or the only one the token sees.
     func clusterName(_ c: Client) async throws -> String {
@@ -47,7 +54,11 @@ func getInventory(_ c: Client, _ g: Global, kind: InventoryKind, name: String?, 
     }
     emit(.array(items), g) { wide in
         let (header, rows) = inventoryTable(kind, items, wide: wide)
-        if rows.isEmpty { print("No resources found\(kind.namespaced ? " in \(scope.namespace ?? "the project's") namespace" : "") of cluster \(cluster).") } else { table(header, rows) }
+        if rows.isEmpty {
+            print("No resources found" + (kind.namespaced ? scope.namespace.map { " in \($0) namespace" } ?? " in the namespaces this token reads" : "") + " of cluster \(cluster).")
+        } else {
+            table(header, rows)
+        }
     }
 }
 

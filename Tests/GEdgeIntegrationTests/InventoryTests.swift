@@ -186,6 +186,10 @@ struct GedgectlInventoryTests {
         let (s1, pods) = try await ctl(["get", "pods"])
         #expect(s1 == 0 && pods.first?.hasPrefix("NAMESPACE") == true && pods.count == 4, "\(pods)")
         #expect(pods.dropFirst().allSatisfy { $0.hasPrefix("p1") && $0.contains("1/1") && $0.contains("Running") }, "\(pods)")
+        // kubectl's -A: every namespace the token reads, whatever -n says.
+        let (sA, allPods) = try await ctl(["get", "pods", "-A", "-n", "kube-system"])
+        func names(_ table: [String]) -> [String] { table.map { $0.split(separator: " ").prefix(2).joined(separator: " ") } }
+        #expect(sA == 0 && names(allPods) == names(pods), "\(allPods)")
         let (s2, wide) = try await ctl(["get", "po", "-c", "edge1", "-n", "p1", "-o", "wide"])
         #expect(s2 == 0 && wide.first?.hasSuffix("NODE") == true && wide.dropFirst().allSatisfy { $0.hasSuffix("n1") }, "\(wide)")
         let (s3, paged) = try await ctl(["get", "pods", "--limit", "2", "--all", "-o", "json"])
