@@ -207,17 +207,8 @@ struct GetRequest: AsyncParsableCommand {
         }
     }
 
-    /// `get requests` and the like: the command line again, the kind's own command first and
-    /// every other word after it in its order, run as if typed so.
     static func redirect(_ kind: (list: [String], one: [String]), named: Bool) async -> Never {
-        var args = Array(CommandLine.arguments.dropFirst())
-        if let at = args.firstIndex(of: "get"), let word = args[(at + 1)...].firstIndex(where: { suiteKind($0) != nil }) {
-            args.remove(at: word)
-            args.remove(at: at)
-            args = (named ? kind.one : kind.list) + args
-        }
-        await Gedgectl.main(args)
-        Foundation.exit(0)
+        await rewrite(verb: "get", kind: { suiteKind($0) != nil }, as: named ? kind.one : kind.list)
     }
 
     /// Kinds read from the gateway's view (what the agents last reported), not from a cluster's API.
@@ -260,6 +251,51 @@ struct GetRequest: AsyncParsableCommand {
             }
             if watch, !terminal.contains(text(r["state"])) { try await GEdgeCtl.watch(c, id, json: g.format == .json) }
         }
+    }
+}
+
+/// `get requests`, `delete service NS/NAME` and the like: the command line again, with
+/// `verb KIND` taken out and `command` put first (every other word after it in its order),
+/// run as if typed so.
+func rewrite(verb: String, kind isKind: (String) -> Bool, as command: [String]) async -> Never {
+    var args = Array(CommandLine.arguments.dropFirst())
+    if let at = args.firstIndex(of: verb), let word = args[(at + 1)...].firstIndex(where: isKind) {
+        args.remove(at: word)
+        args.remove(at: at)
+        args = command + args
+    }
+    await Gedgectl.run(args)
+}
+
+/// kubectl's `delete KIND NAME` for the suite's own objects.
+struct Delete: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Delete by kind and name: service NS/NAME, workflow ID, function NS/NAME, scaling NS/NAME, project NAME, request ID (a cancel).",
+        discussion: "The same as service delete, workflow delete, function delete, scaling delete, project delete and cancel, with their options.")
+    @OptionGroup var g: Global
+    @Argument(help: "The kind: services (svc), workflows (wf), functions (fn), scaling (hpa), projects or requests (req).") var kind: String
+    @Argument(parsing: .captureForPassthrough, help: "The name, and the command's own options.") var rest: [String] = []
+
+    static func command(_ word: String) -> [String]? {
+        switch word.lowercased() {
+        case "services", "service", "svc": ["service", "delete"]
+        case "workflows", "workflow", "wf": ["workflow", "delete"]
+        case "functions", "function", "fn": ["function", "delete"]
+        case "scaling", "scalingpolicies", "hpa": ["scaling", "delete"]
+        case "projects", "project": ["project", "delete"]
+        case "requests", "request", "req": ["cancel"]
+        default: nil
+        }
+    }
+
+    func validate() throws {
+        guard Self.command(kind) != nil else {
+            throw ValidationError("'\(kind)' is not a kind: services, workflows, functions, scaling, projects or requests")
+        }
+    }
+
+    func run() async throws {
+        await rewrite(verb: "delete", kind: { Self.command($0) != nil }, as: Self.command(kind)!)
     }
 }
 

@@ -25,7 +25,7 @@ struct Gedgectl: AsyncParsableCommand {
             """,
         version: version,
         subcommands: [
-            ServiceCommand.self, Submit.self, Watch.self, GetRequest.self, Requests.self, Cancel.self,
+            ServiceCommand.self, Submit.self, Watch.self, GetRequest.self, Delete.self, Requests.self, Cancel.self,
             Clusters.self, ClusterCommand.self, Nodes.self, Describe.self, Logs.self, ProjectCommand.self, Functions.self, FunctionCommand.self, Workflows.self, WorkflowCommand.self,
             ScalingCommand.self, Bind.self, NamespacesCommand.self, PolicyCommand.self, ProducerKey.self,
             TokenCommand.self, Whoami.self, ConfigCommand.self, Version.self, Completion.self,
@@ -34,8 +34,14 @@ struct Gedgectl: AsyncParsableCommand {
     /// Parses with the global options anywhere (kubectl takes `--token X get ID` as well as
     /// `get ID --token X`), runs, and maps failures to the exit statuses above.
     static func main() async {
+        await run(Array(CommandLine.arguments.dropFirst()))
+    }
+
+    /// A command line as `main` takes it (also a command's own words rewritten, as `get
+    /// requests` is `requests`).
+    static func run(_ arguments: [String]) async -> Never {
         do {
-            var command = try parseAsRoot(Global.movedAfterSubcommand(Array(CommandLine.arguments.dropFirst())))
+            var command = try parseAsRoot(Global.movedAfterSubcommand(arguments))
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
@@ -47,6 +53,7 @@ struct Gedgectl: AsyncParsableCommand {
         } catch {
             exit(withError: error)
         }
+        Foundation.exit(0)
     }
 }
 

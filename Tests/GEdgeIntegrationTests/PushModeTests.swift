@@ -147,6 +147,14 @@ struct PushModeTests {
         #expect(try await ctl(["--server", g.base, "--token", token, "project", "create", "other"]).0 == 4)
         #expect(try await ctl(admin + ["project", "delete", "vision"]) == (0, ["project/vision deleted (1 token(s) revoked)"]))
         #expect(try await ctl(admin + ["project", "delete", "vision"]).0 == 1)
+        // kubectl's verbs for the same: get projects, delete project NAME (the global options anywhere).
+        #expect(try await ctl(admin + ["project", "create", "vision2"]) == (0, ["project/vision2 created"]))
+        let (gotProjects, projectTable) = try await ctl(["get", "projects"] + admin)
+        #expect(gotProjects == 0 && projectTable.contains { $0.hasPrefix("vision2") }, "\(projectTable)")
+        #expect(try await ctl(["delete", "project", "vision2"] + admin) == (0, ["project/vision2 deleted (0 token(s) revoked)"]))
+        #expect(try await ctl(admin + ["delete", "projects", "vision2"]).0 == 1)
+        #expect(try await ctl(["--server", g.base, "--token", "gedge_nope", "delete", "project", "vision2"]).0 == 4)
+        #expect(try await ctl(admin + ["delete", "gizmo", "x"]).0 == 64)
 
         let tokenFile = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnv.unique("sa-token")).path
         try "cluster-secret-token\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
