@@ -88,7 +88,7 @@ let package = Package(
             path: "Libraries/GEdgeKafka", swiftSettings: swiftSettings),
         .target(
             name: "GEdgeAMQP",
-            dependencies: ["CRabbitMQ", "CGEdgeShims", "GEdgeCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CRabbitMQ", "CGEdgeShims", "GEdgeCore", .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto")],
             path: "Libraries/GEdgeAMQP", swiftSettings: swiftSettings),
         .target(
             name: "GEdgePostgres",

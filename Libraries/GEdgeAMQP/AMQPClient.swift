@@ -604,16 +604,16 @@ final class Connection: @unchecked Sendable {
             let redelivered = d.redelivered != 0
             let exchange = d.exchange.string
             let routingKey = d.routing_key.string
-            var msg = amqp_message_t()
-            let reply = amqp_read_message(c, frame.channel, &msg, 0)
-            if let e = replyError(reply, "read delivery") {
+            let content: (AMQPMessage, AMQPDelivery.Oversize?)
+            switch readContent(c, channel: frame.channel, limit: configuration.maxBodyBytes, prefix: AMQPDelivery.Oversize.prefixBytes, timeout: configuration.rpcTimeout) {
+            case .success(let read): content = read
+            case .failure(let e):
                 logger.warning("delivery could not be read", metadata: [LogKeys.error: "\(e)"])
                 return false
             }
             let delivery = AMQPDelivery(
-                message: message(from: msg), deliveryTag: tag, redelivered: redelivered, exchange: exchange,
-                routingKey: routingKey, generation: generation)
-            amqp_destroy_message(&msg)
+                message: content.0, deliveryTag: tag, redelivered: redelivered, exchange: exchange,
+                routingKey: routingKey, generation: generation, oversize: content.1)
             consumerState?.channel.push(delivery)
         case AMQPMethod.basicAck, AMQPMethod.basicNack:
             let isAck = method.id == AMQPMethod.basicAck

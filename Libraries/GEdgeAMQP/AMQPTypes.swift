@@ -48,6 +48,9 @@ public struct AMQPConfiguration: Sendable {
     public var rpcTimeout: Duration = .seconds(10)
     public var reconnectDelay: Duration = .milliseconds(200)
     public var maxReconnectDelay: Duration = .seconds(5)
+    /// A delivered body past this is not held: only its prefix, with its size and digest
+    /// (`AMQPDelivery.oversize`). RabbitMQ itself accepts up to 128 MiB a message.
+    public var maxBodyBytes = 1 << 20
 
     public init(url: String = "amqp://guest:guest@127.0.0.1:5672/", heartbeat: Duration = .seconds(10), connectTimeout: Duration = .seconds(5)) throws {
         guard let u = URLComponents(string: url), u.scheme == "amqp" else {
@@ -104,6 +107,18 @@ public struct AMQPDelivery: Sendable {
     /// Which connection the delivery came on; an ack for an older one is moot (the broker
     /// has requeued the message already).
     let generation: Int
+    /// Set when the body was past the client's `maxBodyBytes`: `message.body` is then only
+    /// its first `Oversize.prefixBytes`, and the delivery is to be refused (dead-lettered).
+    public var oversize: Oversize?
+
+    /// What an oversized body held, as it was read.
+    public struct Oversize: Sendable, Hashable {
+        public static let prefixBytes = 64 << 10
+        public var bodyBytes: Int
+        /// SHA-256 of the whole body, hex.
+        public var bodySHA256: String
+        public var error: MessageDecodingError
+    }
 }
 
 /// A queue's depth, from a passive declare.

@@ -1,6 +1,8 @@
 import CGEdgeShims
 import CRabbitMQ
+import Crypto
 import Foundation
+import GEdgeCore
 
 // Method IDs (class << 16 | method), written out because the C macros are casts.
 enum AMQPMethod {
@@ -85,15 +87,64 @@ func readHeaders(_ table: amqp_table_t) -> [String: String] {
     return out
 }
 
-func message(from m: amqp_message_t) -> AMQPMessage {
-    let p = m.properties
+/// A message's properties, as the content header carries them, with its body.
+func message(properties p: amqp_basic_properties_t, body: [UInt8]) -> AMQPMessage {
     let flags = p._flags
     return AMQPMessage(
-        body: m.body.array,
+        body: body,
         headers: flags & UInt32(AMQP_BASIC_HEADERS_FLAG) != 0 ? readHeaders(p.headers) : [:],
         messageID: flags & UInt32(AMQP_BASIC_MESSAGE_ID_FLAG) != 0 ? p.message_id.string : nil,
         contentType: flags & UInt32(AMQP_BASIC_CONTENT_TYPE_FLAG) != 0 ? p.content_type.string : nil,
         persistent: flags & UInt32(AMQP_BASIC_DELIVERY_MODE_FLAG) != 0 && p.delivery_mode == 2)
+}
+
+/// Reads a delivery's content (its header frame, then its body frames) on `channel`, keeping
+/// at most `limit` bytes of the body: a longer body is read through, its prefix kept and
+/// its size and digest taken as it passes, so that no sender decides what is held in memory
+/// (rabbitmq-c's `amqp_read_message` allocates the size the header declares).
+func readContent(_ c: OpaquePointer, channel: amqp_channel_t, limit: Int, prefix: Int, timeout: Duration) -> Result<(AMQPMessage, AMQPDelivery.Oversize?), AMQPError> {
+    var frame = amqp_frame_t()
+    // The next frame of the channel (heartbeats are served by rabbitmq-c); a content that
+    // stops arriving midway, or a frame of another channel in it, ends the connection.
+    func next() -> AMQPError? {
+        var wait = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: 0)
+        let status = amqp_simple_wait_frame_noblock(c, &frame, &wait)
+        if status != 0 { return AMQPError(.connection, replyCode: Int(status), message: "read delivery: \(String(cString: amqp_error_string2(status)))") }
+        if frame.channel != channel { return AMQPError(.connection, message: "read delivery: a frame of channel \(frame.channel) inside a content of channel \(channel)") }
+        return nil
+    }
+    if let e = next() { return .failure(e) }
+    guard frame.frame_type == UInt8(AMQP_FRAME_HEADER), let decoded = frame.payload.properties.decoded else {
+        return .failure(AMQPError(.connection, message: "read delivery: a content header was expected, got frame type \(frame.frame_type)"))
+    }
+    let bodySize = frame.payload.properties.body_size
+    // The properties are read before the next frame is waited for.
+    let properties = decoded.assumingMemoryBound(to: amqp_basic_properties_t.self).pointee
+    var message = message(properties: properties, body: [])
+    let keep = bodySize > UInt64(limit) ? prefix : Int(bodySize)
+    var body: [UInt8] = []
+    body.reserveCapacity(keep)
+    var digest = bodySize > UInt64(limit) ? SHA256() : nil
+    var received: UInt64 = 0
+    while received < bodySize {
+        if let e = next() { return .failure(e) }
+        guard frame.frame_type == UInt8(AMQP_FRAME_BODY) else {
+            return .failure(AMQPError(.connection, message: "read delivery: a body frame was expected, got frame type \(frame.frame_type)"))
+        }
+        let fragment = frame.payload.body_fragment
+        let bytes = UnsafeRawBufferPointer(start: fragment.bytes, count: fragment.bytes == nil ? 0 : fragment.len)
+        received += UInt64(bytes.count)
+        guard received <= bodySize else { return .failure(AMQPError(.connection, message: "read delivery: more body than the header declared")) }
+        if body.count < keep { body.append(contentsOf: bytes.prefix(keep - body.count)) }
+        digest?.update(bufferPointer: bytes)
+        // Frames read so far are let go as the body passes (a long body is not held whole).
+        amqp_maybe_release_buffers_on_channel(c, channel)
+    }
+    message.body = body
+    guard let digest else { return .success((message, nil)) }
+    let hex = Hex.encode(Array(digest.finalize()))
+    let error = MessageDecodingError(.tooLarge, field: "", reason: "a message of \(bodySize) bytes exceeds the limit of \(limit)")
+    return .success((message, AMQPDelivery.Oversize(bodyBytes: Int(bodySize), bodySHA256: hex, error: error)))
 }
 
 /// Turns an RPC reply into an error, or nil when it is normal.

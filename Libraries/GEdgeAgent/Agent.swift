@@ -412,7 +412,7 @@ public final class Agent: Sendable {
     }
 
     func command(_ message: KafkaMessage) -> Command {
-        Command(message: message, envelope: Result { try codec.decode(message.value) })
+        Command(message: message, envelope: Result { try codec.decode(message) })
     }
 
     /// Handles one command message.

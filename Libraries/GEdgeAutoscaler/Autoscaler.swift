@@ -93,7 +93,7 @@ public struct PodMetricsListener: Service {
         await withTaskCancellationOrGracefulShutdownHandler {
             for await message in consumer {
                 do {
-                    let env = try codec.decode(message.value)
+                    let env = try codec.decode(message)
                     guard env.hcode == .podMetrics else { continue }
                     view.update(try PodMetricsReport.decode(env.msg))
                 } catch {
@@ -122,7 +122,7 @@ public struct AutoscalerReplyListener: Service {
     public func run() async throws {
         await withTaskCancellationOrGracefulShutdownHandler {
             for await message in consumer {
-                guard let env = try? codec.decode(message.value) else { continue }
+                guard let env = try? codec.decode(message) else { continue }
                 if env.hcode == .error || env.msg["ok"] == .bool(false) {
                     failures.increment()
                     logger.warning("agent refused a command", metadata: [

@@ -104,7 +104,8 @@ public struct NotificationConsumer: Service {
     func handle(_ batch: [AMQPDelivery]) async {
         var good: [(String, JSONValue, AMQPDelivery)] = []
         for d in batch {
-            do {
+            do throws(MessageDecodingError) {
+                if let o = d.oversize { throw o.error }
                 let (id, payload) = try DetectionEvent.validate(d.message.body, maxBytes: settings.maxEventBytes)
                 good.append((id, payload, d))
             } catch {
@@ -168,6 +169,12 @@ public struct NotificationConsumer: Service {
         headers["x-gedge-error-code"] = error.code.description
         headers["x-gedge-error-field"] = String(error.field.prefix(1024))
         headers["x-gedge-original-queue"] = queue
+        if let o = d.oversize {
+            // Only a prefix was read into memory: it travels with the original's size and digest.
+            headers["x-gedge-truncated"] = "true"
+            headers["x-gedge-original-bytes"] = String(o.bodyBytes)
+            headers["x-gedge-original-sha256"] = o.bodySHA256
+        }
         let copy = AMQPMessage(body: d.message.body, headers: headers, messageID: d.message.messageID, contentType: d.message.contentType)
         let outcome = await Retry.run("dead-letter publish", consumer: consumerName, logger: logger) {
             do { try await client.publish(routingKey: queue + ".dlq", message: copy) } catch { throw RetryAnyway(error) }

@@ -64,7 +64,7 @@ public final class AgentRPC: Service, Sendable {
     public func run() async throws {
         await withTaskCancellationOrGracefulShutdownHandler {
             for await message in consumer {
-                guard let env = try? codec.decode(message.value), env.lcode == .reply, let id = env.msg["request_id"]?.stringValue else { continue }
+                guard let env = try? codec.decode(message), env.lcode == .reply, let id = env.msg["request_id"]?.stringValue else { continue }
                 if env.hcode == .error {
                     finish(id, .failure(Refused(reason: env.msg["reason"]?.stringValue ?? "refused")))
                 } else {

@@ -36,7 +36,7 @@ public struct CallbackRecorder: Service {
                 if batch.isEmpty { break }
                 var owed: [(String, String, JSONValue)] = []
                 for m in batch {
-                    guard let env = try? codec.decode(m.value), env.hcode == .scheduleRequest, env.lcode == .reply,
+                    guard let env = try? codec.decode(m), env.hcode == .scheduleRequest, env.lcode == .reply,
                           let id = env.msg["request_id"]?.stringValue, let raw = env.msg["callback_url"]?.stringValue
                     else { continue }
                     let url: String

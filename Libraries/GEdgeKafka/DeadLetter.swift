@@ -49,10 +49,12 @@ public struct KafkaDeadLetterPublisher: Sendable {
         if let k = key, k.count > 16 << 10 { key = Array(k.prefix(16 << 10)) }
         let size = (key?.count ?? 0) + message.value.count + headers.reduce(0) { $0 + $1.key.utf8.count + ($1.value?.count ?? 0) + 16 }
         var value = message.value
-        if forceTruncation || size > maxBytes {
+        // A message its consumer kept only a prefix of is truncated here too: its size and
+        // digest were taken as it was read.
+        if message.oversize != nil || forceTruncation || size > maxBytes {
             headers.append(KafkaHeader(key: MessageHeaders.truncated, string: "true"))
-            headers.append(KafkaHeader(key: MessageHeaders.originalBytes, string: String(message.value.count)))
-            headers.append(KafkaHeader(key: MessageHeaders.originalSHA256, string: Digests.sha256Hex(message.value)))
+            headers.append(KafkaHeader(key: MessageHeaders.originalBytes, string: String(message.oversize?.valueBytes ?? message.value.count)))
+            headers.append(KafkaHeader(key: MessageHeaders.originalSHA256, string: message.oversize?.valueSHA256 ?? Digests.sha256Hex(message.value)))
             value = Array(message.value.prefix(truncatedBytes))
         }
         return KafkaRecord(topic: Topics.deadLetter(for: message.topic), key: key, value: value, headers: headers)

@@ -21,6 +21,8 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var assignmentStrategy = "range,roundrobin"
     /// Messages buffered between the poll thread and the application.
     public var bufferCapacity = 512
+    /// What is copied of each message: past these, only a prefix for its dead letter.
+    public var messageLimits = KafkaMessageLimits()
     /// How long `close()` waits for the final commit and the group's leave. A coordinator
     /// that does not answer (gone, or stuck in a rebalance) cannot hold a shutdown longer:
     /// the group then reassigns this member's partitions after its session timeout.
@@ -155,6 +157,7 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
         self.pollThread = DedicatedThread(name: "kafka-consumer-poll")
         self.blocking = DedicatedThread(name: "kafka-consumer-blocking")
         nonisolated(unsafe) let rk = handle
+        let limits = configuration.messageLimits
         pollThread.submit { [polling, channel, logger, consumedCounter] in
             while polling.isSet {
                 guard let m = rd_kafka_consumer_poll(rk, 100) else { continue }
@@ -168,7 +171,7 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
                     logger.warning("consumer error", metadata: [LogKeys.error: "\(error)"])
                     continue
                 }
-                let message = KafkaMessage(copying: m)
+                let message = KafkaMessage(copying: m, limits: limits)
                 rd_kafka_message_destroy(m)
                 consumedCounter.increment()
                 if !channel.push(message) { break }

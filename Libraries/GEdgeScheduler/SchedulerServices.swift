@@ -395,7 +395,8 @@ public struct RequestIngest: Service {
         var cancels: [(CancelRequest, KafkaMessage, String?)] = []
         for message in batch {
             do {
-                // The signature first, before anything of the message is read.
+                // Its size first, then its signature, before anything of the message is read.
+                if let o = message.oversize { throw o.error }
                 var signer: String?
                 if let signing = context.settings.producers {
                     do { signer = try message.signer(signing) } catch {
@@ -403,7 +404,7 @@ public struct RequestIngest: Service {
                         throw MessageDecodingError(.invalidValue, field: "headers", reason: error.description)
                     }
                 }
-                let envelope = try context.codec.decode(message.value)
+                let envelope = try context.codec.decode(message)
                 if envelope.hcode == .scheduleCancel, envelope.lcode == .request {
                     cancels.append((try CancelRequest.decode(msg: envelope.msg, key: message.keyString), message, signer))
                     continue
@@ -702,7 +703,7 @@ public struct ReplyHandler: Service {
         for message in batch {
             replies.increment()
             do {
-                let env = try context.codec.decode(message.value)
+                let env = try context.codec.decode(message)
                 guard env.lcode == .reply else {
                     throw MessageDecodingError(.invalidValue, field: "lcode", reason: "the replies topic takes lcode 2")
                 }
@@ -941,7 +942,7 @@ public struct ClusterStatusListener: Service {
         try await withTaskCancellationOrGracefulShutdownHandler {
             for await message in consumer {
                 do {
-                    let env = try codec.decode(message.value)
+                    let env = try codec.decode(message)
                     guard env.hcode == .clusterStatus else { continue }
                     switch assembler.apply(try ClusterReport.decode(env.msg)) {
                     case .updated(let state):

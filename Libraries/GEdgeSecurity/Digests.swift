@@ -11,6 +11,9 @@ public enum Digests {
 
     public static func sha256Hex(_ input: some Collection<UInt8>) -> String { Hex.encode(sha256(input)) }
 
+    /// The digest of bytes held elsewhere (a C library's buffer), without copying them.
+    public static func sha256Hex(_ buffer: UnsafeRawBufferPointer) -> String { Hex.encode(Array(SHA256.hash(data: buffer))) }
+
     public static func hmacSHA256(key: some Collection<UInt8>, message: some Collection<UInt8>) -> [UInt8] {
         Array(HMAC<SHA256>.authenticationCode(for: Array(message), using: SymmetricKey(data: Array(key))))
     }

@@ -100,7 +100,7 @@ func run() async throws {
         try await amqp.publish(routingKey: queue, message: AMQPMessage(body: Array("{}".utf8)))
         var activated = false
         while !activated, let m = await iterator.next() {
-            guard let env = try? EnvelopeCodec().decode(m.value), env.hcode == .scaleWorkload else { continue }
+            guard let env = try? EnvelopeCodec().decode(m), env.hcode == .scaleWorkload else { continue }
             if env.msg["replicas"]?.numberValue == 1 { activated = true }
         }
         if round > 0 { latencies.append(seconds(ContinuousClock.now - start) * 1000) }
@@ -108,7 +108,7 @@ func run() async throws {
         // Back at zero (cooldownPeriod 0) before the next round.
         var zero = false
         while !zero, let m = await iterator.next() {
-            guard let env = try? EnvelopeCodec().decode(m.value), env.hcode == .scaleWorkload else { continue }
+            guard let env = try? EnvelopeCodec().decode(m), env.hcode == .scaleWorkload else { continue }
             if env.msg["replicas"]?.numberValue == 0 { zero = true }
         }
         try await Task.sleep(for: .milliseconds(Int64.random(in: 50...300)))

@@ -258,7 +258,7 @@ func fleetEndToEnd(_ config: ConfigReader, fleet: Fleet, dir: URL, port: Int, br
     let outcomes = Mutex<(done: Int, completed: Int, last: ContinuousClock.Instant?)>((0, 0, nil))
     let readerTask = Task {
         for await m in reader {
-            let ok = (try? codec.decode(m.value))?.msg["state"]?.stringValue == "completed"
+            let ok = (try? codec.decode(m))?.msg["state"]?.stringValue == "completed"
             outcomes.withLock { o in
                 o.done += 1
                 if ok { o.completed += 1 }

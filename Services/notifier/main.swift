@@ -20,7 +20,9 @@ func runNotifier() async throws {
     let settings = try NotifierSettings(config)
     let pool = PostgresPool(configuration: try PostgresConfiguration(config, applicationName: "gedge-notifier"), logger: logger)
     try await PostgresMigrator(pool: pool, logger: logger).migrate(try RequestStore.migrations())
-    let amqp = try AMQPConfiguration(config)
+    var amqp = try AMQPConfiguration(config)
+    // A body past the event limit is dead-lettered anyway: only its prefix is read into memory.
+    amqp.maxBodyBytes = settings.maxEventBytes
     let http = HTTPClient(configuration: try HTTPClientConfiguration(config, prefix: "notifier.webhook.http"), logger: logger)
     let wake = Wakeup()
     let store = NotificationStore(pool: pool)

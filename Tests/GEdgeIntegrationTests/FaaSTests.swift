@@ -343,6 +343,42 @@ struct FaaSTests {
         await h.shutdown()
     }
 
+    /// An event of 20 MiB (RabbitMQ takes up to 128 MiB) is not read into memory whole: its
+    /// consumer, limited to the event size as the notifier is, keeps a prefix, dead-letters it
+    /// with the original's size and digest, and stores the next event.
+    @Test func anEventPastTheLimitIsDeadLetteredWithoutBeingHeld() async throws {
+        let h = try await SchedulerHarness()
+        let queue = TestEnv.unique("huge")
+        let c = try await amqp()
+        try await NotificationConsumer.declare(c, queue: queue)
+        let huge = Array(#"{"event_id":"huge-1","pad":""#.utf8) + [UInt8](repeating: UInt8(ascii: "x"), count: 20 << 20) + Array(#""}"#.utf8)
+        try await c.publish(routingKey: queue, message: AMQPMessage(body: huge, messageID: "huge"))
+        try await c.publish(routingKey: queue, message: AMQPMessage(body: Array(#"{"event_id":"after-huge","type":"fire"}"#.utf8)))
+        let settings = notifierSettings([queue], hook: nil)
+        var configuration = try AMQPConfiguration(url: TestEnv.amqpURL)
+        configuration.maxBodyBytes = settings.maxEventBytes
+        let consumerClient = AMQPClient(configuration: configuration, logger: TestEnv.logger)
+        _ = h.run([NotificationConsumer(queue: queue, client: consumerClient, pool: h.pool, settings: settings, wake: Wakeup(), logger: h.logger)])
+        try await eventually("the next event stored") { try await NotificationStore(pool: h.pool).get(eventID: "after-huge") != nil }
+        #expect(try await NotificationStore(pool: h.pool).get(eventID: "huge-1") == nil)
+
+        let dlq = try await amqp()
+        var it = try await dlq.consume(queue: queue + ".dlq", prefetch: 1).makeAsyncIterator()
+        let d = try #require(await it.next())
+        #expect(d.message.messageID == "huge")
+        #expect(d.message.headers["x-gedge-error-code"] == "too_large")
+        #expect(d.message.headers["x-gedge-error"]?.contains("\(huge.count) bytes exceeds the limit of \(settings.maxEventBytes)") == true)
+        #expect(d.message.headers["x-gedge-truncated"] == "true" && d.message.headers["x-gedge-original-bytes"] == String(huge.count))
+        #expect(d.message.headers["x-gedge-original-sha256"] == Digests.sha256Hex(huge))
+        #expect(d.message.body.count == AMQPDelivery.Oversize.prefixBytes && huge.starts(with: d.message.body))
+        try await dlq.ack(d)
+        await dlq.close()
+        _ = try await c.deleteQueue(queue)
+        _ = try await c.deleteQueue(queue + ".dlq")
+        await c.close()
+        await h.shutdown()
+    }
+
     /// The notifier process killed (SIGKILL) mid-stream and started again: every event is
     /// stored exactly once and the queue ends empty.
     @Test func notifierCrashLosesNothingAndStoresOnce() async throws {

@@ -90,6 +90,47 @@ struct UntrustedInputTests {
         await h.shutdown()
     }
 
+    /// A gzip batch that inflates to 64 MiB (as any producer may write one: the broker's limit
+    /// is on the compressed batch), a key past 16 KiB and headers past 64 KiB: each is
+    /// refused as it is read, only a prefix kept for its dead letter, which names the limit
+    /// and carries the original's size and digest; the next request is placed.
+    @Test func oversizedMessagesAreRefusedAsTheyAreRead() async throws {
+        let h = try await SchedulerHarness()
+        try await h.bind("p1", ["edge1"])
+        try await Self.edgeAndScheduler(h)
+        var pc = KafkaProducerConfiguration(client: h.kafka)
+        pc.client["compression.type"] = "gzip"
+        pc.client["message.max.bytes"] = String(100 << 20)
+        let attacker = try KafkaProducer(configuration: pc, logger: TestEnv.logger)
+        let inflated = Array(#"{"hcode":100,"lcode":1,"msg":{"request_id":"x","workload":""#.utf8) + [UInt8](repeating: UInt8(ascii: "A"), count: 64 << 20) + Array(#""}}"#.utf8)
+        _ = try await attacker.send(KafkaRecord(topic: Topics.scheduleRequests, key: "inflated", value: inflated))
+        let longKey = "k" + String(repeating: "x", count: 20 << 10)
+        _ = try await attacker.send(KafkaRecord(topic: Topics.scheduleRequests, key: longKey, value: h.codec.encode(request("long-key", .mostRequested).envelope(sourceCluster: "p"))))
+        _ = try await attacker.send(KafkaRecord(
+            topic: Topics.scheduleRequests, key: "headers", value: h.codec.encode(request("headers", .mostRequested).envelope(sourceCluster: "p")),
+            headers: (0..<3).map { KafkaHeader(key: "h\($0)", value: [UInt8](repeating: 0x41, count: 30 << 10)) }))
+        await attacker.shutdown()
+        try await h.submit(request("after-oversized", .mostRequested, cpu: "100m"))
+        #expect(try await h.waitFor("after-oversized", .completed).state == .completed)
+
+        let letters = try await dead(h, topic: Topics.scheduleRequests, count: 3)
+        func header(_ m: KafkaMessage, _ k: String) -> String? { m.header(k).map { String(decoding: $0, as: UTF8.self) } }
+        let big = try #require(letters.first { $0.keyString == "inflated" })
+        #expect(header(big, MessageHeaders.errorCode) == "too_large")
+        #expect(header(big, MessageHeaders.error)?.contains("message of \(inflated.count) bytes exceeds the limit of \(1 << 20)") == true, "\(header(big, MessageHeaders.error) ?? "")")
+        #expect(header(big, MessageHeaders.originalBytes) == String(inflated.count))
+        #expect(header(big, MessageHeaders.originalSHA256) == Digests.sha256Hex(inflated))
+        #expect(big.value.count <= 64 << 10 && big.value.starts(with: inflated.prefix(1000)))
+        let keyed = try #require(letters.first { $0.keyString?.hasPrefix("kxxx") == true })
+        #expect(header(keyed, MessageHeaders.errorField) == "key" && keyed.key!.count <= 16 << 10)
+        let headed = try #require(letters.first { $0.keyString == "headers" })
+        #expect(header(headed, MessageHeaders.errorField) == "headers")
+        #expect(header(headed, MessageHeaders.error)?.contains("exceed the limit of \(64 << 10)") == true)
+        // Neither reached the queue.
+        for id in ["long-key", "headers", "x"] { #expect(try await h.store.request(id: id) == nil, "\(id)") }
+        await h.shutdown()
+    }
+
     /// Garbage, deep JSON and a message near 1 MB on every Kafka topic the services read
     /// (replies, an agent's commands, results, cluster status): then a request goes all the
     /// way, its callback recorded.
