@@ -25,7 +25,7 @@ public final class KafkaAdmin: Sendable {
 
     public init(configuration: KafkaConfiguration, logger: Logger) throws(KafkaError) {
         context = KafkaClientContext(logger: logger)
-        handle = try makeKafkaHandle(type: RD_KAFKA_PRODUCER, conf: try configuration.makeConf(), context: context)
+        handle = try makeKafkaHandle(type: RD_KAFKA_PRODUCER, conf: try configuration.makeConf(for: .producer), context: context)
     }
 
     deinit {

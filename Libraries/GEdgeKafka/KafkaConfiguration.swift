@@ -52,11 +52,33 @@ public struct KafkaConfiguration: Sendable {
         set { properties[key] = newValue }
     }
 
-    /// Builds a librdkafka configuration object. The caller owns it until `rd_kafka_new` takes it.
-    func makeConf() throws(KafkaError) -> OpaquePointer {
+    /// The kind of librdkafka handle a configuration is for.
+    enum Role { case producer, consumer }
+
+    /// Properties librdkafka takes only for a consumer (its CONFIGURATION.md marks them C) or
+    /// only for a producer (P). One configuration serves a service's every client; each
+    /// handle is given only its own, instead of a CONFWARN at every start.
+    static let consumerOnly: Set<String> = [
+        "group.id", "group.instance.id", "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms",
+        "auto.offset.reset", "partition.assignment.strategy", "fetch.wait.max.ms", "fetch.min.bytes", "fetch.max.bytes",
+        "max.partition.fetch.bytes", "fetch.error.backoff.ms", "enable.auto.commit", "auto.commit.interval.ms",
+        "enable.auto.offset.store", "enable.partition.eof", "queued.min.messages", "queued.max.messages.kbytes",
+        "isolation.level", "check.crcs",
+    ]
+    static let producerOnly: Set<String> = [
+        "acks", "enable.idempotence", "message.timeout.ms", "linger.ms", "queue.buffering.max.ms", "batch.num.messages",
+        "batch.size", "compression.type", "compression.codec", "compression.level", "queue.buffering.max.messages",
+        "queue.buffering.max.kbytes", "message.send.max.retries", "retries", "partitioner",
+        "request.required.acks", "request.timeout.ms", "delivery.timeout.ms", "transactional.id",
+    ]
+
+    /// Builds a librdkafka configuration object for a handle of `role`. The caller owns it
+    /// until `rd_kafka_new` takes it.
+    func makeConf(for role: Role) throws(KafkaError) -> OpaquePointer {
         guard let conf = rd_kafka_conf_new() else { throw .configuration("rd_kafka_conf_new failed") }
         var errbuf = [CChar](repeating: 0, count: 512)
-        for (key, value) in properties.sorted(by: { $0.key < $1.key }) {
+        let other = role == .producer ? Self.consumerOnly : Self.producerOnly
+        for (key, value) in properties.sorted(by: { $0.key < $1.key }) where !other.contains(key) {
             if rd_kafka_conf_set(conf, key, value, &errbuf, errbuf.count) != RD_KAFKA_CONF_OK {
                 rd_kafka_conf_destroy(conf)
                 throw .configuration("\(key)=\(value): \(String(cString: errbuf))")

@@ -136,7 +136,7 @@ public final class KafkaConsumer: AsyncSequence, Sendable {
         context.cooperative = (configuration.client["partition.assignment.strategy"] ?? configuration.assignmentStrategy)
             .split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces) == "cooperative-sticky" }
         self.context = context
-        let conf = try configuration.properties().makeConf()
+        let conf = try configuration.properties().makeConf(for: .consumer)
         rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback)
         self.handle = try makeKafkaHandle(type: RD_KAFKA_CONSUMER, conf: conf, context: context)
         rd_kafka_poll_set_consumer(handle)

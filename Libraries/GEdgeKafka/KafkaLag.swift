@@ -17,7 +17,7 @@ public final class KafkaLagReader: Sendable {
         c.properties["enable.auto.commit"] = "false"
         self.group = group
         context = KafkaClientContext(logger: logger)
-        handle = try makeKafkaHandle(type: RD_KAFKA_CONSUMER, conf: try c.makeConf(), context: context)
+        handle = try makeKafkaHandle(type: RD_KAFKA_CONSUMER, conf: try c.makeConf(for: .consumer), context: context)
     }
 
     deinit {

@@ -17,7 +17,7 @@ public final class KafkaMockCluster: @unchecked Sendable {
         context = KafkaClientContext(logger: logger)
         var config = KafkaConfiguration(brokers: "", clientID: "gedge-mock-cluster")
         config.properties.removeValue(forKey: "bootstrap.servers")
-        handle = try makeKafkaHandle(type: RD_KAFKA_PRODUCER, conf: try config.makeConf(), context: context)
+        handle = try makeKafkaHandle(type: RD_KAFKA_PRODUCER, conf: try config.makeConf(for: .producer), context: context)
         guard let mc = rd_kafka_mock_cluster_new(handle, Int32(brokers)) else {
             rd_kafka_destroy(handle)
             throw .configuration("rd_kafka_mock_cluster_new failed")

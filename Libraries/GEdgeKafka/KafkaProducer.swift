@@ -122,7 +122,7 @@ public final class KafkaProducer: Sendable {
     public init(configuration: KafkaProducerConfiguration, logger: Logger) throws(KafkaError) {
         self.logger = logger
         self.context = KafkaClientContext(logger: logger)
-        let conf = try configuration.properties().makeConf()
+        let conf = try configuration.properties().makeConf(for: .producer)
         rd_kafka_conf_set_dr_msg_cb(conf, deliveryReportCallback)
         self.handle = try makeKafkaHandle(type: RD_KAFKA_PRODUCER, conf: conf, context: context)
         self.pollThread = DedicatedThread(name: "kafka-producer-poll")

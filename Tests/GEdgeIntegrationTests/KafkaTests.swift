@@ -2,6 +2,7 @@ import Foundation
 import GEdgeCore
 import GEdgeKafka
 import GEdgeScheduler
+import Logging
 import Synchronization
 import Testing
 
@@ -35,6 +36,48 @@ struct KafkaTests {
             if out.count >= count { break }
         }
         return out
+    }
+
+    /// A log handler that keeps what it is given.
+    final class Lines: Sendable {
+        let held = Mutex<[String]>([])
+    }
+
+    struct Recording: LogHandler {
+        let lines: Lines
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+            let all = self.metadata.merging(metadata ?? [:]) { $1 }
+            lines.held.withLock { $0.append("\(level) \(message) \(all)") }
+        }
+    }
+
+    /// One configuration serves a service's producer, consumers and admin (as every service
+    /// builds them): each librdkafka handle is given only its own properties, so that a start
+    /// logs no "is a consumer property and will be ignored" warning.
+    @Test func eachClientTakesOnlyItsOwnProperties() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, logger: logger)
+        let lines = Lines()
+        let recording = Logger(label: "test") { _ in Recording(lines: lines) }
+        let shared = KafkaConfiguration(brokers: cluster.bootstrapServers, clientID: "test", properties: [
+            "fetch.wait.max.ms": "10", "session.timeout.ms": "6000", "max.poll.interval.ms": "60000", "auto.offset.reset": "latest",
+            "linger.ms": "2", "compression.type": "lz4", "message.timeout.ms": "20000", "batch.num.messages": "100",
+        ])
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: shared), logger: recording)
+        let consumer = try KafkaConsumer(configuration: KafkaConsumerConfiguration(client: shared, groupID: TestEnv.unique("g"), topics: ["t"]), logger: recording)
+        let admin = try KafkaAdmin(configuration: shared, logger: recording)
+        try await Task.sleep(for: .milliseconds(500))
+        let warnings = lines.held.withLock { $0 }.filter { $0.contains("CONFWARN") || $0.contains("will be ignored") }
+        #expect(warnings.isEmpty, "\(warnings)")
+        consumer.stopPolling()
+        try await consumer.close()
+        await producer.shutdown()
+        _ = admin
     }
 
     @Test func producesAndConsumesWithKeysHeadersAndDeliveryReports() async throws {
