@@ -197,6 +197,7 @@ public final class Gateway: Sendable {
                 throw MessageDecodingError(.missingField, field: "msg.workload", reason: "required: the manifests to place (JSON, or YAML text)")
             }
             request.workload = try WorkloadText.normalize(request.workload)
+            request.parameters = KubeNames.parameters(request.parameters, namespaceFrom: request.workload)
             _ = try WorkloadRequirements.extract(workload: request.workload, parameters: request.parameters)
         } catch let error as MessageDecodingError {
             var field = error.field

@@ -1,5 +1,6 @@
 import Foundation
 import GEdgeCore
+import GEdgePlacement
 import GEdgePostgres
 import Synchronization
 
@@ -16,7 +17,7 @@ public struct GatewayStore: Sendable {
     static let requestColumns = """
         id, policy, state, fail_count, attempt, user_name, workspace_name, project_name, fast, placement, reason,
         callback_url, created_at, updated_at, finished_at, (extract(epoch FROM created_at) * 1000000)::bigint AS created_us,
-        \(workloadName) AS workload_name
+        \(workloadName) AS workload_name, parameters->>'namespace' AS namespace_parameter
         """
 
     /// The workload's name: a manifest's, or the first of a list's.
@@ -36,6 +37,11 @@ public struct GatewayStore: Sendable {
         if let reason: String = try r.decodeOptional("reason") { o["reason"] = .string(reason) }
         // Rows of the request queries carry the workload's name (those joined from services do not).
         if (try? r.index(of: "workload_name")) != nil, let name: String = try r.decodeOptional("workload_name") { o["workload_name"] = .string(name) }
+        if (try? r.index(of: "namespace_parameter")) != nil {
+            // Where its objects go, as the scheduler and the agent derive it.
+            let given: String? = try r.decodeOptional("namespace_parameter")
+            o["namespace"] = .string(KubeNames.namespace(project: try r.decode("project_name"), parameters: given.map { .object(["namespace": .string($0)]) } ?? .null))
+        }
         if let cb: String = try r.decodeOptional("callback_url") { o["callback_url"] = .string(cb) }
         if let f: Date = try r.decodeOptional("finished_at") { o["finished_at"] = f.iso8601 }
         return .object(o)

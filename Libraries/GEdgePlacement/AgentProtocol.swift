@@ -133,7 +133,6 @@ public enum KubeNames {
         return s.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { isDNSLabel(String($0)) }
     }
 
-    /// A project name made into a namespace name: lower case, `[a-z0-9-]`, 63 at most.
     /// The namespace a request's objects go to: `parameters.namespace` when it is a DNS
     /// label (the gateway sets it from a service definition, after checking the project
     /// owns it), otherwise the project's own.
@@ -142,6 +141,31 @@ public enum KubeNames {
         return namespace(forProject: project)
     }
 
+    /// The one namespace the manifests name (`metadata.namespace`, in a List's items too),
+    /// or nil when none names one or they name several.
+    public static func manifestNamespace(_ workload: JSONValue) -> String? {
+        var found: Set<String> = []
+        func visit(_ m: JSONValue, depth: Int) {
+            if case .array(let list) = m { for x in list { visit(x, depth: depth) }; return }
+            if m["kind"]?.stringValue == "List", depth < 2, let items = m["items"] { visit(items, depth: depth + 1) }
+            if let ns = m["metadata"]?["namespace"]?.stringValue { found.insert(ns) }
+        }
+        visit(workload, depth: 0)
+        return found.count == 1 ? found.first : nil
+    }
+
+    /// `parameters` with `namespace` taken from the manifests when the request names none, as
+    /// `kubectl apply -f` does without `-n`: an object that names its namespace goes there.
+    /// Whether the project owns it is admission's to check.
+    public static func parameters(_ parameters: JSONValue, namespaceFrom workload: JSONValue) -> JSONValue {
+        guard parameters["namespace"] == nil || parameters["namespace"] == .null, let ns = manifestNamespace(workload) else { return parameters }
+        var p: [String: JSONValue] = [:]
+        if case .object(let o) = parameters { p = o } else if parameters != .null { return parameters }
+        p["namespace"] = .string(ns)
+        return .object(p)
+    }
+
+    /// A project name made into a namespace name: lower case, `[a-z0-9-]`, 63 at most.
     public static func namespace(forProject p: String) -> String {
         var out = ""
         for c in p.lowercased().unicodeScalars {

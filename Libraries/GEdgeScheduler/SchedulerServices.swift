@@ -422,7 +422,10 @@ public struct RequestIngest: Service {
                 // YAML becomes JSON here (bounded by decode.max.*); a workload that cannot be read
                 // is recorded anyway and rejected by the policy worker with the reason, where the
                 // requester can see it.
-                if let json = try? WorkloadText.normalize(request.workload) { request.workload = json }
+                if let json = try? WorkloadText.normalize(request.workload) {
+                    request.workload = json
+                    request.parameters = KubeNames.parameters(request.parameters, namespaceFrom: json)
+                }
                 if let at = request.workload.pathOfNUL() ?? request.parameters.pathOfNUL() {
                     throw MessageDecodingError(.invalidValue, field: "msg." + at, reason: "a NUL character, which cannot be stored")
                 }

@@ -28,9 +28,9 @@ struct OriginalClientsTests {
         """
 
     /// A multipart form as `requests.post(url, files={'yaml_file': f}, data=...)` sends it.
-    static func form(_ fields: [(String, String)], boundary: String = "5d1c0ffee") -> (String, String) {
+    static func form(_ fields: [(String, String)], yaml: String = deployment, boundary: String = "5d1c0ffee") -> (String, String) {
         var body = ""
-        body += "--\(boundary)\r\nContent-Disposition: form-data; name=\"yaml_file\"; filename=\"web.yaml\"\r\n\r\n\(deployment)\r\n"
+        body += "--\(boundary)\r\nContent-Disposition: form-data; name=\"yaml_file\"; filename=\"web.yaml\"\r\n\r\n\(yaml)\r\n"
         for (k, v) in fields { body += "--\(boundary)\r\nContent-Disposition: form-data; name=\"\(k)\"\r\n\r\n\(v)\r\n" }
         body += "--\(boundary)--\r\n"
         return (body, "multipart/form-data; boundary=\(boundary)")
@@ -82,6 +82,24 @@ struct OriginalClientsTests {
         let lid = String(try #require(la["result"]?.stringValue).dropFirst("request_id:".count))
         let low = try await g.world.waitFor(lid, .completed)
         #expect(["edge2", "edge3"].contains(low.placement.arrayValue?.first?["cluster"]?.stringValue ?? ""), "\(low.placement)")
+
+        // A manifest that names its namespace goes there, as `kubectl apply -f` puts it,
+        // when the project owns it; one it does not own, or a system one, is refused.
+        try await g.bindNamespaces("p1", ["edge"])
+        let named = Self.deployment.replacingOccurrences(of: "metadata: {name: web}", with: "metadata: {name: web, namespace: edge}")
+        let (nb, nt) = Self.form(who + [("select_clusters", "['edge1']")], yaml: named)
+        let (ns, na) = try await g.call("POST", "/GEP/GSCH/test/select", token: token, body: nb, contentType: nt)
+        #expect(ns == 200, "\(na)")
+        let nid = String(try #require(na["result"]?.stringValue).dropFirst("request_id:".count))
+        _ = try await g.world.waitFor(nid, .completed)
+        let (_, nrec) = try await g.call("GET", "/v1/requests/\(nid)", token: token)
+        #expect(nrec["namespace"] == "edge", "\(nrec)")
+        #expect(recorded["namespace"] == "p1", "a manifest naming none goes to the project's own: \(recorded)")
+        for (other, why) in [("kube-system", "system namespace"), ("p2", "not bound to project 'p1'")] {
+            let (ob, ot) = Self.form(who + [("select_clusters", "['edge1']")], yaml: named.replacingOccurrences(of: "namespace: edge", with: "namespace: \(other)"))
+            let (os, oa) = try await g.call("POST", "/GEP/GSCH/test/select", token: token, body: ob, contentType: ot)
+            #expect(os == 403 && oa["Error"]?["Detail"]?.stringValue?.contains(why) == true, "\(other): \(os) \(oa)")
+        }
 
         let (_, names) = try await g.call("GET", "/GEP/GSCH/policyNameList", token: token)
         let listed = Set(names["result"]?.arrayValue?.compactMap(\.stringValue) ?? [])

@@ -26,6 +26,26 @@ import Testing
         } catch { return error }
     }
 
+    /// A request that names no namespace goes where its manifests say, as `kubectl apply -f`
+    /// without `-n`; one the request names wins (admission then refuses a manifest naming
+    /// another); manifests naming several leave it to the project's own, and are refused.
+    @Test func theManifestsNamespaceIsTheRequestsWhenItNamesNone() {
+        func named(_ ns: String?) -> JSONValue {
+            var meta: [String: JSONValue] = ["name": "d"]
+            if let ns { meta["namespace"] = .string(ns) }
+            return .object(["kind": "Deployment", "metadata": .object(meta)])
+        }
+        #expect(KubeNames.parameters(.object([:]), namespaceFrom: named("team"))["namespace"] == "team")
+        #expect(KubeNames.parameters(.null, namespaceFrom: named("team"))["namespace"] == "team")
+        #expect(KubeNames.parameters(.object(["namespace": "p1"]), namespaceFrom: named("team"))["namespace"] == "p1")
+        #expect(KubeNames.parameters(.object([:]), namespaceFrom: named(nil))["namespace"] == nil)
+        #expect(KubeNames.parameters(.object([:]), namespaceFrom: .array([named("team"), named(nil), named("team")]))["namespace"] == "team")
+        #expect(KubeNames.parameters(.object([:]), namespaceFrom: .array([named("team"), named("other")]))["namespace"] == nil)
+        let list: JSONValue = .object(["kind": "List", "items": .array([named("team")])])
+        #expect(KubeNames.parameters(.object(["x": 1]), namespaceFrom: list) == .object(["x": 1, "namespace": "team"]))
+        #expect(KubeNames.namespace(project: "p1", parameters: KubeNames.parameters(.object([:]), namespaceFrom: named("team"))) == "team")
+    }
+
     @Test func namespacesAreTheProjectsOwnOrBound() {
         #expect(refusal(Self.pod(["containers": .array([Self.container()])])) == nil)
         #expect(refusal(Self.pod(["containers": .array([Self.container()])]), namespace: "team") == nil)
