@@ -195,9 +195,12 @@ final class Connection: @unchecked Sendable {
     }
 
     /// A passive declare: the queue's ready-message and consumer counts. Throws `.notFound`
-    /// if the queue does not exist.
+    /// if the queue does not exist. A reading, not a change: with the broker away it fails
+    /// after `connectTimeout` (a poller reads again at its next turn) instead of waiting for
+    /// the connection to come back.
     func queueInfo(_ name: String) async throws -> AMQPQueueInfo {
-        try await call(retry: true) { client, c in
+        try await waitUntilConnected(timeout: configuration.connectTimeout)
+        return try await call(retry: false) { client, c in
             try client.declareQueueOnThread(c, AMQPQueueSpec(name: name), passive: true)
         }
     }

@@ -41,11 +41,18 @@ public final class InFlightTracker: Service, Sendable {
 
     public func run() async throws {
         let queue = "gedge.faas.inflight.\(UUID().uuidString.prefix(8).lowercased())"
-        try await client.declareExchange(InFlightReport.exchange, type: .fanout, durable: true)
-        try await client.declareQueue(AMQPQueueSpec(name: queue, durable: false, exclusive: true, autoDelete: true))
-        try await client.bindQueue(queue, exchange: InFlightReport.exchange, routingKey: "")
-        let deliveries = try await client.consume(queue: queue, prefetch: 256)
-        await withTaskCancellationOrGracefulShutdownHandler {
+        try await withTaskCancellationOrGracefulShutdownHandler {
+            // Under the shutdown handler: a SIGTERM while the broker is away closes the client,
+            // which ends these waits.
+            let deliveries: AMQPDeliveries
+            do {
+                try await client.declareExchange(InFlightReport.exchange, type: .fanout, durable: true)
+                try await client.declareQueue(AMQPQueueSpec(name: queue, durable: false, exclusive: true, autoDelete: true))
+                try await client.bindQueue(queue, exchange: InFlightReport.exchange, routingKey: "")
+                deliveries = try await client.consume(queue: queue, prefetch: 256)
+            } catch let e as AMQPError where e.code == .closed {
+                return
+            }
             for await d in deliveries {
                 do { record(try InFlightReport.decode(d.message.body)) } catch {
                     logger.warning("in-flight report not understood", metadata: [LogKeys.error: "\(error)"])

@@ -81,9 +81,16 @@ public struct NotificationConsumer: Service {
     }
 
     public func run() async throws {
-        try await Self.declare(client, queue: queue)
-        let deliveries = try await client.consume(queue: queue, prefetch: settings.prefetch)
         try await withTaskCancellationOrGracefulShutdownHandler {
+            // Declared under the shutdown handler: with the broker away these wait for it, and
+            // a SIGTERM meanwhile closes the client, which ends them.
+            let deliveries: AMQPDeliveries
+            do {
+                try await Self.declare(client, queue: queue)
+                deliveries = try await client.consume(queue: queue, prefetch: settings.prefetch)
+            } catch let e as AMQPError where e.code == .closed {
+                return
+            }
             while true {
                 let batch = await deliveries.nextBatch(max: settings.batch)
                 if batch.isEmpty { break }

@@ -171,4 +171,22 @@ struct AMQPTests {
         await c.close()
         #expect(throws: AMQPError.self) { try AMQPConfiguration(url: "http://nope") }
     }
+
+    /// A queue's depth is a reading: with the broker away it fails after the connect
+    /// timeout (the scalers read again at their next turn) instead of waiting for it; and a
+    /// declare waiting for the broker ends when the client is closed (a SIGTERM meanwhile).
+    @Test func readingsFailAndWaitsEndWhileTheBrokerIsAway() async throws {
+        var configuration = try AMQPConfiguration(url: "amqp://guest:guest@127.0.0.1:1/", connectTimeout: .seconds(1))
+        configuration.maxReconnectDelay = .milliseconds(200)
+        let c = AMQPClient(configuration: configuration, logger: logger)
+        let started = ContinuousClock.now
+        await #expect(throws: AMQPError.self) { _ = try await c.queueInfo("depth") }
+        #expect(ContinuousClock.now - started < .seconds(5))
+        let declare = Task { try await c.declareQueue(AMQPQueueSpec(name: "waits")) }
+        try await Task.sleep(for: .milliseconds(300))
+        let closing = ContinuousClock.now
+        await c.close()
+        await #expect(throws: AMQPError.self) { _ = try await declare.value }
+        #expect(ContinuousClock.now - closing < .seconds(3))
+    }
 }

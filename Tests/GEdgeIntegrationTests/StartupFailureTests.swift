@@ -182,6 +182,33 @@ struct StartupFailureTests {
         #expect(!text.contains("did not stop within"), "\(service): \(text.suffix(300))")
     }
 
+    /// SIGTERM while a service's database and Kafka are up and RabbitMQ is away (nothing
+    /// listens): the notifier's and faas-trigger's declares, which wait for the broker, give
+    /// way to the shutdown at once, not after the grace.
+    @Test(arguments: ["notifier", "faas-trigger"])
+    func sigtermEndsAServiceWaitingForRabbitMQ(service: String) async throws {
+        let h = try await SchedulerHarness()
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnv.unique("away-\(service)") + ".log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let child = try GEdgeCore.ChildProcess(service, [
+            "--http-port", "0", "--log-level", "info", "--log-format", "text", "--shutdown-grace", "20s",
+            "--postgres-url", h.schemaURL, "--kafka-brokers", h.cluster.bootstrapServers, "--amqp-url", "amqp://guest:guest@127.0.0.1:1/",
+        ], logFile: log, directory: TestEnv.binDir)
+        // Its services started (the server listens), and the broker tried since.
+        try await eventually("\(service) serves and tries the broker") {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            guard let listening = text.range(of: "listening") else { return false }
+            return text[listening.upperBound...].contains("AMQP connect failed")
+        }
+        let started = ContinuousClock.now
+        kill(child.pid, SIGTERM)
+        try await eventually("\(service) ended", timeout: .seconds(30)) { !child.isRunning }
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(ContinuousClock.now - started < .seconds(10), "\(service) took \(ContinuousClock.now - started): \(text.suffix(600))")
+        #expect(!text.contains("did not stop within"), "\(service): \(text.suffix(300))")
+        await h.shutdown()
+    }
+
     @Test func aTakenPortEndsTheGatewayAtOnce() async throws {
         let taken = try PortReservation()
         defer { taken.release() }
