@@ -73,7 +73,7 @@ public struct AcceleratorMonitor: Service {
                 failures.increment()
                 logger.error("labelling failed; retrying next scan", metadata: [LogKeys.node: .string(node), LogKeys.error: "\(error)"])
             }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            await Task.sleepUnlessShuttingDown(for: interval)
         }
     }
 

@@ -224,7 +224,7 @@ public final class LatencyProber: Service, Sendable {
                     learn(cluster, coordinate: other, rtt: ms, near: await peerNeighbours(endpoint))
                 }
             }
-            try? await Task.sleep(for: interval)
+            await Task.sleepUnlessShuttingDown(for: interval)
         }
         await http?.shutdown()
     }

@@ -73,7 +73,7 @@ public actor PushAgents: Service {
             } catch {
                 logger.error("registered clusters not read; serving on", metadata: [LogKeys.error: "\(error)"])
             }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.settings.interval) }
+            await Task.sleepUnlessShuttingDown(for: self.settings.interval)
         }
         // Leaving: every cluster stopped cleanly and its lease let go for another agent.
         let names = Array(served.keys)

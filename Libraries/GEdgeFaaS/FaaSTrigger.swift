@@ -440,7 +440,7 @@ public struct FaaSTrigger: Service {
             } catch {
                 logger.error("functions not loaded", metadata: [LogKeys.error: "\(error)"])
             }
-            try? await Task.sleep(for: settings.reloadInterval)
+            await Task.sleepUnlessShuttingDown(for: settings.reloadInterval)
         }
         for r in running.values { r.task.cancel() }
         for r in running.values { await r.task.value }

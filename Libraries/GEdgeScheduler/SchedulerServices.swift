@@ -998,7 +998,7 @@ public struct LeaseReaper: Service {
             } catch {
                 context.logger.error("lease check failed", metadata: [LogKeys.error: "\(error)"])
             }
-            try? await Task.sleep(for: interval)
+            await Task.sleepUnlessShuttingDown(for: interval)
         }
     }
 }
@@ -1021,7 +1021,7 @@ public struct SchedulerGauges: Service {
         var reportAges: [String: Gauge] = [:]
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             await sample(&reportAges)
-            try? await Task.sleep(for: interval)
+            await Task.sleepUnlessShuttingDown(for: interval)
         }
     }
 

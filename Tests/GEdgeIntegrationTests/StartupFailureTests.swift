@@ -209,6 +209,36 @@ struct StartupFailureTests {
         await h.shutdown()
     }
 
+    /// SIGTERM to a service that runs with every server up: it ends at once, not after its
+    /// periodic loops' intervals (a service group stops its services one after another; the
+    /// scheduler's gauges, sampled every 60 s here, used to hold the rest for up to that).
+    @Test(arguments: ["scheduler", "agent", "gateway", "autoscaler", "faas-trigger", "notifier"])
+    func sigtermEndsARunningServiceAtOnce(service: String) async throws {
+        let h = try await SchedulerHarness()
+        let topology = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../config/topology-seed.json").path
+        let extra: [String: [String]] = [
+            "scheduler": ["--scheduler-producers", "trusted", "--scheduler-gauges-interval", "60s", "--scheduler-instance", TestEnv.unique("term")],
+            "agent": ["--agent-cluster", "edge1", "--agent-driver", "simulated", "--agent-topology", topology],
+            "gateway": ["--gateway-admin-token", Hex.random(bytes: 16)],
+        ]
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnv.unique("run-\(service)") + ".log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let child = try GEdgeCore.ChildProcess(service, [
+            "--http-port", "0", "--log-level", "info", "--log-format", "text", "--shutdown-grace", "20s",
+            "--postgres-url", h.schemaURL, "--kafka-brokers", h.cluster.bootstrapServers, "--amqp-url", TestEnv.amqpURL,
+        ] + (extra[service] ?? []), logFile: log, directory: TestEnv.binDir)
+        try await eventually("\(service) serves") { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("listening") }
+        try await Task.sleep(for: .seconds(2))
+        #expect(child.isRunning)
+        let started = ContinuousClock.now
+        kill(child.pid, SIGTERM)
+        try await eventually("\(service) ended", timeout: .seconds(30)) { !child.isRunning }
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(ContinuousClock.now - started < .seconds(6), "\(service) took \(ContinuousClock.now - started): \(text.suffix(600))")
+        #expect(!text.contains("did not stop within"), "\(service): \(text.suffix(300))")
+        await h.shutdown()
+    }
+
     @Test func aTakenPortEndsTheGatewayAtOnce() async throws {
         let taken = try PortReservation()
         defer { taken.release() }
