@@ -13,6 +13,14 @@ script_help "$@"
 bin="${GEDGE_BIN_DIR:-$root/.build/debug}"
 state="$root/.local"
 mkdir -p "$state"
+# A step whose outcome did not come: say which, show the logs named, end with status 1 (the
+# EXIT trap stops what was started).
+fail() {
+  local what="$1"; shift
+  echo "demo: $what" >&2
+  for log in "$@"; do echo "--- $state/$log.log (last lines)" >&2; tail -n 15 "$state/$log.log" >&2; done
+  exit 1
+}
 
 agents=()
 for c in cloud edge1 edge2; do
@@ -45,6 +53,8 @@ for _ in $(seq 1 100); do
   [ "$("$ctl" --json clusters | python3 -c 'import json,sys; print(sum(1 for c in json.load(sys.stdin)["clusters"] if not c["stale"]))')" = 3 ] && break
   sleep 0.2
 done
+[ "$("$ctl" --json clusters | python3 -c 'import json,sys; print(sum(1 for c in json.load(sys.stdin)["clusters"] if not c["stale"]))')" = 3 ] \
+  || fail "the three clusters did not all report within 20 s" agent-cloud agent-edge1 agent-edge2 scheduler
 echo "== scheduler ready (pid $scheduler; ops on http://127.0.0.1:9101/metrics; log $state/scheduler.log)"
 echo "== gateway ready on http://127.0.0.1:8888 (pid $gateway; admin token in $state/admin-token; log $state/gateway.log)"
 "$ctl" clusters
@@ -105,6 +115,7 @@ for _ in $(seq 1 150); do
   [ "$n" = 12 ] && break
   sleep 0.2
 done
+[ "$n" = 12 ] || fail "$n of 12 detections stored and delivered after 30 s" notifier faas-trigger
 echo "== 12 detections stored and delivered, signed, to the webhook:"
 echo "   webhook calls with a valid signature: $(grep -c "signature valid" "$state/sink.log" || true)"
 curl -fsS "http://127.0.0.1:9105/v1/notifications?limit=500" | python3 -c "
@@ -116,6 +127,8 @@ for _ in $(seq 1 100); do
   [ "$("$ctl" --json functions | python3 -c 'import json,sys; print(json.load(sys.stdin)["functions"][0]["replicas"])')" = 0 ] && break
   sleep 0.3
 done
+[ "$("$ctl" --json functions | python3 -c 'import json,sys; print(json.load(sys.stdin)["functions"][0]["replicas"])')" = 0 ] \
+  || fail "the function did not go back to zero within 30 s" faas-trigger
 "$ctl" function detail-detection/darknet-detail-detection-scaling
 
 echo
@@ -132,10 +145,12 @@ replicas() { "$ctl" --token "$token" --json scaling get shop/web | python3 -c 'i
 echo "== offering 48 CPUs to shop/web (4-CPU replicas at a 50 % target want 24; the maximum is 12)"
 "$bin/gedge-demo" --demo-load shop/web=48000
 for _ in $(seq 1 60); do [ "$(replicas)" = "12 2" ] && break; sleep 1; done
+[ "$(replicas)" = "12 2" ] || fail "shop/web did not reach 12 replicas over 2 clusters within 60 s ($(replicas))" autoscaler
 "$ctl" --token "$token" scaling get shop/web
 echo "== load falls to 1 CPU: the neighbour gives its replicas back first, then edge2 shrinks"
 "$bin/gedge-demo" --demo-load shop/web=1000
 for _ in $(seq 1 60); do [ "$(replicas)" = "1 1" ] && break; sleep 1; done
+[ "$(replicas)" = "1 1" ] || fail "shop/web did not come back to 1 replica at home within 60 s ($(replicas))" autoscaler
 "$ctl" --token "$token" scaling decisions shop/web
 
 echo
