@@ -1,4 +1,5 @@
 import ArgumentParser
+import Synchronization
 import Foundation
 import GEdgeCore
 import GEdgeHTTPClient
@@ -76,13 +77,18 @@ struct Global: ParsableArguments {
     @Flag(name: .customLong("insecure-skip-tls-verify"), help: "Do not check the server's certificate (tests only).") var insecure = false
     @Option(name: [.short, .customLong("output")], help: "table, wide, json or yaml.") var output: OutputFormat?
     @Flag(help: "The same as -o json.") var json = false
+    @Flag(name: .customLong("no-headers"), help: "Tables (-o table, -o wide) without their header line, as kubectl prints them for scripts.") var noHeaders = false
+
+    mutating func validate() throws {
+        TableStyle.headers.store(!noHeaders, ordering: .relaxed)
+    }
 
     var format: OutputFormat { output ?? (json ? .json : .table) }
     /// JSON or YAML: the answer as it is, for scripts.
     var machineReadable: Bool { format == .json || format == .yaml }
 
     static let valued: Set<String> = ["--server", "--token", "--token-file", "--context", "--ca-file", "-o", "--output"]
-    static let switches: Set<String> = ["--insecure-skip-tls-verify", "--json"]
+    static let switches: Set<String> = ["--insecure-skip-tls-verify", "--json", "--no-headers"]
 
     /// Global options given before the subcommand's name moved after it.
     static func movedAfterSubcommand(_ argv: [String]) -> [String] {
@@ -349,6 +355,11 @@ enum YAMLOut {
     }
 }
 
+/// How tables print, from the global options.
+enum TableStyle {
+    static let headers = Atomic<Bool>(true)
+}
+
 func table(_ header: [String], _ rows: [[String]]) {
     var widths = header.map(\.count)
     for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
@@ -356,7 +367,7 @@ func table(_ header: [String], _ rows: [[String]]) {
         cells.enumerated().map { i, c in i == cells.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
             .joined(separator: "  ")
     }
-    print(line(header))
+    if TableStyle.headers.load(ordering: .relaxed) { print(line(header)) }
     for r in rows { print(line(r)) }
 }
 

@@ -475,6 +475,11 @@ struct GedgectlTests {
         #expect(noNode == 1)
         let (gotClusters, clusterTable) = try await ctl(g, token: token, ["get", "clusters"])
         #expect(gotClusters == 0 && clusterTable.first?.hasPrefix("CLUSTER") == true && clusterTable.dropFirst().first?.hasPrefix("edge1") == true, "\(clusterTable)")
+        // --no-headers, anywhere on the line, as scripts use kubectl's.
+        let (bare, bareTable) = try await ctl(g, token: token, ["get", "clusters", "--no-headers"])
+        #expect(bare == 0 && bareTable == Array(clusterTable.dropFirst()), "\(bareTable)")
+        let (_, bareNodes) = try await ctl(g, token: token, ["--no-headers", "get", "nodes", "-o", "wide"])
+        #expect(bareNodes.first?.hasPrefix("e1-1") == true && !bareNodes.contains { $0.hasPrefix("NAME") || $0.hasPrefix("NODE") }, "\(bareNodes)")
         let (noKind, _) = try await ctl(g, token: token, ["get", "gizmos", "x"])
         #expect(noKind == 64)
         // The suite's own objects under the same verb: the list, and one by name.
