@@ -200,13 +200,18 @@ struct StartupFailureTests {
             guard let listening = text.range(of: "listening") else { return false }
             return text[listening.upperBound...].contains("AMQP connect failed")
         }
+        try await Self.expectPromptStop(child, service, log: log, within: .seconds(10))
+        await h.shutdown()
+    }
+
+    /// Sends SIGTERM and expects the process to end within `bound`, its watchdog unneeded.
+    static func expectPromptStop(_ child: GEdgeCore.ChildProcess, _ service: String, log: String, within bound: Duration) async throws {
         let started = ContinuousClock.now
         kill(child.pid, SIGTERM)
         try await eventually("\(service) ended", timeout: .seconds(30)) { !child.isRunning }
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        #expect(ContinuousClock.now - started < .seconds(10), "\(service) took \(ContinuousClock.now - started): \(text.suffix(600))")
+        #expect(ContinuousClock.now - started < bound, "\(service) took \(ContinuousClock.now - started): \(text.suffix(600))")
         #expect(!text.contains("did not stop within"), "\(service): \(text.suffix(300))")
-        await h.shutdown()
     }
 
     /// SIGTERM to a service that runs with every server up: it ends at once, not after its
@@ -230,12 +235,7 @@ struct StartupFailureTests {
         try await eventually("\(service) serves") { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("listening") }
         try await Task.sleep(for: .seconds(2))
         #expect(child.isRunning)
-        let started = ContinuousClock.now
-        kill(child.pid, SIGTERM)
-        try await eventually("\(service) ended", timeout: .seconds(30)) { !child.isRunning }
-        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        #expect(ContinuousClock.now - started < .seconds(6), "\(service) took \(ContinuousClock.now - started): \(text.suffix(600))")
-        #expect(!text.contains("did not stop within"), "\(service): \(text.suffix(300))")
+        try await Self.expectPromptStop(child, service, log: log, within: .seconds(6))
         await h.shutdown()
     }
 
