@@ -54,12 +54,17 @@ public final class ProjectPolicyStore: Sendable {
 
     public func dropCache() { cache.withLock { $0.at = nil } }
 
-    /// The policy as PostgreSQL has it now, unless it was read in the last 250 ms: for a
-    /// refusal, which must not come from a cache older than an admin's change.
+    /// The policy as PostgreSQL has it now, read for this call: for a refusal, which must not
+    /// come from a cache older than an admin's change (however recent the cache, the change
+    /// may be more recent still: a namespace bound a moment before the request came).
     public func freshPolicy(project: String) async throws -> ProjectPolicy {
-        let recent = cache.withLock { c in c.at.map { ContinuousClock.now - $0 < .milliseconds(250) } ?? false }
-        if !recent { dropCache() }
-        return try await policy(project: project)
+        let now = ContinuousClock.now
+        let all = try await loadAll()
+        cache.withLock { c in
+            // Kept unless a load that began later was stored meanwhile.
+            if c.at.map({ $0 <= now }) ?? true { c = (all, now) }
+        }
+        return all[project] ?? ProjectPolicy()
     }
 
     /// Binds namespaces to a project (all of them, with `replace`). A namespace another

@@ -109,7 +109,14 @@ struct ConsoleActionsTests {
             typeIn("#request-filter input[name=cluster]", "edge1"),
             typeIn("#request-filter input[name=name]", "CONS-A"),
             click("#request-filter button"), wait("table.requests", "w-cons-a"),
-            evaluate("[...document.querySelectorAll('table.requests tbody tr')].map(r => r.cells[0].textContent + '|' + r.cells[1].textContent)"),
+            // The rows once the filtered answer replaced the list (the list holds w-cons-a too).
+            evaluate("""
+                new Promise(ok => {
+                  const end = Date.now() + 15000;
+                  const rows = () => [...document.querySelectorAll('table.requests tbody tr')].map(r => r.cells[0].textContent + '|' + r.cells[1].textContent);
+                  (function poll() { const r = rows(); if (!r.some(x => x.startsWith('cons-b')) || Date.now() > end) ok(r); else setTimeout(poll, 100); })();
+                })
+                """),
         ] + shot("requests"))
         #expect(filtered == [.array(["cons-a|w-cons-a"])], "\(filtered)")
         let (_, apiFiltered) = try await g.call("GET", "/v1/requests?cluster=edge1&name=cons-b", token: token)

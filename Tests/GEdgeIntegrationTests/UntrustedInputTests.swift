@@ -131,6 +131,19 @@ struct UntrustedInputTests {
         await h.shutdown()
     }
 
+    /// A refusal is checked against PostgreSQL as it is now: a namespace another process
+    /// (the gateway) bound a moment after this one's cache was loaded is seen at once.
+    @Test func aRefusalReadsTheBindingJustMade() async throws {
+        let h = try await SchedulerHarness()
+        let scheduler = ProjectPolicyStore(pool: h.pool), gateway = ProjectPolicyStore(pool: h.pool)
+        #expect(try await scheduler.policy(project: "p1").namespaces.isEmpty)
+        try await gateway.bind(project: "p1", namespaces: ["team-a"], replace: false)
+        #expect(try await scheduler.policy(project: "p1").namespaces.isEmpty, "the cache still holds the old policy")
+        #expect(try await scheduler.freshPolicy(project: "p1").namespaces == ["team-a"])
+        #expect(try await scheduler.policy(project: "p1").namespaces == ["team-a"], "and keeps it")
+        await h.shutdown()
+    }
+
     /// Garbage, deep JSON and a message near 1 MB on every Kafka topic the services read
     /// (replies, an agent's commands, results, cluster status): then a request goes all the
     /// way, its callback recorded.
